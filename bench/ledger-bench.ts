@@ -1,0 +1,231 @@
+import { ClassicLevel } from "classic-level";
+import { Wallet } from "ethers";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { NativeEvent } from "../services/core/event.ts";
+import { Ledger } from "../services/ledger/ledger.ts";
+import type { BenchRow } from "./table.ts";
+import { percentile } from "./table.ts";
+
+/** A realistic BALP PatientRead-like access event, varied per index. */
+export function benchEvent(i: number, patients: number): NativeEvent {
+  return {
+    recorded: new Date(Date.UTC(2026, 0, 1) + i * 37).toISOString(),
+    action: "R",
+    type: {
+      system: "http://terminology.hl7.org/CodeSystem/audit-event-type",
+      code: "rest",
+      display: "Restful Operation",
+    },
+    subtype: [{ system: "http://hl7.org/fhir/restful-interaction", code: "read", display: "read" }],
+    outcome: 0,
+    purposeOfUse: ["TREAT"],
+    breakGlass: false,
+    agents: [
+      {
+        who: {
+          system: "urn:oid:1.2.840.114350",
+          value: `clinician-${i % 5000}`,
+          display: `Dr. Clinician ${i % 5000}`,
+        },
+        organization: "Organization/hospital-a",
+        requestor: true,
+        network: { address: "10.1.2.3", type: "2" },
+      },
+    ],
+    source: {
+      organization: "Organization/hospital-a",
+      observer: "Device/ehr-1",
+      site: "Main campus",
+    },
+    patient: { system: "urn:oid:2.16.840.1.113883.4.1", value: `MRN-${i % patients}` },
+    entities: [{ what: `Observation/${i}` }],
+  } as NativeEvent;
+}
+
+async function tempDir(label: string): Promise<string> {
+  return mkdtemp(path.join(tmpdir(), `veritrail-bench-${label}-`));
+}
+
+const signer = new Wallet("0x" + "42".repeat(32));
+
+async function openLedger(location: string, batchMaxEvents = 10_000): Promise<Ledger> {
+  return Ledger.open({
+    location,
+    receiptSigner: signer,
+    batchMaxEvents,
+    batchMaxWaitMs: 1_000,
+    anchorDeadlineMs: 3_600_000,
+    groupCommitMaxEvents: 4_096,
+  });
+}
+
+/** Raw synced LevelDB batches of `perBatch` puts of entry-sized values: the disk's ceiling. */
+async function rawLevelSyncedBatches(total: number, perBatch: number): Promise<number> {
+  const dir = await tempDir("raw");
+  const db = new ClassicLevel<string, Buffer>(dir, { valueEncoding: "buffer" });
+  await db.open();
+  const value = randomBytes(600);
+  const t0 = performance.now();
+  for (let done = 0; done < total; done += perBatch) {
+    const ops = [];
+    for (let j = 0; j < perBatch; j++)
+      ops.push({
+        type: "put" as const,
+        key: `e:${(done + j).toString(16).padStart(12, "0")}`,
+        value,
+      });
+    await db.batch(ops, { sync: true });
+  }
+  const rate = total / ((performance.now() - t0) / 1000);
+  await db.close();
+  await rm(dir, { recursive: true, force: true });
+  return rate;
+}
+
+/** The naive design: one synced put per event, callers serialised on the disk. */
+async function rawLevelOneFsyncPerEvent(
+  total: number,
+  concurrency: number,
+): Promise<{ rate: number; p50: number; p99: number }> {
+  const dir = await tempDir("naive");
+  const db = new ClassicLevel<string, Buffer>(dir, { valueEncoding: "buffer" });
+  await db.open();
+  const value = randomBytes(600);
+  let next = 0;
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const seq = next++;
+        const s = performance.now();
+        await db.put(`e:${seq.toString(16).padStart(12, "0")}`, value, { sync: true });
+        latencies.push(performance.now() - s);
+      }
+    }),
+  );
+  const rate = total / ((performance.now() - t0) / 1000);
+  await db.close();
+  await rm(dir, { recursive: true, force: true });
+  return { rate, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+export async function benchBulkIngest(opts: {
+  total: number;
+  perCall: number;
+}): Promise<BenchRow[]> {
+  const baseline = await rawLevelSyncedBatches(opts.total, opts.perCall);
+  const dir = await tempDir("bulk");
+  const ledger = await openLedger(dir);
+  const events = Array.from({ length: opts.total }, (_, i) => benchEvent(i, 100_000));
+  const t0 = performance.now();
+  for (let i = 0; i < opts.total; i += opts.perCall)
+    await ledger.ingest(events.slice(i, i + opts.perCall));
+  const rate = opts.total / ((performance.now() - t0) / 1000);
+  await ledger.close();
+  await rm(dir, { recursive: true, force: true });
+  return [
+    {
+      name: `bulk ingest, ${opts.perCall}/call, durable (in-process)`,
+      value: rate,
+      unit: "events/s",
+      baselineName: `raw LevelDB synced batches of ${opts.perCall}`,
+      baseline,
+      target: { op: ">=", value: 50_000 },
+    },
+  ];
+}
+
+export async function benchConcurrentSingles(opts: {
+  total: number;
+  concurrency: number;
+}): Promise<BenchRow[]> {
+  const naive = await rawLevelOneFsyncPerEvent(Math.min(opts.total, 5_000), opts.concurrency);
+  const dir = await tempDir("single");
+  const ledger = await openLedger(dir);
+  let next = 0;
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (next < opts.total) {
+        const i = next++;
+        const s = performance.now();
+        await ledger.ingest([benchEvent(i, 100_000)]);
+        latencies.push(performance.now() - s);
+      }
+    }),
+  );
+  const rate = opts.total / ((performance.now() - t0) / 1000);
+  await ledger.close();
+  await rm(dir, { recursive: true, force: true });
+  return [
+    {
+      name: `single-event calls, ${opts.concurrency} concurrent, durable (in-process)`,
+      value: rate,
+      unit: "events/s",
+      baselineName: "naive one fsync per event",
+      baseline: naive.rate,
+      target: { op: ">=", value: 5_000 },
+    },
+    {
+      name: `single-event latency p99, ${opts.concurrency} concurrent (in-process)`,
+      value: percentile(latencies, 99),
+      unit: "ms",
+      baselineName: "naive one fsync per event p99",
+      baseline: naive.p99,
+    },
+  ];
+}
+
+/** Builds a log of `size` events, seals it, then times proofs for random seqs. */
+export async function benchProofs(opts: {
+  size: number;
+  samples: number;
+  batchMaxEvents: number;
+}): Promise<BenchRow[]> {
+  const dir = await tempDir("proof");
+  const ledger = await openLedger(dir, opts.batchMaxEvents);
+  const perCall = 2_000;
+  const t0 = performance.now();
+  for (let i = 0; i < opts.size; i += perCall) {
+    const n = Math.min(perCall, opts.size - i);
+    await ledger.ingest(
+      Array.from({ length: n }, (_, j) =>
+        benchEvent(i + j, Math.max(1, Math.floor(opts.size / 10))),
+      ),
+    );
+  }
+  await ledger.sealPending();
+  const buildSeconds = (performance.now() - t0) / 1000;
+  const latencies: number[] = [];
+  for (let k = 0; k < opts.samples; k++) {
+    const seq = Math.floor(Math.random() * opts.size);
+    const s = performance.now();
+    await ledger.prove(seq);
+    latencies.push(performance.now() - s);
+  }
+  await ledger.close();
+  await rm(dir, { recursive: true, force: true });
+  return [
+    {
+      name: `log build: ingest + seal ${opts.size.toLocaleString("en")} events (incl. completeness index)`,
+      value: opts.size / buildSeconds,
+      unit: "events/s",
+    },
+    {
+      name: `proof latency p50 at ${opts.size.toLocaleString("en")} events`,
+      value: percentile(latencies, 50),
+      unit: "ms",
+    },
+    {
+      name: `proof latency p99 at ${opts.size.toLocaleString("en")} events`,
+      value: percentile(latencies, 99),
+      unit: "ms",
+      target: { op: "<=", value: 5 },
+    },
+  ];
+}

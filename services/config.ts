@@ -1,0 +1,109 @@
+import { z } from "zod";
+
+/**
+ * The one config module (STYLE.md §7): every environment variable the service reads is
+ * declared here, validated once at start-up, and nothing else reads process.env.
+ */
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+export const ConfigSchema = z.object({
+  DATA_DIR: z.string().min(1).default("./data"),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: int(0, 65535).default(8080),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+
+  /** A batch seals at this many events or after BATCH_MAX_WAIT_MS, whichever comes first. */
+  BATCH_MAX_EVENTS: int(1, 1_000_000).default(10_000),
+  BATCH_MAX_WAIT_MS: int(10, 3_600_000).default(2_000),
+  /** Receipts promise anchoring within this many milliseconds of acceptance. */
+  ANCHOR_DEADLINE_MS: int(1_000, 30 * 24 * 3_600_000).default(3_600_000),
+  /** Upper bound on events in one group commit (one synced LevelDB write). */
+  GROUP_COMMIT_MAX_EVENTS: int(1, 100_000).default(4_096),
+
+  /** development: a local chain that may be reset (redeploy + re-anchor); production: never. */
+  CHAIN_MODE: z.enum(["development", "production"]).default("development"),
+  RPC_URL: z.url().optional(),
+  CONTRACT_ADDRESS: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte address")
+    .optional(),
+  CONFIRMATIONS: int(0, 1_000).default(1),
+  ANCHORER_KEYSTORE: z.string().min(1).optional(),
+  ANCHORER_KEYSTORE_PASSWORD: z.string().optional(),
+  ANCHORER_PRIVATE_KEY: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{64}$/, "must be a 0x-prefixed 32-byte hex key")
+    .optional(),
+  RECEIPT_KEYSTORE: z.string().min(1).optional(),
+  RECEIPT_KEYSTORE_PASSWORD: z.string().optional(),
+  RECEIPT_PRIVATE_KEY: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{64}$/, "must be a 0x-prefixed 32-byte hex key")
+    .optional(),
+
+  /** Per API key, requests per minute. */
+  RATE_LIMIT_PER_MINUTE: int(1, 10_000_000).default(600_000),
+  /** Patient-facing output: show staff names or only role and organization (GDPR C-579/21). */
+  PATIENT_VIEW_STAFF_NAMES: bool.default(false),
+  /** Start a local Hardhat node when no RPC_URL is given (npm start's embedded default). */
+  EMBEDDED_CHAIN: bool.default(true),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly issues: Array<{ variable: string; message: string }>) {
+    super(
+      `invalid configuration:\n${issues.map((i) => `  ${i.variable}: ${i.message}`).join("\n")}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.fromEntries(
+    Object.keys(ConfigSchema.shape)
+      .filter((k) => env[k] !== undefined && env[k] !== "")
+      .map((k) => [k, env[k]]),
+  );
+  const parsed = ConfigSchema.safeParse(known);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => ({ variable: String(i.path[0] ?? "?"), message: i.message })),
+    );
+  }
+  const c = parsed.data;
+  const issues: Array<{ variable: string; message: string }> = [];
+  if (c.ANCHORER_KEYSTORE && c.ANCHORER_KEYSTORE_PASSWORD === undefined)
+    issues.push({
+      variable: "ANCHORER_KEYSTORE_PASSWORD",
+      message: "required with ANCHORER_KEYSTORE",
+    });
+  if (c.RECEIPT_KEYSTORE && c.RECEIPT_KEYSTORE_PASSWORD === undefined)
+    issues.push({
+      variable: "RECEIPT_KEYSTORE_PASSWORD",
+      message: "required with RECEIPT_KEYSTORE",
+    });
+  if (c.CHAIN_MODE === "production") {
+    if (!c.RPC_URL) issues.push({ variable: "RPC_URL", message: "required in production mode" });
+    if (!c.CONTRACT_ADDRESS)
+      issues.push({ variable: "CONTRACT_ADDRESS", message: "required in production mode" });
+    if (!c.ANCHORER_KEYSTORE && !c.ANCHORER_PRIVATE_KEY)
+      issues.push({
+        variable: "ANCHORER_KEYSTORE",
+        message:
+          "an anchorer key (keystore or ANCHORER_PRIVATE_KEY) is required in production mode",
+      });
+    if (!c.RECEIPT_KEYSTORE && !c.RECEIPT_PRIVATE_KEY)
+      issues.push({
+        variable: "RECEIPT_KEYSTORE",
+        message: "a receipt key (keystore or RECEIPT_PRIVATE_KEY) is required in production mode",
+      });
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return c;
+}

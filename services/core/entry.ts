@@ -1,0 +1,73 @@
+import { z } from "zod";
+import { hmacSha256, sha256 } from "./hash.ts";
+import { type Hex, isHex32, toHex, utf8 } from "./hex.ts";
+import { jcs, jcsBytes } from "./jcs.ts";
+import { leafHash } from "./merkle.ts";
+
+/** Version of the entry format (DESIGN.md "Entry"). */
+export const ENTRY_VERSION = 1;
+
+const RFC3339_MS_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const hex32 = z
+  .string()
+  .refine((v): boolean => isHex32(v), "must be 0x-prefixed lowercase hex of 32 bytes");
+
+/** What the log commits to for one event: the leaf. Field names and shape are fixed by DESIGN.md. */
+export const EntrySchema = z
+  .object({
+    v: z.literal(ENTRY_VERSION),
+    log: hex32,
+    seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    recorded: z.string().regex(RFC3339_MS_UTC, "must be RFC 3339 UTC with milliseconds"),
+    commitment: hex32,
+    subject: hex32.nullable(),
+  })
+  .strict();
+
+export type Entry = {
+  v: typeof ENTRY_VERSION;
+  log: Hex;
+  seq: number;
+  recorded: string;
+  commitment: Hex;
+  subject: Hex | null;
+};
+
+export const SALT_BYTES = 32;
+
+/**
+ * commitment = SHA-256(salt || JCS(event)). The per-event random salt makes the commitment
+ * hiding: without it, a low-entropy event could be brute-forced from its hash, and erasing the
+ * salt (crypto-shredding, GDPR Art. 17) leaves nothing to link the entry to a person.
+ */
+export function eventCommitment(salt: Uint8Array, event: unknown): Hex {
+  if (salt.length !== SALT_BYTES) throw new TypeError(`salt must be ${SALT_BYTES} bytes`);
+  return toHex(sha256(salt, jcsBytes(event)));
+}
+
+/**
+ * The canonical string form of a patient identifier, FHIR token style `system|value`
+ * (an absent system is the empty string), so the same patient maps to one tag.
+ */
+export function patientKey(patient: { system?: string | undefined; value: string }): string {
+  return `${patient.system ?? ""}|${patient.value}`;
+}
+
+/**
+ * subjectTag = HMAC-SHA256(logSecret, patientKey). Keyed, never a plain hash: a plain hash of a
+ * record number is personal data (EDPB 02/2025) and can be reversed by enumeration.
+ */
+export function subjectTag(
+  logSecret: Uint8Array,
+  patient: { system?: string | undefined; value: string },
+): Hex {
+  return toHex(hmacSha256(logSecret, utf8(patientKey(patient))));
+}
+
+export function encodeEntry(entry: Entry): string {
+  return jcs(entry);
+}
+
+export function entryLeafHash(entry: Entry): Uint8Array {
+  return leafHash(utf8(encodeEntry(entry)));
+}

@@ -1,0 +1,44 @@
+import type { Hex } from "../core/hex.ts";
+
+/** A batch header exactly as the registry stores it (DESIGN.md "Batches and anchoring"). */
+export interface BatchHeader {
+  logId: Hex;
+  batchNo: number;
+  firstSeq: number;
+  count: number;
+  eventsRoot: Hex;
+  indexRoot: Hex;
+}
+
+/** sealed → submitted → anchored; `sealed` again if a reorg removed the anchoring block. */
+export type BatchState = "sealed" | "submitted" | "anchored";
+
+export interface AnchorRecord {
+  chainId: number;
+  contract: string;
+  txHash: string;
+  blockNumber: number;
+  blockHash: string;
+  gasUsed: number;
+  anchoredAt: string;
+}
+
+export interface SubmissionRecord {
+  chainId: number;
+  contract: string;
+  txHash: string;
+  nonce: number;
+  submittedAt: string;
+  attempts: number;
+}
+
+export interface BatchRecord {
+  header: BatchHeader;
+  state: BatchState;
+  sealedAt: string;
+  submission?: SubmissionRecord;
+  anchor?: AnchorRecord;
+}
+
+/** Nodes per stored chunk of a Merkle level: 256 × 32 bytes = 8 KiB values. */
+export const LEVEL_CHUNK_NODES = 256;

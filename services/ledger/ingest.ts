@@ -1,0 +1,338 @@
+import { randomBytes } from "node:crypto";
+import type { NativeEvent } from "../core/event.ts";
+import {
+  type Entry,
+  ENTRY_VERSION,
+  SALT_BYTES,
+  encodeEntry,
+  eventCommitment,
+  subjectTag,
+} from "../core/entry.ts";
+import { type Hex, toHex, utf8 } from "../core/hex.ts";
+import { buildTree, leafHash } from "../core/merkle.ts";
+import {
+  RECEIPT_DOMAIN,
+  RECEIPT_FORMAT,
+  RECEIPT_TYPES,
+  type Receipt,
+  type ReceiptGroupMessage,
+  type TypedDataSigner,
+  receiptGroupValue,
+} from "../core/receipt.ts";
+import { K } from "../store/keys.ts";
+import type { AppendRecord, LedgerStore } from "../store/ledger-store.ts";
+import { invariant } from "./errors.ts";
+
+/** What the store keeps per group commit so any of its receipts can be re-issued verbatim. */
+export interface ReceiptGroupRecord {
+  firstSeq: number;
+  count: number;
+  leavesRoot: Hex;
+  issuedAt: number;
+  anchorDeadline: number;
+  signer: string;
+  signature: string;
+  /** The group's leaf hashes, concatenated, base64: serves each receipt's audit path. */
+  leafHashes: string;
+}
+
+export interface IngestResult {
+  receipt: Receipt;
+  /** True when an earlier request with the same (organization, requestId) was answered instead. */
+  duplicate: boolean;
+}
+
+interface Pending {
+  events: NativeEvent[];
+  resolve: (results: IngestResult[]) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface GroupCommitOptions {
+  logId: Hex;
+  logSecret: Uint8Array;
+  signer: TypedDataSigner;
+  signerAddress: string;
+  anchorDeadlineMs: number;
+  maxGroupEvents: number;
+  /** Called after each durable group write with the new next seq. */
+  onCommitted: (nextSeq: number) => void;
+  now?: () => number;
+}
+
+/**
+ * Group commit: callers that arrive while a synced write is in flight are queued and written
+ * together in the next one. One fsync acknowledges the whole group, so durability costs one
+ * disk flush per group rather than per event, and no event is acknowledged before it is on
+ * disk (an asynchronous audit sink that drops its queue at shutdown is the classic failure).
+ */
+export class GroupCommitter {
+  private queue: Pending[] = [];
+  private draining: Promise<void> | null = null;
+  private nextSeq: number;
+  /** (org, requestId) of events queued or being written, so concurrent retries share one seq. */
+  private inFlightRequests = new Map<string, Promise<IngestResult>>();
+  private closed = false;
+
+  constructor(
+    private readonly store: LedgerStore,
+    nextSeq: number,
+    private readonly opts: GroupCommitOptions,
+  ) {
+    this.nextSeq = nextSeq;
+  }
+
+  get pendingSeq(): number {
+    return this.nextSeq;
+  }
+
+  /** Accepts already-validated events and resolves once they are durable, in input order. */
+  async submit(events: NativeEvent[]): Promise<IngestResult[]> {
+    if (this.closed) throw new Error("ledger is closed");
+    const slots: Array<Promise<IngestResult> | undefined> = new Array(events.length);
+    const claims: Array<{ index: number; key: string; deferred: Deferred<IngestResult> }> = [];
+    const seenHere = new Map<string, number>();
+    // Synchronous pass: claim every new (organization, requestId) before the first await, so a
+    // concurrent retry of the same request waits for this one instead of writing a twin.
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
+      if (e.requestId === undefined) continue;
+      const key = requestKey(e.source.organization, e.requestId);
+      const earlier = seenHere.get(key);
+      const inflight = this.inFlightRequests.get(key);
+      if (earlier !== undefined) {
+        slots[i] = asDuplicate(() => slots[earlier]!);
+      } else if (inflight) {
+        slots[i] = inflight.then((r) => ({ receipt: r.receipt, duplicate: true }));
+      } else {
+        const deferred = defer<IngestResult>();
+        this.inFlightRequests.set(key, deferred.promise);
+        claims.push({ index: i, key, deferred });
+        seenHere.set(key, i);
+        slots[i] = deferred.promise;
+      }
+    }
+    const release = () => {
+      for (const c of claims) this.inFlightRequests.delete(c.key);
+    };
+    try {
+      const stored = await Promise.all(
+        claims.map((c) => {
+          const e = events[c.index]!;
+          return this.store.findRequest(e.source.organization, e.requestId!);
+        }),
+      );
+      const fresh: number[] = [];
+      const claimAt = new Map(claims.map((c, k) => [c.index, k]));
+      for (let i = 0; i < events.length; i++) {
+        const k = claimAt.get(i);
+        if (k !== undefined) {
+          const seq = stored[k];
+          if (seq !== undefined) {
+            claims[k]!.deferred.resolve({ receipt: await this.receiptFor(seq), duplicate: true });
+            continue;
+          }
+        }
+        if (slots[i] === undefined || k !== undefined) fresh.push(i);
+      }
+      if (fresh.length > 0) {
+        const written = new Promise<IngestResult[]>((resolve, reject) => {
+          this.queue.push({ events: fresh.map((i) => events[i]!), resolve, reject });
+        });
+        this.kick();
+        fresh.forEach((i, j) => {
+          const k = claimAt.get(i);
+          const one = written.then((rs) => rs[j]!);
+          if (k !== undefined) claims[k]!.deferred.follow(one);
+          else slots[i] = one;
+        });
+      }
+      const results = await Promise.all(slots.map((s) => s!));
+      release();
+      return results;
+    } catch (error) {
+      for (const c of claims) c.deferred.reject(error);
+      release();
+      throw error;
+    }
+  }
+
+  /** Waits for every queued event to be written. */
+  async flush(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.flush();
+  }
+
+  private kick(): void {
+    if (this.draining) return;
+    this.draining = this.drain().finally(() => {
+      this.draining = null;
+      if (this.queue.length > 0) this.kick();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const group: Pending[] = [];
+      let n = 0;
+      // A single call larger than the limit still goes whole: splitting it would ack it twice.
+      while (
+        this.queue.length > 0 &&
+        (n === 0 || n + this.queue[0]!.events.length <= this.opts.maxGroupEvents)
+      ) {
+        const p = this.queue.shift()!;
+        group.push(p);
+        n += p.events.length;
+      }
+      try {
+        const receipts = await this.commit(group.flatMap((p) => p.events));
+        let offset = 0;
+        for (const p of group) {
+          p.resolve(
+            receipts
+              .slice(offset, offset + p.events.length)
+              .map((receipt) => ({ receipt, duplicate: false })),
+          );
+          offset += p.events.length;
+        }
+      } catch (error) {
+        for (const p of group) p.reject(error);
+      }
+    }
+  }
+
+  private async commit(events: NativeEvent[]): Promise<Receipt[]> {
+    const now = this.opts.now ?? Date.now;
+    const firstSeq = this.nextSeq;
+    const records: AppendRecord[] = [];
+    const leafHashes: Uint8Array[] = [];
+    const entries: Entry[] = [];
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
+      const salt = randomBytes(SALT_BYTES);
+      const entry: Entry = {
+        v: ENTRY_VERSION,
+        log: this.opts.logId,
+        seq: firstSeq + i,
+        recorded: event.recorded,
+        commitment: eventCommitment(salt, event),
+        subject: event.patient ? subjectTag(this.opts.logSecret, event.patient) : null,
+      };
+      const entryJcs = encodeEntry(entry);
+      entries.push(entry);
+      leafHashes.push(leafHash(utf8(entryJcs)));
+      records.push({
+        seq: entry.seq,
+        entryJcs,
+        body: { event, salt: toHex(salt) },
+        subject: entry.subject,
+        organization: event.source.organization,
+        recordedMs: Date.parse(event.recorded),
+        requestId: event.requestId,
+      });
+    }
+    const tree = buildTree(leafHashes);
+    const issuedAt = now();
+    const message: ReceiptGroupMessage = {
+      log: this.opts.logId,
+      firstSeq,
+      count: events.length,
+      leavesRoot: toHex(tree.root),
+      issuedAt,
+      anchorDeadline: issuedAt + this.opts.anchorDeadlineMs,
+    };
+    const signature = await this.opts.signer.signTypedData(
+      RECEIPT_DOMAIN,
+      RECEIPT_TYPES,
+      receiptGroupValue(message),
+    );
+    const group: ReceiptGroupRecord = {
+      ...message,
+      signer: this.opts.signerAddress,
+      signature,
+      leafHashes: Buffer.concat(leafHashes).toString("base64"),
+    };
+    const ops = this.store.appendOps(records);
+    ops.push(this.store.putJsonOp(K.group(firstSeq), group));
+    await this.store.write(ops, true);
+    this.nextSeq = firstSeq + events.length;
+    this.opts.onCommitted(this.nextSeq);
+    return entries.map((entry, i) =>
+      buildReceipt(entry, toHex(leafHashes[i]!), group, tree.inclusionProof(i).map(toHex)),
+    );
+  }
+
+  /** Re-issues the receipt of an already stored event, byte for byte as first issued. */
+  async receiptFor(seq: number): Promise<Receipt> {
+    const [entryJcs, group] = await Promise.all([
+      this.store.getEntryJcs(seq),
+      this.store.getGroupContaining<ReceiptGroupRecord>(seq),
+    ]);
+    invariant(
+      entryJcs !== undefined && group !== undefined,
+      `seq ${seq} has an entry and a receipt group`,
+    );
+    return receiptFromGroup(JSON.parse(entryJcs) as Entry, group);
+  }
+}
+
+export function receiptFromGroup(entry: Entry, group: ReceiptGroupRecord): Receipt {
+  const all = Buffer.from(group.leafHashes, "base64");
+  const leafHashes: Uint8Array[] = [];
+  for (let i = 0; i < group.count; i++) leafHashes.push(all.subarray(i * 32, (i + 1) * 32));
+  const tree = buildTree(leafHashes);
+  const index = entry.seq - group.firstSeq;
+  return buildReceipt(
+    entry,
+    toHex(leafHashes[index]!),
+    group,
+    tree.inclusionProof(index).map(toHex),
+  );
+}
+
+function buildReceipt(entry: Entry, leaf: Hex, group: ReceiptGroupRecord, path: Hex[]): Receipt {
+  return {
+    format: RECEIPT_FORMAT,
+    log: entry.log,
+    seq: entry.seq,
+    leafHash: leaf,
+    recorded: entry.recorded,
+    anchorDeadline: new Date(group.anchorDeadline).toISOString(),
+    issuedAt: new Date(group.issuedAt).toISOString(),
+    group: { firstSeq: group.firstSeq, count: group.count, leavesRoot: group.leavesRoot, path },
+    signer: group.signer,
+    signature: group.signature,
+  };
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+  follow: (other: Promise<T>) => void;
+}
+
+function defer<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Rejections are also delivered through the caller's slot; avoid an unhandled duplicate.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject, follow: (other) => other.then(resolve, reject) };
+}
+
+async function asDuplicate(first: () => Promise<IngestResult>): Promise<IngestResult> {
+  const r = await first();
+  return { receipt: r.receipt, duplicate: true };
+}
+
+function requestKey(org: string, requestId: string): string {
+  return `${org}\u0000${requestId}`;
+}

@@ -1,0 +1,268 @@
+import { randomBytes } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { BUNDLE_FORMAT, type Bundle, type BundleStatus } from "../core/bundle.ts";
+import type { Entry } from "../core/entry.ts";
+import type { NativeEvent } from "../core/event.ts";
+import { type Hex, fromHex, toHex } from "../core/hex.ts";
+import { inclusionProofNodeIds } from "../core/merkle.ts";
+import type { Receipt, TypedDataSigner } from "../core/receipt.ts";
+import { K } from "../store/keys.ts";
+import { LedgerStore, type LogMeta, type StoredBody } from "../store/ledger-store.ts";
+import { type BatchRecord, LEVEL_CHUNK_NODES } from "./batch.ts";
+import { LedgerError, invariant } from "./errors.ts";
+import { GroupCommitter, type IngestResult } from "./ingest.ts";
+import { Sealer } from "./seal.ts";
+import { SubjectIndex } from "./subject-index-store.ts";
+
+export interface LedgerOptions {
+  /** LevelDB directory of this log. */
+  location: string;
+  receiptSigner: TypedDataSigner;
+  batchMaxEvents: number;
+  batchMaxWaitMs: number;
+  anchorDeadlineMs: number;
+  groupCommitMaxEvents: number;
+  /** Only used when the log is created: a fixed logId (tests); random otherwise. */
+  newLogId?: Hex;
+  onSealed?: (record: BatchRecord) => void;
+  onBackgroundError?: (error: unknown) => void;
+}
+
+/** A stored event as the ledger hands it out (body null once erased). */
+export interface StoredEvent {
+  seq: number;
+  entry: Entry;
+  event: NativeEvent | null;
+  salt: Hex | null;
+}
+
+/**
+ * One log: accepts events durably, seals them into batches and serves proofs. The use cases
+ * the API and CLI call live here; only this layer talks to the store (STYLE.md §6).
+ */
+export class Ledger {
+  private sealedListeners: Array<(record: BatchRecord) => void> = [];
+
+  private constructor(
+    readonly store: LedgerStore,
+    readonly meta: LogMeta,
+    private readonly committer: GroupCommitter,
+    private readonly sealer: Sealer,
+    readonly subjectIndex: SubjectIndex,
+    readonly signerAddress: string,
+  ) {}
+
+  static async open(opts: LedgerOptions): Promise<Ledger> {
+    await mkdir(path.dirname(path.resolve(opts.location)), { recursive: true });
+    const store = await LedgerStore.open(opts.location);
+    try {
+      let meta = await store.getMeta();
+      if (!meta) {
+        meta = {
+          logId: opts.newLogId ?? toHex(randomBytes(32)),
+          logSecret: toHex(randomBytes(32)),
+          createdAt: new Date().toISOString(),
+          formatVersion: 1,
+        };
+        await store.putMeta(meta);
+      }
+      const nextSeq = await store.nextSeq();
+      const last = await store.lastBatch<BatchRecord>();
+      const subjectIndex = new SubjectIndex(store, last ? last.header.batchNo : -1);
+      const signerAddress = await opts.receiptSigner.getAddress();
+      const holder: { ledger?: Ledger } = {};
+      const sealer = new Sealer(store, subjectIndex, last, nextSeq, {
+        logId: meta.logId as Hex,
+        maxEvents: opts.batchMaxEvents,
+        maxWaitMs: opts.batchMaxWaitMs,
+        onSealed: (record) => {
+          opts.onSealed?.(record);
+          for (const l of holder.ledger?.sealedListeners ?? []) l(record);
+        },
+        onError: (error) => opts.onBackgroundError?.(error),
+      });
+      const committer = new GroupCommitter(store, nextSeq, {
+        logId: meta.logId as Hex,
+        logSecret: fromHex(meta.logSecret),
+        signer: opts.receiptSigner,
+        signerAddress,
+        anchorDeadlineMs: opts.anchorDeadlineMs,
+        maxGroupEvents: opts.groupCommitMaxEvents,
+        onCommitted: (next) => sealer.accepted(next),
+      });
+      const ledger = new Ledger(store, meta, committer, sealer, subjectIndex, signerAddress);
+      holder.ledger = ledger;
+      sealer.start();
+      return ledger;
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  }
+
+  get logId(): Hex {
+    return this.meta.logId as Hex;
+  }
+
+  /** Seqs [0, nextSeq) are acknowledged. */
+  get nextSeq(): number {
+    return this.committer.pendingSeq;
+  }
+
+  get sealedThrough(): number {
+    return this.sealer.sealedThrough;
+  }
+
+  onSealed(listener: (record: BatchRecord) => void): void {
+    this.sealedListeners.push(listener);
+  }
+
+  /** Validated events in; receipts out once the events are synced to disk. */
+  ingest(events: NativeEvent[]): Promise<IngestResult[]> {
+    return this.committer.submit(events);
+  }
+
+  async sealPending(): Promise<void> {
+    await this.committer.flush();
+    await this.sealer.sealAll();
+  }
+
+  /** Stops accepting, writes what is queued, and closes the database. */
+  async close(): Promise<void> {
+    await this.committer.close();
+    await this.sealer.stop();
+    await this.store.close();
+  }
+
+  async getEvent(seq: number): Promise<StoredEvent> {
+    const [entryJcs, body] = await Promise.all([
+      this.store.getEntryJcs(seq),
+      this.store.getBody(seq),
+    ]);
+    if (entryJcs === undefined) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
+    return toStoredEvent(seq, entryJcs, body);
+  }
+
+  async getEvents(seqs: number[]): Promise<StoredEvent[]> {
+    const [entries, bodies] = await Promise.all([
+      this.store.getEntriesJcs(seqs),
+      this.store.getBodies(seqs),
+    ]);
+    return seqs.map((seq, i) => {
+      const entryJcs = entries[i];
+      invariant(entryJcs !== undefined, `indexed seq ${seq} has an entry`);
+      return toStoredEvent(seq, entryJcs, bodies[i]);
+    });
+  }
+
+  async receipt(seq: number): Promise<Receipt> {
+    if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
+    return this.committer.receiptFor(seq);
+  }
+
+  async getBatch(batchNo: number): Promise<BatchRecord> {
+    const record = await this.store.getBatch<BatchRecord>(batchNo);
+    if (!record) throw new LedgerError("NOT_FOUND", `no batch ${batchNo}`, "batchNo");
+    return record;
+  }
+
+  /** Batches in batchNo order starting at `fromBatchNo`. */
+  async listBatches(opts: {
+    fromBatchNo?: number;
+    limit: number;
+    reverse?: boolean;
+  }): Promise<BatchRecord[]> {
+    return this.store.listBatches<BatchRecord>(opts);
+  }
+
+  /** The last sealed batch's number, or -1 when nothing is sealed yet. */
+  async lastBatchNo(): Promise<number> {
+    const last = await this.store.lastBatch<BatchRecord>();
+    return last ? last.header.batchNo : -1;
+  }
+
+  /**
+   * Persists a batch's anchoring state (the anchor loop's only write). The header is immutable:
+   * a record whose header differs from the sealed one is refused.
+   */
+  async saveBatchState(record: BatchRecord): Promise<void> {
+    const current = await this.getBatch(record.header.batchNo);
+    invariant(
+      JSON.stringify(current.header) === JSON.stringify(record.header),
+      `batch ${record.header.batchNo} header is immutable`,
+    );
+    await this.store.write([this.store.putJsonOp(K.batch(record.header.batchNo), record)], true);
+  }
+
+  async batchForSeq(seq: number): Promise<BatchRecord | undefined> {
+    if (seq >= this.sealer.sealedThrough) return undefined;
+    const batchNo = await this.store.batchNoForSeq(seq);
+    invariant(batchNo !== undefined, `sealed seq ${seq} has a batch`);
+    return this.getBatch(batchNo);
+  }
+
+  /** The RFC 9162 audit path of `seq` in its batch, read from the stored levels. */
+  async inclusionPath(record: BatchRecord, seq: number): Promise<Hex[]> {
+    const leafIndex = seq - record.header.firstSeq;
+    const ids = inclusionProofNodeIds(leafIndex, record.header.count);
+    const nodes = await this.store.getLevelNodes(record.header.batchNo, ids, LEVEL_CHUNK_NODES);
+    return nodes.map((n) => toHex(n));
+  }
+
+  /**
+   * The `veritrail-proof/1` bundle for one event. Before anchoring it carries the receipt and
+   * says how far the event has got (`status`); `anchor` is null until the batch is anchored.
+   */
+  async prove(seq: number): Promise<Bundle> {
+    if (!Number.isSafeInteger(seq) || seq < 0)
+      throw new LedgerError("VALIDATION_FAILED", "seq must be a non-negative integer", "seq");
+    const stored = await this.getEvent(seq);
+    const receipt = await this.committer.receiptFor(seq);
+    const record = await this.batchForSeq(seq);
+    const base = {
+      format: BUNDLE_FORMAT as typeof BUNDLE_FORMAT,
+      event: stored.event as Record<string, unknown> | null,
+      salt: stored.salt,
+      entry: stored.entry,
+      receipt,
+    };
+    if (!record) {
+      return {
+        ...base,
+        leafIndex: null,
+        batch: null,
+        inclusion: [],
+        anchor: null,
+        status: "unsealed",
+      };
+    }
+    const anchor =
+      record.state === "anchored" && record.anchor
+        ? {
+            chainId: record.anchor.chainId,
+            contract: record.anchor.contract,
+            txHash: record.anchor.txHash,
+            blockNumber: record.anchor.blockNumber,
+          }
+        : null;
+    const status: BundleStatus = record.state;
+    return {
+      ...base,
+      leafIndex: seq - record.header.firstSeq,
+      batch: { ...record.header },
+      inclusion: await this.inclusionPath(record, seq),
+      anchor,
+      status,
+    };
+  }
+}
+
+function toStoredEvent(seq: number, entryJcs: string, body: StoredBody | undefined): StoredEvent {
+  return {
+    seq,
+    entry: JSON.parse(entryJcs) as Entry,
+    event: body ? (body.event as NativeEvent) : null,
+    salt: body ? (body.salt as Hex) : null,
+  };
+}

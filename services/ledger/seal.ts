@@ -1,0 +1,158 @@
+import type { Entry } from "../core/entry.ts";
+import { type Hex, toHex, utf8 } from "../core/hex.ts";
+import { buildTree, leafHash } from "../core/merkle.ts";
+import { K } from "../store/keys.ts";
+import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
+import { type BatchHeader, type BatchRecord, LEVEL_CHUNK_NODES } from "./batch.ts";
+import { invariant } from "./errors.ts";
+import type { SubjectIndex } from "./subject-index-store.ts";
+
+export interface SealerOptions {
+  logId: Hex;
+  maxEvents: number;
+  maxWaitMs: number;
+  onSealed: (record: BatchRecord) => void;
+  onError: (error: unknown) => void;
+}
+
+/**
+ * Seals contiguous runs of accepted events into batches: when BATCH_MAX_EVENTS are waiting, or
+ * BATCH_MAX_WAIT_MS after the oldest unsealed event was acknowledged, whichever comes first.
+ * A batch's Merkle levels are stored with it, so any inclusion proof is a handful of reads.
+ */
+export class Sealer {
+  private nextBatchNo: number;
+  private nextFirstSeq: number;
+  private acceptedThrough: number;
+  private timer: NodeJS.Timeout | null = null;
+  private sealing: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly store: LedgerStore,
+    private readonly subjectIndex: SubjectIndex,
+    last: BatchRecord | undefined,
+    acceptedThrough: number,
+    private readonly opts: SealerOptions,
+  ) {
+    this.nextBatchNo = last ? last.header.batchNo + 1 : 0;
+    this.nextFirstSeq = last ? last.header.firstSeq + last.header.count : 0;
+    this.acceptedThrough = acceptedThrough;
+    invariant(this.nextFirstSeq <= acceptedThrough, "batches never run ahead of accepted events");
+  }
+
+  get unsealed(): number {
+    return this.acceptedThrough - this.nextFirstSeq;
+  }
+
+  get sealedThrough(): number {
+    return this.nextFirstSeq;
+  }
+
+  /** Called after each durable group commit. */
+  accepted(nextSeq: number): void {
+    this.acceptedThrough = nextSeq;
+    this.schedule();
+  }
+
+  /**
+   * Arms the timers. Events left unsealed by a previous run (crash or stop) are old: they are
+   * sealed at once rather than after another full wait.
+   */
+  start(): void {
+    if (this.unsealed > 0) this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    while (this.sealing) await this.sealing;
+  }
+
+  /** Seals everything accepted so far (used at shutdown and by tests). */
+  async sealAll(): Promise<void> {
+    while (this.sealing) await this.sealing;
+    while (this.unsealed > 0) await this.sealOne();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    if (this.unsealed >= this.opts.maxEvents) {
+      this.kick();
+    } else if (this.unsealed > 0 && !this.timer && !this.sealing) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.kick();
+      }, this.opts.maxWaitMs);
+    }
+  }
+
+  private kick(): void {
+    if (this.sealing || this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.sealing = (async () => {
+      try {
+        // Seal full batches back to back; a partial one only when its wait is over (here).
+        do await this.sealOne();
+        while (this.unsealed >= this.opts.maxEvents && !this.stopped);
+      } catch (error) {
+        this.opts.onError(error);
+      }
+    })().finally(() => {
+      this.sealing = null;
+      this.schedule();
+    });
+  }
+
+  private async sealOne(): Promise<void> {
+    const count = Math.min(this.unsealed, this.opts.maxEvents);
+    if (count === 0) return;
+    const firstSeq = this.nextFirstSeq;
+    const batchNo = this.nextBatchNo;
+    const leafHashes: Uint8Array[] = [];
+    const subjects: Array<{ subject: Hex; seq: number; leafHash: Uint8Array }> = [];
+    for await (const [seq, entryJcs] of this.store.scanEntries(firstSeq, firstSeq + count)) {
+      invariant(
+        seq === firstSeq + leafHashes.length,
+        `entries are contiguous (missing seq ${firstSeq + leafHashes.length})`,
+      );
+      const leaf = leafHash(utf8(entryJcs));
+      leafHashes.push(leaf);
+      const entry = JSON.parse(entryJcs) as Entry;
+      if (entry.subject !== null) subjects.push({ subject: entry.subject, seq, leafHash: leaf });
+    }
+    invariant(leafHashes.length === count, `batch ${batchNo} has all ${count} entries`);
+    const tree = buildTree(leafHashes);
+    const ops: BatchOp[] = [];
+    tree.levels.forEach((level, levelNo) => {
+      for (let chunk = 0; chunk * LEVEL_CHUNK_NODES < level.length; chunk++) {
+        const nodes = level.slice(chunk * LEVEL_CHUNK_NODES, (chunk + 1) * LEVEL_CHUNK_NODES);
+        ops.push({
+          type: "put",
+          key: K.levelChunk(batchNo, levelNo, chunk),
+          value: Buffer.concat(nodes),
+        });
+      }
+    });
+    const index = await this.subjectIndex.prepareBatch(batchNo, subjects);
+    ops.push(...index.ops);
+    const header: BatchHeader = {
+      logId: this.opts.logId,
+      batchNo,
+      firstSeq,
+      count,
+      eventsRoot: toHex(tree.root),
+      indexRoot: index.root,
+    };
+    const record: BatchRecord = { header, state: "sealed", sealedAt: new Date().toISOString() };
+    ops.push(this.store.putJsonOp(K.batch(batchNo), record));
+    ops.push({ type: "put", key: K.batchBySeq(firstSeq), value: Buffer.from(String(batchNo)) });
+    await this.store.write(ops, true);
+    this.subjectIndex.committed(batchNo);
+    this.nextBatchNo = batchNo + 1;
+    this.nextFirstSeq = firstSeq + count;
+    this.opts.onSealed(record);
+  }
+}

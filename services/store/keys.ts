@@ -1,0 +1,80 @@
+/**
+ * LevelDB key layout. Every key is a short ASCII prefix plus fixed-width, lexicographically
+ * ordered parts, so range scans in key order are scans in seq / batch / time order.
+ *
+ *   m:log                          log metadata (logId, secret)
+ *   e:<seq>                        entry (JCS text) — kept forever, even after erasure
+ *   b:<seq>                        event body + salt — deleted on erasure
+ *   g:<firstSeq>                   receipt group (one signature over a group commit)
+ *   x:s:<subjectTag>:<seq>         index by subject
+ *   x:o:<org>:<seq>                index by source organization
+ *   x:t:<recordedMs>:<seq>         index by recorded time
+ *   x:r:<org>:<requestId>          idempotency: (organization, requestId) -> seq
+ *   k:<batchNo>                    batch record (header, state, anchor)
+ *   q:<firstSeq>                   batch lookup by seq -> batchNo
+ *   n:<batchNo>:<level>:<chunk>    stored Merkle levels of a batch, in chunks
+ *   i:<nodePath>                   completeness-index node (latest)
+ *   j:<batchNo>:<nodePath>         completeness-index node as it was before batch <batchNo>
+ *   v:<subjectTag>                 a subject's history head (count, chain)
+ *   a:<keyHash>                    API key record
+ */
+
+const SEQ_WIDTH = 12; // hex digits: 2^48 events
+const BATCH_WIDTH = 12;
+const MS_WIDTH = 14; // decimal milliseconds since the epoch, good past year 5000
+
+export function seqPart(seq: number): string {
+  return seq.toString(16).padStart(SEQ_WIDTH, "0");
+}
+
+export function parseSeqPart(part: string): number {
+  return parseInt(part, 16);
+}
+
+export function batchPart(batchNo: number): string {
+  return batchNo.toString(16).padStart(BATCH_WIDTH, "0");
+}
+
+export function msPart(ms: number): string {
+  return Math.max(0, Math.floor(ms)).toString().padStart(MS_WIDTH, "0");
+}
+
+/** Free text (organization ids, request ids) as hex, so no separator can appear inside a part. */
+export function textPart(text: string): string {
+  return Buffer.from(text, "utf8").toString("hex");
+}
+
+export const K = {
+  logMeta: "m:log",
+  entry: (seq: number) => `e:${seqPart(seq)}`,
+  entryPrefix: "e:",
+  body: (seq: number) => `b:${seqPart(seq)}`,
+  bodyPrefix: "b:",
+  group: (firstSeq: number) => `g:${seqPart(firstSeq)}`,
+  groupPrefix: "g:",
+  bySubject: (tagHex: string, seq: number) => `x:s:${tagHex.slice(2)}:${seqPart(seq)}`,
+  bySubjectPrefix: (tagHex: string) => `x:s:${tagHex.slice(2)}:`,
+  byOrg: (org: string, seq: number) => `x:o:${textPart(org)}:${seqPart(seq)}`,
+  byOrgPrefix: (org: string) => `x:o:${textPart(org)}:`,
+  byTime: (ms: number, seq: number) => `x:t:${msPart(ms)}:${seqPart(seq)}`,
+  byTimePrefix: "x:t:",
+  requestId: (org: string, requestId: string) => `x:r:${textPart(org)}:${textPart(requestId)}`,
+  batch: (batchNo: number) => `k:${batchPart(batchNo)}`,
+  batchPrefix: "k:",
+  batchBySeq: (firstSeq: number) => `q:${seqPart(firstSeq)}`,
+  batchBySeqPrefix: "q:",
+  levelChunk: (batchNo: number, level: number, chunk: number) =>
+    `n:${batchPart(batchNo)}:${level.toString(16).padStart(2, "0")}:${chunk.toString(16).padStart(8, "0")}`,
+  indexNode: (path: string) => `i:${path}`,
+  indexNodePrefix: "i:",
+  indexUndo: (batchNo: number, path: string) => `j:${batchPart(batchNo)}:${path}`,
+  indexUndoPrefix: (batchNo: number) => `j:${batchPart(batchNo)}:`,
+  subjectHead: (tagHex: string) => `v:${tagHex.slice(2)}`,
+  apiKey: (keyHashHex: string) => `a:${keyHashHex}`,
+  apiKeyPrefix: "a:",
+} as const;
+
+/** The smallest string greater than every key that starts with `prefix`. */
+export function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}

@@ -1,0 +1,317 @@
+import { ClassicLevel } from "classic-level";
+import { K, parseSeqPart, prefixEnd } from "./keys.ts";
+
+type Db = ClassicLevel<string, Buffer>;
+export type BatchOp = { type: "put"; key: string; value: Buffer } | { type: "del"; key: string };
+
+/** Log metadata, created on first start. `logSecret` keys the subject tags and never leaves. */
+export interface LogMeta {
+  logId: string;
+  logSecret: string;
+  createdAt: string;
+  formatVersion: 1;
+}
+
+/** One event as handed to the store by the ledger, ready to be written. */
+export interface AppendRecord {
+  seq: number;
+  entryJcs: string;
+  body: StoredBody;
+  subject: string | null;
+  organization: string;
+  recordedMs: number;
+  requestId?: string | undefined;
+}
+
+export interface StoredBody {
+  event: unknown;
+  salt: string;
+}
+
+const enc = (value: unknown) => Buffer.from(JSON.stringify(value), "utf8");
+const dec = <T>(buf: Buffer): T => JSON.parse(buf.toString("utf8")) as T;
+
+/**
+ * LevelDB repositories of one log. Only the store knows keys and encodings; the ledger speaks
+ * in seqs, batches and records. Every multi-key change is one atomic `batch`, and writes that
+ * acknowledge anything to a caller are synced (fsync) before they resolve.
+ */
+export class LedgerStore {
+  private constructor(readonly db: Db) {}
+
+  static async open(location: string): Promise<LedgerStore> {
+    const db: Db = new ClassicLevel<string, Buffer>(location, {
+      keyEncoding: "utf8",
+      valueEncoding: "buffer",
+    });
+    await db.open();
+    return new LedgerStore(db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  get isOpen(): boolean {
+    return this.db.status === "open";
+  }
+
+  // ---- generic ------------------------------------------------------------------------------
+
+  async write(ops: BatchOp[], sync = true): Promise<void> {
+    if (ops.length === 0) return;
+    await this.db.batch(ops, { sync });
+  }
+
+  async getRaw(key: string): Promise<Buffer | undefined> {
+    return (await this.db.get(key)) ?? undefined;
+  }
+
+  async getManyRaw(keys: string[]): Promise<Array<Buffer | undefined>> {
+    if (keys.length === 0) return [];
+    return (await this.db.getMany(keys)).map((v) => v ?? undefined);
+  }
+
+  async getJson<T>(key: string): Promise<T | undefined> {
+    const raw = await this.getRaw(key);
+    return raw === undefined ? undefined : dec<T>(raw);
+  }
+
+  putJsonOp(key: string, value: unknown): BatchOp {
+    return { type: "put", key, value: enc(value) };
+  }
+
+  /** Keys (and values) in [gte, lt) in order; `reverse` walks backwards. */
+  async *scan(range: {
+    gte?: string;
+    gt?: string;
+    lt?: string;
+    lte?: string;
+    reverse?: boolean;
+    limit?: number;
+  }): AsyncGenerator<[string, Buffer]> {
+    for await (const [k, v] of this.db.iterator(range)) yield [k, v];
+  }
+
+  async *scanKeys(range: {
+    gte?: string;
+    gt?: string;
+    lt?: string;
+    lte?: string;
+    reverse?: boolean;
+    limit?: number;
+  }): AsyncGenerator<string> {
+    for await (const k of this.db.keys(range)) yield k;
+  }
+
+  // ---- log metadata -------------------------------------------------------------------------
+
+  async getMeta(): Promise<LogMeta | undefined> {
+    return this.getJson<LogMeta>(K.logMeta);
+  }
+
+  async putMeta(meta: LogMeta): Promise<void> {
+    await this.write([this.putJsonOp(K.logMeta, meta)]);
+  }
+
+  // ---- events -------------------------------------------------------------------------------
+
+  /** The next seq to assign: one past the last stored entry (entries are never deleted). */
+  async nextSeq(): Promise<number> {
+    for await (const key of this.db.keys({
+      gte: K.entryPrefix,
+      lt: prefixEnd(K.entryPrefix),
+      reverse: true,
+      limit: 1,
+    })) {
+      return parseSeqPart(key.slice(K.entryPrefix.length)) + 1;
+    }
+    return 0;
+  }
+
+  appendOps(records: AppendRecord[]): BatchOp[] {
+    const ops: BatchOp[] = [];
+    const empty = Buffer.alloc(0);
+    for (const r of records) {
+      ops.push({ type: "put", key: K.entry(r.seq), value: Buffer.from(r.entryJcs, "utf8") });
+      ops.push({ type: "put", key: K.body(r.seq), value: enc(r.body) });
+      if (r.subject !== null)
+        ops.push({ type: "put", key: K.bySubject(r.subject, r.seq), value: empty });
+      ops.push({ type: "put", key: K.byOrg(r.organization, r.seq), value: empty });
+      ops.push({ type: "put", key: K.byTime(r.recordedMs, r.seq), value: empty });
+      if (r.requestId !== undefined)
+        ops.push({ type: "put", key: K.requestId(r.organization, r.requestId), value: enc(r.seq) });
+    }
+    return ops;
+  }
+
+  async getEntryJcs(seq: number): Promise<string | undefined> {
+    return (await this.getRaw(K.entry(seq)))?.toString("utf8");
+  }
+
+  async getEntriesJcs(seqs: number[]): Promise<Array<string | undefined>> {
+    return (await this.getManyRaw(seqs.map(K.entry))).map((b) => b?.toString("utf8"));
+  }
+
+  /** Entries with seq in [fromSeq, toSeq), in order. */
+  async *scanEntries(fromSeq: number, toSeq: number): AsyncGenerator<[number, string]> {
+    for await (const [k, v] of this.db.iterator({ gte: K.entry(fromSeq), lt: K.entry(toSeq) })) {
+      yield [parseSeqPart(k.slice(K.entryPrefix.length)), v.toString("utf8")];
+    }
+  }
+
+  async getBody(seq: number): Promise<StoredBody | undefined> {
+    return this.getJson<StoredBody>(K.body(seq));
+  }
+
+  async getBodies(seqs: number[]): Promise<Array<StoredBody | undefined>> {
+    return (await this.getManyRaw(seqs.map(K.body))).map((b) =>
+      b ? dec<StoredBody>(b) : undefined,
+    );
+  }
+
+  async findRequest(organization: string, requestId: string): Promise<number | undefined> {
+    return this.getJson<number>(K.requestId(organization, requestId));
+  }
+
+  /** Seqs under an index prefix, ascending, strictly after `afterSeq`. */
+  async seqsByPrefix(
+    prefix: string,
+    opts: { afterSeq?: number; beforeSeq?: number; limit: number },
+  ) {
+    const seqs: number[] = [];
+    const gt =
+      opts.afterSeq === undefined ? undefined : `${prefix}${K.entry(opts.afterSeq).slice(2)}`;
+    const lt =
+      opts.beforeSeq === undefined
+        ? prefixEnd(prefix)
+        : `${prefix}${K.entry(opts.beforeSeq).slice(2)}`;
+    for await (const key of this.db.keys(
+      gt === undefined ? { gte: prefix, lt, limit: opts.limit } : { gt, lt, limit: opts.limit },
+    )) {
+      seqs.push(parseSeqPart(key.slice(prefix.length)));
+    }
+    return seqs;
+  }
+
+  async seqsBySubject(tag: string, opts: { afterSeq?: number; beforeSeq?: number; limit: number }) {
+    return this.seqsByPrefix(K.bySubjectPrefix(tag), opts);
+  }
+
+  async seqsByOrg(org: string, opts: { afterSeq?: number; beforeSeq?: number; limit: number }) {
+    return this.seqsByPrefix(K.byOrgPrefix(org), opts);
+  }
+
+  /** Seqs of events recorded in [fromMs, toMs), in (time, seq) order, after a (ms, seq) cursor. */
+  async seqsByTime(opts: {
+    fromMs: number;
+    toMs: number;
+    after?: { ms: number; seq: number };
+    limit: number;
+  }): Promise<Array<{ ms: number; seq: number }>> {
+    const out: Array<{ ms: number; seq: number }> = [];
+    const range = opts.after
+      ? {
+          gt: K.byTime(opts.after.ms, opts.after.seq),
+          lt: K.byTime(opts.toMs, 0),
+          limit: opts.limit,
+        }
+      : { gte: K.byTime(opts.fromMs, 0), lt: K.byTime(opts.toMs, 0), limit: opts.limit };
+    for await (const key of this.db.keys(range)) {
+      const [, , ms, seq] = key.split(":");
+      out.push({ ms: Number(ms), seq: parseSeqPart(seq!) });
+    }
+    return out;
+  }
+
+  // ---- receipt groups -----------------------------------------------------------------------
+
+  async getGroupContaining<T extends { firstSeq: number; count: number }>(
+    seq: number,
+  ): Promise<T | undefined> {
+    for await (const [, v] of this.db.iterator({
+      gte: K.groupPrefix,
+      lte: K.group(seq),
+      reverse: true,
+      limit: 1,
+    })) {
+      const group = dec<T>(v);
+      return seq < group.firstSeq + group.count ? group : undefined;
+    }
+    return undefined;
+  }
+
+  // ---- batches ------------------------------------------------------------------------------
+
+  async getBatch<T>(batchNo: number): Promise<T | undefined> {
+    return this.getJson<T>(K.batch(batchNo));
+  }
+
+  async lastBatch<T>(): Promise<T | undefined> {
+    for await (const [, v] of this.db.iterator({
+      gte: K.batchPrefix,
+      lt: prefixEnd(K.batchPrefix),
+      reverse: true,
+      limit: 1,
+    })) {
+      return dec<T>(v);
+    }
+    return undefined;
+  }
+
+  /** The number of the batch whose range contains `seq`, if it is sealed. */
+  async batchNoForSeq(seq: number): Promise<number | undefined> {
+    for await (const v of this.db.values({
+      gte: K.batchBySeqPrefix,
+      lte: K.batchBySeq(seq),
+      reverse: true,
+      limit: 1,
+    })) {
+      return Number(v.toString("utf8"));
+    }
+    return undefined;
+  }
+
+  /** Reads stored Merkle nodes of a batch: only the chunks holding the requested nodes. */
+  async getLevelNodes(
+    batchNo: number,
+    ids: Array<{ level: number; index: number }>,
+    chunkNodes: number,
+  ): Promise<Buffer[]> {
+    const keys = [
+      ...new Set(
+        ids.map((id) => K.levelChunk(batchNo, id.level, Math.floor(id.index / chunkNodes))),
+      ),
+    ];
+    const chunks = new Map<string, Buffer | undefined>();
+    (await this.getManyRaw(keys)).forEach((v, i) => chunks.set(keys[i]!, v));
+    return ids.map((id) => {
+      const chunk = chunks.get(K.levelChunk(batchNo, id.level, Math.floor(id.index / chunkNodes)));
+      const offset = (id.index % chunkNodes) * 32;
+      if (!chunk || chunk.length < offset + 32)
+        throw new Error(
+          `stored Merkle node missing: batch ${batchNo} level ${id.level} index ${id.index}`,
+        );
+      return chunk.subarray(offset, offset + 32);
+    });
+  }
+
+  async listBatches<T>(opts: {
+    fromBatchNo?: number;
+    limit: number;
+    reverse?: boolean;
+  }): Promise<T[]> {
+    const out: T[] = [];
+    const range = opts.reverse
+      ? {
+          gte: K.batchPrefix,
+          lte:
+            opts.fromBatchNo === undefined ? prefixEnd(K.batchPrefix) : K.batch(opts.fromBatchNo),
+          reverse: true,
+          limit: opts.limit,
+        }
+      : { gte: K.batch(opts.fromBatchNo ?? 0), lt: prefixEnd(K.batchPrefix), limit: opts.limit };
+    for await (const [, v] of this.db.iterator(range)) out.push(dec<T>(v));
+    return out;
+  }
+}
