@@ -1,0 +1,15 @@
+import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
+
+/**
+ * Deploys the VeritrailRegistry. `admin` receives DEFAULT_ADMIN_ROLE (registers logs, rotates
+ * anchorer and receipt-signer keys, pauses anchoring); it defaults to the deploying account.
+ * On a shared chain pass a multisig or a dedicated admin key instead:
+ *   hardhat ignition deploy ignition/modules/VeritrailRegistry.ts --network <net> \
+ *     --parameters '{"VeritrailRegistryModule":{"admin":"0x..."}}'
+ * Logs are registered afterwards with scripts/register-log.ts.
+ */
+export default buildModule("VeritrailRegistryModule", (m) => {
+  const admin = m.getParameter("admin", m.getAccount(0));
+  const registry = m.contract("VeritrailRegistry", [admin]);
+  return { registry };
+});

@@ -1,0 +1,216 @@
+/**
+ * Registers a Veritrail log on the VeritrailRegistry, idempotently, so that deploy scripts and
+ * `npm start` can run it on every start: a log already registered with the same anchorer and
+ * receipt signer is left alone; one registered with other addresses is an error (changing them
+ * is a key rotation, not a registration).
+ *
+ * CLI (a development node's unlocked account, or a keystore whose password comes on stdin):
+ *   node scripts/register-log.ts --rpc-url http://127.0.0.1:8545 --registry 0x... \
+ *     --log-id 0x<32 bytes> --anchorer 0x... --receipt-signer 0x... \
+ *     [--admin-account 0 | --admin-keystore keystore.json < password.txt]
+ */
+import { readFile } from "node:fs/promises";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import {
+  Contract,
+  JsonRpcProvider,
+  Wallet,
+  ZeroAddress,
+  ZeroHash,
+  getAddress,
+  isAddress,
+  isHexString,
+  type BaseContract,
+  type Signer,
+} from "ethers";
+
+const REGISTER_LOG_ABI = [
+  "function registerLog(bytes32 logId, address anchorer, address receiptSigner)",
+  "function getLog(bytes32 logId) view returns (address anchorer, address receiptSigner, uint64 nextBatchNo, uint64 nextSeq, uint64 registeredAt)",
+  "function hasRole(bytes32 role, address account) view returns (bool)",
+  "error VeritrailLogAlreadyRegistered(bytes32 logId)",
+] as const;
+
+const DEFAULT_ADMIN_ROLE = ZeroHash;
+
+export type RegisterLogErrorCode =
+  "INVALID_ARGUMENT" | "NOT_ADMIN" | "REGISTERED_WITH_OTHER_ADDRESSES";
+
+export class RegisterLogError extends Error {
+  readonly code: RegisterLogErrorCode;
+
+  // No parameter properties: this file also runs under Node's type stripping.
+  constructor(code: RegisterLogErrorCode, message: string) {
+    super(message);
+    this.name = "RegisterLogError";
+    this.code = code;
+  }
+}
+
+export interface RegisterLogParams {
+  /** The registry, connected to a signer holding DEFAULT_ADMIN_ROLE. */
+  registry: BaseContract;
+  /** 0x-prefixed 32-byte log id, not zero. */
+  logId: string;
+  anchorer: string;
+  receiptSigner: string;
+}
+
+export type RegisterLogResult =
+  | { status: "registered"; txHash: string; blockNumber: number }
+  | { status: "already-registered"; registeredAt: bigint };
+
+interface OnChainLog {
+  anchorer: string;
+  receiptSigner: string;
+  registeredAt: bigint;
+}
+
+async function readLog(registry: BaseContract, logId: string): Promise<OnChainLog> {
+  const [anchorer, receiptSigner, , , registeredAt] = (await registry.getFunction("getLog")(
+    logId,
+  )) as [string, string, bigint, bigint, bigint];
+  return { anchorer, receiptSigner, registeredAt };
+}
+
+function checkAddress(name: string, value: string): string {
+  if (!isAddress(value) || getAddress(value) === ZeroAddress) {
+    throw new RegisterLogError("INVALID_ARGUMENT", `${name} is not a non-zero address: ${value}`);
+  }
+  return getAddress(value);
+}
+
+/** Compares what is on-chain with what was asked; undefined while the log is unregistered. */
+function compareRegistered(
+  logId: string,
+  onChain: OnChainLog,
+  anchorer: string,
+  receiptSigner: string,
+): RegisterLogResult | undefined {
+  if (onChain.anchorer === ZeroAddress) return undefined;
+  if (onChain.anchorer === anchorer && onChain.receiptSigner === receiptSigner) {
+    return { status: "already-registered", registeredAt: onChain.registeredAt };
+  }
+  throw new RegisterLogError(
+    "REGISTERED_WITH_OTHER_ADDRESSES",
+    `log ${logId} is already registered with anchorer ${onChain.anchorer} and receipt signer ` +
+      `${onChain.receiptSigner}, not anchorer ${anchorer} and receipt signer ${receiptSigner}; ` +
+      `change them with rotateAnchorer / rotateReceiptSigner`,
+  );
+}
+
+/**
+ * Registers `logId` unless it is already registered with exactly these addresses.
+ * Throws {@link RegisterLogError} on bad arguments, a non-admin signer, or a log registered with
+ * other addresses; contract and RPC errors propagate unchanged.
+ */
+export async function registerLog({
+  registry,
+  logId,
+  anchorer,
+  receiptSigner,
+}: RegisterLogParams): Promise<RegisterLogResult> {
+  if (!isHexString(logId, 32) || BigInt(logId) === 0n) {
+    throw new RegisterLogError("INVALID_ARGUMENT", `logId is not a non-zero bytes32: ${logId}`);
+  }
+  const wantAnchorer = checkAddress("anchorer", anchorer);
+  const wantSigner = checkAddress("receiptSigner", receiptSigner);
+
+  const existing = compareRegistered(
+    logId,
+    await readLog(registry, logId),
+    wantAnchorer,
+    wantSigner,
+  );
+  if (existing) return existing;
+
+  const runner = registry.runner as Partial<Signer> | null;
+  if (runner?.getAddress) {
+    const admin = await runner.getAddress();
+    const isAdmin = (await registry.getFunction("hasRole")(DEFAULT_ADMIN_ROLE, admin)) as boolean;
+    if (!isAdmin) {
+      throw new RegisterLogError("NOT_ADMIN", `${admin} does not hold DEFAULT_ADMIN_ROLE`);
+    }
+  }
+
+  try {
+    const tx = await registry.getFunction("registerLog")(logId, wantAnchorer, wantSigner);
+    const receipt = await tx.wait();
+    return { status: "registered", txHash: receipt.hash, blockNumber: receipt.blockNumber };
+  } catch (err) {
+    // Someone registered the log between our read and our transaction: judge what they wrote.
+    const now = await readLog(registry, logId).catch(() => undefined);
+    const raced = now && compareRegistered(logId, now, wantAnchorer, wantSigner);
+    if (raced) return raced;
+    throw err;
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      "rpc-url": { type: "string", default: "http://127.0.0.1:8545" },
+      registry: { type: "string" },
+      "log-id": { type: "string" },
+      anchorer: { type: "string" },
+      "receipt-signer": { type: "string" },
+      "admin-account": { type: "string", default: "0" },
+      "admin-keystore": { type: "string" },
+    },
+  });
+  const registryAddress = values.registry;
+  const logId = values["log-id"];
+  const anchorer = values.anchorer;
+  const receiptSigner = values["receipt-signer"];
+  if (!registryAddress || !logId || !anchorer || !receiptSigner) {
+    throw new RegisterLogError(
+      "INVALID_ARGUMENT",
+      "usage: register-log --registry <address> --log-id <bytes32> --anchorer <address> " +
+        "--receipt-signer <address> [--rpc-url <url>] " +
+        "[--admin-account <index|address> | --admin-keystore <file> (password on stdin)]",
+    );
+  }
+  const provider = new JsonRpcProvider(values["rpc-url"]);
+  try {
+    let admin: Signer;
+    const keystore = values["admin-keystore"];
+    if (keystore) {
+      const password = (await readStdin()).replace(/\r?\n$/, "");
+      admin = (await Wallet.fromEncryptedJson(await readFile(keystore, "utf8"), password)).connect(
+        provider,
+      );
+    } else {
+      const account = values["admin-account"];
+      admin = await provider.getSigner(/^\d+$/.test(account) ? Number(account) : account);
+    }
+    const registry = new Contract(
+      checkAddress("registry", registryAddress),
+      REGISTER_LOG_ABI,
+      admin,
+    );
+    const result = await registerLog({ registry, logId, anchorer, receiptSigner });
+    console.log(
+      JSON.stringify({ logId, ...result }, (_, v: unknown) =>
+        typeof v === "bigint" ? Number(v) : v,
+      ),
+    );
+  } finally {
+    provider.destroy();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    const message = err instanceof Error ? err.message : String(err);
+    console.error(`register-log: ${message}`);
+    process.exitCode = 1;
+  });
+}

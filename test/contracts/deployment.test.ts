@@ -1,0 +1,154 @@
+import { expect } from "chai";
+import { network } from "hardhat";
+import VeritrailRegistryModule from "../../ignition/modules/VeritrailRegistry.ts";
+import { RegisterLogError, registerLog } from "../../scripts/register-log.ts";
+
+const { ethers, ignition, networkHelpers } = await network.create();
+
+const DEFAULT_ADMIN_ROLE = ethers.ZeroHash;
+const LOG_ID = ethers.id("veritrail/test/deployment");
+
+async function deployedFixture() {
+  const signers = await ethers.getSigners();
+  const at = (i: number) => {
+    const s = signers[i];
+    if (!s) throw new Error(`hardhat network has no signer #${i}`);
+    return s;
+  };
+  const { registry } = await ignition.deploy(VeritrailRegistryModule);
+  const address = await registry.getAddress();
+  return {
+    deployer: at(0),
+    anchorer: at(1),
+    receiptSigner: at(2),
+    outsider: at(3),
+    registry: await ethers.getContractAt("VeritrailRegistry", address, at(0)),
+  };
+}
+
+async function expectRegisterLogError(
+  promise: Promise<unknown>,
+  code: RegisterLogError["code"],
+  message: RegExp,
+) {
+  const err: unknown = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).to.be.instanceOf(RegisterLogError);
+  expect((err as RegisterLogError).code).to.equal(code);
+  expect((err as RegisterLogError).message).to.match(message);
+}
+
+describe("Ignition module VeritrailRegistryModule", function () {
+  it("deploys with the deployer as admin by default", async function () {
+    const { registry, deployer, outsider } = await networkHelpers.loadFixture(deployedFixture);
+    expect(await registry.hasRole(DEFAULT_ADMIN_ROLE, deployer.address)).to.equal(true);
+    expect(await registry.hasRole(DEFAULT_ADMIN_ROLE, outsider.address)).to.equal(false);
+    expect(await registry.paused()).to.equal(false);
+  });
+
+  it("makes the `admin` parameter the only admin", async function () {
+    const [deployer, , , , admin] = await ethers.getSigners();
+    const deployed = await ignition.deploy(VeritrailRegistryModule, {
+      parameters: { VeritrailRegistryModule: { admin: admin!.address } },
+    });
+    const registry = await ethers.getContractAt(
+      "VeritrailRegistry",
+      await deployed.registry.getAddress(),
+    );
+    expect(await registry.hasRole(DEFAULT_ADMIN_ROLE, admin!.address)).to.equal(true);
+    expect(await registry.hasRole(DEFAULT_ADMIN_ROLE, deployer!.address)).to.equal(false);
+  });
+});
+
+describe("scripts/register-log registerLog()", function () {
+  it("registers a new log and returns its transaction", async function () {
+    const { registry, anchorer, receiptSigner } = await networkHelpers.loadFixture(deployedFixture);
+    const result = await registerLog({
+      registry,
+      logId: LOG_ID,
+      anchorer: anchorer.address,
+      receiptSigner: receiptSigner.address,
+    });
+    expect(result.status).to.equal("registered");
+    if (result.status !== "registered") return;
+    const receipt = await ethers.provider.getTransactionReceipt(result.txHash);
+    expect(receipt?.blockNumber).to.equal(result.blockNumber);
+    const log = await registry.getLog(LOG_ID);
+    expect([log.anchorer, log.receiptSigner]).to.deep.equal([
+      anchorer.address,
+      receiptSigner.address,
+    ]);
+  });
+
+  it("is a no-op when the log is already registered with the same addresses (any case)", async function () {
+    const { registry, anchorer, receiptSigner } = await networkHelpers.loadFixture(deployedFixture);
+    await registry.registerLog(LOG_ID, anchorer.address, receiptSigner.address);
+    const registeredAt = (await registry.getLog(LOG_ID)).registeredAt;
+    const blockBefore = await ethers.provider.getBlockNumber();
+    const result = await registerLog({
+      registry,
+      logId: LOG_ID,
+      anchorer: anchorer.address.toLowerCase(),
+      receiptSigner: receiptSigner.address,
+    });
+    expect(result).to.deep.equal({ status: "already-registered", registeredAt });
+    expect(await ethers.provider.getBlockNumber()).to.equal(blockBefore); // no transaction
+  });
+
+  it("fails clearly when the log is registered with other addresses", async function () {
+    const { registry, anchorer, receiptSigner, outsider } =
+      await networkHelpers.loadFixture(deployedFixture);
+    await registry.registerLog(LOG_ID, anchorer.address, receiptSigner.address);
+    await expectRegisterLogError(
+      registerLog({
+        registry,
+        logId: LOG_ID,
+        anchorer: anchorer.address,
+        receiptSigner: outsider.address,
+      }),
+      "REGISTERED_WITH_OTHER_ADDRESSES",
+      /already registered with anchorer 0x.*rotateAnchorer \/ rotateReceiptSigner/,
+    );
+  });
+
+  it("refuses a signer that is not admin, before sending anything", async function () {
+    const { registry, anchorer, receiptSigner, outsider } =
+      await networkHelpers.loadFixture(deployedFixture);
+    await expectRegisterLogError(
+      registerLog({
+        registry: registry.connect(outsider),
+        logId: LOG_ID,
+        anchorer: anchorer.address,
+        receiptSigner: receiptSigner.address,
+      }),
+      "NOT_ADMIN",
+      new RegExp(`${outsider.address} does not hold DEFAULT_ADMIN_ROLE`),
+    );
+    expect(await registry.isLogRegistered(LOG_ID)).to.equal(false);
+  });
+
+  it("rejects a malformed or zero log id and zero or malformed addresses", async function () {
+    const { registry, anchorer, receiptSigner } = await networkHelpers.loadFixture(deployedFixture);
+    const ok = { registry, logId: LOG_ID, anchorer: anchorer.address };
+    const good = { ...ok, receiptSigner: receiptSigner.address };
+    for (const logId of ["0x12", ethers.ZeroHash, "not hex"]) {
+      await expectRegisterLogError(
+        registerLog({ ...good, logId }),
+        "INVALID_ARGUMENT",
+        /logId is not a non-zero bytes32/,
+      );
+    }
+    await expectRegisterLogError(
+      registerLog({ ...good, anchorer: ethers.ZeroAddress }),
+      "INVALID_ARGUMENT",
+      /anchorer is not a non-zero address/,
+    );
+    await expectRegisterLogError(
+      registerLog({ ...ok, receiptSigner: "0x1234" }),
+      "INVALID_ARGUMENT",
+      /receiptSigner is not a non-zero address/,
+    );
+  });
+});
