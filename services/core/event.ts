@@ -345,7 +345,14 @@ export const NativeEventSchema = z
         params: { code: "transfer_not_allowed" },
       });
     }
-    const size = jcsBytes(e).length;
+    // zod runs this refinement even when a field failed a refinement of its own (e.g. an
+    // unpaired surrogate, which JCS refuses); that field is reported already, so skip the size.
+    let size = 0;
+    try {
+      size = jcsBytes(e).length;
+    } catch {
+      return;
+    }
     if (size > MAX_EVENT_BYTES) {
       ctx.addIssue({
         code: "custom",
