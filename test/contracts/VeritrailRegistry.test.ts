@@ -1009,6 +1009,19 @@ describe("VeritrailRegistry", function () {
         batchNo += 1n;
         seq += count;
       }
+      // Same pre-state, same header except count: the only difference left is calldata bytes.
+      const sameState: bigint[] = [];
+      for (const count of [1n, 100_000n]) {
+        const snapshot = await networkHelpers.takeSnapshot();
+        sameState.push(
+          (
+            await measure(`anchorBatch, same pre-state, count ${count.toLocaleString("en")}`, () =>
+              anchor.anchorBatch(makeHeader({ batchNo, firstSeq: seq, count, ...roots(batchNo) })),
+            )
+          ).execution,
+        );
+        await snapshot.restore();
+      }
       await measure("rotateAnchorer", () => registry.rotateAnchorer(LOG_A, anchorer2.address));
       await measure("rotateReceiptSigner", () =>
         registry.rotateReceiptSigner(LOG_A, signer2.address),
@@ -1085,6 +1098,8 @@ describe("VeritrailRegistry", function () {
       const executions = new Set(all.map((m) => m.execution));
       expect([...executions]).to.have.lengthOf(1);
       for (const g of baseline) expect(g).to.be.at.most(GAS_TARGET);
+      expect(sameState[0]).to.equal(sameState[1]);
+      expect(sameState[0]).to.equal(first.execution);
     });
   });
 });
