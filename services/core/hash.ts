@@ -1,17 +1,13 @@
-import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
-import { hmac } from "@noble/hashes/hmac.js";
+import { hmacSha256Impl, sha256Impl } from "#sha256";
 
 /**
- * SHA-256 over the concatenation of `parts`. @noble/hashes rather than node:crypto because
- * core/ is bundled into the browser verifier, which must compute exactly the same bytes.
+ * SHA-256 over the concatenation of `parts`. The implementation is picked per platform through
+ * package.json `imports`: OpenSSL in Node, @noble/hashes in the browser verifier.
  */
 export function sha256(...parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return nobleSha256(parts[0]!);
-  const h = nobleSha256.create();
-  for (const p of parts) h.update(p);
-  return h.digest();
+  return sha256Impl(parts);
 }
 
 export function hmacSha256(key: Uint8Array, message: Uint8Array): Uint8Array {
-  return hmac(nobleSha256, key, message);
+  return hmacSha256Impl(key, message);
 }
