@@ -1,0 +1,59 @@
+/**
+ * The part of the VeritrailRegistry ABI the service and the verifier use, as human-readable
+ * fragments. Kept by hand so that the service does not need the build artifacts at run time
+ * except to deploy; test/services/chain/registry-abi.test.ts checks every fragment against the
+ * compiled artifact.
+ */
+
+/** `BatchHeader` as an ABI tuple, in the contract's field order. */
+export const BATCH_HEADER_TUPLE =
+  "(bytes32 logId, uint64 batchNo, uint64 firstSeq, uint32 count, bytes32 eventsRoot, bytes32 indexRoot)";
+
+export const REGISTRY_ABI = [
+  // Writes
+  "function registerLog(bytes32 logId, address anchorer, address receiptSigner)",
+  `function anchorBatch(${BATCH_HEADER_TUPLE} header)`,
+  "function rotateAnchorer(bytes32 logId, address newAnchorer)",
+  "function rotateReceiptSigner(bytes32 logId, address newSigner)",
+  "function pause()",
+  "function unpause()",
+  // Views
+  `function headerHash(${BATCH_HEADER_TUPLE} header) pure returns (bytes32)`,
+  "function batchCommitment(bytes32 logId, uint64 batchNo) view returns (bytes32)",
+  `function isAnchored(${BATCH_HEADER_TUPLE} header) view returns (bool)`,
+  "function logHead(bytes32 logId) view returns (uint64 nextBatchNo, uint64 nextSeq)",
+  "function getLog(bytes32 logId) view returns (address anchorer, address receiptSigner, uint64 nextBatchNo, uint64 nextSeq, uint64 registeredAt)",
+  "function isLogRegistered(bytes32 logId) view returns (bool)",
+  "function signerPeriod(bytes32 logId, address signer) view returns (uint64 validFrom, uint64 validUntil)",
+  `function verifyInclusion(${BATCH_HEADER_TUPLE} header, uint256 leafIndex, bytes32 leafHash, bytes32[] proof) view returns (bool)`,
+  "function paused() view returns (bool)",
+  "function hasRole(bytes32 role, address account) view returns (bool)",
+  // Events
+  "event LogRegistered(bytes32 indexed logId, address anchorer, address receiptSigner)",
+  "event BatchAnchored(bytes32 indexed logId, uint64 indexed batchNo, uint64 firstSeq, uint32 count, bytes32 eventsRoot, bytes32 indexRoot)",
+  "event AnchorerRotated(bytes32 indexed logId, address previousAnchorer, address newAnchorer)",
+  "event ReceiptSignerRotated(bytes32 indexed logId, address previousSigner, address newSigner)",
+  // Errors: the registry's own, then OpenZeppelin's (AccessControl, Pausable)
+  "error VeritrailInvalidAdmin(address admin)",
+  "error VeritrailZeroLogId()",
+  "error VeritrailInvalidAnchorer(address anchorer)",
+  "error VeritrailInvalidReceiptSigner(address receiptSigner)",
+  "error VeritrailReceiptSignerReused(bytes32 logId, address signer)",
+  "error VeritrailLogAlreadyRegistered(bytes32 logId)",
+  "error VeritrailUnknownLog(bytes32 logId)",
+  "error VeritrailUnauthorizedAnchorer(bytes32 logId, address caller)",
+  "error VeritrailUnexpectedBatch(bytes32 logId, uint64 expected, uint64 got)",
+  "error VeritrailUnexpectedFirstSeq(bytes32 logId, uint64 expected, uint64 got)",
+  "error VeritrailEmptyBatch(bytes32 logId, uint64 batchNo)",
+  "error VeritrailZeroEventsRoot(bytes32 logId, uint64 batchNo)",
+  "error VeritrailSeqOverflow(bytes32 logId, uint64 firstSeq, uint32 count)",
+  "error VeritrailBatchNoOverflow(bytes32 logId, uint64 batchNo)",
+  "error AccessControlUnauthorizedAccount(address account, bytes32 neededRole)",
+  "error AccessControlBadConfirmation()",
+  "error EnforcedPause()",
+  "error ExpectedPause()",
+] as const;
+
+/** Where `hardhat build` writes the registry's artifact (bytecode for deployment). */
+export const REGISTRY_ARTIFACT_PATH =
+  "artifacts/contracts/VeritrailRegistry.sol/VeritrailRegistry.json";

@@ -1,0 +1,834 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import {
+  AbiCoder,
+  Contract,
+  ContractFactory,
+  FetchRequest,
+  Interface,
+  JsonRpcProvider,
+  Network,
+  Transaction,
+  type TransactionRequest,
+  type InterfaceAbi,
+  type Wallet,
+  getAddress,
+  isCallException,
+  isError,
+  keccak256,
+} from "ethers";
+import { REGISTRY_ABI, REGISTRY_ARTIFACT_PATH } from "./registry-abi.ts";
+
+/**
+ * The ethers v6 client of the VeritrailRegistry: connect, deploy, register a log, read the
+ * anchored state, and send `anchorBatch` with explicit nonces, then wait for confirmations.
+ * Everything here is one chain call (or one small sequence of them); policy — what to anchor
+ * when, retries, reorgs — lives in services/ledger/anchor-loop.ts.
+ */
+
+/** A batch header as the registry stores it (same shape as the ledger's BatchHeader). */
+export interface ChainBatchHeader {
+  logId: string;
+  batchNo: number;
+  firstSeq: number;
+  count: number;
+  eventsRoot: string;
+  indexRoot: string;
+}
+
+export const registryInterface = new Interface(REGISTRY_ABI);
+
+const HEADER_TYPES = ["bytes32", "uint64", "uint64", "uint32", "bytes32", "bytes32"] as const;
+
+/** The registry's commitment for a header, computed locally: keccak256(abi.encode(header)). */
+export function headerHash(header: ChainBatchHeader): string {
+  return keccak256(
+    AbiCoder.defaultAbiCoder().encode(HEADER_TYPES, [
+      header.logId,
+      header.batchNo,
+      header.firstSeq,
+      header.count,
+      header.eventsRoot,
+      header.indexRoot,
+    ]),
+  );
+}
+
+function headerTuple(header: ChainBatchHeader): [string, bigint, bigint, bigint, string, string] {
+  return [
+    header.logId,
+    BigInt(header.batchNo),
+    BigInt(header.firstSeq),
+    BigInt(header.count),
+    header.eventsRoot,
+    header.indexRoot,
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+export type RegistryErrorCode =
+  // The registry's custom errors
+  | "INVALID_ADMIN"
+  | "ZERO_LOG_ID"
+  | "INVALID_ANCHORER"
+  | "INVALID_RECEIPT_SIGNER"
+  | "RECEIPT_SIGNER_REUSED"
+  | "LOG_ALREADY_REGISTERED"
+  | "UNKNOWN_LOG"
+  | "UNAUTHORIZED_ANCHORER"
+  | "UNEXPECTED_BATCH"
+  | "UNEXPECTED_FIRST_SEQ"
+  | "EMPTY_BATCH"
+  | "ZERO_EVENTS_ROOT"
+  | "SEQ_OVERFLOW"
+  | "BATCH_NO_OVERFLOW"
+  // OpenZeppelin's
+  | "UNAUTHORIZED_ACCOUNT"
+  | "BAD_CONFIRMATION"
+  | "PAUSED"
+  | "NOT_PAUSED"
+  // Everything else the client can tell apart
+  | "REVERTED"
+  | "NO_CONTRACT"
+  | "TX_TIMEOUT"
+  | "NONCE_CONFLICT"
+  | "RPC_UNAVAILABLE"
+  | "ARTIFACT_MISSING";
+
+const ERROR_CODES: Record<string, RegistryErrorCode> = {
+  VeritrailInvalidAdmin: "INVALID_ADMIN",
+  VeritrailZeroLogId: "ZERO_LOG_ID",
+  VeritrailInvalidAnchorer: "INVALID_ANCHORER",
+  VeritrailInvalidReceiptSigner: "INVALID_RECEIPT_SIGNER",
+  VeritrailReceiptSignerReused: "RECEIPT_SIGNER_REUSED",
+  VeritrailLogAlreadyRegistered: "LOG_ALREADY_REGISTERED",
+  VeritrailUnknownLog: "UNKNOWN_LOG",
+  VeritrailUnauthorizedAnchorer: "UNAUTHORIZED_ANCHORER",
+  VeritrailUnexpectedBatch: "UNEXPECTED_BATCH",
+  VeritrailUnexpectedFirstSeq: "UNEXPECTED_FIRST_SEQ",
+  VeritrailEmptyBatch: "EMPTY_BATCH",
+  VeritrailZeroEventsRoot: "ZERO_EVENTS_ROOT",
+  VeritrailSeqOverflow: "SEQ_OVERFLOW",
+  VeritrailBatchNoOverflow: "BATCH_NO_OVERFLOW",
+  AccessControlUnauthorizedAccount: "UNAUTHORIZED_ACCOUNT",
+  AccessControlBadConfirmation: "BAD_CONFIRMATION",
+  EnforcedPause: "PAUSED",
+  ExpectedPause: "NOT_PAUSED",
+};
+
+/** A failed registry call with a code (STYLE.md §5); `args` holds a custom error's arguments. */
+export class RegistryError extends Error {
+  constructor(
+    readonly code: RegistryErrorCode,
+    message: string,
+    readonly args: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "RegistryError";
+  }
+
+  /** The custom error's name (`VeritrailUnexpectedBatch`, …) when the revert was decoded. */
+  get errorName(): string | undefined {
+    return typeof this.args.errorName === "string" ? this.args.errorName : undefined;
+  }
+}
+
+function findRevertData(error: unknown, depth = 0): string | undefined {
+  if (depth > 5 || error === null || typeof error !== "object") return undefined;
+  const record = error as Record<string, unknown>;
+  const data = record.data;
+  if (typeof data === "string" && /^0x[0-9a-fA-F]{8}/.test(data)) return data;
+  for (const key of ["error", "info", "cause", "data"]) {
+    const found = findRevertData(record[key], depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/**
+ * Turns a revert into a typed RegistryError (custom errors decoded with their arguments), or
+ * returns undefined when `error` is not a revert (a network failure, a timeout, …).
+ */
+export function decodeRegistryError(error: unknown): RegistryError | undefined {
+  if (error instanceof RegistryError) return error;
+  if (isError(error, "BAD_DATA") && error.value === "0x") {
+    return new RegistryError(
+      "NO_CONTRACT",
+      "the registry address has no code",
+      {},
+      { cause: error },
+    );
+  }
+  const data = findRevertData(error);
+  if (data) {
+    try {
+      const parsed = registryInterface.parseError(data);
+      if (parsed) {
+        const args: Record<string, unknown> = { errorName: parsed.name };
+        parsed.fragment.inputs.forEach((input, i) => {
+          const value: unknown = parsed.args[i];
+          args[input.name || String(i)] = typeof value === "bigint" ? Number(value) : value;
+        });
+        const code = ERROR_CODES[parsed.name] ?? "REVERTED";
+        const shown = Object.entries(args)
+          .filter(([k]) => k !== "errorName")
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .join(", ");
+        return new RegistryError(code, `${parsed.name}(${shown})`, args, { cause: error });
+      }
+    } catch {
+      // not one of ours: fall through
+    }
+  }
+  if (isCallException(error)) {
+    return new RegistryError(
+      "REVERTED",
+      error.shortMessage || "call reverted",
+      {},
+      { cause: error },
+    );
+  }
+  return undefined;
+}
+
+/** Whether a broadcast failed because of the nonce (used, or replaced with too low a fee). */
+export function isNonceConflict(error: unknown): boolean {
+  if (isError(error, "NONCE_EXPIRED") || isError(error, "REPLACEMENT_UNDERPRICED")) return true;
+  const text = errorText(error);
+  return /nonce too low|nonce.*(already|used|expired)|replacement.*underpriced|already known|known transaction/i.test(
+    text,
+  );
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof Error) {
+    const nested =
+      (error as { error?: unknown; info?: unknown }).error ?? (error as { info?: unknown }).info;
+    return `${error.message} ${nested ? JSON.stringify(nested) : ""}`;
+  }
+  return String(error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection
+// ---------------------------------------------------------------------------------------------
+
+export interface ConnectOptions {
+  rpcUrl: string;
+  /** Per-request timeout; an RPC that accepts but never answers counts as down. */
+  requestTimeoutMs?: number;
+  /** Known chain id: skips the probe. */
+  chainId?: number;
+}
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+
+function fetchRequest(rpcUrl: string, timeoutMs: number): FetchRequest {
+  const request = new FetchRequest(rpcUrl);
+  request.timeout = timeoutMs;
+  return request;
+}
+
+/** eth_chainId, once, without ethers' start-up network detection (which retries forever). */
+export async function probeChainId(
+  rpcUrl: string,
+  timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
+): Promise<number> {
+  const request = fetchRequest(rpcUrl, timeoutMs);
+  request.body = { jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] };
+  request.setHeader("content-type", "application/json");
+  let response;
+  try {
+    response = await request.send();
+  } catch (error) {
+    throw new RegistryError(
+      "RPC_UNAVAILABLE",
+      `cannot reach ${redactUrl(rpcUrl)}: ${errorText(error)}`,
+      {},
+      {
+        cause: error,
+      },
+    );
+  }
+  if (!response.ok()) {
+    throw new RegistryError(
+      "RPC_UNAVAILABLE",
+      `${redactUrl(rpcUrl)} answered HTTP ${response.statusCode}`,
+    );
+  }
+  const body = response.bodyJson as { result?: string; error?: { message?: string } };
+  if (typeof body.result !== "string") {
+    throw new RegistryError(
+      "RPC_UNAVAILABLE",
+      `eth_chainId failed: ${body.error?.message ?? "no result"}`,
+    );
+  }
+  return Number(BigInt(body.result));
+}
+
+/** Never print credentials that some RPC URLs carry in their path or query. */
+export function redactUrl(rpcUrl: string): string {
+  try {
+    const u = new URL(rpcUrl);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return "<rpc>";
+  }
+}
+
+/**
+ * A JsonRpcProvider pinned to `chainId` (staticNetwork: no eth_chainId before every request),
+ * with a request timeout and ethers' 250 ms response cache off, because the anchor loop must
+ * see a reorg or a node restart on its very next read.
+ */
+export function makeProvider(
+  rpcUrl: string,
+  chainId: number,
+  requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
+): JsonRpcProvider {
+  const network = Network.from(chainId);
+  return new JsonRpcProvider(fetchRequest(rpcUrl, requestTimeoutMs), network, {
+    staticNetwork: network,
+    cacheTimeout: -1,
+    pollingInterval: 1_000,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nonces
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Hands out consecutive nonces for one account so that several anchor transactions can be in
+ * flight at once. Seeded from `getTransactionCount(pending)` on first use and after `reset()`.
+ * `send` holds the tracker while the transaction is broadcast, so two loops that share one
+ * anchorer account (and therefore one tracker) never sign the same nonce twice.
+ */
+export class NonceTracker {
+  private next: number | undefined;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly address: string,
+    private readonly pendingCount: () => Promise<number>,
+  ) {}
+
+  static forAccount(provider: JsonRpcProvider, address: string): NonceTracker {
+    return new NonceTracker(getAddress(address), () =>
+      provider.getTransactionCount(address, "pending"),
+    );
+  }
+
+  /** Forget the local count; the next nonce is read from the node again. */
+  reset(): void {
+    this.next = undefined;
+  }
+
+  /** The nonce the next `send` would use, if known (for status output and tests). */
+  get peek(): number | undefined {
+    return this.next;
+  }
+
+  /**
+   * Runs `broadcast(nonce)` with the next nonce, serialised with every other `send` on this
+   * tracker. The nonce counts as used when `broadcast` resolves; on a nonce conflict the
+   * tracker re-seeds; on any other failure it re-seeds too, because an RPC error after the
+   * node received the transaction leaves it unknown whether the nonce was consumed.
+   */
+  send<T>(broadcast: (nonce: number) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.next === undefined) this.next = await this.pendingCount();
+      const nonce = this.next;
+      try {
+        const result = await broadcast(nonce);
+        this.next = nonce + 1;
+        return result;
+      } catch (error) {
+        this.next = undefined;
+        throw error;
+      }
+    };
+    const result = this.tail.then(run, run);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /** A transaction with an explicit nonce (a replacement) was broadcast. */
+  observe(nonce: number): void {
+    if (this.next !== undefined && nonce >= this.next) this.next = nonce + 1;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------------
+
+export interface LogInfo {
+  registered: boolean;
+  anchorer: string;
+  receiptSigner: string;
+  nextBatchNo: number;
+  nextSeq: number;
+  /** Block timestamp (seconds) of the registration. */
+  registeredAt: number;
+}
+
+export interface SignerPeriod {
+  /** Block timestamp (seconds) from which the signer was the log's receipt signer; 0 if never. */
+  validFrom: number;
+  /** Block timestamp (seconds) at which it was rotated out; 0 while current. */
+  validUntil: number;
+}
+
+export interface Fees {
+  maxFeePerGas: bigint;
+  maxPriorityFeePerGas: bigint;
+}
+
+export interface SentAnchor {
+  txHash: string;
+  nonce: number;
+  fees: Fees;
+  gasLimit: bigint;
+}
+
+export interface MinedTransaction {
+  txHash: string;
+  status: "success" | "reverted";
+  blockNumber: number;
+  blockHash: string;
+  gasUsed: number;
+  /** Blocks on top of and including the transaction's block (1 = just mined). */
+  confirmations: number;
+}
+
+export interface AnchoredEvent {
+  txHash: string;
+  blockNumber: number;
+  blockHash: string;
+}
+
+export interface SendAnchorOptions {
+  /** An explicit nonce (a replacement); otherwise the tracker's next one. */
+  nonce?: number;
+  nonceTracker?: NonceTracker;
+  /** Fees to use; the node's current fee data otherwise. */
+  fees?: Fees;
+  gasLimit?: bigint;
+}
+
+/**
+ * Fixed gas limit for anchorBatch: its gas does not depend on the batch size (see the
+ * contract's NatSpec), and a fixed limit lets the loop send batch n+1 before n is mined,
+ * when estimateGas would still revert with VeritrailUnexpectedBatch.
+ */
+export const DEFAULT_ANCHOR_GAS_LIMIT = 150_000n;
+
+export class RegistryClient {
+  readonly contract: Contract;
+
+  constructor(
+    readonly provider: JsonRpcProvider,
+    readonly chainId: number,
+    readonly address: string,
+  ) {
+    this.contract = new Contract(getAddress(address), registryInterface, provider);
+  }
+
+  /** Connects to the registry at `address` (one eth_chainId unless `chainId` is given). */
+  static async connect(opts: ConnectOptions & { address: string }): Promise<RegistryClient> {
+    const timeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const chainId = opts.chainId ?? (await probeChainId(opts.rpcUrl, timeout));
+    return new RegistryClient(makeProvider(opts.rpcUrl, chainId, timeout), chainId, opts.address);
+  }
+
+  /** The same provider, another registry address (after a redeployment). */
+  at(address: string): RegistryClient {
+    return new RegistryClient(this.provider, this.chainId, address);
+  }
+
+  /**
+   * Deploys a registry from the build artifact (`hardhat build`) with `admin` as its
+   * DEFAULT_ADMIN_ROLE holder and waits for `confirmations`.
+   */
+  static async deploy(opts: {
+    provider: JsonRpcProvider;
+    admin: Wallet;
+    confirmations?: number;
+    artifactPath?: string;
+    timeoutMs?: number;
+  }): Promise<{ client: RegistryClient; txHash: string; blockNumber: number }> {
+    const artifact = await readArtifact(opts.artifactPath);
+    const admin = opts.admin.connect(opts.provider);
+    const factory = new ContractFactory(artifact.abi, artifact.bytecode, admin);
+    const network = await opts.provider.getNetwork();
+    const contract = await factory.deploy(admin.address);
+    const tx = contract.deploymentTransaction();
+    if (!tx) throw new RegistryError("REVERTED", "deployment sent no transaction");
+    const receipt = await tx.wait(Math.max(1, opts.confirmations ?? 1), opts.timeoutMs ?? 60_000);
+    if (!receipt || receipt.status !== 1)
+      throw new RegistryError("REVERTED", "registry deployment reverted");
+    const address = await contract.getAddress();
+    return {
+      client: new RegistryClient(opts.provider, Number(network.chainId), address),
+      txHash: tx.hash,
+      blockNumber: receipt.blockNumber,
+    };
+  }
+
+  destroy(): void {
+    this.provider.destroy();
+  }
+
+  async hasCode(): Promise<boolean> {
+    const code = await this.provider.getCode(this.address);
+    return code !== "0x";
+  }
+
+  async blockNumber(): Promise<number> {
+    return this.provider.getBlockNumber();
+  }
+
+  /** The hash of the canonical block at `blockNumber`, or undefined beyond the head. */
+  async blockHashAt(blockNumber: number): Promise<string | undefined> {
+    const block = await this.provider.getBlock(blockNumber);
+    return block?.hash ?? undefined;
+  }
+
+  async getLog(logId: string): Promise<LogInfo> {
+    const r = (await this.call("getLog", [logId])) as [string, string, bigint, bigint, bigint];
+    return {
+      registered: BigInt(r[0]) !== 0n,
+      anchorer: r[0],
+      receiptSigner: r[1],
+      nextBatchNo: Number(r[2]),
+      nextSeq: Number(r[3]),
+      registeredAt: Number(r[4]),
+    };
+  }
+
+  async logHead(logId: string): Promise<{ nextBatchNo: number; nextSeq: number }> {
+    const r = (await this.call("logHead", [logId])) as [bigint, bigint];
+    return { nextBatchNo: Number(r[0]), nextSeq: Number(r[1]) };
+  }
+
+  /** The stored commitment of a batch; ZeroHash if it is not anchored. */
+  async batchCommitment(logId: string, batchNo: number): Promise<string> {
+    return (await this.call("batchCommitment", [logId, batchNo])) as string;
+  }
+
+  async isAnchored(header: ChainBatchHeader): Promise<boolean> {
+    return (await this.call("isAnchored", [headerTuple(header)])) as boolean;
+  }
+
+  /** The contract's own headerHash (the local `headerHash` must equal it). */
+  async headerHashOnChain(header: ChainBatchHeader): Promise<string> {
+    return (await this.call("headerHash", [headerTuple(header)])) as string;
+  }
+
+  async verifyInclusion(
+    header: ChainBatchHeader,
+    leafIndex: number,
+    leafHash: string,
+    proof: string[],
+  ): Promise<boolean> {
+    return (await this.call("verifyInclusion", [
+      headerTuple(header),
+      leafIndex,
+      leafHash,
+      proof,
+    ])) as boolean;
+  }
+
+  async signerPeriod(logId: string, signer: string): Promise<SignerPeriod> {
+    const r = (await this.call("signerPeriod", [logId, signer])) as [bigint, bigint];
+    return { validFrom: Number(r[0]), validUntil: Number(r[1]) };
+  }
+
+  /**
+   * Registers a log, idempotently: if `logId` is already registered nothing is sent and the
+   * existing registration is returned (`created: false`); the caller decides whether a
+   * different anchorer or signer there is an error.
+   */
+  async registerLog(
+    admin: Wallet,
+    args: { logId: string; anchorer: string; receiptSigner: string },
+    confirmations = 1,
+  ): Promise<{ created: boolean; log: LogInfo; txHash?: string }> {
+    const existing = await this.getLog(args.logId);
+    if (existing.registered) return { created: false, log: existing };
+    const { txHash } = await this.sendAdmin(
+      admin,
+      "registerLog",
+      [args.logId, args.anchorer, args.receiptSigner],
+      confirmations,
+    );
+    return { created: true, log: await this.getLog(args.logId), txHash };
+  }
+
+  /** Admin: replaces the log's receipt signer; returns the new signer's validity period. */
+  async rotateReceiptSigner(
+    admin: Wallet,
+    logId: string,
+    newSigner: string,
+    confirmations = 1,
+  ): Promise<{ txHash: string; blockNumber: number; period: SignerPeriod }> {
+    const mined = await this.sendAdmin(
+      admin,
+      "rotateReceiptSigner",
+      [logId, newSigner],
+      confirmations,
+    );
+    return { ...mined, period: await this.signerPeriod(logId, newSigner) };
+  }
+
+  /** Admin: replaces the log's anchorer. */
+  async rotateAnchorer(
+    admin: Wallet,
+    logId: string,
+    newAnchorer: string,
+    confirmations = 1,
+  ): Promise<{ txHash: string }> {
+    return this.sendAdmin(admin, "rotateAnchorer", [logId, newAnchorer], confirmations);
+  }
+
+  async pause(admin: Wallet): Promise<{ txHash: string }> {
+    return this.sendAdmin(admin, "pause", [], 1);
+  }
+
+  async unpause(admin: Wallet): Promise<{ txHash: string }> {
+    return this.sendAdmin(admin, "unpause", [], 1);
+  }
+
+  /**
+   * Simulates anchorBatch from `from` (eth_call): throws the typed RegistryError the real
+   * transaction would revert with, without spending gas.
+   */
+  async preflightAnchor(from: string, header: ChainBatchHeader): Promise<void> {
+    try {
+      await this.provider.call({
+        from,
+        to: this.address,
+        data: registryInterface.encodeFunctionData("anchorBatch", [headerTuple(header)]),
+      });
+    } catch (error) {
+      throw decodeRegistryError(error) ?? error;
+    }
+  }
+
+  async feeData(): Promise<Fees> {
+    const fee = await this.provider.getFeeData();
+    const priority = fee.maxPriorityFeePerGas ?? 1_000_000_000n;
+    const max = fee.maxFeePerGas ?? (fee.gasPrice ?? 1_000_000_000n) * 2n;
+    return { maxFeePerGas: max > priority ? max : priority, maxPriorityFeePerGas: priority };
+  }
+
+  /**
+   * Signs and broadcasts anchorBatch(header). The transaction hash is known before the
+   * broadcast (it is the hash of the signed bytes), so a caller that loses the answer can
+   * still look the transaction up. No waiting here: see `waitMined`.
+   */
+  async sendAnchor(
+    anchorer: Wallet,
+    header: ChainBatchHeader,
+    opts: SendAnchorOptions = {},
+  ): Promise<SentAnchor> {
+    const fees = opts.fees ?? (await this.feeData());
+    const gasLimit = opts.gasLimit ?? DEFAULT_ANCHOR_GAS_LIMIT;
+    const data = registryInterface.encodeFunctionData("anchorBatch", [headerTuple(header)]);
+    const broadcast = async (nonce: number): Promise<SentAnchor> => {
+      const request: TransactionRequest = {
+        type: 2,
+        chainId: this.chainId,
+        to: this.address,
+        data,
+        nonce,
+        gasLimit,
+        maxFeePerGas: fees.maxFeePerGas,
+        maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+        value: 0n,
+      };
+      const raw = await anchorer.signTransaction(request);
+      const txHash = Transaction.from(raw).hash;
+      if (!txHash) throw new Error("signed transaction has no hash");
+      try {
+        await this.provider.send("eth_sendRawTransaction", [raw]);
+      } catch (error) {
+        // Hardhat mines at once in automine mode and reports a reverted transaction as an RPC
+        // error although it was included; return it so the caller inspects the receipt.
+        const decoded = decodeRegistryError(error);
+        if (decoded && (await this.hasTransaction(txHash))) {
+          return { txHash, nonce, fees, gasLimit };
+        }
+        if (isNonceConflict(error)) {
+          throw new RegistryError(
+            "NONCE_CONFLICT",
+            `nonce ${nonce} was already used or is pending: ${errorText(error)}`,
+            { nonce },
+            { cause: error },
+          );
+        }
+        throw decoded ?? error;
+      }
+      return { txHash, nonce, fees, gasLimit };
+    };
+    if (opts.nonce !== undefined) {
+      const sent = await broadcast(opts.nonce);
+      opts.nonceTracker?.observe(opts.nonce);
+      return sent;
+    }
+    const tracker = opts.nonceTracker ?? NonceTracker.forAccount(this.provider, anchorer.address);
+    return tracker.send(broadcast);
+  }
+
+  /** Whether the node knows the transaction (pending or mined). */
+  async hasTransaction(txHash: string): Promise<boolean> {
+    return (await this.provider.getTransaction(txHash)) !== null;
+  }
+
+  /** The transaction's receipt if it is mined on the node's canonical chain, else null. */
+  async minedTransaction(txHash: string): Promise<MinedTransaction | null> {
+    const receipt = await this.provider.getTransactionReceipt(txHash);
+    if (!receipt) return null;
+    const head = await this.provider.getBlockNumber();
+    return {
+      txHash,
+      status: receipt.status === 1 ? "success" : "reverted",
+      blockNumber: receipt.blockNumber,
+      blockHash: receipt.blockHash,
+      gasUsed: Number(receipt.gasUsed),
+      confirmations: Math.max(0, head - receipt.blockNumber + 1),
+    };
+  }
+
+  /**
+   * Polls until `txHash` is mined with `confirmations` blocks (at least 1). Resolves null if
+   * it is not mined within `timeoutMs` (dropped, or stuck with too low a fee: the caller
+   * re-checks the chain and replaces it). ethers' tx.wait polls every 4 s by default, far too
+   * slow for a 10 s acknowledgement-to-anchor target.
+   */
+  async waitMined(
+    txHash: string,
+    opts: { confirmations: number; timeoutMs: number; pollMs?: number; signal?: AbortSignal },
+  ): Promise<MinedTransaction | null> {
+    const deadline = Date.now() + opts.timeoutMs;
+    const pollMs = opts.pollMs ?? 100;
+    const wanted = Math.max(1, opts.confirmations);
+    for (;;) {
+      const mined = await this.minedTransaction(txHash);
+      if (mined && (mined.status === "reverted" || mined.confirmations >= wanted)) return mined;
+      if (Date.now() >= deadline || opts.signal?.aborted) return null;
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+
+  /** Sends anchorBatch and waits for confirmations: one batch, no pipelining (scripts, tests). */
+  async anchorBatch(
+    anchorer: Wallet,
+    header: ChainBatchHeader,
+    opts: { confirmations?: number; timeoutMs?: number; nonceTracker?: NonceTracker } = {},
+  ): Promise<MinedTransaction> {
+    await this.preflightAnchor(anchorer.address, header);
+    const sent = await this.sendAnchor(anchorer, header, { nonceTracker: opts.nonceTracker });
+    const mined = await this.waitMined(sent.txHash, {
+      confirmations: opts.confirmations ?? 1,
+      timeoutMs: opts.timeoutMs ?? 60_000,
+    });
+    if (!mined)
+      throw new RegistryError("TX_TIMEOUT", `anchor transaction ${sent.txHash} not mined in time`);
+    if (mined.status === "reverted")
+      throw new RegistryError("REVERTED", `anchor transaction ${sent.txHash} reverted`);
+    return mined;
+  }
+
+  /**
+   * The BatchAnchored event of one batch, from `fromBlock`: the transaction that anchored it.
+   * Undefined when the node no longer serves those logs (EIP-4444 pruning) or there is none.
+   */
+  async findBatchAnchored(
+    logId: string,
+    batchNo: number,
+    fromBlock = 0,
+  ): Promise<AnchoredEvent | undefined> {
+    const topics = [
+      registryInterface.getEvent("BatchAnchored")?.topicHash ?? "",
+      logId,
+      AbiCoder.defaultAbiCoder().encode(["uint64"], [batchNo]),
+    ];
+    const logs = await this.provider.getLogs({
+      address: this.address,
+      topics,
+      fromBlock,
+      toBlock: "latest",
+    });
+    const last = logs.filter((l) => !l.removed).at(-1);
+    return last
+      ? { txHash: last.transactionHash, blockNumber: last.blockNumber, blockHash: last.blockHash }
+      : undefined;
+  }
+
+  private async call(method: string, args: unknown[]): Promise<unknown> {
+    const fn = this.contract.getFunction(method);
+    try {
+      const result = (await fn.staticCallResult(...args)) as unknown as unknown[];
+      return result.length === 1 ? result[0] : result;
+    } catch (error) {
+      throw decodeRegistryError(error) ?? error;
+    }
+  }
+
+  private async sendAdmin(
+    admin: Wallet,
+    method: string,
+    args: unknown[],
+    confirmations: number,
+  ): Promise<{ txHash: string; blockNumber: number }> {
+    const signer = admin.connect(this.provider);
+    const contract = this.contract.connect(signer) as Contract;
+    try {
+      const tx = await contract.getFunction(method).send(...args);
+      const receipt = await tx.wait(Math.max(1, confirmations), 60_000);
+      if (!receipt || receipt.status !== 1)
+        throw new RegistryError("REVERTED", `${method} reverted`);
+      return { txHash: tx.hash, blockNumber: receipt.blockNumber };
+    } catch (error) {
+      throw decodeRegistryError(error) ?? error;
+    }
+  }
+}
+
+interface Artifact {
+  abi: InterfaceAbi;
+  bytecode: string;
+}
+
+/** The compiled registry (abi + bytecode) from `hardhat build`. */
+export async function readArtifact(artifactPath?: string): Promise<Artifact> {
+  const file = artifactPath ?? path.resolve(import.meta.dirname, "../..", REGISTRY_ARTIFACT_PATH);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new RegistryError(
+      "ARTIFACT_MISSING",
+      `registry artifact ${file} not found: run \`npm run build:contracts\``,
+      {},
+      {
+        cause: error,
+      },
+    );
+  }
+  const parsed = JSON.parse(text) as Partial<Artifact>;
+  if (
+    !Array.isArray(parsed.abi) ||
+    typeof parsed.bytecode !== "string" ||
+    parsed.bytecode.length < 4
+  ) {
+    throw new RegistryError("ARTIFACT_MISSING", `registry artifact ${file} has no abi/bytecode`);
+  }
+  return { abi: parsed.abi as InterfaceAbi, bytecode: parsed.bytecode };
+}

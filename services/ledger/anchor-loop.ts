@@ -1,0 +1,951 @@
+import { type Wallet, ZeroHash, getAddress } from "ethers";
+import { DevDeployment } from "../chain/dev-deployment.ts";
+import {
+  type Fees,
+  NonceTracker,
+  RegistryClient,
+  RegistryError,
+  headerHash,
+  makeProvider,
+  probeChainId,
+  redactUrl,
+} from "../chain/registry-client.ts";
+import type { AnchorRecord, BatchHeader, BatchRecord } from "./batch.ts";
+import type { Ledger } from "./ledger.ts";
+
+/**
+ * The anchor loop (DESIGN.md "Batches and anchoring"): seal → send tx → wait CONFIRMATIONS →
+ * record tx hash, block and gas, strictly in batchNo order.
+ *
+ * Every cycle starts from what the chain says, not from what this process remembers: it reads
+ * the log's head and the commitments of the batches below it, so a restart, a lost RPC answer,
+ * a dropped transaction or a reorg all converge to the same place. The contract refuses a
+ * wrong batchNo or firstSeq, which makes resending always safe; the loop only has to avoid
+ * wasting gas.
+ *
+ * Failure policy:
+ * - RPC errors, timeouts, a paused registry: `backoff` (exponential with jitter), then retry.
+ *   The ledger never waits for the loop: ingest and sealing go on, the backlog drains later.
+ * - A different commitment on-chain for a batch this ledger sealed (a fork, or someone else
+ *   anchoring with the anchorer key), a chain that is ahead of the ledger, a wrong anchorer:
+ *   `alarm`. The loop stops anchoring and exposes the alarm for /readyz.
+ * - Registry code or log registration gone: on a development chain (restarted Hardhat node)
+ *   redeploy, re-register and re-anchor every batch; in production an alarm.
+ */
+
+export type AnchorLoopState = "running" | "backoff" | "alarm" | "stopped";
+
+export type AnchorAlarmCode =
+  | "FORK_DETECTED"
+  | "CONTRACT_MISSING"
+  | "LOG_NOT_REGISTERED"
+  | "ANCHORER_MISMATCH"
+  | "CHAIN_ID_CHANGED"
+  | "NO_ADMIN_KEY"
+  | "ANCHOR_REJECTED";
+
+export interface AnchorAlarm {
+  code: AnchorAlarmCode;
+  message: string;
+  batchNo?: number;
+  at: string;
+}
+
+export interface AnchorLoopStatus {
+  state: AnchorLoopState;
+  /** Sealed batches not yet anchored with the required confirmations. */
+  lagBatches: number;
+  /** Age of the oldest sealed batch that is not anchored yet; 0 when there is none. */
+  lagMs: number;
+  /** Batches [0, anchoredThrough) are anchored. */
+  anchoredThrough: number;
+  inFlight: number;
+  lastError?: string;
+  alarm?: { code: AnchorAlarmCode; message: string };
+  contract?: string;
+  chainId?: number;
+  /** Whether the ledger's receipt signer is the one registered on-chain (after a rotation). */
+  receiptSignerRegistered?: boolean;
+}
+
+export type AnchorLoopEvent =
+  | { type: "submitted"; batchNo: number; txHash: string; nonce: number; attempt: number }
+  | {
+      type: "anchored";
+      batchNo: number;
+      txHash: string;
+      blockNumber: number;
+      gasUsed: number;
+      /** false when this run did not send it (already on-chain at start, or re-found). */
+      sentByThisRun: boolean;
+    }
+  | { type: "reorg"; fromBatchNo: number; reason: string }
+  | { type: "chain-reset"; contract: string; reason: string }
+  | { type: "alarm"; alarm: AnchorAlarm }
+  | { type: "error"; message: string };
+
+/** The part of the Ledger the loop uses (so tests can wrap it). */
+export type AnchorLedger = Pick<
+  Ledger,
+  | "logId"
+  | "signerAddress"
+  | "onSealed"
+  | "listBatches"
+  | "getBatch"
+  | "lastBatchNo"
+  | "saveBatchState"
+>;
+
+export interface AnchorLoopOptions {
+  ledger: AnchorLedger;
+  rpcUrl: string;
+  chainMode: "development" | "production";
+  /** The registry. Required in production; on a dev chain it is deployed when missing. */
+  contractAddress?: string;
+  anchorer: Wallet;
+  /** Admin (deployer) key: dev chain only, for deploy, log registration and reset recovery. */
+  admin?: Wallet;
+  /** Share one DevDeployment between loops on the same dev chain (one registry for all). */
+  deployment?: DevDeployment;
+  /** Share one tracker between loops that use the same anchorer account. */
+  nonceTracker?: NonceTracker;
+  confirmations: number;
+  /** Idle re-check period (the loop also wakes on every sealed batch). */
+  tickMs?: number;
+  /** Poll period while transactions are in flight or waiting for confirmations. */
+  pollMs?: number;
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** A transaction not mined after this long is replaced (same nonce, higher fee). */
+  txTimeoutMs?: number;
+  /** After this long, a transaction the node no longer knows counts as dropped and is resent. */
+  dropCheckMs?: number;
+  /** Anchor transactions in flight at once (consecutive nonces). */
+  maxInFlight?: number;
+  /** How many of the latest anchored batches are re-checked against reorgs. */
+  recheckDepth?: number;
+  recheckIntervalMs?: number;
+  requestTimeoutMs?: number;
+  /** Blocks searched back for BatchAnchored events when a tx hash is unknown. */
+  logLookbackBlocks?: number;
+  gasLimit?: bigint;
+  onEvent?: (event: AnchorLoopEvent) => void;
+  /** Called when a dev chain reset made the loop deploy a new registry. */
+  onContractChanged?: (address: string) => void;
+}
+
+const DEFAULTS = {
+  tickMs: 1_000,
+  pollMs: 100,
+  retryMinMs: 250,
+  retryMaxMs: 30_000,
+  txTimeoutMs: 30_000,
+  dropCheckMs: 3_000,
+  maxInFlight: 8,
+  recheckDepth: 16,
+  recheckIntervalMs: 5_000,
+  requestTimeoutMs: 10_000,
+  logLookbackBlocks: 100_000,
+  gasLimit: 150_000n,
+} as const;
+
+/** Reads per cycle when reconciling a long backlog (restart, dev chain reset). */
+const RECONCILE_PAGE = 256;
+
+/** Raised inside a cycle to stop the loop with an alarm. */
+class AlarmRaised extends Error {
+  constructor(readonly alarm: AnchorAlarm) {
+    super(alarm.message);
+    this.name = "AlarmRaised";
+  }
+}
+
+interface Flight {
+  header: BatchHeader;
+  nonce: number;
+  fees: Fees;
+  sentAt: number;
+  attempts: number;
+  /** Every hash sent for this batch (the original and its replacements), newest last. */
+  hashes: string[];
+}
+
+type CycleResult = "idle" | "busy";
+
+export class AnchorLoop {
+  private readonly o: Required<
+    Omit<
+      AnchorLoopOptions,
+      "contractAddress" | "admin" | "deployment" | "nonceTracker" | "onEvent" | "onContractChanged"
+    >
+  > &
+    Pick<AnchorLoopOptions, "onEvent" | "onContractChanged">;
+  private readonly deployment: DevDeployment | undefined;
+  private client: RegistryClient | undefined;
+  private contractAddress: string | undefined;
+  private tracker: NonceTracker | undefined;
+  private readonly sharedTracker: NonceTracker | undefined;
+  private readonly anchorerAddress: string;
+
+  private state: AnchorLoopState = "stopped";
+  private alarm: AnchorAlarm | undefined;
+  private lastError: string | undefined;
+  private failures = 0;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
+
+  /** First batchNo not known to be anchored with enough confirmations; undefined until known. */
+  private cursor: number | undefined;
+  private cursorSealedAt: number | undefined;
+  private lastSealed = -1;
+  private readonly flights = new Map<number, Flight>();
+  private lastRecheck = 0;
+  private receiptSignerRegistered: boolean | undefined;
+  private readonly anchoredWaiters = new Set<{
+    batchNo: number;
+    resolve: () => void;
+    reject: (e: Error) => void;
+  }>();
+
+  constructor(private readonly opts: AnchorLoopOptions) {
+    this.o = {
+      ...DEFAULTS,
+      ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
+    } as AnchorLoop["o"];
+    if (opts.chainMode === "production" && !opts.contractAddress) {
+      throw new Error("CONTRACT_ADDRESS is required in production mode");
+    }
+    this.anchorerAddress = getAddress(opts.anchorer.address);
+    this.contractAddress = opts.contractAddress ?? opts.deployment?.address;
+    this.deployment =
+      opts.chainMode === "development"
+        ? (opts.deployment ??
+          (opts.admin ? new DevDeployment(opts.admin, opts.contractAddress) : undefined))
+        : undefined;
+    this.sharedTracker = opts.nonceTracker;
+  }
+
+  /** Starts the loop; it runs until `stop()` or an alarm. Never throws into the ledger. */
+  start(): void {
+    if (this.running) return;
+    this.stopping = false;
+    this.state = "running";
+    this.opts.ledger.onSealed((record) => {
+      if (this.stopping) return;
+      this.lastSealed = Math.max(this.lastSealed, record.header.batchNo);
+      if (this.cursor === record.header.batchNo) this.cursorSealedAt = Date.parse(record.sealedAt);
+      this.wake();
+    });
+    this.running = this.run();
+  }
+
+  /** Stops after the current cycle; call before closing the ledger. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake();
+    await this.running;
+    this.running = undefined;
+    if (this.state !== "alarm") this.state = "stopped";
+    this.client?.destroy();
+    this.client = undefined;
+    for (const w of this.anchoredWaiters) w.reject(new Error("anchor loop stopped"));
+    this.anchoredWaiters.clear();
+  }
+
+  status(): AnchorLoopStatus {
+    const anchoredThrough = this.cursor ?? 0;
+    const lagBatches = Math.max(0, this.lastSealed + 1 - anchoredThrough);
+    const lagMs =
+      lagBatches > 0 && this.cursorSealedAt !== undefined
+        ? Math.max(0, Date.now() - this.cursorSealedAt)
+        : 0;
+    return {
+      state: this.state,
+      lagBatches,
+      lagMs,
+      anchoredThrough,
+      inFlight: this.flights.size,
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      ...(this.alarm ? { alarm: { code: this.alarm.code, message: this.alarm.message } } : {}),
+      ...(this.client ? { contract: this.client.address, chainId: this.client.chainId } : {}),
+      ...(this.receiptSignerRegistered !== undefined
+        ? { receiptSignerRegistered: this.receiptSignerRegistered }
+        : {}),
+    };
+  }
+
+  /** Resolves once batches [0, batchNo] are anchored; rejects on alarm, stop or timeout. */
+  waitForAnchored(batchNo: number, timeoutMs: number): Promise<void> {
+    if (this.cursor !== undefined && this.cursor > batchNo) return Promise.resolve();
+    if (this.alarm) return Promise.reject(new Error(`anchor loop alarm: ${this.alarm.message}`));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        batchNo,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.anchoredWaiters.delete(waiter);
+        reject(
+          new Error(
+            `batch ${batchNo} not anchored within ${timeoutMs} ms: ${JSON.stringify(this.status())}`,
+          ),
+        );
+      }, timeoutMs);
+      this.anchoredWaiters.add(waiter);
+    });
+  }
+
+  /** Runs a cycle now instead of at the next tick. */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private emit(event: AnchorLoopEvent): void {
+    try {
+      this.o.onEvent?.(event);
+    } catch {
+      // a listener's failure is not the loop's
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      let pause: number;
+      try {
+        const result = await this.cycle();
+        this.failures = 0;
+        this.lastError = undefined;
+        this.state = "running";
+        pause = result === "busy" ? this.o.pollMs : this.o.tickMs;
+      } catch (error) {
+        if (error instanceof AlarmRaised) {
+          this.raise(error.alarm);
+          return;
+        }
+        this.failures++;
+        this.state = "backoff";
+        this.lastError = describe(error, this.o.rpcUrl);
+        this.emit({ type: "error", message: this.lastError });
+        // Equal jitter: half fixed, half random, so loops that lost the same RPC do not retry
+        // in lockstep.
+        const ceiling = Math.min(
+          this.o.retryMaxMs,
+          this.o.retryMinMs * 2 ** Math.min(this.failures - 1, 30),
+        );
+        pause = ceiling / 2 + Math.random() * (ceiling / 2);
+        if (error instanceof RegistryError && error.code === "NONCE_CONFLICT")
+          pause = this.o.pollMs;
+      }
+      await this.sleep(pause);
+    }
+  }
+
+  private raise(alarm: AnchorAlarm): void {
+    this.alarm = alarm;
+    this.state = "alarm";
+    this.flights.clear();
+    this.emit({ type: "alarm", alarm });
+    for (const w of this.anchoredWaiters)
+      w.reject(new Error(`anchor loop alarm ${alarm.code}: ${alarm.message}`));
+    this.anchoredWaiters.clear();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.woken || this.stopping) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wakeUp = undefined;
+        this.woken = false;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeUp = done;
+    });
+  }
+
+  private alarmError(code: AnchorAlarmCode, message: string, batchNo?: number): AlarmRaised {
+    return new AlarmRaised({
+      code,
+      message,
+      ...(batchNo !== undefined ? { batchNo } : {}),
+      at: new Date().toISOString(),
+    });
+  }
+
+  private get isDev(): boolean {
+    return this.opts.chainMode === "development";
+  }
+
+  /** One pass: connect, check the registry, reconcile, re-check reorgs, manage flights, send. */
+  private async cycle(): Promise<CycleResult> {
+    const client = await this.connect();
+    const ledger = this.opts.ledger;
+    const logId = ledger.logId;
+
+    const log = await client.getLog(logId).catch(async (error: unknown) => {
+      if (error instanceof RegistryError && error.code === "NO_CONTRACT") return undefined;
+      throw error;
+    });
+    if (!log) {
+      await this.recoverChainState("CONTRACT_MISSING", `no registry code at ${client.address}`);
+      return "busy";
+    }
+    if (!log.registered) {
+      await this.recoverChainState(
+        "LOG_NOT_REGISTERED",
+        `log ${logId} is not registered at ${client.address}`,
+      );
+      return "busy";
+    }
+    if (getAddress(log.anchorer) !== this.anchorerAddress) {
+      throw this.alarmError(
+        "ANCHORER_MISMATCH",
+        `the registry's anchorer for this log is ${log.anchorer}, this service anchors as ${this.anchorerAddress}`,
+      );
+    }
+    this.receiptSignerRegistered =
+      getAddress(log.receiptSigner) === getAddress(ledger.signerAddress);
+
+    this.lastSealed = Math.max(this.lastSealed, await ledger.lastBatchNo());
+    if (this.cursor === undefined) await this.initCursor(client);
+    const chainNext = log.nextBatchNo;
+    if (chainNext > this.lastSealed + 1) {
+      throw this.alarmError(
+        "FORK_DETECTED",
+        `the registry holds ${chainNext} batches of this log but the ledger sealed only ${this.lastSealed + 1}`,
+        this.lastSealed + 1,
+      );
+    }
+
+    let busy = false;
+    const head = await client.blockNumber();
+    if (await this.recheckAnchored(client, head)) return "busy";
+    if ((await this.reconcile(client, chainNext, head)) === "busy") busy = true;
+    if (this.stopping) return "busy";
+    if ((await this.manageFlights(client, chainNext)) === "busy") busy = true;
+    if ((await this.sendNext(client, chainNext)) === "busy") busy = true;
+    return busy || this.flights.size > 0 ? "busy" : "idle";
+  }
+
+  private async connect(): Promise<RegistryClient> {
+    if (this.client) return this.client;
+    const chainId = await probeChainId(this.o.rpcUrl, this.o.requestTimeoutMs);
+    const provider = makeProvider(this.o.rpcUrl, chainId, this.o.requestTimeoutMs);
+    let address = this.contractAddress;
+    if (address === undefined) {
+      if (!this.deployment) {
+        provider.destroy();
+        throw this.alarmError(
+          "NO_ADMIN_KEY",
+          "no CONTRACT_ADDRESS and no admin key to deploy the registry",
+        );
+      }
+      // First start on a dev chain: deploy once.
+      const bootstrap = new RegistryClient(provider, chainId, ZeroHash.slice(0, 42));
+      address = (await this.deployment.ensure(bootstrap)).address;
+      this.contractAddress = address;
+      this.opts.onContractChanged?.(address);
+    }
+    this.client = new RegistryClient(provider, chainId, address);
+    this.tracker = this.sharedTracker ?? NonceTracker.forAccount(provider, this.anchorerAddress);
+    return this.client;
+  }
+
+  /**
+   * The registry or the log registration is gone. On a dev chain that is a node restart:
+   * redeploy, re-register, and re-anchor every batch. In production, refuse.
+   */
+  private async recoverChainState(
+    code: "CONTRACT_MISSING" | "LOG_NOT_REGISTERED",
+    why: string,
+  ): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    if (!this.isDev)
+      throw this.alarmError(code, `${why}; production mode never redeploys or re-registers`);
+    if (!this.deployment)
+      throw this.alarmError("NO_ADMIN_KEY", `${why}; no admin key to redeploy the registry`);
+    const chainId = await probeChainId(this.o.rpcUrl, this.o.requestTimeoutMs);
+    if (chainId !== client.chainId) {
+      // A different dev chain behind the same URL: start over with a fresh provider.
+      client.destroy();
+      this.client = undefined;
+      this.tracker = undefined;
+      throw new Error(`chain id changed from ${client.chainId} to ${chainId}; reconnecting`);
+    }
+    const { address } = await this.deployment.ensure(client);
+    const target = address === client.address ? client : client.at(address);
+    const ledger = this.opts.ledger;
+    await target.registerLog(this.deployment.admin, {
+      logId: ledger.logId,
+      anchorer: this.anchorerAddress,
+      receiptSigner: ledger.signerAddress,
+    });
+    this.client = target;
+    this.contractAddress = address;
+    if (address !== client.address) this.opts.onContractChanged?.(address);
+    this.tracker?.reset();
+    this.flights.clear();
+    await this.resetFrom(0);
+    this.emit({ type: "chain-reset", contract: address, reason: why });
+  }
+
+  /** Puts batches [fromBatchNo, …) back to `sealed` (they will be anchored again, in order). */
+  private async resetFrom(fromBatchNo: number): Promise<void> {
+    const ledger = this.opts.ledger;
+    for (let from = fromBatchNo; ;) {
+      const page = await ledger.listBatches({ fromBatchNo: from, limit: 500 });
+      if (page.length === 0) break;
+      for (const record of page) {
+        if (record.state !== "sealed") await ledger.saveBatchState(asSealed(record));
+      }
+      const last = page.at(-1);
+      if (!last) break;
+      from = last.header.batchNo + 1;
+    }
+    this.cursor = fromBatchNo;
+    this.cursorSealedAt = await this.sealedAtOf(fromBatchNo);
+    for (const [batchNo] of this.flights) if (batchNo >= fromBatchNo) this.flights.delete(batchNo);
+  }
+
+  private async sealedAtOf(batchNo: number): Promise<number | undefined> {
+    if (batchNo > this.lastSealed) return undefined;
+    const [record] = await this.opts.ledger.listBatches({ fromBatchNo: batchNo, limit: 1 });
+    return record && record.header.batchNo === batchNo ? Date.parse(record.sealedAt) : undefined;
+  }
+
+  private isAnchoredHere(record: BatchRecord, client: RegistryClient): boolean {
+    return (
+      record.state === "anchored" &&
+      record.anchor !== undefined &&
+      record.anchor.chainId === client.chainId &&
+      getAddress(record.anchor.contract) === client.address
+    );
+  }
+
+  /** The first batch not recorded as anchored on this registry (a scan, once per start). */
+  private async initCursor(client: RegistryClient): Promise<void> {
+    const ledger = this.opts.ledger;
+    let cursor = 0;
+    for (;;) {
+      const page = await ledger.listBatches({ fromBatchNo: cursor, limit: 1_000 });
+      const firstOpen = page.findIndex((r) => !this.isAnchoredHere(r, client));
+      if (firstOpen >= 0) {
+        cursor = page[firstOpen]?.header.batchNo ?? cursor;
+        break;
+      }
+      const last = page.at(-1);
+      if (!last) break;
+      cursor = last.header.batchNo + 1;
+    }
+    this.cursor = cursor;
+    this.cursorSealedAt = await this.sealedAtOf(cursor);
+    // Re-check the latest anchored batches at once: the chain may have moved while we were down.
+    this.lastRecheck = 0;
+  }
+
+  /**
+   * Batches below the chain's head: compare the stored commitment with the local header hash.
+   * Equal → anchored (once confirmed); different → fork alarm.
+   */
+  private async reconcile(
+    client: RegistryClient,
+    chainNext: number,
+    head: number,
+  ): Promise<CycleResult> {
+    const cursor = this.cursor ?? 0;
+    if (cursor >= chainNext) return "idle";
+    const ledger = this.opts.ledger;
+    const logId = ledger.logId;
+    const records = await ledger.listBatches({
+      fromBatchNo: cursor,
+      limit: Math.min(RECONCILE_PAGE, chainNext - cursor),
+    });
+    const commitments = await Promise.all(
+      records.map((r) => client.batchCommitment(logId, r.header.batchNo)),
+    );
+    const wanted = Math.max(1, this.o.confirmations);
+    for (const [i, record] of records.entries()) {
+      const batchNo = record.header.batchNo;
+      const onChain = commitments[i];
+      if (onChain === undefined || onChain === ZeroHash) return "busy"; // the chain moved under us
+      const local = headerHash(record.header);
+      if (onChain !== local) {
+        throw this.alarmError(
+          "FORK_DETECTED",
+          `batch ${batchNo} on-chain commitment ${onChain} differs from the sealed header's ${local}`,
+          batchNo,
+        );
+      }
+      const mined = await this.findAnchoringTx(client, record, head);
+      const flight = this.flights.get(batchNo);
+      if (mined.confirmations < wanted) {
+        if (record.state !== "submitted" || record.submission?.txHash !== mined.txHash) {
+          await ledger.saveBatchState({
+            ...record,
+            state: "submitted",
+            submission: {
+              chainId: client.chainId,
+              contract: client.address,
+              txHash: mined.txHash,
+              nonce: flight?.nonce ?? record.submission?.nonce ?? -1,
+              submittedAt: record.submission?.submittedAt ?? new Date().toISOString(),
+              attempts: flight?.attempts ?? record.submission?.attempts ?? 0,
+            },
+          });
+        }
+        return "busy";
+      }
+      const anchor: AnchorRecord = {
+        chainId: client.chainId,
+        contract: client.address,
+        txHash: mined.txHash,
+        blockNumber: mined.blockNumber,
+        blockHash: mined.blockHash,
+        gasUsed: mined.gasUsed,
+        anchoredAt: new Date().toISOString(),
+      };
+      await ledger.saveBatchState({ ...record, state: "anchored", anchor });
+      this.flights.delete(batchNo);
+      this.cursor = batchNo + 1;
+      this.cursorSealedAt = records[i + 1]
+        ? Date.parse(records[i + 1]?.sealedAt ?? "")
+        : await this.sealedAtOf(batchNo + 1);
+      this.emit({
+        type: "anchored",
+        batchNo,
+        txHash: mined.txHash,
+        blockNumber: mined.blockNumber,
+        gasUsed: mined.gasUsed,
+        sentByThisRun: flight !== undefined,
+      });
+      for (const w of this.anchoredWaiters) {
+        if (w.batchNo <= batchNo) {
+          this.anchoredWaiters.delete(w);
+          w.resolve();
+        }
+      }
+    }
+    return (this.cursor ?? 0) < chainNext ? "busy" : "idle";
+  }
+
+  /**
+   * The transaction that put a batch's commitment on-chain: one of ours if we know it, else
+   * the BatchAnchored event. If the node no longer serves old logs (EIP-4444 pruning), the
+   * state itself is the evidence: record the current head as the block it was observed in.
+   */
+  private async findAnchoringTx(
+    client: RegistryClient,
+    record: BatchRecord,
+    head: number,
+  ): Promise<{
+    txHash: string;
+    blockNumber: number;
+    blockHash: string;
+    gasUsed: number;
+    confirmations: number;
+  }> {
+    const candidates = [...(this.flights.get(record.header.batchNo)?.hashes ?? []).toReversed()];
+    if (record.submission?.txHash && !candidates.includes(record.submission.txHash))
+      candidates.push(record.submission.txHash);
+    for (const txHash of candidates) {
+      const mined = await client.minedTransaction(txHash);
+      if (mined && mined.status === "success") return mined;
+    }
+    const fromBlock = Math.max(0, head - this.o.logLookbackBlocks);
+    const event = await client
+      .findBatchAnchored(record.header.logId, record.header.batchNo, fromBlock)
+      .catch(() => undefined);
+    if (event) {
+      const mined = await client.minedTransaction(event.txHash);
+      if (mined && mined.status === "success") return mined;
+      return { ...event, gasUsed: 0, confirmations: Math.max(0, head - event.blockNumber + 1) };
+    }
+    const blockHash = (await client.blockHashAt(head)) ?? ZeroHash;
+    return {
+      txHash: ZeroHash,
+      blockNumber: head,
+      blockHash,
+      gasUsed: 0,
+      confirmations: Number.MAX_SAFE_INTEGER,
+    };
+  }
+
+  /**
+   * Reorg check of the latest anchored batches: the anchoring block must still be canonical and
+   * the commitment still in state. A batch that lost its anchor goes back to `sealed` together
+   * with every later batch. Returns true if it reset anything.
+   */
+  private async recheckAnchored(client: RegistryClient, head: number): Promise<boolean> {
+    const cursor = this.cursor ?? 0;
+    if (cursor === 0 || Date.now() - this.lastRecheck < this.o.recheckIntervalMs) return false;
+    this.lastRecheck = Date.now();
+    const ledger = this.opts.ledger;
+    const from = Math.max(0, cursor - this.o.recheckDepth);
+    const records = (await ledger.listBatches({ fromBatchNo: from, limit: cursor - from })).filter(
+      (r) => this.isAnchoredHere(r, client),
+    );
+    const checks = await Promise.all(
+      records.map(async (r) => {
+        const anchor = r.anchor as AnchorRecord;
+        const [commitment, blockHash] = await Promise.all([
+          client.batchCommitment(r.header.logId, r.header.batchNo),
+          anchor.blockNumber <= head
+            ? client.blockHashAt(anchor.blockNumber)
+            : Promise.resolve(undefined),
+        ]);
+        return { record: r, commitment, canonical: blockHash === anchor.blockHash };
+      }),
+    );
+    for (const { record, commitment, canonical } of checks) {
+      const batchNo = record.header.batchNo;
+      const local = headerHash(record.header);
+      if (commitment === local && canonical) continue;
+      if (commitment !== ZeroHash && commitment !== local) {
+        throw this.alarmError(
+          "FORK_DETECTED",
+          `batch ${batchNo} on-chain commitment ${commitment} differs from the sealed header's ${local}`,
+          batchNo,
+        );
+      }
+      if (commitment === local) {
+        // Still in state, but in another block (re-included after a reorg): record where.
+        const mined = await this.findAnchoringTx(client, record, head);
+        await ledger.saveBatchState({
+          ...record,
+          anchor: {
+            ...(record.anchor as AnchorRecord),
+            txHash: mined.txHash,
+            blockNumber: mined.blockNumber,
+            blockHash: mined.blockHash,
+            gasUsed: mined.gasUsed || (record.anchor?.gasUsed ?? 0),
+          },
+        });
+        continue;
+      }
+      // The anchoring block left the canonical chain and took the commitment with it.
+      this.tracker?.reset();
+      this.flights.clear();
+      await this.resetFrom(batchNo);
+      this.emit({
+        type: "reorg",
+        fromBatchNo: batchNo,
+        reason: `anchoring block of batch ${batchNo} is no longer canonical`,
+      });
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Transactions sent but not (yet) reflected in state. Mined but reverted → forget it and
+   * send again. Unknown to the node after `dropCheckMs`, or unmined after `txTimeoutMs` →
+   * replace it with the same nonce and a higher fee, unless the nonce was consumed meanwhile,
+   * in which case it is sent again with a fresh nonce.
+   */
+  private async manageFlights(client: RegistryClient, chainNext: number): Promise<CycleResult> {
+    let busy = false;
+    for (const [batchNo, flight] of [...this.flights.entries()].sort((a, b) => a[0] - b[0])) {
+      if (batchNo < chainNext) continue; // reconcile handles it once confirmed
+      const latest = flight.hashes.at(-1) as string;
+      const mined = await client.minedTransaction(latest);
+      if (mined) {
+        if (mined.status === "reverted") {
+          // Typically a pipelined batch whose predecessor was dropped: it ran too early.
+          this.flights.delete(batchNo);
+          busy = true;
+        }
+        continue;
+      }
+      const age = Date.now() - flight.sentAt;
+      if (age < this.o.dropCheckMs) continue;
+      const known = await client.hasTransaction(latest);
+      if (known && age < this.o.txTimeoutMs) continue;
+      const consumed =
+        (await client.provider.getTransactionCount(this.anchorerAddress, "latest")) > flight.nonce;
+      if (consumed) {
+        // The nonce went to another transaction (a replacement we lost track of, or another
+        // process with this key): if none of ours is mined, send the batch again.
+        let ours = false;
+        for (const h of flight.hashes) if (await client.minedTransaction(h)) ours = true;
+        if (!ours) {
+          this.flights.delete(batchNo);
+          this.tracker?.reset();
+          busy = true;
+        }
+        continue;
+      }
+      await this.replace(client, flight);
+      busy = true;
+    }
+    return busy ? "busy" : "idle";
+  }
+
+  private async replace(client: RegistryClient, flight: Flight): Promise<void> {
+    const current = await client.feeData();
+    // Nodes accept a replacement only with both fees raised (geth: +10%); +25% leaves room.
+    const bump = (v: bigint): bigint => (v * 125n) / 100n + 1n;
+    const fees: Fees = {
+      maxFeePerGas: max(bump(flight.fees.maxFeePerGas), current.maxFeePerGas),
+      maxPriorityFeePerGas: max(
+        bump(flight.fees.maxPriorityFeePerGas),
+        current.maxPriorityFeePerGas,
+      ),
+    };
+    if (fees.maxPriorityFeePerGas > fees.maxFeePerGas)
+      fees.maxFeePerGas = fees.maxPriorityFeePerGas;
+    const sent = await client.sendAnchor(this.opts.anchorer, flight.header, {
+      nonce: flight.nonce,
+      fees,
+      gasLimit: this.o.gasLimit,
+      ...(this.tracker ? { nonceTracker: this.tracker } : {}),
+    });
+    flight.fees = fees;
+    flight.sentAt = Date.now();
+    flight.attempts++;
+    flight.hashes.push(sent.txHash);
+    await this.recordSubmission(client, flight, sent.txHash);
+    this.emit({
+      type: "submitted",
+      batchNo: flight.header.batchNo,
+      txHash: sent.txHash,
+      nonce: flight.nonce,
+      attempt: flight.attempts,
+    });
+  }
+
+  /** Sends the next batches (up to maxInFlight, consecutive nonces), in batchNo order. */
+  private async sendNext(client: RegistryClient, chainNext: number): Promise<CycleResult> {
+    const ledger = this.opts.ledger;
+    // Flights below chainNext are mined and only wait for confirmations: they do not hold
+    // back the next batches.
+    const pending = (): number => [...this.flights.keys()].filter((b) => b >= chainNext).length;
+    let sent = false;
+    for (let batchNo = chainNext; batchNo <= this.lastSealed && !this.stopping; batchNo++) {
+      if (this.flights.has(batchNo)) continue;
+      if (pending() >= this.o.maxInFlight) break;
+      const record = await ledger.getBatch(batchNo);
+      if (batchNo === chainNext && pending() === 0) {
+        // Only the batch the chain expects next can be simulated; surface typed errors before
+        // paying gas for them.
+        try {
+          await client.preflightAnchor(this.anchorerAddress, record.header);
+        } catch (error) {
+          this.onPreflightError(error, batchNo);
+        }
+      }
+      const sentAnchor = await client.sendAnchor(this.opts.anchorer, record.header, {
+        gasLimit: this.o.gasLimit,
+        ...(this.tracker ? { nonceTracker: this.tracker } : {}),
+      });
+      const flight: Flight = {
+        header: record.header,
+        nonce: sentAnchor.nonce,
+        fees: sentAnchor.fees,
+        sentAt: Date.now(),
+        attempts: 1,
+        hashes: [sentAnchor.txHash],
+      };
+      this.flights.set(batchNo, flight);
+      await this.recordSubmission(client, flight, sentAnchor.txHash, record);
+      this.emit({
+        type: "submitted",
+        batchNo,
+        txHash: sentAnchor.txHash,
+        nonce: sentAnchor.nonce,
+        attempt: 1,
+      });
+      sent = true;
+    }
+    return sent ? "busy" : "idle";
+  }
+
+  private onPreflightError(error: unknown, batchNo: number): never {
+    if (error instanceof RegistryError) {
+      switch (error.code) {
+        case "UNEXPECTED_BATCH":
+          // The chain moved between our reads; the next cycle reconciles.
+          throw error;
+        case "UNEXPECTED_FIRST_SEQ":
+          throw this.alarmError(
+            "FORK_DETECTED",
+            `batch ${batchNo} does not continue the chain's log: ${error.message}`,
+            batchNo,
+          );
+        case "UNAUTHORIZED_ANCHORER":
+          throw this.alarmError("ANCHORER_MISMATCH", error.message, batchNo);
+        case "EMPTY_BATCH":
+        case "ZERO_EVENTS_ROOT":
+        case "SEQ_OVERFLOW":
+        case "BATCH_NO_OVERFLOW":
+          throw this.alarmError(
+            "ANCHOR_REJECTED",
+            `the registry refuses batch ${batchNo}: ${error.message}`,
+            batchNo,
+          );
+        default:
+          throw error; // PAUSED and the like: back off and retry
+      }
+    }
+    throw error;
+  }
+
+  private async recordSubmission(
+    client: RegistryClient,
+    flight: Flight,
+    txHash: string,
+    known?: BatchRecord,
+  ): Promise<void> {
+    const ledger = this.opts.ledger;
+    const record = known ?? (await ledger.getBatch(flight.header.batchNo));
+    if (record.state === "anchored") return;
+    await ledger.saveBatchState({
+      ...record,
+      state: "submitted",
+      submission: {
+        chainId: client.chainId,
+        contract: client.address,
+        txHash,
+        nonce: flight.nonce,
+        submittedAt: new Date(flight.sentAt).toISOString(),
+        attempts: flight.attempts,
+      },
+    });
+  }
+}
+
+function asSealed(record: BatchRecord): BatchRecord {
+  const { submission: _submission, anchor: _anchor, ...rest } = record;
+  return { ...rest, state: "sealed" };
+}
+
+function max(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
+
+/** A one-line reason for status output; never the RPC URL's credentials. */
+function describe(error: unknown, rpcUrl: string): string {
+  const text =
+    error instanceof RegistryError
+      ? `${error.code}: ${error.message}`
+      : error instanceof Error
+        ? ((error as { shortMessage?: string }).shortMessage ?? error.message)
+        : String(error);
+  return text.split(rpcUrl).join(redactUrl(rpcUrl)).slice(0, 500);
+}
