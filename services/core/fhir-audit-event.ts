@@ -687,6 +687,8 @@ function complexOf(
 
 const onlyCode = (cc: FhirCodeableConcept) => cc.coding[0]!;
 
+const DataCategorySchema = codingSchema(DATA_CATEGORY_VS);
+
 function agentFromFhir(a: FhirAgent, field: string, sourceOrg: unknown, issues: IssueList): Draft {
   const ext = takeExtensions(a.extension, `${field}.extension`, [EXT.organization], issues);
   const orgExt = ext.get(EXT.organization);
@@ -716,7 +718,7 @@ function entityFromFhir(en: FhirEntity, field: string, issues: IssueList): Draft
   if (category !== undefined) {
     const value = valueOf(category, "valueCoding", issues);
     if (value !== undefined) {
-      const check = codingSchema(DATA_CATEGORY_VS).safeParse(value);
+      const check = DataCategorySchema.safeParse(value);
       if (check.success) out["category"] = check.data;
       else
         issues.add(`${category.field}.valueCoding`, "bad_coding", check.error.issues[0]!.message);
