@@ -289,6 +289,16 @@ describe("core/event: native event model", () => {
     });
   });
 
+  describe("hostile JSON", () => {
+    it("rejects an own __proto__ key (JSON.parse creates one) as an unknown field", () => {
+      const text = JSON.stringify(makeNativeEvent());
+      const top = JSON.parse(text.replace('{"recorded"', '{"__proto__":{"admin":true},"recorded"'));
+      expectIssue(top, "__proto__", "unknown_field");
+      const nested = JSON.parse(text.replace('"who":{', '"who":{"__proto__":{"a":1},'));
+      expectIssue(nested, "agents[0].who.__proto__", "unknown_field");
+    });
+  });
+
   describe("bounds", () => {
     it("rejects every free-text string over 1,024 chars (query over 8 KiB)", () => {
       const texts: Path[] = [];
