@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { hmacSha256, sha256 } from "./hash.ts";
 import { type Hex, isHex32, toHex, utf8 } from "./hex.ts";
-import { jcs, jcsBytes } from "./jcs.ts";
+import { jcs } from "./jcs.ts";
 import { leafHash } from "./merkle.ts";
 
 /** Version of the entry format (DESIGN.md "Entry"). */
@@ -41,8 +41,13 @@ export const SALT_BYTES = 32;
  * salt (crypto-shredding, GDPR Art. 17) leaves nothing to link the entry to a person.
  */
 export function eventCommitment(salt: Uint8Array, event: unknown): Hex {
+  return commitmentOfCanonical(salt, jcs(event));
+}
+
+/** The same commitment from an event already in JCS form (saves encoding it twice). */
+export function commitmentOfCanonical(salt: Uint8Array, eventJcs: string): Hex {
   if (salt.length !== SALT_BYTES) throw new TypeError(`salt must be ${SALT_BYTES} bytes`);
-  return toHex(sha256(salt, jcsBytes(event)));
+  return toHex(sha256(salt, utf8(eventJcs)));
 }
 
 /**

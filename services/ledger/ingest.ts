@@ -4,10 +4,11 @@ import {
   type Entry,
   ENTRY_VERSION,
   SALT_BYTES,
+  commitmentOfCanonical,
   encodeEntry,
-  eventCommitment,
   subjectTag,
 } from "../core/entry.ts";
+import { jcs } from "../core/jcs.ts";
 import { type Hex, toHex, utf8 } from "../core/hex.ts";
 import { buildTree, leafHash } from "../core/merkle.ts";
 import {
@@ -211,15 +212,18 @@ export class GroupCommitter {
     const records: AppendRecord[] = [];
     const leafHashes: Uint8Array[] = [];
     const entries: Entry[] = [];
+    const salts = randomBytes(SALT_BYTES * events.length);
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
-      const salt = randomBytes(SALT_BYTES);
+      const salt = salts.subarray(i * SALT_BYTES, (i + 1) * SALT_BYTES);
+      const eventJcs = jcs(event);
+      const saltHex = toHex(salt);
       const entry: Entry = {
         v: ENTRY_VERSION,
         log: this.opts.logId,
         seq: firstSeq + i,
         recorded: event.recorded,
-        commitment: eventCommitment(salt, event),
+        commitment: commitmentOfCanonical(salt, eventJcs),
         subject: event.patient ? subjectTag(this.opts.logSecret, event.patient) : null,
       };
       const entryJcs = encodeEntry(entry);
@@ -228,7 +232,7 @@ export class GroupCommitter {
       records.push({
         seq: entry.seq,
         entryJcs,
-        body: { event, salt: toHex(salt) },
+        bodyJson: `{"event":${eventJcs},"salt":"${saltHex}"}`,
         subject: entry.subject,
         organization: event.source.organization,
         recordedMs: Date.parse(event.recorded),

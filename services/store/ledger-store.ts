@@ -16,7 +16,8 @@ export interface LogMeta {
 export interface AppendRecord {
   seq: number;
   entryJcs: string;
-  body: StoredBody;
+  /** The StoredBody as JSON text (built by the ledger from the event's JCS form). */
+  bodyJson: string;
   subject: string | null;
   organization: string;
   recordedMs: number;
@@ -134,7 +135,7 @@ export class LedgerStore {
     const empty = Buffer.alloc(0);
     for (const r of records) {
       ops.push({ type: "put", key: K.entry(r.seq), value: Buffer.from(r.entryJcs, "utf8") });
-      ops.push({ type: "put", key: K.body(r.seq), value: enc(r.body) });
+      ops.push({ type: "put", key: K.body(r.seq), value: Buffer.from(r.bodyJson, "utf8") });
       if (r.subject !== null)
         ops.push({ type: "put", key: K.bySubject(r.subject, r.seq), value: empty });
       ops.push({ type: "put", key: K.byOrg(r.organization, r.seq), value: empty });
