@@ -82,16 +82,39 @@ export interface ApplyUpdatesResult {
 // ---------------------------------------------------------------------------------------------
 // Hashing
 
+// One preimage buffer reused by every node hash: a fresh 65-byte Uint8Array per hash is an
+// off-heap allocation in V8 and dominated the cost of large batches. sha256 is synchronous and
+// copies its input, so sharing is safe.
+const preimage = new Uint8Array(NODE_BYTES);
+
+function hashNode(tag: number, a: Uint8Array, b: Uint8Array): Uint8Array {
+  assertLength(a, SMT_HASH_BYTES, "node field");
+  assertLength(b, SMT_HASH_BYTES, "node field");
+  preimage[0] = tag;
+  preimage.set(a, 1);
+  preimage.set(b, 1 + SMT_HASH_BYTES);
+  return sha256(preimage);
+}
+
 export function leafNodeHash(key: Uint8Array, valueHash: Uint8Array): Uint8Array {
-  return sha256(encodeSmtNode({ kind: "leaf", key, valueHash }));
+  return hashNode(LEAF_PREFIX, key, valueHash);
 }
 
 export function internalNodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256(encodeSmtNode({ kind: "internal", left, right }));
+  return hashNode(INTERNAL_PREFIX, left, right);
 }
 
 export function smtNodeHash(node: SmtNode): Uint8Array {
-  return sha256(encodeSmtNode(node));
+  return node.kind === "leaf"
+    ? hashNode(LEAF_PREFIX, node.key, node.valueHash)
+    : hashNode(INTERNAL_PREFIX, node.left, node.right);
+}
+
+function nodesEqual(a: SmtNode, b: SmtNode): boolean {
+  if (a.kind === "leaf") {
+    return b.kind === "leaf" && bytesEqual(a.key, b.key) && bytesEqual(a.valueHash, b.valueHash);
+  }
+  return b.kind === "internal" && bytesEqual(a.left, b.left) && bytesEqual(a.right, b.right);
 }
 
 function uint64be(value: number, what: string): Uint8Array {
@@ -156,20 +179,20 @@ export function historyChain(
 /** The node's 65-byte hash preimage, which is also how a store persists it. */
 export function encodeSmtNode(node: SmtNode): Uint8Array {
   const out = new Uint8Array(NODE_BYTES);
-  if (node.kind === "leaf") {
-    assertLength(node.key, SMT_KEY_BYTES, "leaf key");
-    assertLength(node.valueHash, SMT_HASH_BYTES, "leaf valueHash");
-    out[0] = LEAF_PREFIX;
-    out.set(node.key, 1);
-    out.set(node.valueHash, 1 + SMT_KEY_BYTES);
-  } else {
-    assertLength(node.left, SMT_HASH_BYTES, "internal left");
-    assertLength(node.right, SMT_HASH_BYTES, "internal right");
-    out[0] = INTERNAL_PREFIX;
-    out.set(node.left, 1);
-    out.set(node.right, 1 + SMT_HASH_BYTES);
-  }
+  writeSmtNode(out, node);
   return out;
+}
+
+function writeSmtNode(out: Uint8Array, node: SmtNode): void {
+  const [tag, a, b] =
+    node.kind === "leaf"
+      ? [LEAF_PREFIX, node.key, node.valueHash]
+      : [INTERNAL_PREFIX, node.left, node.right];
+  assertLength(a, SMT_HASH_BYTES, node.kind === "leaf" ? "leaf key" : "internal left");
+  assertLength(b, SMT_HASH_BYTES, node.kind === "leaf" ? "leaf valueHash" : "internal right");
+  out[0] = tag;
+  out.set(a, 1);
+  out.set(b, 1 + SMT_HASH_BYTES);
 }
 
 /** Inverse of encodeSmtNode. The result's arrays are views into `bytes`. */
@@ -262,16 +285,64 @@ function invariant(condition: boolean, message: string): asserts condition {
   if (!condition) throw new Error(`subject-index invariant broken: ${message}`);
 }
 
+/**
+ * Which nodes a batch needs (STYLE.md §2: say which nodes, then fetch them): walking down level
+ * by level, the node at every path some update passes through, plus — only where a removal could
+ * leave a leaf next to an empty subtree — the untouched sibling that might have to move up.
+ * Each level is fetched with concurrent reads (one await per level, not per node), each path once.
+ */
+async function fetchTouchedNodes(
+  reader: NodeReader,
+  updates: Update[],
+): Promise<Map<NodePath, SmtNode | undefined>> {
+  // removalsBefore[i] = removals among updates[0, i), to ask "any removal in [lo, hi)?" in O(1).
+  const removalsBefore = new Uint32Array(updates.length + 1);
+  updates.forEach((u, i) => {
+    removalsBefore[i + 1] = removalsBefore[i]! + (u.valueHash === null ? 1 : 0);
+  });
+  const hasRemoval = (lo: number, hi: number) => removalsBefore[hi]! > removalsBefore[lo]!;
+
+  const fetched = new Map<NodePath, SmtNode | undefined>();
+  let level: Array<{ path: NodePath; lo: number; hi: number; mustExist: boolean }> = [
+    { path: "", lo: 0, hi: updates.length, mustExist: false },
+  ];
+  while (level.length > 0) {
+    const nodes = await Promise.all(level.map((task) => reader(task.path)));
+    const next: typeof level = [];
+    level.forEach(({ path, lo, hi, mustExist }, i) => {
+      const node = nodes[i];
+      invariant(node !== undefined || !mustExist, `node missing at path "${path}"`);
+      fetched.set(path, node);
+      if (node === undefined || node.kind === "leaf") return; // nothing stored below
+      invariant(path.length < SMT_MAX_DEPTH, "internal node at depth 256");
+      const mid = splitAt(updates, lo, hi, path.length);
+      const halves = [
+        { path: path + "0", hash: node.left, lo, hi: mid, otherHasRemoval: hasRemoval(mid, hi) },
+        { path: path + "1", hash: node.right, lo: mid, hi, otherHasRemoval: hasRemoval(lo, mid) },
+      ];
+      for (const h of halves) {
+        if (isZero(h.hash)) continue;
+        if (h.lo < h.hi || h.otherHasRemoval) {
+          next.push({ path: h.path, lo: h.lo, hi: h.hi, mustExist: true });
+        }
+      }
+    });
+    level = next;
+  }
+  return fetched;
+}
+
+/** The synchronous part of a batch update, over the nodes fetchTouchedNodes returned. */
 class BatchUpdater {
   readonly writes: NodeWrite[] = [];
   hashes = 0;
-  reads = 0;
 
-  constructor(private readonly reader: NodeReader) {}
+  constructor(private readonly fetched: Map<NodePath, SmtNode | undefined>) {}
 
-  async read(path: NodePath): Promise<SmtNode | undefined> {
-    this.reads++;
-    return this.reader(path);
+  private stored(path: NodePath): SmtNode {
+    const node = this.fetched.get(path);
+    invariant(node !== undefined, `node at path "${path}" was not fetched`);
+    return node;
   }
 
   leaf(key: Uint8Array, valueHash: Uint8Array): Subtree {
@@ -287,12 +358,7 @@ class BatchUpdater {
       if (existing !== undefined) this.writes.push({ path, node: null });
       return;
     }
-    if (
-      existing !== undefined &&
-      bytesEqual(encodeSmtNode(existing), encodeSmtNode(subtree.node))
-    ) {
-      return;
-    }
+    if (existing !== undefined && nodesEqual(existing, subtree.node)) return;
     this.writes.push({ path, node: subtree.node });
   }
 
@@ -325,7 +391,7 @@ class BatchUpdater {
     return { kind: "internal", node, hash: smtNodeHash(node) };
   }
 
-  /** Builds the subtree at `path` where nothing is stored below `path`: synchronous, no reads. */
+  /** Builds the subtree at `path` where nothing is stored below `path`. */
   build(path: NodePath, depth: number, updates: Update[], lo: number, hi: number): Subtree {
     if (hi === lo) return EMPTY;
     if (hi - lo === 1) {
@@ -344,64 +410,56 @@ class BatchUpdater {
    * node at `path` is `existing`. Writes every changed node strictly below `path`; the caller
    * places the returned subtree at `path` itself, because a leaf may still move further up.
    */
-  async update(
+  update(
     path: NodePath,
     depth: number,
     existing: SmtNode | undefined,
     updates: Update[],
     lo: number,
     hi: number,
-  ): Promise<Subtree> {
+  ): Subtree {
     if (existing === undefined) return this.build(path, depth, updates, lo, hi);
     if (existing.kind === "leaf") {
       // Nothing is stored below a leaf: rebuild this subtree from the leaf plus the updates.
       const merged = mergeLeaf(updates, lo, hi, existing);
       return this.build(path, depth, merged, 0, merged.length);
     }
-    invariant(depth < SMT_MAX_DEPTH, "internal node at depth 256");
     const mid = splitAt(updates, lo, hi, depth);
-    let [[left, leftExisting], [right, rightExisting]] = await Promise.all([
-      this.child(path + "0", depth + 1, existing.left, updates, lo, mid),
-      this.child(path + "1", depth + 1, existing.right, updates, mid, hi),
-    ]);
+    const leftPath = path + "0";
+    const rightPath = path + "1";
+    let leftExisting = lo < mid && !isZero(existing.left) ? this.stored(leftPath) : undefined;
+    let rightExisting = mid < hi && !isZero(existing.right) ? this.stored(rightPath) : undefined;
+    let left = this.child(leftPath, depth + 1, existing.left, leftExisting, updates, lo, mid);
+    let right = this.child(rightPath, depth + 1, existing.right, rightExisting, updates, mid, hi);
+    // A removal can leave an untouched leaf next to an empty subtree; then that leaf moves up.
     if (right.kind === "empty" && left.kind === "kept") {
-      [left, leftExisting] = await this.resolveKept(path + "0", left.hash);
+      leftExisting = this.stored(leftPath);
+      left = this.resolveKept(leftPath, leftExisting, left.hash);
     }
     if (left.kind === "empty" && right.kind === "kept") {
-      [right, rightExisting] = await this.resolveKept(path + "1", right.hash);
+      rightExisting = this.stored(rightPath);
+      right = this.resolveKept(rightPath, rightExisting, right.hash);
     }
     return this.join(path, left, right, leftExisting, rightExisting);
   }
 
-  private async child(
+  private child(
     path: NodePath,
     depth: number,
     hash: Uint8Array,
+    existing: SmtNode | undefined,
     updates: Update[],
     lo: number,
     hi: number,
-  ): Promise<[Subtree, SmtNode | undefined]> {
-    if (lo === hi) {
-      if (isZero(hash)) return [EMPTY, undefined];
-      return [{ kind: "kept", hash }, undefined];
-    }
-    const existing = isZero(hash) ? undefined : await this.read(path);
-    invariant(isZero(hash) || existing !== undefined, `node missing at path "${path}"`);
-    return [await this.update(path, depth, existing, updates, lo, hi), existing];
+  ): Subtree {
+    if (lo === hi) return isZero(hash) ? EMPTY : { kind: "kept", hash };
+    return this.update(path, depth, existing, updates, lo, hi);
   }
 
-  /**
-   * An untouched sibling of a subtree that became empty must be looked at: if it is a leaf it
-   * moves up (a removal can leave a leaf next to an empty subtree).
-   */
-  async resolveKept(path: NodePath, hash: Uint8Array): Promise<[Subtree, SmtNode]> {
-    const node = await this.read(path);
-    invariant(node !== undefined, `node missing at path "${path}"`);
+  private resolveKept(path: NodePath, node: SmtNode, hash: Uint8Array): Subtree {
     this.hashes++;
     invariant(bytesEqual(smtNodeHash(node), hash), `node at "${path}" mismatches its parent`);
-    return node.kind === "leaf"
-      ? [{ kind: "leaf", node, hash }, node]
-      : [{ kind: "internal", node, hash }, node];
+    return node.kind === "leaf" ? { kind: "leaf", node, hash } : { kind: "internal", node, hash };
   }
 }
 
@@ -447,8 +505,9 @@ function mergeLeaf(
 }
 
 /**
- * Applies one batch of updates top-down: keys are sorted, each touched node is read at most once,
- * and the work is (keys touched) × (depth), independent of the map's size. Returns the new root
+ * Applies one batch of updates top-down: keys are sorted, each touched node is read at most once
+ * (fetched level by level, then the new nodes are computed in one synchronous pass), and the work
+ * is (keys touched) × (depth), independent of the map's size. Returns the new root
  * and exactly the node puts/deletes to persist atomically (one LevelDB batch). The store must not
  * change between the reads and persisting the writes.
  */
@@ -467,21 +526,22 @@ export async function applyUpdates(
       throw new RangeError("applyUpdates: the same key appears twice in one batch");
     }
   }
-  const updater = new BatchUpdater(reader);
-  const existing = await updater.read("");
+  const fetched = await fetchTouchedNodes(reader, sorted);
+  const existing = fetched.get("");
   if (sorted.length === 0) {
     return {
       root: existing === undefined ? EMPTY_ROOT : smtNodeHash(existing),
       writes: [],
-      stats: { hashes: existing === undefined ? 0 : 1, reads: 1 },
+      stats: { hashes: existing === undefined ? 0 : 1, reads: fetched.size },
     };
   }
-  const subtree = await updater.update("", 0, existing, sorted, 0, sorted.length);
+  const updater = new BatchUpdater(fetched);
+  const subtree = updater.update("", 0, existing, sorted, 0, sorted.length);
   updater.place("", existing, subtree);
   return {
     root: hashOf(subtree),
     writes: updater.writes,
-    stats: { hashes: updater.hashes, reads: updater.reads },
+    stats: { hashes: updater.hashes, reads: fetched.size },
   };
 }
 
@@ -521,22 +581,42 @@ export async function proveKey(reader: NodeReader, key: Uint8Array): Promise<Sub
 // ---------------------------------------------------------------------------------------------
 // In-memory store
 
+const SLOTS_PER_CHUNK = 1 << 14; // 16,384 nodes × 65 bytes ≈ 1 MiB per chunk
+
 /**
- * Map-backed node store for tests, the benchmark and small uses. Nodes are kept in their 65-byte
- * encoded form, one allocation per node.
+ * Map-backed node store for tests, the benchmark and small uses. Each node's 65-byte encoding
+ * lives in a slot of a few large buffers (slots of deleted nodes are reused), so a million-subject
+ * map costs about 65 bytes per node plus the Map entry rather than one allocation per node.
  */
 export class MemoryNodeStore {
-  private readonly nodes = new Map<NodePath, Uint8Array>();
+  private readonly slots = new Map<NodePath, number>();
+  private readonly chunks: Uint8Array[] = [];
+  private readonly freeSlots: number[] = [];
+  private nextSlot = 0;
 
+  /** Returns copies, so a node read before `apply` stays intact after its slot is reused. */
   readonly reader: NodeReader = (path) => {
-    const bytes = this.nodes.get(path);
-    return Promise.resolve(bytes === undefined ? undefined : decodeSmtNode(bytes));
+    const slot = this.slots.get(path);
+    return Promise.resolve(slot === undefined ? undefined : this.copyOut(slot));
   };
 
   apply(writes: ReadonlyArray<NodeWrite>): void {
     for (const w of writes) {
-      if (w.node === null) this.nodes.delete(w.path);
-      else this.nodes.set(w.path, encodeSmtNode(w.node));
+      const slot = this.slots.get(w.path);
+      if (w.node === null) {
+        if (slot !== undefined) {
+          this.slots.delete(w.path);
+          this.freeSlots.push(slot);
+        }
+        continue;
+      }
+      if (slot !== undefined) {
+        writeSmtNode(this.slot(slot), w.node);
+      } else {
+        const fresh = this.allocate();
+        writeSmtNode(this.slot(fresh), w.node);
+        this.slots.set(w.path, fresh);
+      }
     }
   }
 
@@ -552,19 +632,41 @@ export class MemoryNodeStore {
   }
 
   get root(): Uint8Array {
-    const bytes = this.nodes.get("");
-    return bytes === undefined ? EMPTY_ROOT : sha256(bytes);
+    const slot = this.slots.get("");
+    return slot === undefined ? EMPTY_ROOT : sha256(this.slot(slot));
   }
 
   get size(): number {
-    return this.nodes.size;
+    return this.slots.size;
   }
 
   /** Every stored node (tests compare the store with a from-scratch rebuild). */
-  entries(): IterableIterator<[NodePath, SmtNode]> {
-    const inner = this.nodes.entries();
-    return (function* () {
-      for (const [path, bytes] of inner) yield [path, decodeSmtNode(bytes)] as [NodePath, SmtNode];
-    })();
+  *entries(): IterableIterator<[NodePath, SmtNode]> {
+    for (const [path, slot] of this.slots) yield [path, this.copyOut(slot)];
+  }
+
+  private copyOut(slot: number): SmtNode {
+    const chunk = this.chunks[Math.floor(slot / SLOTS_PER_CHUNK)]!;
+    const at = (slot % SLOTS_PER_CHUNK) * NODE_BYTES;
+    const a = chunk.slice(at + 1, at + 1 + SMT_HASH_BYTES);
+    const b = chunk.slice(at + 1 + SMT_HASH_BYTES, at + NODE_BYTES);
+    return chunk[at] === LEAF_PREFIX
+      ? { kind: "leaf", key: a, valueHash: b }
+      : { kind: "internal", left: a, right: b };
+  }
+
+  private slot(index: number): Uint8Array {
+    const chunk = this.chunks[Math.floor(index / SLOTS_PER_CHUNK)]!;
+    const offset = (index % SLOTS_PER_CHUNK) * NODE_BYTES;
+    return chunk.subarray(offset, offset + NODE_BYTES);
+  }
+
+  private allocate(): number {
+    const reused = this.freeSlots.pop();
+    if (reused !== undefined) return reused;
+    if (this.nextSlot % SLOTS_PER_CHUNK === 0) {
+      this.chunks.push(new Uint8Array(SLOTS_PER_CHUNK * NODE_BYTES));
+    }
+    return this.nextSlot++;
   }
 }
