@@ -1,28 +1,60 @@
 import { expect } from "chai";
-import { Wallet } from "ethers";
+import { Wallet, hexlify, randomBytes } from "ethers";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { RegistryClient, headerHash } from "../../../services/chain/registry-client.ts";
+import { DevDeployment } from "../../../services/chain/dev-deployment.ts";
+import {
+  NonceTracker,
+  RegistryClient,
+  headerHash,
+  makeProvider,
+} from "../../../services/chain/registry-client.ts";
+import { type Entry, entryLeafHash } from "../../../services/core/entry.ts";
+import { fromHex, toHex } from "../../../services/core/hex.ts";
+import { rootFromInclusion } from "../../../services/core/merkle.ts";
 import { loadConfig } from "../../../services/config.ts";
 import {
   AnchorLoop,
   type AnchorLoopEvent,
   type AnchorLoopOptions,
 } from "../../../services/ledger/anchor-loop.ts";
+import type { BatchRecord } from "../../../services/ledger/batch.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";
-import { HARDHAT_ACCOUNTS, HardhatNode } from "../../support/hardhat-node.ts";
+import { HARDHAT_ACCOUNTS, HardhatNode, TcpProxy } from "../../support/hardhat-node.ts";
 
 const ADMIN = new Wallet(HARDHAT_ACCOUNTS[0].privateKey);
 const ANCHORER = new Wallet(HARDHAT_ACCOUNTS[1].privateKey);
 const RECEIPT_SIGNER = new Wallet(HARDHAT_ACCOUNTS[2].privateKey);
+const ANCHORER_B = new Wallet(HARDHAT_ACCOUNTS[3].privateKey);
+const ANCHORER_SHARED = new Wallet(HARDHAT_ACCOUNTS[4].privateKey);
+/** Sends unrelated transactions so that a block mined after a revert differs from the old one. */
+const BYSTANDER = new Wallet(HARDHAT_ACCOUNTS[5].privateKey);
 const DEFAULTS = loadConfig({});
 
 let requestCounter = 0;
 function event() {
   requestCounter++;
   return makeNativeEvent({ requestId: `req-anchor-loop-${process.pid}-${requestCounter}` });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
 }
 
 interface Harness {
@@ -35,6 +67,21 @@ interface Harness {
 
 const cleanups: Array<() => Promise<void>> = [];
 
+async function openLedger(dir: string, batchMaxWaitMs = 150): Promise<Ledger> {
+  const ledger = await Ledger.open({
+    location: dir,
+    receiptSigner: RECEIPT_SIGNER,
+    batchMaxEvents: DEFAULTS.BATCH_MAX_EVENTS,
+    batchMaxWaitMs,
+    anchorDeadlineMs: DEFAULTS.ANCHOR_DEADLINE_MS,
+    groupCommitMaxEvents: DEFAULTS.GROUP_COMMIT_MAX_EVENTS,
+  });
+  cleanups.push(async () => {
+    if (ledger.store.isOpen) await ledger.close();
+  });
+  return ledger;
+}
+
 async function openHarness(opts: {
   rpcUrl: string;
   dir?: string;
@@ -43,14 +90,7 @@ async function openHarness(opts: {
   start?: boolean;
 }): Promise<Harness> {
   const dir = opts.dir ?? (await mkdtemp(path.join(tmpdir(), "veritrail-anchor-")));
-  const ledger = await Ledger.open({
-    location: dir,
-    receiptSigner: RECEIPT_SIGNER,
-    batchMaxEvents: DEFAULTS.BATCH_MAX_EVENTS,
-    batchMaxWaitMs: opts.batchMaxWaitMs ?? 200,
-    anchorDeadlineMs: DEFAULTS.ANCHOR_DEADLINE_MS,
-    groupCommitMaxEvents: DEFAULTS.GROUP_COMMIT_MAX_EVENTS,
-  });
+  const ledger = await openLedger(dir, opts.batchMaxWaitMs);
   const events: AnchorLoopEvent[] = [];
   const loop = new AnchorLoop({
     ledger,
@@ -61,19 +101,69 @@ async function openHarness(opts: {
     confirmations: 1,
     retryMinMs: 50,
     retryMaxMs: 500,
+    pollMs: 50,
     ...opts.loop,
     onEvent: (e) => events.push(e),
   });
   if (opts.start !== false) loop.start();
-  let closed = false;
   const close = async () => {
-    if (closed) return;
-    closed = true;
     await loop.stop();
-    await ledger.close();
+    if (ledger.store.isOpen) await ledger.close();
   };
   cleanups.push(close);
   return { ledger, loop, events, dir, close };
+}
+
+async function ingest(ledger: Ledger, n: number): Promise<number[]> {
+  const results = await ledger.ingest(Array.from({ length: n }, () => event()));
+  return results.map((r) => r.receipt.seq);
+}
+
+/** Ingests `n` events and seals them into one batch of their own; returns its batchNo. */
+async function sealedBatch(ledger: Ledger, n: number): Promise<number> {
+  await ingest(ledger, n);
+  await ledger.sealPending();
+  return ledger.lastBatchNo();
+}
+
+async function allBatches(ledger: Ledger): Promise<BatchRecord[]> {
+  return ledger.listBatches({ fromBatchNo: 0, limit: 10_000 });
+}
+
+/** Every batch anchored on `client`'s registry, the stored commitment equal to LevelDB's. */
+async function expectAllAnchored(ledger: Ledger, client: RegistryClient): Promise<void> {
+  const records = await allBatches(ledger);
+  const head = await client.logHead(ledger.logId);
+  expect(head.nextBatchNo).to.equal(records.length);
+  expect(head.nextSeq).to.equal(ledger.nextSeq);
+  for (const record of records) {
+    expect(record.state, `batch ${record.header.batchNo}`).to.equal("anchored");
+    expect(record.anchor?.contract).to.equal(client.address);
+    expect(await client.batchCommitment(ledger.logId, record.header.batchNo)).to.equal(
+      headerHash(record.header),
+    );
+    expect(await client.blockHashAt(record.anchor?.blockNumber ?? -1)).to.equal(
+      record.anchor?.blockHash,
+    );
+  }
+}
+
+async function clientFor(rpcUrl: string, address: string): Promise<RegistryClient> {
+  const client = await RegistryClient.connect({ rpcUrl, address });
+  cleanups.push(async () => client.destroy());
+  return client;
+}
+
+function anchoredEvents(events: AnchorLoopEvent[]) {
+  return events.filter(
+    (e): e is Extract<AnchorLoopEvent, { type: "anchored" }> => e.type === "anchored",
+  );
+}
+
+function submittedEvents(events: AnchorLoopEvent[]) {
+  return events.filter(
+    (e): e is Extract<AnchorLoopEvent, { type: "submitted" }> => e.type === "submitted",
+  );
 }
 
 describe("anchor loop (real Hardhat node)", function () {
@@ -84,7 +174,7 @@ describe("anchor loop (real Hardhat node)", function () {
     node = await HardhatNode.start();
   });
   afterEach(async () => {
-    for (const c of cleanups.splice(0)) await c().catch(() => undefined);
+    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
   });
   after(async () => {
     await node?.stop();
@@ -94,39 +184,463 @@ describe("anchor loop (real Hardhat node)", function () {
     const h = await openHarness({ rpcUrl: node.url });
     const seqs: number[] = [];
     for (let round = 0; round < 5; round++) {
-      const results = await h.ledger.ingest(Array.from({ length: 20 }, () => event()));
-      seqs.push(...results.map((r) => r.receipt.seq));
-      await new Promise((r) => setTimeout(r, 250));
+      seqs.push(...(await ingest(h.ledger, 20)));
+      await sleep(200);
     }
     await h.ledger.sealPending();
     const last = await h.ledger.lastBatchNo();
+    expect(last).to.be.greaterThan(0);
     await h.loop.waitForAnchored(last, 30_000);
     const status = h.loop.status();
-    expect(status.state).to.equal("running");
-    expect(status.lagBatches).to.equal(0);
-    const client = await RegistryClient.connect({
-      rpcUrl: node.url,
-      address: status.contract as string,
-    });
-    try {
-      const head = await client.logHead(h.ledger.logId);
-      expect(head.nextBatchNo).to.equal(last + 1);
-      expect(head.nextSeq).to.equal(100);
-      for (const record of await h.ledger.listBatches({ fromBatchNo: 0, limit: 1000 })) {
-        expect(record.state).to.equal("anchored");
-        expect(await client.batchCommitment(h.ledger.logId, record.header.batchNo)).to.equal(
-          headerHash(record.header),
-        );
-        expect(record.anchor?.gasUsed).to.be.greaterThan(21_000);
-      }
-      for (const seq of seqs) {
-        const bundle = await h.ledger.prove(seq);
-        expect(bundle.status).to.equal("anchored");
-        expect(bundle.anchor?.contract).to.equal(status.contract);
-        expect(bundle.anchor?.chainId).to.equal(31337);
-      }
-    } finally {
-      client.destroy();
+    expect(status).to.include({ state: "running", lagBatches: 0, lagMs: 0, chainId: 31337 });
+    const client = await clientFor(node.url, status.contract as string);
+    await expectAllAnchored(h.ledger, client);
+    for (const seq of seqs) {
+      const bundle = await h.ledger.prove(seq);
+      expect(bundle.status).to.equal("anchored");
+      expect(bundle.anchor?.contract).to.equal(status.contract);
+      expect(bundle.anchor?.chainId).to.equal(31337);
     }
+    // One transaction per batch, each batch sent once.
+    const sent = submittedEvents(h.events).map((e) => e.batchNo);
+    expect(sent).to.deep.equal(Array.from({ length: last + 1 }, (_, i) => i));
+  });
+
+  it("measures acknowledgement → confirmed anchor with default settings (≤ 10 s) and gas per anchor", async () => {
+    const h = await openHarness({
+      rpcUrl: node.url,
+      batchMaxWaitMs: DEFAULTS.BATCH_MAX_WAIT_MS,
+      loop: {
+        pollMs: undefined,
+        retryMinMs: undefined,
+        retryMaxMs: undefined,
+        confirmations: DEFAULTS.CONFIRMATIONS,
+      },
+    });
+    const latencies: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const [seq] = await ingest(h.ledger, 1);
+      const acknowledged = performance.now();
+      await waitFor(
+        "anchored bundle",
+        async () => (await h.ledger.prove(seq as number)).status === "anchored",
+        15_000,
+      );
+      latencies.push(performance.now() - acknowledged);
+    }
+    const gas = anchoredEvents(h.events).map((e) => e.gasUsed);
+    const ms = latencies.map((l) => Math.round(l));
+    console.log(
+      `      ack → anchored (BATCH_MAX_WAIT_MS=${DEFAULTS.BATCH_MAX_WAIT_MS}, CONFIRMATIONS=${DEFAULTS.CONFIRMATIONS}): ` +
+        `${ms.join(", ")} ms (max ${Math.max(...ms)} ms); gas per anchor: ${[...new Set(gas)].join(", ")}`,
+    );
+    for (const l of latencies) expect(l).to.be.lessThan(10_000);
+    for (const g of gas) expect(g).to.be.within(21_000, 100_000);
+  });
+
+  it("survives an RPC outage under load: ingest goes on, the backlog drains in order, nothing lost or duplicated", async () => {
+    const proxy = await TcpProxy.start({ host: node.host, port: node.port });
+    cleanups.push(() => proxy.close());
+    const h = await openHarness({ rpcUrl: proxy.url, batchMaxWaitMs: 100 });
+    const acknowledged: number[] = [];
+    let loading = true;
+    const load = (async () => {
+      while (loading) {
+        acknowledged.push(...(await ingest(h.ledger, 5)));
+        await sleep(30);
+      }
+    })();
+    await sleep(800);
+    proxy.cut();
+    const ackedAtCut = acknowledged.length;
+    await waitFor("backoff", async () => h.loop.status().state === "backoff", 10_000);
+    await sleep(1_500);
+    const during = h.loop.status();
+    expect(during.state).to.equal("backoff");
+    expect(during.lastError).to.be.a("string").and.not.include(`${proxy.port}/`);
+    expect(during.lagBatches).to.be.greaterThan(0);
+    expect(during.lagMs).to.be.greaterThan(0);
+    expect(
+      acknowledged.length,
+      "ingest kept acknowledging while the RPC was down",
+    ).to.be.greaterThan(ackedAtCut + 20);
+    proxy.restore();
+    await sleep(500);
+    loading = false;
+    await load;
+    await h.ledger.sealPending();
+    await h.loop.waitForAnchored(await h.ledger.lastBatchNo(), 30_000);
+
+    const client = await clientFor(node.url, h.loop.status().contract as string);
+    await expectAllAnchored(h.ledger, client);
+    expect(new Set(acknowledged).size).to.equal(acknowledged.length);
+    for (const seq of [0, ...acknowledged.slice(-3)]) {
+      expect((await h.ledger.prove(seq)).status).to.equal("anchored");
+    }
+    // Exactly one BatchAnchored per batch, in order.
+    const logs = await client.provider.getLogs({
+      address: client.address,
+      topics: [
+        client.contract.interface.getEvent("BatchAnchored")?.topicHash ?? "",
+        h.ledger.logId,
+      ],
+      fromBlock: 0,
+    });
+    const batchNos = logs.map((l) => Number(BigInt(l.topics[2] ?? "0x0")));
+    expect(batchNos).to.deep.equal(Array.from({ length: batchNos.length }, (_, i) => i));
+    expect(batchNos.length).to.equal((await allBatches(h.ledger)).length);
+  });
+
+  it("resumes after a restart: sealed batches are anchored, already anchored or sent ones are not re-sent", async () => {
+    const first = await openHarness({ rpcUrl: node.url });
+    for (let i = 0; i < 3; i++) await sealedBatch(first.ledger, 4);
+    await first.loop.waitForAnchored(2, 20_000);
+    const contract = first.loop.status().contract as string;
+    await first.loop.stop();
+    // While the service is "down": three more batches are sealed; the previous run had sent
+    // batch 3 and crashed before recording more than `submitted`.
+    for (let i = 0; i < 3; i++) await sealedBatch(first.ledger, 3);
+    const client = await clientFor(node.url, contract);
+    const anchorer = ANCHORER.connect(client.provider);
+    const batch3 = await first.ledger.getBatch(3);
+    const sent = await client.sendAnchor(anchorer, batch3.header);
+    await first.ledger.saveBatchState({
+      ...batch3,
+      state: "submitted",
+      submission: {
+        chainId: 31337,
+        contract,
+        txHash: sent.txHash,
+        nonce: sent.nonce,
+        submittedAt: new Date().toISOString(),
+        attempts: 1,
+      },
+    });
+    await first.ledger.close();
+    const nonceBefore = await client.provider.getTransactionCount(ANCHORER.address, "latest");
+
+    const second = await openHarness({
+      rpcUrl: node.url,
+      dir: first.dir,
+      loop: { contractAddress: contract },
+    });
+    await second.loop.waitForAnchored(5, 20_000);
+    const nonceAfter = await client.provider.getTransactionCount(ANCHORER.address, "latest");
+    expect(nonceAfter - nonceBefore, "only batches 4 and 5 were sent").to.equal(2);
+    expect(submittedEvents(second.events).map((e) => e.batchNo)).to.deep.equal([4, 5]);
+    const recognised = anchoredEvents(second.events).find((e) => e.batchNo === 3);
+    expect(recognised).to.include({ txHash: sent.txHash, sentByThisRun: false });
+    expect(anchoredEvents(second.events).map((e) => e.batchNo)).to.deep.equal([3, 4, 5]);
+    await expectAllAnchored(second.ledger, client);
+  });
+
+  it("re-anchors a batch whose transaction was reorged out before reaching the confirmation depth", async () => {
+    const h = await openHarness({
+      rpcUrl: node.url,
+      loop: { confirmations: 3, dropCheckMs: 300, txTimeoutMs: 5_000 },
+    });
+    await sealedBatch(h.ledger, 2);
+    // Automine makes blocks only for transactions: confirm batch 0 by mining two more.
+    await waitFor("batch 0 mined", async () => (await h.ledger.getBatch(0)).state === "submitted");
+    await node.mine(2);
+    await h.loop.waitForAnchored(0, 20_000);
+    const client = await clientFor(node.url, h.loop.status().contract as string);
+    // Batch 1's transaction is mined (1 confirmation of 3) ...
+    const snapshot = await node.snapshot();
+    const batchNo = await sealedBatch(h.ledger, 2);
+    const original = await waitFor("batch 1 mined, not yet confirmed", async () => {
+      const r = await h.ledger.getBatch(batchNo);
+      return r.state === "submitted" &&
+        (await client.batchCommitment(h.ledger.logId, batchNo)) === headerHash(r.header)
+        ? r
+        : undefined;
+    });
+    const mined = await client.minedTransaction(original.submission?.txHash ?? "");
+    expect(mined?.confirmations).to.equal(1);
+    // ... then a reorg removes its block; the replacing chain has other transactions.
+    await node.revert(snapshot);
+    expect(await client.batchCommitment(h.ledger.logId, batchNo)).to.equal("0x" + "00".repeat(32));
+    const bystander = BYSTANDER.connect(client.provider);
+    await (await bystander.sendTransaction({ to: BYSTANDER.address, value: 1n })).wait();
+    const final = await waitFor(
+      "batch 1 anchored with 3 confirmations",
+      async () => {
+        await node.mine();
+        const r = await h.ledger.getBatch(batchNo);
+        return r.state === "anchored" ? r : undefined;
+      },
+      30_000,
+    );
+    expect(final.anchor?.blockHash).to.not.equal(mined?.blockHash);
+    const canonical = await client.blockHashAt(final.anchor?.blockNumber ?? -1);
+    expect(final.anchor?.blockHash).to.equal(canonical);
+    expect((await client.blockNumber()) - (final.anchor?.blockNumber ?? 0) + 1).to.be.at.least(3);
+    expect(await client.isAnchored(final.header)).to.equal(true);
+  });
+
+  it("re-anchors an anchored batch (and every later one) whose block left the canonical chain", async () => {
+    const h = await openHarness({ rpcUrl: node.url, loop: { recheckIntervalMs: 200 } });
+    await sealedBatch(h.ledger, 3);
+    await h.loop.waitForAnchored(0, 20_000);
+    const client = await clientFor(node.url, h.loop.status().contract as string);
+    const snapshot = await node.snapshot();
+    await sealedBatch(h.ledger, 3);
+    await sealedBatch(h.ledger, 3);
+    await h.loop.waitForAnchored(2, 20_000);
+    const before = await Promise.all([1, 2].map((n) => h.ledger.getBatch(n)));
+    const batch0 = await h.ledger.getBatch(0);
+    await node.revert(snapshot);
+    const bystander = BYSTANDER.connect(client.provider);
+    await (await bystander.sendTransaction({ to: BYSTANDER.address, value: 2n })).wait();
+    await waitFor("reorg detected", async () => h.events.some((e) => e.type === "reorg"), 20_000);
+    expect(h.events.find((e) => e.type === "reorg")).to.include({ fromBatchNo: 1 });
+    await h.loop.waitForAnchored(2, 20_000);
+    const after = await Promise.all([1, 2].map((n) => h.ledger.getBatch(n)));
+    for (const [i, r] of after.entries()) {
+      expect(r.anchor?.blockHash).to.not.equal(before[i]?.anchor?.blockHash);
+    }
+    expect(await h.ledger.getBatch(0)).to.deep.equal(batch0);
+    await expectAllAnchored(h.ledger, client);
+  });
+
+  it("resends a dropped transaction with the same nonce, and replaces a stuck one with a higher fee", async () => {
+    const h = await openHarness({
+      rpcUrl: node.url,
+      loop: { dropCheckMs: 500, txTimeoutMs: 60_000 },
+    });
+    await sealedBatch(h.ledger, 2);
+    await h.loop.waitForAnchored(0, 20_000);
+    const client = await clientFor(node.url, h.loop.status().contract as string);
+    await node.setAutomine(false);
+    try {
+      const batchNo = await sealedBatch(h.ledger, 2);
+      const first = await waitFor("first submission", async () =>
+        submittedEvents(h.events).find((e) => e.batchNo === batchNo),
+      );
+      await sleep(700); // past dropCheckMs: a known pending transaction is left alone
+      expect(submittedEvents(h.events).filter((e) => e.batchNo === batchNo)).to.have.length(1);
+      expect(await node.dropTransaction(first.txHash)).to.equal(true);
+      const second = await waitFor("resubmission", async () =>
+        submittedEvents(h.events).find((e) => e.batchNo === batchNo && e.attempt === 2),
+      );
+      expect(second.nonce).to.equal(first.nonce);
+      expect(second.txHash).to.not.equal(first.txHash);
+      await node.mine();
+      await h.loop.waitForAnchored(batchNo, 20_000);
+      const record = await h.ledger.getBatch(batchNo);
+      expect(record.anchor?.txHash).to.equal(second.txHash);
+      expect(await client.provider.getTransactionReceipt(first.txHash)).to.equal(null);
+    } finally {
+      await node.setAutomine(true);
+    }
+  });
+
+  it("replaces a transaction that is not mined within ANCHOR_TX_TIMEOUT_MS with a fee bump", async () => {
+    const h = await openHarness({ rpcUrl: node.url, loop: { dropCheckMs: 200, txTimeoutMs: 800 } });
+    await sealedBatch(h.ledger, 2);
+    await h.loop.waitForAnchored(0, 20_000);
+    const client = await clientFor(node.url, h.loop.status().contract as string);
+    await node.setAutomine(false);
+    try {
+      const batchNo = await sealedBatch(h.ledger, 2);
+      const second = await waitFor("replacement", async () =>
+        submittedEvents(h.events).find((e) => e.batchNo === batchNo && e.attempt === 2),
+      );
+      const first = submittedEvents(h.events).find((e) => e.batchNo === batchNo && e.attempt === 1);
+      const [tx1, tx2] = await Promise.all([
+        client.provider.getTransaction(first?.txHash ?? ""),
+        client.provider.getTransaction(second.txHash),
+      ]);
+      expect(tx2?.nonce).to.equal(first?.nonce);
+      // The replacement pays more (the original may already be gone from the pool).
+      if (tx1) expect(tx2?.maxPriorityFeePerGas).to.be.greaterThan(tx1.maxPriorityFeePerGas ?? 0n);
+      await node.mine();
+      await h.loop.waitForAnchored(batchNo, 20_000);
+      const record = await h.ledger.getBatch(batchNo);
+      expect(
+        submittedEvents(h.events)
+          .filter((e) => e.batchNo === batchNo)
+          .map((e) => e.txHash),
+      ).to.include(record.anchor?.txHash);
+      expect(await client.isAnchored(record.header)).to.equal(true);
+    } finally {
+      await node.setAutomine(true);
+    }
+  });
+
+  for (const chainMode of ["development", "production"] as const) {
+    it(`raises a fork alarm and stops when the chain holds a different header (${chainMode})`, async () => {
+      const provider = makeProvider(node.url, 31337);
+      cleanups.push(async () => provider.destroy());
+      const { client } = await RegistryClient.deploy({ provider, admin: ADMIN });
+      const h = await openHarness({
+        rpcUrl: node.url,
+        start: false,
+        loop: { chainMode, contractAddress: client.address },
+      });
+      await client.registerLog(ADMIN, {
+        logId: h.ledger.logId,
+        anchorer: ANCHORER.address,
+        receiptSigner: RECEIPT_SIGNER.address,
+      });
+      await sealedBatch(h.ledger, 3);
+      const real = await h.ledger.getBatch(0);
+      // Someone with the anchorer key anchors a forged batch 0 before the loop does.
+      const forged = { ...real.header, eventsRoot: hexlify(randomBytes(32)) };
+      await client.anchorBatch(ANCHORER.connect(provider), forged);
+      const nonce = await provider.getTransactionCount(ANCHORER.address);
+      h.loop.start();
+      await waitFor("alarm", async () => h.loop.status().state === "alarm", 15_000);
+      const status = h.loop.status();
+      expect(status.alarm?.code).to.equal("FORK_DETECTED");
+      expect(status.alarm?.message).to.include("batch 0");
+      expect(h.events.some((e) => e.type === "alarm")).to.equal(true);
+      // Stopped: nothing more is sent, and the ledger keeps accepting events.
+      await sealedBatch(h.ledger, 2);
+      await sleep(300);
+      expect(await provider.getTransactionCount(ANCHORER.address)).to.equal(nonce);
+      expect((await h.ledger.getBatch(0)).state).to.equal("sealed");
+      await h.loop.waitForAnchored(0, 1_000).then(
+        () => expect.fail("must not resolve under an alarm"),
+        (e: Error) => expect(e.message).to.include("alarm"),
+      );
+    });
+  }
+
+  it("anchors two logs into one registry concurrently (own anchorers, and two logs sharing one anchorer and one nonce tracker)", async () => {
+    const provider = makeProvider(node.url, 31337);
+    cleanups.push(async () => provider.destroy());
+    const deployment = new DevDeployment(ADMIN);
+    const shared = NonceTracker.forAccount(provider, ANCHORER_SHARED.address);
+    const sharedNonceBefore = await provider.getTransactionCount(ANCHORER_SHARED.address);
+    const harnesses = await Promise.all(
+      [
+        { anchorer: ANCHORER },
+        { anchorer: ANCHORER_B },
+        { anchorer: ANCHORER_SHARED, nonceTracker: shared },
+        { anchorer: ANCHORER_SHARED, nonceTracker: shared },
+      ].map((loop) =>
+        openHarness({ rpcUrl: node.url, batchMaxWaitMs: 100, loop: { ...loop, deployment } }),
+      ),
+    );
+    await Promise.all(
+      harnesses.map(async (h) => {
+        for (let i = 0; i < 6; i++) {
+          await ingest(h.ledger, 7);
+          await sleep(60);
+        }
+        await h.ledger.sealPending();
+        await h.loop.waitForAnchored(await h.ledger.lastBatchNo(), 30_000);
+      }),
+    );
+    const contracts = new Set(harnesses.map((h) => h.loop.status().contract));
+    expect(contracts.size).to.equal(1);
+    const client = await clientFor(node.url, [...contracts][0] as string);
+    for (const h of harnesses) await expectAllAnchored(h.ledger, client);
+    // The two logs on one account never fought over a nonce: one transaction per batch.
+    const sharedBatches =
+      (await allBatches(harnesses[2]!.ledger)).length +
+      (await allBatches(harnesses[3]!.ledger)).length;
+    expect(
+      (await provider.getTransactionCount(ANCHORER_SHARED.address)) - sharedNonceBefore,
+    ).to.equal(sharedBatches);
+  });
+
+  describe("development chain reset (the Hardhat node restarts with an empty chain)", () => {
+    let devNode: HardhatNode;
+    before(async () => {
+      devNode = await HardhatNode.start();
+    });
+    after(async () => {
+      await devNode?.stop();
+    });
+
+    it("redeploys, re-registers and re-anchors every batch; old bundles verify against the new anchors; production refuses", async () => {
+      const h = await openHarness({ rpcUrl: devNode.url, loop: { retryMaxMs: 300 } });
+      const seqs: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        seqs.push(...(await ingest(h.ledger, 5)));
+        await h.ledger.sealPending();
+      }
+      const last = await h.ledger.lastBatchNo();
+      await h.loop.waitForAnchored(last, 20_000);
+      const oldBundles = await Promise.all(seqs.map((s) => h.ledger.prove(s)));
+      const oldContract = h.loop.status().contract as string;
+
+      // A production log on the same chain, in its own registry (deployed by another admin).
+      const provider = makeProvider(devNode.url, 31337);
+      const { client: prodClient } = await RegistryClient.deploy({
+        provider,
+        admin: new Wallet(HARDHAT_ACCOUNTS[3].privateKey),
+      });
+      provider.destroy();
+      const prod = await openHarness({
+        rpcUrl: devNode.url,
+        start: false,
+        loop: {
+          chainMode: "production",
+          contractAddress: prodClient.address,
+          admin: undefined,
+          anchorer: ANCHORER_B,
+        },
+      });
+      const prodAdmin = new Wallet(HARDHAT_ACCOUNTS[3].privateKey);
+      const prodClientLive = await clientFor(devNode.url, prodClient.address);
+      await prodClientLive.registerLog(prodAdmin, {
+        logId: prod.ledger.logId,
+        anchorer: ANCHORER_B.address,
+        receiptSigner: RECEIPT_SIGNER.address,
+      });
+      prod.loop.start();
+      await sealedBatch(prod.ledger, 2);
+      await prod.loop.waitForAnchored(0, 20_000);
+
+      await devNode.restart();
+      // Events keep coming while the chain is gone and being rebuilt.
+      seqs.push(...(await ingest(h.ledger, 5)));
+      await waitFor(
+        "chain reset handled",
+        async () => h.events.some((e) => e.type === "chain-reset"),
+        30_000,
+      );
+      await h.ledger.sealPending();
+      await h.loop.waitForAnchored(await h.ledger.lastBatchNo(), 30_000);
+
+      const status = h.loop.status();
+      expect(status.state).to.equal("running");
+      const client = await clientFor(devNode.url, status.contract as string);
+      expect(await client.hasCode()).to.equal(true);
+      if (status.contract !== oldContract)
+        expect(await client.at(oldContract).hasCode()).to.equal(false);
+      await expectAllAnchored(h.ledger, client);
+      for (const bundle of oldBundles) {
+        const batch = bundle.batch;
+        expect(batch).to.not.equal(null);
+        if (!batch || bundle.leafIndex === null) continue;
+        expect(await client.isAnchored(batch)).to.equal(true);
+        const leaf = entryLeafHash(bundle.entry as Entry);
+        const root = rootFromInclusion(
+          bundle.leafIndex,
+          batch.count,
+          leaf,
+          bundle.inclusion.map(fromHex),
+        );
+        expect(toHex(root)).to.equal(batch.eventsRoot);
+        expect(
+          await client.verifyInclusion(batch, bundle.leafIndex, toHex(leaf), bundle.inclusion),
+        ).to.equal(true);
+        const fresh = await h.ledger.prove(bundle.entry.seq);
+        expect(fresh.status).to.equal("anchored");
+        expect(fresh.batch).to.deep.equal(batch);
+      }
+
+      // The production loop refuses to redeploy: alarm, nothing re-anchored.
+      await waitFor("production alarm", async () => prod.loop.status().state === "alarm", 30_000);
+      expect(prod.loop.status().alarm?.code).to.be.oneOf([
+        "CONTRACT_MISSING",
+        "LOG_NOT_REGISTERED",
+      ]);
+      expect((await prod.ledger.getBatch(0)).state).to.equal("anchored");
+    });
   });
 });
