@@ -40,14 +40,22 @@ export default tseslint.config(
     },
     rules: {
       "@typescript-eslint/no-explicit-any": "error",
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        { argsIgnorePattern: "^_", varsIgnorePattern: "^_" },
+      ],
       "@typescript-eslint/consistent-type-imports": "error",
     },
   },
   {
     files: ["web/**/*.js"],
     languageOptions: {
-      globals: { document: "readonly", window: "readonly", localStorage: "readonly", location: "readonly" },
+      globals: {
+        document: "readonly",
+        window: "readonly",
+        localStorage: "readonly",
+        location: "readonly",
+      },
     },
   },
 );
