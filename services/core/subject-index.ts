@@ -159,18 +159,30 @@ export interface HistoryDigest {
 export function historyChain(
   events: ReadonlyArray<{ seq: number; leafHash: Uint8Array }>,
 ): HistoryDigest {
-  let chain: Uint8Array = new Uint8Array(SMT_HASH_BYTES);
-  let previous = -1;
+  return extendHistory({ count: 0, chain: new Uint8Array(SMT_HASH_BYTES) }, events);
+}
+
+/**
+ * Continues a subject's (count, chain) with its events in the next batch, so a ledger keeps one
+ * digest per subject instead of re-chaining the whole history. `events` must come after every
+ * event already in `previous`; only their order among themselves can be checked here.
+ */
+export function extendHistory(
+  previous: HistoryDigest,
+  events: ReadonlyArray<{ seq: number; leafHash: Uint8Array }>,
+): HistoryDigest {
+  let chain = previous.chain;
+  let last = -1;
   for (const event of events) {
-    if (!Number.isSafeInteger(event.seq) || event.seq <= previous) {
+    if (!Number.isSafeInteger(event.seq) || event.seq <= last) {
       throw new RangeError(
-        `history events must have strictly increasing seq; got ${event.seq} after ${previous}`,
+        `history events must have strictly increasing seq; got ${event.seq} after ${last}`,
       );
     }
     chain = extendChain(chain, event.seq, event.leafHash);
-    previous = event.seq;
+    last = event.seq;
   }
-  return { count: events.length, chain };
+  return { count: previous.count + events.length, chain };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import {
   encodeNodePath,
   encodeSmtNode,
   extendChain,
+  extendHistory,
   historyChain,
   historyValueHash,
   internalNodeHash,
@@ -213,6 +214,21 @@ describe("core/subject-index", () => {
       expect(historyChain([])).to.deep.equal({ count: 0, chain: ZERO });
     });
 
+    it("extends a history batch by batch to the same digest as chaining it whole", () => {
+      const next = prng(5);
+      const events = Array.from({ length: 40 }, (_, i) => ({
+        seq: i * 3 + Math.floor(next() * 3),
+        leafHash: randomBytes(next),
+      }));
+      const whole = historyChain(events);
+      let digest = historyChain([]);
+      for (let i = 0; i < events.length; i += 7)
+        digest = extendHistory(digest, events.slice(i, i + 7));
+      expect(digest.count).to.equal(40);
+      expect(toHex(digest.chain)).to.equal(toHex(whole.chain));
+      expect(() => extendHistory(digest, [events[1]!, events[0]!])).to.throw(RangeError);
+    });
+
     it("rejects unsorted, repeated and malformed history events", () => {
       const h = new Uint8Array(32);
       expect(() =>
@@ -357,6 +373,31 @@ describe("core/subject-index", () => {
       expect(stats.reads).to.be.below(bound);
       expect(writes.length).to.be.below(bound);
       expect(stats.hashes).to.be.above(touched); // sanity: the counter counts
+    });
+
+    it("gives the same result whatever order a slow store answers reads in", async () => {
+      const next = prng(9);
+      const store = new MemoryNodeStore();
+      const keys = Array.from({ length: 600 }, () => randomBytes(next));
+      await store.update(keys.slice(0, 500).map((key) => ({ key, valueHash: key })));
+      const updates: SmtUpdate[] = keys.slice(450).map((key, i) => ({
+        key,
+        valueHash: i % 10 === 0 ? null : sha256(key),
+      }));
+      const jittery: NodeReader = (path) =>
+        new Promise((resolve) => {
+          setTimeout(() => resolve(store.reader(path)), Math.floor(next() * 3));
+        });
+      const fast = await applyUpdates(store.reader, updates);
+      const slow = await applyUpdates(jittery, updates);
+      expect(toHex(slow.root)).to.equal(toHex(fast.root));
+      const asMap = (writes: typeof fast.writes) =>
+        new Map(writes.map((w) => [w.path, w.node && toHex(encodeSmtNode(w.node))]));
+      expect(asMap(slow.writes)).to.deep.equal(asMap(fast.writes));
+      store.apply(slow.writes);
+      const model: Model = new Map(keys.slice(0, 500).map((k) => [toHex(k), k]));
+      applyToModel(model, updates);
+      expectStoreMatches(store, model);
     });
 
     it("writes nothing for a batch that changes nothing", async () => {
