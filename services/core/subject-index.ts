@@ -56,7 +56,10 @@ export type SmtNode =
   | { kind: "leaf"; key: Uint8Array; valueHash: Uint8Array }
   | { kind: "internal"; left: Uint8Array; right: Uint8Array };
 
-/** Reads the node stored at `path`; undefined for an empty subtree. */
+/**
+ * Reads the node stored at `path`; undefined for an empty subtree. applyUpdates asks for a whole
+ * level of paths at once (concurrent calls), so a LevelDB reader can serve them in parallel.
+ */
 export type NodeReader = (path: NodePath) => Promise<SmtNode | undefined>;
 
 /** One change to persist: put `node` at `path`, or delete the node at `path` when null. */
@@ -73,7 +76,7 @@ export interface SmtUpdate {
 
 export interface ApplyUpdatesResult {
   root: Uint8Array;
-  /** Every path whose node changes, each at most once, in no particular order. */
+  /** Every path whose node changes, each at most once; persist them as one atomic batch. */
   writes: NodeWrite[];
   /** SHA-256 calls and node reads this update cost (for metrics and the benchmark). */
   stats: { hashes: number; reads: number };

@@ -310,6 +310,9 @@ await completeness("another subject's proof", s3, h3, "KEY_MISMATCH", {
     proof,
   });
 }
+await completeness("indexRoot of 31 bytes", s3, h3, "BAD_INPUT", {
+  indexRoot: rootSubjects.subarray(1),
+});
 await completeness("malformed proof JSON", s3, h3, "BAD_PROOF_SHAPE", { proof: { siblings: "none", leaf: null } });
 
 const write = (name: string, value: unknown) =>
