@@ -290,11 +290,22 @@ export async function rotateReceiptSigner(args: {
 
 /**
  * Whether `signer` was the log's registered receipt signer at `issuedAtMs` (a receipt's
- * issuedAt). Periods are block timestamps in seconds; the receipt's instant is compared at
- * second precision.
+ * issuedAt, wall clock of the service). Periods are block timestamps in seconds, which are not
+ * the service's clock: Hardhat's automine gives each block at least the previous timestamp
+ * + 1 s, and real chains allow drift too. `skewSeconds` widens the period by that much on both
+ * sides; 0 is the strict check. The widening costs little: issuedAt is chosen by the signer, so
+ * a stolen retired key can back-date receipts into its period anyway; the period only stops
+ * receipts that claim to be recent.
  */
-export function signerPeriodCovers(period: SignerPeriod, issuedAtMs: number): boolean {
+export function signerPeriodCovers(
+  period: SignerPeriod,
+  issuedAtMs: number,
+  skewSeconds = 0,
+): boolean {
   if (period.validFrom === 0) return false;
   const t = Math.floor(issuedAtMs / 1000);
-  return period.validFrom <= t && (period.validUntil === 0 || t <= period.validUntil);
+  return (
+    period.validFrom - skewSeconds <= t &&
+    (period.validUntil === 0 || t <= period.validUntil + skewSeconds)
+  );
 }
