@@ -32,6 +32,25 @@ export const ConfigSchema = z.object({
     .regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte address")
     .optional(),
   CONFIRMATIONS: int(0, 1_000).default(1),
+  /** Anchor loop tuning (services/ledger/anchor-loop.ts); the defaults suit a dev chain and most L2s. */
+  /** Backoff after an RPC error: exponential from MIN to MAX, with jitter. */
+  ANCHOR_RETRY_MIN_MS: int(10, 600_000).default(250),
+  ANCHOR_RETRY_MAX_MS: int(10, 3_600_000).default(30_000),
+  /** An anchor transaction not mined after this long is replaced (same nonce, higher fee). */
+  ANCHOR_TX_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
+  /** After this long, a transaction the node no longer knows counts as dropped and is resent. */
+  ANCHOR_DROP_CHECK_MS: int(100, 3_600_000).default(3_000),
+  /** Poll period while anchor transactions are in flight or waiting for CONFIRMATIONS. */
+  ANCHOR_POLL_MS: int(10, 60_000).default(100),
+  /** Anchor transactions in flight at once (consecutive nonces). */
+  ANCHOR_MAX_IN_FLIGHT: int(1, 256).default(8),
+  /** The latest this many anchored batches are re-checked against reorgs, every INTERVAL. */
+  ANCHOR_RECHECK_DEPTH: int(0, 10_000).default(16),
+  ANCHOR_RECHECK_INTERVAL_MS: int(100, 3_600_000).default(5_000),
+  /** Fixed gas limit of anchorBatch (its gas does not depend on the batch size; ~57k used). */
+  ANCHOR_GAS_LIMIT: int(60_000, 10_000_000).default(150_000),
+  /** Per JSON-RPC request; an RPC that accepts but never answers counts as down after this. */
+  RPC_TIMEOUT_MS: int(100, 600_000).default(10_000),
   ANCHORER_KEYSTORE: z.string().min(1).optional(),
   ANCHORER_KEYSTORE_PASSWORD: z.string().optional(),
   ANCHORER_PRIVATE_KEY: z
