@@ -1,0 +1,201 @@
+/**
+ * What the verifier asks the chain, and nothing else: the registry's stored batch commitment,
+ * a signer's validity period, the chain id, the head, and (optionally) the anchoring
+ * transaction's receipt. Its own minimal ABI: the verifier never imports services/chain, so
+ * the browser bundle and outside readers see the whole trusted surface here.
+ *
+ * Reads are cached per run, as promises, so concurrent bundles of one batch share one call:
+ * 10,000 bundles of one batch cost one `batchCommitment` call.
+ */
+import { AbiCoder, Interface, isError, keccak256 } from "ethers";
+import type { BatchHeaderJson } from "../core/bundle.ts";
+
+export const VERIFIER_REGISTRY_ABI = [
+  "function batchCommitment(bytes32 logId, uint64 batchNo) view returns (bytes32)",
+  "function signerPeriod(bytes32 logId, address signer) view returns (uint64 validFrom, uint64 validUntil)",
+  "event BatchAnchored(bytes32 indexed logId, uint64 indexed batchNo, uint64 firstSeq, uint32 count, bytes32 eventsRoot, bytes32 indexRoot)",
+] as const;
+
+const registry = new Interface(VERIFIER_REGISTRY_ABI);
+const HEADER_TYPES = ["bytes32", "uint64", "uint64", "uint32", "bytes32", "bytes32"] as const;
+export const ZERO_HASH = `0x${"0".repeat(64)}`;
+
+/** The registry's commitment: keccak256(abi.encode(logId, batchNo, firstSeq, count, eventsRoot, indexRoot)). */
+export function batchHeaderHash(h: BatchHeaderJson): string {
+  return keccak256(
+    AbiCoder.defaultAbiCoder().encode(HEADER_TYPES, [
+      h.logId,
+      h.batchNo,
+      h.firstSeq,
+      h.count,
+      h.eventsRoot,
+      h.indexRoot,
+    ]),
+  );
+}
+
+export interface TxLogLike {
+  address: string;
+  topics: ReadonlyArray<string>;
+  data: string;
+}
+
+export interface TxReceiptLike {
+  blockNumber: number;
+  to: string | null;
+  status: number | null;
+  logs: ReadonlyArray<TxLogLike>;
+}
+
+/**
+ * The part of an ethers Provider the verifier uses; a JsonRpcProvider fits, and so does an
+ * in-memory fake in unit tests.
+ */
+export interface ChainRpc {
+  call(tx: { to: string; data: string; blockTag?: number | string }): Promise<string>;
+  getBlockNumber(): Promise<number>;
+  getTransactionReceipt(hash: string): Promise<TxReceiptLike | null>;
+  getNetwork(): Promise<{ chainId: bigint }>;
+}
+
+/** The RPC failed (network, timeout, server error): the verdict is "error", not "tampered". */
+export class RpcFailure extends Error {
+  override readonly name = "RpcFailure";
+}
+
+/** The address answered, but not as a registry does (no code there, or a revert). */
+export class NotARegistry extends Error {
+  override readonly name = "NotARegistry";
+}
+
+export interface SignerPeriod {
+  /** Seconds (block timestamp). */
+  validFrom: bigint;
+  /** Seconds; 0 while the signer is current. */
+  validUntil: bigint;
+}
+
+export class ChainReads {
+  private chainIdPromise: Promise<bigint> | undefined;
+  private latestPromise: Promise<number> | undefined;
+  private readonly memo = new Map<string, Promise<unknown>>();
+  /** Number of `eth_call`s actually sent (for tests and the progress line). */
+  calls = 0;
+
+  constructor(readonly rpc: ChainRpc) {}
+
+  chainId(): Promise<bigint> {
+    this.chainIdPromise ??= rpcCall(async () => (await this.rpc.getNetwork()).chainId);
+    return this.chainIdPromise;
+  }
+
+  /** The head, read once per run so that every bundle is judged at the same height. */
+  latest(): Promise<number> {
+    this.latestPromise ??= rpcCall(() => this.rpc.getBlockNumber());
+    return this.latestPromise;
+  }
+
+  batchCommitment(
+    contract: string,
+    logId: string,
+    batchNo: number,
+    block: number,
+  ): Promise<string> {
+    return this.cached(`c|${contract.toLowerCase()}|${logId}|${batchNo}|${block}`, async () => {
+      const data = registry.encodeFunctionData("batchCommitment", [logId, batchNo]);
+      const out = await this.viewCall(contract, data, block);
+      return String(decode("batchCommitment", out)[0]);
+    });
+  }
+
+  signerPeriod(
+    contract: string,
+    logId: string,
+    signer: string,
+    block: number,
+  ): Promise<SignerPeriod> {
+    return this.cached(
+      `s|${contract.toLowerCase()}|${logId}|${signer.toLowerCase()}|${block}`,
+      async () => {
+        const data = registry.encodeFunctionData("signerPeriod", [logId, signer]);
+        const out = decode("signerPeriod", await this.viewCall(contract, data, block));
+        return { validFrom: BigInt(out[0] as bigint), validUntil: BigInt(out[1] as bigint) };
+      },
+    );
+  }
+
+  /** The anchoring transaction's receipt, or null when the node no longer has it (EIP-4444). */
+  txReceipt(txHash: string): Promise<TxReceiptLike | null> {
+    return this.cached(`t|${txHash}`, () => rpcCall(() => this.rpc.getTransactionReceipt(txHash)));
+  }
+
+  private cached<T>(key: string, read: () => Promise<T>): Promise<T> {
+    let p = this.memo.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = read();
+      this.memo.set(key, p);
+      // A failed read (RPC down) is not remembered: the next bundle asks again.
+      p.catch(() => this.memo.delete(key));
+    }
+    return p;
+  }
+
+  private async viewCall(to: string, data: string, block: number): Promise<string> {
+    this.calls++;
+    try {
+      return await this.rpc.call({ to, data, blockTag: block });
+    } catch (e) {
+      if (isError(e, "CALL_EXCEPTION"))
+        throw new NotARegistry(`${to} reverted: ${shortMessage(e)}`);
+      throw new RpcFailure(`eth_call to ${to} at block ${block} failed: ${shortMessage(e)}`);
+    }
+  }
+}
+
+/** The BatchAnchored header in a transaction receipt's logs from `contract`, if any. */
+export function anchoredHeadersIn(receipt: TxReceiptLike, contract: string): BatchHeaderJson[] {
+  const headers: BatchHeaderJson[] = [];
+  for (const log of receipt.logs) {
+    if (log.address.toLowerCase() !== contract.toLowerCase()) continue;
+    let parsed;
+    try {
+      parsed = registry.parseLog({ topics: [...log.topics], data: log.data });
+    } catch {
+      continue;
+    }
+    if (parsed?.name !== "BatchAnchored") continue;
+    const a = parsed.args;
+    headers.push({
+      logId: String(a[0]),
+      batchNo: Number(a[1]),
+      firstSeq: Number(a[2]),
+      count: Number(a[3]),
+      eventsRoot: String(a[4]),
+      indexRoot: String(a[5]),
+    });
+  }
+  return headers;
+}
+
+function decode(fn: "batchCommitment" | "signerPeriod", out: string): ReadonlyArray<unknown> {
+  try {
+    return registry.decodeFunctionResult(fn, out);
+  } catch {
+    // "0x" from an address without code: there is no registry there.
+    throw new NotARegistry(`no registry answers ${fn} (returned ${out.slice(0, 18)})`);
+  }
+}
+
+async function rpcCall<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    throw new RpcFailure(shortMessage(e));
+  }
+}
+
+function shortMessage(e: unknown): string {
+  if (e && typeof e === "object" && "shortMessage" in e && typeof e.shortMessage === "string")
+    return e.shortMessage;
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,225 @@
+/**
+ * The checks of a proof bundle that need no chain: shape, commitment, entry ↔ batch ↔ receipt,
+ * audit path, receipt signature. Pure functions of the bundle (and a signature cache), so the
+ * benchmark measures exactly what a verifier does per bundle besides RPC.
+ */
+import { type Bundle, BundleSchema } from "../core/bundle.ts";
+import { type Entry, entryLeafHash, eventCommitment } from "../core/entry.ts";
+import { type Hex, fromHex, toHex } from "../core/hex.ts";
+import { MerkleProofError, rootFromInclusion, verifyInclusion } from "../core/merkle.ts";
+import { type Receipt, ReceiptError, verifyReceipt } from "../core/receipt.ts";
+import { type Check, fail, pass, skip } from "./verdict.ts";
+
+export type ShapeResult = { ok: true; bundle: Bundle; check: Check } | { ok: false; check: Check };
+
+/**
+ * Step 0: the bundle parses as `veritrail-proof/1` and its optional parts agree with its
+ * status, so later steps never guess: unsealed ⇔ no batch, no leafIndex, no path; anchored ⇔
+ * an anchor; an erased event has neither body nor salt.
+ */
+export function checkShape(input: unknown): ShapeResult {
+  const parsed = BundleSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? issue.path.join(".") : "bundle";
+    return {
+      ok: false,
+      check: fail("shape", "BUNDLE_MALFORMED", `${where}: ${issue?.message ?? "invalid"}`),
+    };
+  }
+  const b = parsed.data;
+  const contradiction = contradictionIn(b);
+  if (contradiction) return { ok: false, check: fail("shape", "BUNDLE_MALFORMED", contradiction) };
+  return { ok: true, bundle: b, check: pass("shape", "veritrail-proof/1, fields consistent") };
+}
+
+function contradictionIn(b: Bundle): string | undefined {
+  if ((b.event === null) !== (b.salt === null))
+    return "event and salt must both be present or both be null (erased)";
+  const sealed = b.status !== "unsealed";
+  if ((b.batch !== null) !== sealed)
+    return `status ${b.status} but batch is ${b.batch ? "set" : "null"}`;
+  if ((b.leafIndex !== null) !== sealed)
+    return `status ${b.status} but leafIndex is ${b.leafIndex === null ? "null" : "set"}`;
+  if (!sealed && b.inclusion.length > 0) return "an unsealed bundle carries an inclusion path";
+  if ((b.anchor !== null) !== (b.status === "anchored"))
+    return `status ${b.status} but anchor is ${b.anchor ? "set" : "null"}`;
+  return undefined;
+}
+
+/** Step 1: commitment = SHA-256(salt ‖ JCS(event)); skipped for an erased event. */
+export function checkCommitment(b: Bundle): Check {
+  if (b.event === null || b.salt === null)
+    return skip("commitment", "erased: the event body and its salt were deleted");
+  let computed: Hex;
+  try {
+    computed = eventCommitment(fromHex(b.salt), b.event);
+  } catch (e) {
+    return fail("commitment", "COMMITMENT_MISMATCH", `event cannot be canonicalised: ${msg(e)}`);
+  }
+  if (computed !== b.entry.commitment)
+    return fail(
+      "commitment",
+      "COMMITMENT_MISMATCH",
+      `SHA-256(salt ‖ JCS(event)) is ${computed}, entry.commitment is ${b.entry.commitment}`,
+    );
+  return pass("commitment", "SHA-256(salt ‖ JCS(event)) equals entry.commitment");
+}
+
+/**
+ * Step 2: the entry sits where the batch header says, and the receipt describes this very
+ * entry (same log, seq, time and leaf hash). Returns the leaf hash for step 3.
+ */
+export function checkEntry(b: Bundle): { check: Check; leafHash: Uint8Array } {
+  const leafHash = entryLeafHash(b.entry as Entry);
+  const e = b.entry;
+  if (b.batch !== null && b.leafIndex !== null) {
+    const h = b.batch;
+    if (e.log !== h.logId)
+      return {
+        leafHash,
+        check: fail("entry", "ENTRY_BATCH_MISMATCH", `entry.log ${e.log} ≠ batch.logId ${h.logId}`),
+      };
+    if (b.leafIndex >= h.count)
+      return {
+        leafHash,
+        check: fail(
+          "entry",
+          "ENTRY_BATCH_MISMATCH",
+          `leafIndex ${b.leafIndex} is not below batch.count ${h.count}`,
+        ),
+      };
+    if (e.seq !== h.firstSeq + b.leafIndex)
+      return {
+        leafHash,
+        check: fail(
+          "entry",
+          "ENTRY_BATCH_MISMATCH",
+          `entry.seq ${e.seq} ≠ batch.firstSeq ${h.firstSeq} + leafIndex ${b.leafIndex}`,
+        ),
+      };
+  }
+  const r = b.receipt;
+  const leafHex = toHex(leafHash);
+  const mismatch =
+    r.log !== e.log
+      ? `receipt.log ${r.log} ≠ entry.log`
+      : r.seq !== e.seq
+        ? `receipt.seq ${r.seq} ≠ entry.seq ${e.seq}`
+        : r.recorded !== e.recorded
+          ? `receipt.recorded ${r.recorded} ≠ entry.recorded ${e.recorded}`
+          : r.leafHash !== leafHex
+            ? `receipt.leafHash ${r.leafHash} ≠ leaf hash of the entry ${leafHex}`
+            : undefined;
+  if (mismatch) return { leafHash, check: fail("entry", "RECEIPT_ENTRY_MISMATCH", mismatch) };
+  const where = b.batch ? `seq ${e.seq} = firstSeq + leafIndex ${b.leafIndex}; ` : "";
+  return { leafHash, check: pass("entry", `${where}receipt describes this entry`) };
+}
+
+/** Step 3: RFC 9162 §2.1.3.2, the audit path from the leaf yields batch.eventsRoot. */
+export function checkInclusion(b: Bundle, leafHash: Uint8Array): Check {
+  if (b.batch === null || b.leafIndex === null)
+    return skip("inclusion", "not sealed into a batch yet");
+  try {
+    verifyInclusion(
+      b.leafIndex,
+      b.batch.count,
+      leafHash,
+      b.inclusion.map(fromHex),
+      fromHex(b.batch.eventsRoot),
+    );
+  } catch (e) {
+    if (e instanceof MerkleProofError && e.code === "ROOT_MISMATCH")
+      return fail(
+        "inclusion",
+        "ROOT_MISMATCH",
+        `audit path does not yield batch.eventsRoot ${b.batch.eventsRoot}`,
+      );
+    const code = e instanceof MerkleProofError ? `${e.code}: ` : "";
+    return fail("inclusion", "PATH_INVALID", `${code}${msg(e)}`);
+  }
+  return pass(
+    "inclusion",
+    `${b.inclusion.length}-node audit path yields eventsRoot (leaf ${b.leafIndex} of ${b.batch.count})`,
+  );
+}
+
+/**
+ * Remembers receipt groups whose EIP-712 signature already verified. Receipts of one group
+ * commit share one signature, so verifying 10,000 receipts recovers one signature, not 10,000
+ * (ecrecover costs ~1 ms; everything else about a bundle costs microseconds).
+ */
+export class ReceiptSignatureCache {
+  private readonly verified = new Map<string, string>();
+
+  /** The recovered signer, or a ReceiptError. */
+  verify(receipt: Receipt): { signer: string } | { error: ReceiptError } {
+    const key = groupKey(receipt);
+    const signer = this.verified.get(key);
+    if (signer !== undefined) {
+      const pathError = groupPathError(receipt);
+      return pathError ? { error: pathError } : { signer };
+    }
+    try {
+      const { signer: recovered } = verifyReceipt(receipt);
+      this.verified.set(key, recovered);
+      return { signer: recovered };
+    } catch (e) {
+      if (e instanceof ReceiptError) return { error: e };
+      throw e;
+    }
+  }
+}
+
+/** Everything the group signature covers, plus the signature and the stated signer. */
+function groupKey(r: Receipt): string {
+  return [
+    r.log,
+    r.group.firstSeq,
+    r.group.count,
+    r.group.leavesRoot,
+    r.issuedAt,
+    r.anchorDeadline,
+    r.signer.toLowerCase(),
+    r.signature,
+  ].join("|");
+}
+
+/** The receipt's own path to a group root whose signature is already known good. */
+function groupPathError(r: Receipt): ReceiptError | undefined {
+  const index = r.seq - r.group.firstSeq;
+  if (index < 0 || index >= r.group.count)
+    return new ReceiptError("RECEIPT_PATH_INVALID", "seq is outside the signed group");
+  try {
+    const root = rootFromInclusion(
+      index,
+      r.group.count,
+      fromHex(r.leafHash),
+      r.group.path.map(fromHex),
+    );
+    if (toHex(root) === r.group.leavesRoot) return undefined;
+  } catch {
+    // falls through: a path of the wrong shape does not reach the root either
+  }
+  return new ReceiptError("RECEIPT_PATH_INVALID", "leaf does not lead to the signed group root");
+}
+
+/** Step 6a: the receipt's group path and EIP-712 signature; returns the recovered signer. */
+export function checkReceiptSignature(
+  b: Bundle,
+  cache: ReceiptSignatureCache,
+): { check: Check; signer?: string } {
+  const result = cache.verify(b.receipt);
+  if ("error" in result)
+    return {
+      check: fail("receipt", "RECEIPT_INVALID", `${result.error.code}: ${result.error.message}`),
+    };
+  return {
+    signer: result.signer,
+    check: pass("receipt", `EIP-712 receipt signature recovers ${result.signer}`),
+  };
+}
+
+export function msg(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

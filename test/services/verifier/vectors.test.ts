@@ -1,0 +1,153 @@
+import { expect } from "chai";
+import { JsonRpcProvider, Network } from "ethers";
+import {
+  ChainReads,
+  type ChainRpc,
+  batchHeaderHash,
+} from "../../../services/verifier/chain-reads.ts";
+import { connectRpc } from "../../../services/verifier/rpc.ts";
+import type { Verdict } from "../../../services/verifier/verdict.ts";
+import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
+import { HardhatNode } from "../../support/hardhat-node.ts";
+import {
+  type GeneratedBundles,
+  type VectorCase,
+  buildCase,
+  confirmationsFor,
+  generateBundles,
+  loadCases,
+} from "../../vectors/bundles/generate.ts";
+
+/** The first failed check, as the vectors name it. */
+function firstFailure(v: Verdict): { code?: string; step?: string } {
+  const failed = v.checks.find((c) => c.ok === false && c.code === v.code);
+  return { code: v.code, step: failed?.step };
+}
+
+function describeVerdict(v: Verdict): string {
+  return v.checks.map((c) => `${c.step}: ${String(c.ok)} ${c.code ?? ""} ${c.reason}`).join("\n");
+}
+
+export function expectVerdict(c: VectorCase, v: Verdict): void {
+  const context = `${c.desc}\n${describeVerdict(v)}`;
+  expect(v.status, context).to.equal(c.wantStatus);
+  expect(v.ok, context).to.equal(c.wantStatus === "verified");
+  const first = firstFailure(v);
+  expect(first.code, context).to.equal(c.wantCode);
+  expect(first.step, context).to.equal(c.wantStep);
+}
+
+describe("verifier vectors (real ledger anchored on a Hardhat node)", function () {
+  this.timeout(120_000);
+  let node: HardhatNode;
+  let g: GeneratedBundles;
+  let provider: JsonRpcProvider;
+  let cases: VectorCase[];
+
+  before(async () => {
+    cases = await loadCases();
+    node = await HardhatNode.start();
+    g = await generateBundles(node);
+    provider = await connectRpc(node.url);
+  });
+  after(async () => {
+    provider?.destroy();
+    await g?.close();
+    await node?.stop();
+  });
+
+  it("has a vector for every failure code and for every status", async () => {
+    const codes = new Set(cases.map((c) => c.wantCode).filter((c) => c !== undefined));
+    expect([...codes].sort()).to.deep.equal(
+      [
+        "ANCHOR_TX_MISMATCH",
+        "BUNDLE_MALFORMED",
+        "COMMITMENT_MISMATCH",
+        "ENTRY_BATCH_MISMATCH",
+        "HEADER_MISMATCH",
+        "NOT_ANCHORED",
+        "PATH_INVALID",
+        "RECEIPT_ENTRY_MISMATCH",
+        "RECEIPT_INVALID",
+        "ROOT_MISMATCH",
+        "RPC_ERROR",
+        "SIGNER_NOT_REGISTERED",
+        "SIGNER_NOT_VALID_AT_ISSUE",
+        "TOO_FEW_CONFIRMATIONS",
+        "WRONG_CHAIN",
+      ].sort(),
+    );
+    expect(new Set(cases.map((c) => c.wantStatus))).to.have.all.keys(
+      "verified",
+      "pending",
+      "failed",
+      "error",
+    );
+  });
+
+  it("computes the registry's own header hash", async () => {
+    const header = g.bases.fresh.batch!;
+    const reads = new ChainReads(provider);
+    const latest = await provider.getBlockNumber();
+    expect(await reads.batchCommitment(g.contract, header.logId, header.batchNo, latest)).to.equal(
+      batchHeaderHash(header),
+    );
+  });
+
+  it("every vector gets its expected verdict from the library", async () => {
+    const latest = await provider.getBlockNumber();
+    const dead = new JsonRpcProvider(g.deadRpcUrl, Network.from(g.chainId), {
+      staticNetwork: Network.from(g.chainId),
+    });
+    try {
+      for (const c of cases) {
+        const bundle = await buildCase(c, g);
+        const verdict = await verifyBundle(bundle, c.rpc === "dead" ? dead : provider, {
+          confirmations: confirmationsFor(c, latest, g.anchorBlock),
+        });
+        expectVerdict(c, verdict);
+      }
+    } finally {
+      dead.destroy();
+    }
+  });
+
+  it("a pending bundle says so: receipt checked, chain steps skipped, not ok", async () => {
+    const verdict = await verifyBundle(g.bases.pending, provider, { confirmations: 1 });
+    const byStep = Object.fromEntries(verdict.checks.map((c) => [c.step, c.ok]));
+    expect(byStep).to.deep.equal({
+      shape: true,
+      commitment: true,
+      entry: true,
+      inclusion: true,
+      anchor: "skipped",
+      confirmations: "skipped",
+      receipt: true,
+      signer: "skipped",
+    });
+    expect(verdict).to.include({ ok: false, status: "pending" });
+  });
+
+  it("an erased bundle skips only the commitment step, with the reason", async () => {
+    const verdict = await verifyBundle(g.bases.erased, provider, { confirmations: 1 });
+    const commitment = verdict.checks.find((c) => c.step === "commitment");
+    expect(commitment?.ok).to.equal("skipped");
+    expect(commitment?.reason).to.match(/^erased/);
+    expect(verdict.checks.filter((c) => c.ok === "skipped")).to.have.length(1);
+    expect(verdict.ok).to.equal(true);
+  });
+
+  it("passes on state alone when the anchoring tx receipt is gone (EIP-4444)", async () => {
+    const pruned: ChainRpc = {
+      call: (tx) => provider.call(tx),
+      getBlockNumber: () => provider.getBlockNumber(),
+      getNetwork: () => provider.getNetwork(),
+      getTransactionReceipt: async () => null,
+    };
+    const verdict = await verifyBundle(g.bases.fresh, pruned, { confirmations: 1 });
+    expect(verdict.ok).to.equal(true);
+    expect(verdict.checks.find((c) => c.step === "anchor")?.reason).to.match(
+      /not available, state check suffices/,
+    );
+  });
+});

@@ -1,0 +1,310 @@
+/**
+ * Generates the proof-bundle vectors at test time: a real ledger, anchored by the real anchor
+ * loop on a Hardhat node, proves a few events; the broken cases are the declarative mutations
+ * of cases.json applied to those bundles. Chain ids, addresses and hashes differ per run, so
+ * only the mutations are data.
+ *
+ * Needs the contract artifacts (`hardhat build --quiet`). Runnable on its own: starts a node,
+ * writes every case's bundle to test-artifacts/bundle-vectors.ndjson and prints the node URL
+ * (kept running until Ctrl-C) so the CLI and the page can be tried by hand:
+ *   node --import tsx test/vectors/bundles/generate.ts
+ */
+import { Wallet } from "ethers";
+import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Bundle } from "../../../services/core/bundle.ts";
+import { type Hex, fromHex, toHex } from "../../../services/core/hex.ts";
+import { RECEIPT_DOMAIN, RECEIPT_TYPES, receiptGroupValue } from "../../../services/core/receipt.ts";
+import { loadConfig } from "../../../services/config.ts";
+import { AnchorLoop } from "../../../services/ledger/anchor-loop.ts";
+import { Ledger } from "../../../services/ledger/ledger.ts";
+import { K } from "../../../services/store/keys.ts";
+import { makeNativeEvent } from "../../fixtures/events.ts";
+import { HARDHAT_ACCOUNTS, HardhatNode, freePort } from "../../support/hardhat-node.ts";
+
+export const ADMIN = new Wallet(HARDHAT_ACCOUNTS[0].privateKey);
+export const ANCHORER = new Wallet(HARDHAT_ACCOUNTS[1].privateKey);
+export const RECEIPT_SIGNER = new Wallet(HARDHAT_ACCOUNTS[2].privateKey);
+/** Signs receipts but is registered nowhere. */
+export const STRANGER = new Wallet(HARDHAT_ACCOUNTS[5].privateKey);
+
+export type BaseName = "fresh" | "erased" | "pending" | "unsealed";
+
+export type Mutation =
+  | { op: "set"; path: string; value: unknown }
+  | { op: "add"; path: string; value: number }
+  | { op: "flipHex"; path: string; at?: number }
+  | { op: "truncate"; path: string; count: number }
+  | { op: "push"; path: string; value: unknown }
+  | { op: "swap"; path: string; i: number; j: number }
+  | { op: "delete"; path: string }
+  | { op: "copyFrom"; base: BaseName; path: string }
+  | { op: "resignReceipt"; signer: "registered" | "stranger"; issuedAtOffsetMs?: number };
+
+export interface VectorCase {
+  desc: string;
+  base: BaseName;
+  mutate: Mutation[];
+  confirmations?: number | "depth" | "depth+1";
+  rpc?: "dead";
+  wantStatus: "verified" | "pending" | "failed" | "error";
+  wantCode?: string;
+  wantStep?: string;
+}
+
+export async function loadCases(): Promise<VectorCase[]> {
+  const text = await readFile(path.join(import.meta.dirname, "cases.json"), "utf8");
+  return (JSON.parse(text) as { cases: VectorCase[] }).cases;
+}
+
+export interface GeneratedBundles {
+  bases: Record<BaseName, Bundle>;
+  chainId: number;
+  contract: string;
+  /** Block of the fresh bundle's anchoring transaction. */
+  anchorBlock: number;
+  /** A URL where nothing listens. */
+  deadRpcUrl: string;
+  close(): Promise<void>;
+}
+
+const BATCH_EVENTS = 10;
+const FRESH_SEQ = 5;
+const ERASED_SEQ = 3;
+
+/**
+ * A ledger anchored on `node`: batch 0 (10 events) anchored; seq 3 erased; batch 1 sealed with
+ * the loop stopped (pending); one more event accepted and not sealed. Then a few blocks are
+ * mined on top so confirmation depths above 1 can be tested.
+ */
+export async function generateBundles(node: HardhatNode): Promise<GeneratedBundles> {
+  const defaults = loadConfig({});
+  const dir = await mkdtemp(path.join(tmpdir(), "veritrail-vectors-"));
+  const ledger = await Ledger.open({
+    location: dir,
+    receiptSigner: RECEIPT_SIGNER,
+    batchMaxEvents: 1_000,
+    batchMaxWaitMs: 3_600_000,
+    anchorDeadlineMs: defaults.ANCHOR_DEADLINE_MS,
+    groupCommitMaxEvents: defaults.GROUP_COMMIT_MAX_EVENTS,
+  });
+  const loop = new AnchorLoop({
+    ledger,
+    rpcUrl: node.url,
+    chainMode: "development",
+    anchorer: ANCHORER,
+    admin: ADMIN,
+    confirmations: 1,
+    retryMinMs: 50,
+    retryMaxMs: 500,
+    pollMs: 50,
+  });
+  try {
+    loop.start();
+    // Receipts must be issued after the signer's on-chain period began (block timestamps,
+    // seconds, which can run ahead of the wall clock when blocks are mined back to back).
+    await waitUntil("log registration", async () => loop.status().receiptSignerRegistered === true);
+    const registeredAt = await latestTimestamp(node);
+    await waitUntil("wall clock past registration", async () => Date.now() > (registeredAt + 1) * 1000);
+
+    const run = `${process.pid}-${Date.now()}`;
+    const events = Array.from({ length: BATCH_EVENTS }, (_, i) =>
+      makeNativeEvent({ requestId: `req-vector-${run}-${i}` }),
+    );
+    await ledger.ingest(events);
+    await ledger.sealPending();
+    await loop.waitForAnchored(0, 60_000);
+    await loop.stop();
+
+    // Erasure as the ledger does it: the body (event + salt) goes, the entry stays.
+    await ledger.store.write([{ type: "del", key: K.body(ERASED_SEQ) }]);
+
+    await ledger.ingest([makeNativeEvent({ requestId: `req-vector-${run}-pending` })]);
+    await ledger.sealPending();
+    await ledger.ingest([makeNativeEvent({ requestId: `req-vector-${run}-unsealed` })]);
+
+    const fresh = await ledger.prove(FRESH_SEQ);
+    const erased = await ledger.prove(ERASED_SEQ);
+    const pending = await ledger.prove(BATCH_EVENTS);
+    const unsealed = await ledger.prove(BATCH_EVENTS + 1);
+    if (fresh.anchor === null || erased.event !== null || pending.status !== "sealed")
+      throw new Error(`unexpected generated bundles: ${JSON.stringify([fresh.status, pending.status])}`);
+    if (unsealed.status !== "unsealed") throw new Error(`seq ${BATCH_EVENTS + 1} got sealed`);
+    await node.mine(3);
+    return {
+      bases: { fresh, erased, pending, unsealed },
+      chainId: fresh.anchor.chainId,
+      contract: fresh.anchor.contract,
+      anchorBlock: fresh.anchor.blockNumber,
+      deadRpcUrl: `http://127.0.0.1:${await freePort()}`,
+      close: async () => {
+        await loop.stop();
+        if (ledger.store.isOpen) await ledger.close();
+      },
+    };
+  } catch (e) {
+    await loop.stop();
+    await ledger.close();
+    throw e;
+  }
+}
+
+/** The confirmations a case asks for, given the chain head now. */
+export function confirmationsFor(c: VectorCase, latest: number, anchorBlock: number): number {
+  const depth = latest - anchorBlock + 1;
+  if (c.confirmations === "depth") return depth;
+  if (c.confirmations === "depth+1") return depth + 1;
+  return c.confirmations ?? 1;
+}
+
+/** The case's bundle: its base, deep-copied, with the mutations applied in order. */
+export async function buildCase(c: VectorCase, g: GeneratedBundles): Promise<unknown> {
+  const bundle = structuredClone(g.bases[c.base]) as unknown as Record<string, unknown>;
+  for (const m of c.mutate) await applyMutation(bundle, m, g);
+  return bundle;
+}
+
+type Json = Record<string, unknown> | unknown[];
+
+function locate(root: Record<string, unknown>, dotted: string): { parent: Json; key: string } {
+  const parts = dotted.split(".");
+  let parent: Json = root;
+  for (const part of parts.slice(0, -1)) {
+    const next = (parent as Record<string, unknown>)[part];
+    if (next === null || typeof next !== "object") throw new Error(`no object at ${dotted}`);
+    parent = next as Json;
+  }
+  return { parent, key: parts[parts.length - 1]! };
+}
+
+function get(root: Record<string, unknown>, dotted: string): unknown {
+  const { parent, key } = locate(root, dotted);
+  return (parent as Record<string, unknown>)[key];
+}
+
+function put(root: Record<string, unknown>, dotted: string, value: unknown): void {
+  const { parent, key } = locate(root, dotted);
+  (parent as Record<string, unknown>)[key] = value;
+}
+
+function array(root: Record<string, unknown>, dotted: string): unknown[] {
+  const value = get(root, dotted);
+  if (!Array.isArray(value)) throw new Error(`${dotted} is not an array`);
+  return value;
+}
+
+/** Flips one hex digit (default: the last), keeping the string valid lowercase hex. */
+export function flipHexDigit(hex: string, at?: number): string {
+  const i = at ?? hex.length - 1;
+  const digit = hex[i];
+  if (i < 2 || digit === undefined) throw new Error(`cannot flip digit ${i} of ${hex}`);
+  const flipped = (parseInt(digit, 16) ^ 0x1).toString(16);
+  return hex.slice(0, i) + flipped + hex.slice(i + 1);
+}
+
+async function applyMutation(
+  b: Record<string, unknown>,
+  m: Mutation,
+  g: GeneratedBundles,
+): Promise<void> {
+  switch (m.op) {
+    case "set":
+      put(b, m.path, structuredClone(m.value));
+      return;
+    case "add":
+      put(b, m.path, (get(b, m.path) as number) + m.value);
+      return;
+    case "flipHex":
+      put(b, m.path, flipHexDigit(get(b, m.path) as string, m.at));
+      return;
+    case "truncate":
+      array(b, m.path).splice(-m.count, m.count);
+      return;
+    case "push":
+      array(b, m.path).push(structuredClone(m.value));
+      return;
+    case "swap": {
+      const a = array(b, m.path);
+      [a[m.i], a[m.j]] = [a[m.j], a[m.i]];
+      return;
+    }
+    case "delete": {
+      const { parent, key } = locate(b, m.path);
+      delete (parent as Record<string, unknown>)[key];
+      return;
+    }
+    case "copyFrom":
+      put(b, m.path, structuredClone(get(g.bases[m.base] as unknown as Record<string, unknown>, m.path)));
+      return;
+    case "resignReceipt":
+      b.receipt = await resignedReceipt(b as unknown as Bundle, m);
+      return;
+  }
+}
+
+/**
+ * The bundle's receipt, re-issued as a group of one (leavesRoot = its leaf hash, empty path)
+ * and signed by `signer`, optionally with issuedAt moved.
+ */
+async function resignedReceipt(
+  b: Bundle,
+  m: { signer: "registered" | "stranger"; issuedAtOffsetMs?: number },
+): Promise<Bundle["receipt"]> {
+  const wallet = m.signer === "registered" ? RECEIPT_SIGNER : STRANGER;
+  const r = b.receipt;
+  const issuedAt = Date.parse(r.issuedAt) + (m.issuedAtOffsetMs ?? 0);
+  const message = {
+    log: r.log as Hex,
+    firstSeq: r.seq,
+    count: 1,
+    leavesRoot: r.leafHash as Hex,
+    issuedAt,
+    anchorDeadline: Date.parse(r.anchorDeadline),
+  };
+  const signature = await wallet.signTypedData(
+    RECEIPT_DOMAIN,
+    RECEIPT_TYPES,
+    receiptGroupValue(message),
+  );
+  return {
+    ...r,
+    issuedAt: new Date(issuedAt).toISOString(),
+    group: { firstSeq: r.seq, count: 1, leavesRoot: toHex(fromHex(r.leafHash)), path: [] },
+    signer: wallet.address,
+    signature,
+  };
+}
+
+async function latestTimestamp(node: HardhatNode): Promise<number> {
+  const block = await node.rpc<{ timestamp: string }>("eth_getBlockByNumber", ["latest", false]);
+  return Number(BigInt(block.timestamp));
+}
+
+async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+async function main(): Promise<void> {
+  const node = await HardhatNode.start();
+  const g = await generateBundles(node);
+  const cases = await loadCases();
+  const out = path.resolve(import.meta.dirname, "../../../test-artifacts/bundle-vectors.ndjson");
+  await mkdir(path.dirname(out), { recursive: true });
+  const lines: string[] = [];
+  for (const c of cases) lines.push(JSON.stringify(await buildCase(c, g)));
+  await writeFile(out, `${lines.join("\n")}\n`);
+  await g.close();
+  console.log(`${cases.length} bundles in ${out}; Hardhat node at ${node.url} (Ctrl-C stops it)`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
