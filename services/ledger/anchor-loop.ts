@@ -1,6 +1,7 @@
 import { type Wallet, ZeroHash, getAddress } from "ethers";
 import { DevDeployment } from "../chain/dev-deployment.ts";
 import {
+  type AnchoredEvent,
   type Fees,
   NonceTracker,
   RegistryClient,
@@ -10,6 +11,7 @@ import {
   probeChainId,
   redactUrl,
 } from "../chain/registry-client.ts";
+import type { Config } from "../config.ts";
 import type { AnchorRecord, BatchHeader, BatchRecord } from "./batch.ts";
 import type { Ledger } from "./ledger.ts";
 
@@ -80,7 +82,8 @@ export type AnchorLoopEvent =
       sentByThisRun: boolean;
     }
   | { type: "reorg"; fromBatchNo: number; reason: string }
-  | { type: "chain-reset"; contract: string; reason: string }
+  | { type: "registered"; contract: string }
+  | { type: "chain-reset"; contract: string; reason: string; batchesReset: number }
   | { type: "alarm"; alarm: AnchorAlarm }
   | { type: "error"; message: string };
 
@@ -195,6 +198,7 @@ export class AnchorLoop {
   private stopping = false;
   private wakeUp: (() => void) | undefined;
   private woken = false;
+  private listening = false;
 
   /** First batchNo not known to be anchored with enough confirmations; undefined until known. */
   private cursor: number | undefined;
@@ -232,13 +236,19 @@ export class AnchorLoop {
     if (this.running) return;
     this.stopping = false;
     this.state = "running";
+    if (!this.listening) this.listenToLedger();
+    this.running = this.run();
+  }
+
+  private listenToLedger(): void {
+    this.listening = true;
+    // The ledger cannot remove a listener: a stopped loop ignores the calls.
     this.opts.ledger.onSealed((record) => {
       if (this.stopping) return;
       this.lastSealed = Math.max(this.lastSealed, record.header.batchNo);
       if (this.cursor === record.header.batchNo) this.cursorSealedAt = Date.parse(record.sealedAt);
       this.wake();
     });
-    this.running = this.run();
   }
 
   /** Stops after the current cycle; call before closing the ledger. */
@@ -502,18 +512,29 @@ export class AnchorLoop {
     if (address !== client.address) this.opts.onContractChanged?.(address);
     this.tracker?.reset();
     this.flights.clear();
-    await this.resetFrom(0);
-    this.emit({ type: "chain-reset", contract: address, reason: why });
+    const reset = await this.resetFrom(0);
+    // A first start on a fresh dev chain is a registration, not a reset.
+    this.emit(
+      reset > 0
+        ? { type: "chain-reset", contract: address, reason: why, batchesReset: reset }
+        : { type: "registered", contract: address },
+    );
   }
 
-  /** Puts batches [fromBatchNo, …) back to `sealed` (they will be anchored again, in order). */
-  private async resetFrom(fromBatchNo: number): Promise<void> {
+  /**
+   * Puts batches [fromBatchNo, …) back to `sealed` (they will be anchored again, in order).
+   * Returns how many were submitted or anchored before.
+   */
+  private async resetFrom(fromBatchNo: number): Promise<number> {
     const ledger = this.opts.ledger;
+    let reset = 0;
     for (let from = fromBatchNo; ;) {
       const page = await ledger.listBatches({ fromBatchNo: from, limit: 500 });
       if (page.length === 0) break;
       for (const record of page) {
-        if (record.state !== "sealed") await ledger.saveBatchState(asSealed(record));
+        if (record.state === "sealed") continue;
+        await ledger.saveBatchState(asSealed(record));
+        reset++;
       }
       const last = page.at(-1);
       if (!last) break;
@@ -522,6 +543,7 @@ export class AnchorLoop {
     this.cursor = fromBatchNo;
     this.cursorSealedAt = await this.sealedAtOf(fromBatchNo);
     for (const [batchNo] of this.flights) if (batchNo >= fromBatchNo) this.flights.delete(batchNo);
+    return reset;
   }
 
   private async sealedAtOf(batchNo: number): Promise<number | undefined> {
@@ -669,9 +691,17 @@ export class AnchorLoop {
       if (mined && mined.status === "success") return mined;
     }
     const fromBlock = Math.max(0, head - this.o.logLookbackBlocks);
-    const event = await client
-      .findBatchAnchored(record.header.logId, record.header.batchNo, fromBlock)
-      .catch(() => undefined);
+    let event: AnchoredEvent | undefined;
+    try {
+      event = await client.findBatchAnchored(record.header.logId, record.header.batchNo, fromBlock);
+    } catch (error) {
+      // Nodes that pruned history or cap log ranges answer with an error. If the next call
+      // fails too, the node is down: an outage, not pruning.
+      await client.blockNumber().catch(() => {
+        throw error;
+      });
+      event = undefined;
+    }
     if (event) {
       const mined = await client.minedTransaction(event.txHash);
       if (mined && mined.status === "success") return mined;
@@ -948,4 +978,49 @@ function describe(error: unknown, rpcUrl: string): string {
         ? ((error as { shortMessage?: string }).shortMessage ?? error.message)
         : String(error);
   return text.split(rpcUrl).join(redactUrl(rpcUrl)).slice(0, 500);
+}
+
+/** The loop's tuning from the validated config (services/config.ts, ANCHOR_* and friends). */
+export function anchorLoopTuning(
+  config: Pick<
+    Config,
+    | "CONFIRMATIONS"
+    | "ANCHOR_RETRY_MIN_MS"
+    | "ANCHOR_RETRY_MAX_MS"
+    | "ANCHOR_TX_TIMEOUT_MS"
+    | "ANCHOR_DROP_CHECK_MS"
+    | "ANCHOR_POLL_MS"
+    | "ANCHOR_MAX_IN_FLIGHT"
+    | "ANCHOR_RECHECK_DEPTH"
+    | "ANCHOR_RECHECK_INTERVAL_MS"
+    | "ANCHOR_GAS_LIMIT"
+    | "RPC_TIMEOUT_MS"
+  >,
+): Pick<
+  AnchorLoopOptions,
+  | "confirmations"
+  | "retryMinMs"
+  | "retryMaxMs"
+  | "txTimeoutMs"
+  | "dropCheckMs"
+  | "pollMs"
+  | "maxInFlight"
+  | "recheckDepth"
+  | "recheckIntervalMs"
+  | "gasLimit"
+  | "requestTimeoutMs"
+> {
+  return {
+    confirmations: config.CONFIRMATIONS,
+    retryMinMs: config.ANCHOR_RETRY_MIN_MS,
+    retryMaxMs: Math.max(config.ANCHOR_RETRY_MIN_MS, config.ANCHOR_RETRY_MAX_MS),
+    txTimeoutMs: config.ANCHOR_TX_TIMEOUT_MS,
+    dropCheckMs: config.ANCHOR_DROP_CHECK_MS,
+    pollMs: config.ANCHOR_POLL_MS,
+    maxInFlight: config.ANCHOR_MAX_IN_FLIGHT,
+    recheckDepth: config.ANCHOR_RECHECK_DEPTH,
+    recheckIntervalMs: config.ANCHOR_RECHECK_INTERVAL_MS,
+    gasLimit: BigInt(config.ANCHOR_GAS_LIMIT),
+    requestTimeoutMs: config.RPC_TIMEOUT_MS,
+  };
 }

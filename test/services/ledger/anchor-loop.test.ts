@@ -16,6 +16,7 @@ import { rootFromInclusion } from "../../../services/core/merkle.ts";
 import { loadConfig } from "../../../services/config.ts";
 import {
   AnchorLoop,
+  anchorLoopTuning,
   type AnchorLoopEvent,
   type AnchorLoopOptions,
 } from "../../../services/ledger/anchor-loop.ts";
@@ -264,8 +265,14 @@ describe("anchor loop (real Hardhat node)", function () {
       acknowledged.length,
       "ingest kept acknowledging while the RPC was down",
     ).to.be.greaterThan(ackedAtCut + 20);
+    const backlog = h.loop.status().lagBatches;
+    const restored = performance.now();
     proxy.restore();
-    await sleep(500);
+    await h.loop.waitForAnchored(backlog - 1 + (h.loop.status().anchoredThrough ?? 0), 30_000);
+    const drainMs = performance.now() - restored;
+    console.log(
+      `      backlog of ${backlog} batches after the outage anchored in ${Math.round(drainMs)} ms`,
+    );
     loading = false;
     await load;
     await h.ledger.sealPending();
@@ -468,6 +475,76 @@ describe("anchor loop (real Hardhat node)", function () {
     }
   });
 
+  it("recognises a batch anchored by a transaction it never saw (via BatchAnchored), or from state alone when logs are pruned", async () => {
+    const provider = makeProvider(node.url, 31337);
+    cleanups.push(async () => provider.destroy());
+    const { client } = await RegistryClient.deploy({ provider, admin: ADMIN });
+    const results: Array<{ direct: string; record: BatchRecord; head: number; h: Harness }> = [];
+    for (const logLookbackBlocks of [100_000, 0]) {
+      const h = await openHarness({
+        rpcUrl: node.url,
+        start: false,
+        loop: { contractAddress: client.address, logLookbackBlocks },
+      });
+      await client.registerLog(ADMIN, {
+        logId: h.ledger.logId,
+        anchorer: ANCHORER.address,
+        receiptSigner: RECEIPT_SIGNER.address,
+      });
+      await sealedBatch(h.ledger, 2);
+      await sealedBatch(h.ledger, 2);
+      // A previous run anchored batch 0 and crashed before writing anything down.
+      const direct = await client.anchorBatch(
+        ANCHORER.connect(provider),
+        (await h.ledger.getBatch(0)).header,
+      );
+      await node.mine(2);
+      h.loop.start();
+      await h.loop.waitForAnchored(1, 20_000);
+      results.push({
+        direct: direct.txHash,
+        record: await h.ledger.getBatch(0),
+        head: direct.blockNumber + 2,
+        h,
+      });
+      expect(submittedEvents(h.events).map((e) => e.batchNo)).to.deep.equal([1]);
+      expect(anchoredEvents(h.events)[0]).to.include({ batchNo: 0, sentByThisRun: false });
+      await expectAllAnchored(h.ledger, client);
+    }
+    const [found, pruned] = results;
+    expect(found?.record.anchor?.txHash).to.equal(found?.direct);
+    expect(found?.record.anchor?.gasUsed).to.be.greaterThan(21_000);
+    // Pruned: the commitment is in state; the block it was observed in stands for the anchor.
+    expect(pruned?.record.anchor?.txHash).to.equal("0x" + "00".repeat(32));
+    expect(pruned?.record.anchor?.blockNumber).to.be.at.least(pruned?.head ?? Infinity);
+    expect((await pruned?.h.ledger.prove(0))?.status).to.equal("anchored");
+  });
+
+  it("takes its tuning from the config (ANCHOR_* variables)", () => {
+    const tuning = anchorLoopTuning(
+      loadConfig({
+        CONFIRMATIONS: "4",
+        ANCHOR_RETRY_MIN_MS: "100",
+        ANCHOR_RETRY_MAX_MS: "50",
+        ANCHOR_TX_TIMEOUT_MS: "45000",
+        ANCHOR_MAX_IN_FLIGHT: "3",
+        ANCHOR_GAS_LIMIT: "90000",
+        RPC_TIMEOUT_MS: "2500",
+      }),
+    );
+    expect(tuning).to.deep.include({
+      confirmations: 4,
+      retryMinMs: 100,
+      retryMaxMs: 100,
+      txTimeoutMs: 45_000,
+      maxInFlight: 3,
+      gasLimit: 90_000n,
+      requestTimeoutMs: 2_500,
+      dropCheckMs: DEFAULTS.ANCHOR_DROP_CHECK_MS,
+    });
+    expect(() => loadConfig({ ANCHOR_MAX_IN_FLIGHT: "0" })).to.throw(/ANCHOR_MAX_IN_FLIGHT/);
+  });
+
   for (const chainMode of ["development", "production"] as const) {
     it(`raises a fork alarm and stops when the chain holds a different header (${chainMode})`, async () => {
       const provider = makeProvider(node.url, 31337);
@@ -565,6 +642,8 @@ describe("anchor loop (real Hardhat node)", function () {
       const last = await h.ledger.lastBatchNo();
       await h.loop.waitForAnchored(last, 20_000);
       const oldBundles = await Promise.all(seqs.map((s) => h.ledger.prove(s)));
+      expect(h.events.filter((e) => e.type === "registered")).to.have.length(1);
+      expect(h.events.filter((e) => e.type === "chain-reset")).to.have.length(0);
       const oldContract = h.loop.status().contract as string;
 
       // A production log on the same chain, in its own registry (deployed by another admin).
@@ -598,11 +677,12 @@ describe("anchor loop (real Hardhat node)", function () {
       await devNode.restart();
       // Events keep coming while the chain is gone and being rebuilt.
       seqs.push(...(await ingest(h.ledger, 5)));
-      await waitFor(
+      const reset = await waitFor(
         "chain reset handled",
-        async () => h.events.some((e) => e.type === "chain-reset"),
+        async () => h.events.find((e) => e.type === "chain-reset"),
         30_000,
       );
+      expect(reset).to.include({ batchesReset: last + 1 });
       await h.ledger.sealPending();
       await h.loop.waitForAnchored(await h.ledger.lastBatchNo(), 30_000);
 
