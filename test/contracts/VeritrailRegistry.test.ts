@@ -249,6 +249,20 @@ describe("VeritrailRegistry", function () {
       }
     });
 
+    it("denies granting or revoking roles to non-admins (no self-promotion)", async function () {
+      const { registry, admin, anchorer, outsider } =
+        await networkHelpers.loadFixture(registeredFixture);
+      for (const caller of [outsider, anchorer]) {
+        await expect(registry.connect(caller).grantRole(DEFAULT_ADMIN_ROLE, caller.address))
+          .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
+          .withArgs(caller.address, DEFAULT_ADMIN_ROLE);
+        await expect(registry.connect(caller).revokeRole(DEFAULT_ADMIN_ROLE, admin.address))
+          .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
+          .withArgs(caller.address, DEFAULT_ADMIN_ROLE);
+      }
+      expect(await registry.hasRole(DEFAULT_ADMIN_ROLE, admin.address)).to.equal(true);
+    });
+
     it("lets a newly granted admin register, and a revoked one no longer", async function () {
       const { registry, admin, anchorer, signer, outsider } =
         await networkHelpers.loadFixture(deployFixture);
@@ -544,21 +558,24 @@ describe("VeritrailRegistry", function () {
     it("blocks anchoring while paused; views, registration and rotations still work", async function () {
       const { registry, admin, anchorer, anchorer2, signer2, signer3 } =
         await networkHelpers.loadFixture(registeredFixture);
-      const batch0 = makeHeader({ count: 2n });
+      // A one-leaf batch: its root is the leaf hash and its audit path is empty.
+      const leaf = hex(leafHashOf(Buffer.from("paused/entry/0")));
+      const batch0 = makeHeader({ count: 1n, eventsRoot: leaf });
       await registry.connect(anchorer).anchorBatch(batch0);
 
       await expect(registry.pause()).to.emit(registry, "Paused").withArgs(admin.address);
       expect(await registry.paused()).to.equal(true);
 
-      const batch1 = makeHeader({ batchNo: 1n, firstSeq: 2n });
+      const batch1 = makeHeader({ batchNo: 1n, firstSeq: 1n });
       await expect(registry.connect(anchorer).anchorBatch(batch1)).to.be.revertedWithCustomError(
         registry,
         "EnforcedPause",
       );
 
       expect(await registry.isAnchored(batch0)).to.equal(true);
-      expect(await registry.logHead(LOG_A)).to.deep.equal([1n, 2n]);
+      expect(await registry.logHead(LOG_A)).to.deep.equal([1n, 1n]);
       expect(await registry.batchCommitment(LOG_A, 0n)).to.equal(expectedHeaderHash(batch0));
+      expect(await registry.verifyInclusion(batch0, 0n, leaf, [])).to.equal(true);
       await expect(registry.registerLog(LOG_B, anchorer2.address, signer2.address)).to.emit(
         registry,
         "LogRegistered",
@@ -576,7 +593,7 @@ describe("VeritrailRegistry", function () {
       expect(await registry.paused()).to.equal(false);
       await expect(registry.connect(anchorer2).anchorBatch(batch1))
         .to.emit(registry, "BatchAnchored")
-        .withArgs(LOG_A, 1n, 2n, 1n, batch1.eventsRoot, batch1.indexRoot);
+        .withArgs(LOG_A, 1n, 1n, 1n, batch1.eventsRoot, batch1.indexRoot);
     });
 
     it("rejects pausing twice and unpausing when not paused", async function () {
@@ -769,6 +786,9 @@ describe("VeritrailRegistry", function () {
     describe("against the reference implementation, every tree size 1..300", function () {
       const MAX_SIZE = 300;
       const CHUNK = 100;
+      const SWEEP_TIMEOUT_MS = 120_000;
+      const TRUE_WORD = ethers.zeroPadValue("0x01", 32);
+      const FALSE_WORD = ethers.ZeroHash;
       const trees: { header: Header; tree: ReferenceTree; leaves: Buffer[] }[] = [];
       let registryAddress = "";
       let iface: Awaited<ReturnType<typeof deployFixture>>["registry"]["interface"];
@@ -843,7 +863,9 @@ describe("VeritrailRegistry", function () {
             ),
           );
           for (const r of raw) {
-            results.push(Boolean(iface.decodeFunctionResult("verifyInclusion", r as string)[0]));
+            // A bool return is one word, 0 or 1; anything else is an encoding bug, not a "no".
+            if (r !== TRUE_WORD && r !== FALSE_WORD) throw new Error(`not a bool: ${String(r)}`);
+            results.push(r === TRUE_WORD);
           }
         }
         return results;
@@ -872,6 +894,9 @@ describe("VeritrailRegistry", function () {
       });
 
       it("accepts the reference audit path of every leaf (45,150 proofs)", async function () {
+        // ~17 s on an idle 2-core machine (the JSON-RPC round trip dominates); the margin is
+        // for loaded machines, where it has taken ~40 s.
+        this.timeout(SWEEP_TIMEOUT_MS);
         const cases: Case[] = [];
         for (const { header, tree, leaves } of trees) {
           leaves.forEach((leaf, m) => {
@@ -891,6 +916,7 @@ describe("VeritrailRegistry", function () {
       });
 
       it("rejects mutated paths: flipped byte, truncated, extra node, wrong index, swapped siblings", async function () {
+        this.timeout(SWEEP_TIMEOUT_MS);
         const cases: Case[] = [];
         const flip = (h: string, byte: number): string => {
           const b = ethers.getBytes(h);
@@ -1055,6 +1081,7 @@ describe("VeritrailRegistry", function () {
           firstSeq: seq,
           count: BigInt(size),
           eventsRoot: hex(tree.mth()),
+          indexRoot: ethers.id(`gas/index/verify-${size}`),
         });
         await anchor.anchorBatch(header);
         const m = 0; // leaf 0 has the longest path: ceil(log2(size)) nodes
