@@ -64,6 +64,10 @@ export const ConfigSchema = z.object({
     .regex(/^0x[0-9a-fA-F]{64}$/, "must be a 0x-prefixed 32-byte hex key")
     .optional(),
 
+  /** Largest request body the API reads, in bytes (413 beyond). */
+  MAX_BODY_BYTES: int(1_024, 64 * 1024 * 1024).default(8 * 1024 * 1024),
+  /** Most events accepted in one POST /v1/events (413 beyond). */
+  MAX_EVENTS_PER_REQUEST: int(1, 100_000).default(1_000),
   /** Per API key, requests per minute. */
   RATE_LIMIT_PER_MINUTE: int(1, 10_000_000).default(600_000),
   /** Patient-facing output: show staff names or only role and organization (GDPR C-579/21). */

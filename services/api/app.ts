@@ -1,0 +1,93 @@
+import { fileURLToPath } from "node:url";
+import express, { type Express, type RequestHandler } from "express";
+import helmet from "helmet";
+import type { Logger } from "pino";
+import type { Config } from "../config.ts";
+import type { ApiKeys } from "../ledger/api-keys.ts";
+import type { AnchorLoopStatus } from "../ledger/anchor-loop.ts";
+import type { Ledger } from "../ledger/ledger.ts";
+import { EventQueries } from "../ledger/queries.ts";
+import { authenticate, perKeyRateLimit } from "./auth.ts";
+import { ApiError, errorHandler } from "./errors.ts";
+import { ApiMetrics } from "./metrics.ts";
+import { observeRequests } from "./observe.ts";
+import { registerBatchRoutes } from "./routes/batches.ts";
+import { registerEventRoutes } from "./routes/events.ts";
+import { registerKeyRoutes } from "./routes/keys.ts";
+import { registerOpsRoutes } from "./routes/ops.ts";
+
+/** What /readyz and /metrics need from the anchor loop (its `status()`). */
+export type AnchorStatus = Pick<AnchorLoopStatus, "state" | "lagBatches" | "lagMs" | "alarm"> &
+  Partial<Pick<AnchorLoopStatus, "anchoredThrough">>;
+
+/** The settings the API reads (a subset of the validated service config). */
+export type ApiConfig = Pick<
+  Config,
+  "MAX_BODY_BYTES" | "MAX_EVENTS_PER_REQUEST" | "RATE_LIMIT_PER_MINUTE" | "PATIENT_VIEW_STAFF_NAMES"
+>;
+
+export interface AppOptions {
+  ledger: Ledger;
+  keys: ApiKeys;
+  logger: Logger;
+  config: ApiConfig;
+  /** The anchor loop's status, when one runs; /readyz answers 503 while it reports an alarm. */
+  statusProvider?: () => AnchorStatus;
+  /** Directory of the static pages (verify.html, patient.html, dist/); default `web/`. */
+  webDir?: string;
+  /** Include prom-client's process metrics (off in tests: they are global to the process). */
+  processMetrics?: boolean;
+}
+
+/** What the route modules share. */
+export interface ApiContext {
+  ledger: Ledger;
+  keys: ApiKeys;
+  queries: EventQueries;
+  config: ApiConfig;
+  metrics: ApiMetrics;
+  statusProvider: (() => AnchorStatus) | undefined;
+  webDir: string;
+  authenticate: RequestHandler;
+  rateLimit: RequestHandler;
+}
+
+const DEFAULT_WEB_DIR = fileURLToPath(new URL("../../web/", import.meta.url));
+
+/**
+ * The Express app: thin routes over the ledger's use cases (STYLE.md §6), bearer API keys with
+ * roles and scopes, one error format, per-key rate limits, metrics and redacted access logs.
+ */
+export function createApp(opts: AppOptions): Express {
+  const metrics = new ApiMetrics(opts.statusProvider, { defaults: opts.processMetrics ?? false });
+  opts.ledger.onSealed(() => metrics.batchesSealed.inc());
+  const ctx: ApiContext = {
+    ledger: opts.ledger,
+    keys: opts.keys,
+    queries: new EventQueries(opts.ledger),
+    config: opts.config,
+    metrics,
+    statusProvider: opts.statusProvider,
+    webDir: opts.webDir ?? DEFAULT_WEB_DIR,
+    authenticate: authenticate(opts.keys),
+    rateLimit: perKeyRateLimit(opts.config.RATE_LIMIT_PER_MINUTE),
+  };
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.set("query parser", "simple");
+  app.use(observeRequests(opts.logger, metrics));
+  app.use(helmet());
+
+  registerOpsRoutes(app, ctx);
+  registerEventRoutes(app, ctx);
+  registerBatchRoutes(app, ctx);
+  registerKeyRoutes(app, ctx);
+
+  app.use(() => {
+    throw new ApiError("NOT_FOUND", "no such route");
+  });
+  app.use(errorHandler(opts.logger));
+  return app;
+}

@@ -1,0 +1,141 @@
+import type { ErrorRequestHandler, Response } from "express";
+import type { Logger } from "pino";
+import type { FieldIssue } from "../core/event.ts";
+import { LedgerError, type LedgerErrorCode } from "../ledger/errors.ts";
+
+/** Every error code the API answers with; the HTTP status is fixed per code. */
+export const API_ERROR_STATUS = {
+  VALIDATION_FAILED: 400,
+  MALFORMED_JSON: 400,
+  BAD_CURSOR: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  TOO_MANY_EVENTS: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+} as const;
+
+export type ApiErrorCode = keyof typeof API_ERROR_STATUS;
+
+/** The one error shape: `{ "error": { "code", "message", "field"?, "issues"? } }`. */
+export interface ErrorBody {
+  error: { code: ApiErrorCode; message: string; field?: string; issues?: FieldIssue[] };
+}
+
+/** At most this many field issues are listed in one answer. */
+export const MAX_LISTED_ISSUES = 20;
+
+/** A caller's mistake the API answers with a 4xx (or 503 when it cannot serve right now). */
+export class ApiError extends Error {
+  constructor(
+    readonly code: ApiErrorCode,
+    message: string,
+    readonly field?: string,
+    readonly issues?: FieldIssue[],
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+
+  get status(): number {
+    return API_ERROR_STATUS[this.code];
+  }
+
+  /** A 400 from field issues; the first one names the field and the message. */
+  static fromIssues(issues: FieldIssue[]): ApiError {
+    const first = issues[0];
+    return new ApiError(
+      "VALIDATION_FAILED",
+      first?.message ?? "invalid request",
+      first?.field ?? "$",
+      issues.slice(0, MAX_LISTED_ISSUES),
+    );
+  }
+
+  body(): ErrorBody {
+    const error: ErrorBody["error"] = { code: this.code, message: this.message };
+    if (this.field !== undefined) error.field = this.field;
+    if (this.issues !== undefined) error.issues = this.issues;
+    return { error };
+  }
+}
+
+const LEDGER_CODES: Record<LedgerErrorCode, ApiErrorCode> = {
+  VALIDATION_FAILED: "VALIDATION_FAILED",
+  NOT_FOUND: "NOT_FOUND",
+  FORBIDDEN: "FORBIDDEN",
+  CONFLICT: "CONFLICT",
+  UNAVAILABLE: "UNAVAILABLE",
+  BAD_CURSOR: "BAD_CURSOR",
+};
+
+/** Errors raised by body-parser (`type` names what went wrong while reading the body). */
+function fromBodyParser(error: unknown): ApiError | undefined {
+  if (typeof error !== "object" || error === null || !("type" in error)) return undefined;
+  switch ((error as { type: unknown }).type) {
+    case "entity.too.large":
+      return new ApiError("PAYLOAD_TOO_LARGE", "request body is too large");
+    case "encoding.unsupported":
+    case "charset.unsupported":
+      return new ApiError("UNSUPPORTED_MEDIA_TYPE", "only UTF-8 bodies are accepted");
+    case "request.aborted":
+    case "request.size.invalid":
+    case "stream.encoding.set":
+    case "stream.not.readable":
+    case "entity.verify.failed":
+      return new ApiError("MALFORMED_JSON", "request body could not be read");
+    default:
+      return undefined;
+  }
+}
+
+/** Maps any thrown value to the API error it stands for; unknown errors become INTERNAL. */
+export function toApiError(error: unknown): { error: ApiError; unexpected: boolean } {
+  if (error instanceof ApiError) return { error, unexpected: false };
+  if (error instanceof LedgerError)
+    return {
+      error: new ApiError(LEDGER_CODES[error.code], error.message, error.field),
+      unexpected: false,
+    };
+  const parserError = fromBodyParser(error);
+  if (parserError) return { error: parserError, unexpected: false };
+  return { error: new ApiError("INTERNAL", "internal error"), unexpected: true };
+}
+
+export function sendError(res: Response, error: ApiError): void {
+  if (error.code === "UNAUTHENTICATED" && !res.hasHeader("WWW-Authenticate"))
+    res.setHeader("WWW-Authenticate", 'Bearer realm="veritrail"');
+  res.status(error.status).json(error.body());
+}
+
+/**
+ * The last middleware. Only real bugs reach the INTERNAL branch; they are logged without their
+ * message (a message can quote input, and input can carry patient identifiers) but with the
+ * stack frames and the request id, so they can be found.
+ */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, next) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    const { error, unexpected } = toApiError(err);
+    if (unexpected) {
+      const stack = err instanceof Error ? (err.stack ?? "").split("\n").slice(1).join("\n") : "";
+      logger.error(
+        {
+          reqId: res.locals["requestId"] as string | undefined,
+          errType: err instanceof Error ? err.name : typeof err,
+          stack,
+        },
+        "unexpected error",
+      );
+    }
+    sendError(res, error);
+  };
+}

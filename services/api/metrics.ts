@@ -1,0 +1,92 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { AnchorStatus } from "./app.ts";
+
+/**
+ * Prometheus metrics of one app (its own registry, so apps in one process do not collide).
+ * Labels are route templates, methods and status codes only: never a URL, a query string or
+ * anything a caller sent (DESIGN.md "Never on-chain, never in logs").
+ */
+export class ApiMetrics {
+  readonly registry = new Registry();
+  readonly httpRequests: Counter<"method" | "route" | "status">;
+  readonly httpDuration: Histogram<"method" | "route" | "status">;
+  readonly eventsIngested: Counter;
+  readonly duplicateEvents: Counter;
+  readonly batchesSealed: Counter;
+
+  constructor(statusProvider: (() => AnchorStatus) | undefined, opts: { defaults?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.defaults) collectDefaultMetrics({ register: this.registry });
+    this.httpRequests = new Counter({
+      name: "veritrail_http_requests_total",
+      help: "HTTP requests by method, route template and status",
+      labelNames: ["method", "route", "status"],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: "veritrail_http_request_duration_seconds",
+      help: "HTTP request duration by method, route template and status",
+      labelNames: ["method", "route", "status"],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.eventsIngested = new Counter({
+      name: "veritrail_events_ingested_total",
+      help: "Events accepted (new, not duplicates) through the API",
+      registers,
+    });
+    this.duplicateEvents = new Counter({
+      name: "veritrail_events_duplicate_total",
+      help: "Events answered with an earlier receipt (same organization and requestId)",
+      registers,
+    });
+    this.batchesSealed = new Counter({
+      name: "veritrail_batches_sealed_total",
+      help: "Batches sealed since the process started",
+      registers,
+    });
+    const status = () => statusProvider?.();
+    new Gauge({
+      name: "veritrail_batches_anchored",
+      help: "Batches anchored with the required confirmations (batches [0, n) are anchored)",
+      registers,
+      collect() {
+        const s = status();
+        if (s?.anchoredThrough !== undefined) this.set(s.anchoredThrough);
+      },
+    });
+    new Gauge({
+      name: "veritrail_anchor_lag_batches",
+      help: "Sealed batches not yet anchored",
+      registers,
+      collect() {
+        const s = status();
+        if (s) this.set(s.lagBatches);
+      },
+    });
+    new Gauge({
+      name: "veritrail_anchor_lag_seconds",
+      help: "Age of the oldest sealed batch not yet anchored",
+      registers,
+      collect() {
+        const s = status();
+        if (s) this.set(s.lagMs / 1000);
+      },
+    });
+    new Gauge({
+      name: "veritrail_anchor_alarm",
+      help: "1 while the anchor loop is stopped by an alarm",
+      registers,
+      collect() {
+        const s = status();
+        if (s) this.set(s.alarm ? 1 : 0);
+      },
+    });
+  }
+
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    const labels = { method, route, status: String(status) };
+    this.httpRequests.inc(labels);
+    this.httpDuration.observe(labels, seconds);
+  }
+}

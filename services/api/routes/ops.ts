@@ -1,0 +1,72 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import express, { type Express } from "express";
+import type { ApiContext } from "../app.ts";
+import { ApiError } from "../errors.ts";
+import { buildOpenApiDocument, renderDocsPage } from "../openapi.ts";
+
+/** Health, readiness, metrics, API docs and the static web pages: no key needed. */
+export function registerOpsRoutes(app: Express, ctx: ApiContext): void {
+  app.get("/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+
+  app.get("/readyz", (_req, res) => {
+    const ledgerOpen = ctx.queries.isOpen();
+    const anchor = ctx.statusProvider?.();
+    const anchoring = anchor
+      ? {
+          state: anchor.state,
+          lagBatches: anchor.lagBatches,
+          lagMs: anchor.lagMs,
+          ...(anchor.alarm ? { alarm: anchor.alarm } : {}),
+        }
+      : null;
+    const checks = { ledger: ledgerOpen ? "open" : "closed", anchoring };
+    if (!ledgerOpen || anchor?.alarm) {
+      const why = !ledgerOpen
+        ? "the ledger database is not open"
+        : `anchoring stopped by alarm ${anchor?.alarm?.code ?? ""}`;
+      res.status(503).json({ ...new ApiError("UNAVAILABLE", why).body(), checks });
+      return;
+    }
+    res.json({ status: "ready", checks });
+  });
+
+  app.get("/metrics", async (_req, res) => {
+    res.setHeader("Content-Type", ctx.metrics.registry.contentType);
+    res.send(await ctx.metrics.registry.metrics());
+  });
+
+  let openApi: ReturnType<typeof buildOpenApiDocument> | undefined;
+  let docsPage: string | undefined;
+  const spec = () => (openApi ??= buildOpenApiDocument(ctx.config));
+  app.get("/openapi.json", (_req, res) => {
+    res.json(spec());
+  });
+  app.get("/docs", (_req, res) => {
+    docsPage ??= renderDocsPage(spec());
+    res.type("html").send(docsPage);
+  });
+
+  // Pages and bundles built by others into web/; absent files answer 404 in the error format.
+  const page = (route: string, file: string) => {
+    app.get(route, (_req, res, next) => {
+      const full = path.join(ctx.webDir, file);
+      if (!existsSync(full)) throw new ApiError("NOT_FOUND", `${route} is not available`);
+      res.sendFile(full, (err) => {
+        if (err) next(err);
+      });
+    });
+  };
+  page("/verify", "verify.html");
+  page("/patient", "patient.html");
+  app.use(
+    "/assets",
+    (_req, res, next) => {
+      res.locals["routeTemplate"] = "/assets";
+      next();
+    },
+    express.static(path.join(ctx.webDir, "dist"), { index: false, fallthrough: true }),
+  );
+}

@@ -1,0 +1,43 @@
+import { K, prefixEnd } from "./keys.ts";
+import type { LedgerStore } from "./ledger-store.ts";
+
+/** Roles of API keys (DESIGN.md "Access control"). */
+export type ApiKeyRole = "admin" | "writer" | "auditor" | "patient";
+
+/**
+ * One API key as stored: never the secret, only its SHA-256 (`keyHash`, the record's key).
+ * `scope` is the organization of a writer, the subjectTag of a patient, null otherwise.
+ */
+export interface ApiKeyRecord {
+  id: string;
+  keyHash: string;
+  role: ApiKeyRole;
+  scope: string | null;
+  createdAt: string;
+  revokedAt?: string;
+}
+
+/** API key records under `a:<keyHash>` in the log's LevelDB. */
+export class ApiKeyStore {
+  constructor(private readonly store: LedgerStore) {}
+
+  async get(keyHash: string): Promise<ApiKeyRecord | undefined> {
+    return this.store.getJson<ApiKeyRecord>(K.apiKey(keyHash));
+  }
+
+  async put(record: ApiKeyRecord): Promise<void> {
+    await this.store.write([this.store.putJsonOp(K.apiKey(record.keyHash), record)], true);
+  }
+
+  /** Every record, in key-hash order (a handful per log; listing is an admin operation). */
+  async list(): Promise<ApiKeyRecord[]> {
+    const out: ApiKeyRecord[] = [];
+    for await (const [, v] of this.store.scan({
+      gte: K.apiKeyPrefix,
+      lt: prefixEnd(K.apiKeyPrefix),
+    })) {
+      out.push(JSON.parse(v.toString("utf8")) as ApiKeyRecord);
+    }
+    return out;
+  }
+}
