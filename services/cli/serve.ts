@@ -1,0 +1,83 @@
+import type { Logger } from "pino";
+import { createApp } from "../api/app.ts";
+import { type RunningServer, startServer } from "../api/server.ts";
+import type { Config } from "../config.ts";
+import { ApiKeys } from "../ledger/api-keys.ts";
+import { type RunningSystem, startSystem } from "../system.ts";
+
+export interface RunningService {
+  system: RunningSystem;
+  server: RunningServer;
+  /** The first admin key, when this start created it (shown once, stored hashed). */
+  firstAdminKey?: string;
+  stop: () => Promise<void>;
+}
+
+/**
+ * The whole service: chain (embedded or configured), ledger, anchor loop and HTTP API. On the
+ * first start of an empty log it creates an admin key and returns it once.
+ */
+export async function runService(config: Config, logger: Logger): Promise<RunningService> {
+  const system = await startSystem(config, logger);
+  try {
+    const keys = ApiKeys.forLedger(system.ledger);
+    let firstAdminKey: string | undefined;
+    if ((await keys.list()).length === 0) {
+      firstAdminKey = (await keys.create({ role: "admin" })).secret;
+    }
+    const app = createApp({
+      ledger: system.ledger,
+      keys,
+      logger,
+      config,
+      statusProvider: () => system.anchorLoop.status(),
+      processMetrics: true,
+    });
+    const server = await startServer(app, { host: config.HOST, port: config.PORT });
+    let stopping: Promise<void> | undefined;
+    return {
+      system,
+      server,
+      ...(firstAdminKey ? { firstAdminKey } : {}),
+      // In-flight requests finish before the ledger closes, so every acknowledged event is
+      // on disk and nothing is acknowledged after the store is gone.
+      stop: () =>
+        (stopping ??= (async () => {
+          await server.close();
+          await system.stop();
+        })()),
+    };
+  } catch (error) {
+    await system.stop();
+    throw error;
+  }
+}
+
+export function banner(service: RunningService, config: Config): string {
+  const url = service.server.url;
+  const lines = [
+    "",
+    "Veritrail is running.",
+    `  API            ${url}/v1   (OpenAPI: ${url}/openapi.json, docs: ${url}/docs)`,
+    `  verify page    ${url}/verify`,
+    `  patient page   ${url}/patient`,
+    `  health         ${url}/healthz   ${url}/readyz   metrics: ${url}/metrics`,
+    `  chain RPC      ${service.system.rpcUrl}${service.system.chain ? "   (embedded Hardhat node)" : ""}`,
+    `  log            ${service.system.ledger.logId}`,
+    `  data           ${config.DATA_DIR}`,
+  ];
+  if (service.firstAdminKey) {
+    lines.push(
+      "",
+      "First admin key (shown once; only its hash is stored):",
+      `  ${service.firstAdminKey}`,
+      "",
+      "Try it:",
+      `  export VT_ADMIN=${service.firstAdminKey}`,
+      `  curl -s -X POST ${url}/v1/keys -H "authorization: Bearer $VT_ADMIN" -H 'content-type: application/json' \\`,
+      `    -d '{"role":"writer","organization":"org:st-mary-general"}'`,
+    );
+  }
+  lines.push("", "Stop with Ctrl-C.", "");
+  return lines.join("\n");
+}

@@ -1,0 +1,115 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Logger } from "pino";
+import { EmbeddedDevChain } from "./chain/dev-node.ts";
+import { DevDeployment } from "./chain/dev-deployment.ts";
+import type { Config } from "./config.ts";
+import { AnchorLoop, anchorLoopTuning } from "./ledger/anchor-loop.ts";
+import { loadKeys, usesEmbeddedDevChain } from "./ledger/keys.ts";
+import { Ledger } from "./ledger/ledger.ts";
+
+/** Where the dev deployment's address is kept, so `npm start` deploys the registry once. */
+interface DeploymentFile {
+  chainId?: number;
+  contract: string;
+}
+
+export interface RunningSystem {
+  ledger: Ledger;
+  anchorLoop: AnchorLoop;
+  rpcUrl: string;
+  contractAddress: () => string | undefined;
+  chain?: EmbeddedDevChain;
+  /** Stops anchoring, writes what is queued, closes LevelDB, stops the embedded chain. */
+  stop: () => Promise<void>;
+}
+
+export const EMBEDDED_CHAIN_PORT = 8545;
+
+/**
+ * Brings up the ledger side of the service: the embedded dev chain when no RPC_URL is set, the
+ * keys, the ledger on LevelDB under DATA_DIR, and the anchor loop (which deploys the registry
+ * on a dev chain once and registers the log). The HTTP API is started on top by the caller.
+ */
+export async function startSystem(config: Config, logger: Logger): Promise<RunningSystem> {
+  const dataDir = path.resolve(config.DATA_DIR);
+  await mkdir(dataDir, { recursive: true });
+  const embedded = usesEmbeddedDevChain(config);
+  let chain: EmbeddedDevChain | undefined;
+  let rpcUrl = config.RPC_URL;
+  if (embedded) {
+    logger.info({ port: EMBEDDED_CHAIN_PORT }, "starting the embedded Hardhat node on 127.0.0.1");
+    chain = await EmbeddedDevChain.start({ port: EMBEDDED_CHAIN_PORT });
+    rpcUrl = chain.url;
+  }
+  if (!rpcUrl) throw new Error("RPC_URL is required when EMBEDDED_CHAIN is off");
+
+  try {
+    const keys = await loadKeys(config, { embeddedChain: embedded });
+    const ledger = await Ledger.open({
+      location: path.join(dataDir, "ledger"),
+      receiptSigner: keys.receiptSigner.wallet,
+      batchMaxEvents: config.BATCH_MAX_EVENTS,
+      batchMaxWaitMs: config.BATCH_MAX_WAIT_MS,
+      anchorDeadlineMs: config.ANCHOR_DEADLINE_MS,
+      groupCommitMaxEvents: config.GROUP_COMMIT_MAX_EVENTS,
+      onBackgroundError: (error) => logger.error({ err: error }, "sealing failed"),
+    });
+    const deploymentPath = path.join(dataDir, "deployment.json");
+    const saved = await readDeployment(deploymentPath);
+    const contractAddress = config.CONTRACT_ADDRESS ?? saved?.contract;
+    const deployment =
+      config.CHAIN_MODE === "development" && keys.admin
+        ? new DevDeployment(keys.admin.wallet, contractAddress)
+        : undefined;
+    const anchorLoop = new AnchorLoop({
+      ledger,
+      rpcUrl,
+      chainMode: config.CHAIN_MODE,
+      ...(contractAddress ? { contractAddress } : {}),
+      anchorer: keys.anchorer.wallet,
+      ...(keys.admin ? { admin: keys.admin.wallet } : {}),
+      ...(deployment ? { deployment } : {}),
+      ...anchorLoopTuning(config),
+      onContractChanged: (address) => {
+        void writeDeployment(deploymentPath, { contract: address }).catch((err: unknown) =>
+          logger.error({ err }, "could not record the deployment"),
+        );
+      },
+      onEvent: (event) => {
+        if (event.type === "error") logger.warn({ anchor: event }, "anchoring error");
+        else if (event.type === "alarm") logger.error({ anchor: event }, "anchoring alarm");
+        else logger.debug({ anchor: event }, "anchoring");
+      },
+    });
+    anchorLoop.start();
+    return {
+      ledger,
+      anchorLoop,
+      rpcUrl,
+      contractAddress: () => anchorLoop.status().contract ?? contractAddress,
+      ...(chain ? { chain } : {}),
+      stop: async () => {
+        await anchorLoop.stop();
+        await ledger.close();
+        await chain?.stop();
+      },
+    };
+  } catch (error) {
+    await chain?.stop();
+    throw error;
+  }
+}
+
+async function readDeployment(file: string): Promise<DeploymentFile | undefined> {
+  try {
+    return JSON.parse(await readFile(file, "utf8")) as DeploymentFile;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+}
+
+async function writeDeployment(file: string, deployment: DeploymentFile): Promise<void> {
+  await writeFile(file, JSON.stringify(deployment, null, 2) + "\n");
+}
