@@ -74,6 +74,8 @@ export const ConfigSchema = z.object({
   PATIENT_VIEW_STAFF_NAMES: bool.default(false),
   /** Start a local Hardhat node when no RPC_URL is given (npm start's embedded default). */
   EMBEDDED_CHAIN: bool.default(true),
+  /** Port of the embedded Hardhat node (always bound to 127.0.0.1). */
+  EMBEDDED_CHAIN_PORT: int(1, 65535).default(8545),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -24,8 +24,6 @@ export interface RunningSystem {
   stop: () => Promise<void>;
 }
 
-export const EMBEDDED_CHAIN_PORT = 8545;
-
 /**
  * Brings up the ledger side of the service: the embedded dev chain when no RPC_URL is set, the
  * keys, the ledger on LevelDB under DATA_DIR, and the anchor loop (which deploys the registry
@@ -38,8 +36,11 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
   let chain: EmbeddedDevChain | undefined;
   let rpcUrl = config.RPC_URL;
   if (embedded) {
-    logger.info({ port: EMBEDDED_CHAIN_PORT }, "starting the embedded Hardhat node on 127.0.0.1");
-    chain = await EmbeddedDevChain.start({ port: EMBEDDED_CHAIN_PORT });
+    logger.info(
+      { port: config.EMBEDDED_CHAIN_PORT },
+      "starting the embedded Hardhat node on 127.0.0.1",
+    );
+    chain = await EmbeddedDevChain.start({ port: config.EMBEDDED_CHAIN_PORT });
     rpcUrl = chain.url;
   }
   if (!rpcUrl) throw new Error("RPC_URL is required when EMBEDDED_CHAIN is off");
