@@ -394,6 +394,14 @@ export interface SentAnchor {
   nonce: number;
   fees: Fees;
   gasLimit: bigint;
+  /** The signed transaction, for a rebroadcast of exactly the same transaction. */
+  raw: string;
+  /**
+   * The broadcast failed in a way that leaves open whether the node got it (the connection
+   * broke). The nonce counts as used; the caller tracks the hash and rebroadcasts `raw` if the
+   * node does not know it later.
+   */
+  uncertain: boolean;
 }
 
 export interface MinedTransaction {
@@ -655,26 +663,8 @@ export class RegistryClient {
       const raw = await anchorer.signTransaction(request);
       const txHash = Transaction.from(raw).hash;
       if (!txHash) throw new Error("signed transaction has no hash");
-      try {
-        await this.provider.send("eth_sendRawTransaction", [raw]);
-      } catch (error) {
-        // Hardhat mines at once in automine mode and reports a reverted transaction as an RPC
-        // error although it was included; return it so the caller inspects the receipt.
-        const decoded = decodeRegistryError(error);
-        if (decoded && (await this.hasTransaction(txHash))) {
-          return { txHash, nonce, fees, gasLimit };
-        }
-        if (isNonceConflict(error)) {
-          throw new RegistryError(
-            "NONCE_CONFLICT",
-            `nonce ${nonce} was already used or is pending: ${errorText(error)}`,
-            { nonce },
-            { cause: error },
-          );
-        }
-        throw decoded ?? error;
-      }
-      return { txHash, nonce, fees, gasLimit };
+      const outcome = await this.broadcastRaw(raw, txHash);
+      return { txHash, nonce, fees, gasLimit, raw, uncertain: outcome === "uncertain" };
     };
     if (opts.nonce !== undefined) {
       const sent = await broadcast(opts.nonce);
@@ -683,6 +673,50 @@ export class RegistryClient {
     }
     const tracker = opts.nonceTracker ?? NonceTracker.forAccount(this.provider, anchorer.address);
     return tracker.send(broadcast);
+  }
+
+  /**
+   * Broadcasts a signed transaction again (same hash): for a transaction the node dropped from
+   * its pool. "already known" counts as success.
+   */
+  async rebroadcast(raw: string): Promise<"accepted" | "uncertain"> {
+    const txHash = Transaction.from(raw).hash;
+    if (!txHash) throw new Error("signed transaction has no hash");
+    return this.broadcastRaw(raw, txHash);
+  }
+
+  /**
+   * eth_sendRawTransaction, sorting failures into: the node has the transaction after all
+   * ("accepted": Hardhat in automine mode mines a reverting transaction and still answers with
+   * an error; "already known"), the node cannot be asked ("uncertain": it may or may not have
+   * received it, so the caller keeps tracking the hash), or a real rejection (thrown: a typed
+   * revert, NONCE_CONFLICT, or the node's error).
+   */
+  private async broadcastRaw(raw: string, txHash: string): Promise<"accepted" | "uncertain"> {
+    try {
+      await this.provider.send("eth_sendRawTransaction", [raw]);
+      return "accepted";
+    } catch (error) {
+      let known: boolean | undefined;
+      try {
+        known = await this.hasTransaction(txHash);
+      } catch {
+        known = undefined;
+      }
+      if (known === true) return "accepted";
+      const decoded = decodeRegistryError(error);
+      if (known === undefined && !decoded) return "uncertain";
+      if (isNonceConflict(error)) {
+        const nonce = Transaction.from(raw).nonce;
+        throw new RegistryError(
+          "NONCE_CONFLICT",
+          `nonce ${nonce} was already used or is pending: ${errorText(error)}`,
+          { nonce },
+          { cause: error },
+        );
+      }
+      throw decoded ?? error;
+    }
   }
 
   /** Whether the node knows the transaction (pending or mined). */

@@ -49,9 +49,21 @@ export type AnchorAlarmCode =
 export interface AnchorAlarm {
   code: AnchorAlarmCode;
   message: string;
+  /**
+   * An operator can fix the cause on-chain (register the log, deploy the registry, rotate the
+   * anchorer to this key): the loop keeps re-checking every retryMaxMs and clears the alarm by
+   * itself. A fork never clears: the loop stops.
+   */
+  recoverable: boolean;
   batchNo?: number;
   at: string;
 }
+
+const RECOVERABLE_ALARMS: ReadonlySet<AnchorAlarmCode> = new Set([
+  "CONTRACT_MISSING",
+  "LOG_NOT_REGISTERED",
+  "ANCHORER_MISMATCH",
+]);
 
 export interface AnchorLoopStatus {
   state: AnchorLoopState;
@@ -63,7 +75,7 @@ export interface AnchorLoopStatus {
   anchoredThrough: number;
   inFlight: number;
   lastError?: string;
-  alarm?: { code: AnchorAlarmCode; message: string };
+  alarm?: { code: AnchorAlarmCode; message: string; recoverable: boolean };
   contract?: string;
   chainId?: number;
   /** Whether the ledger's receipt signer is the one registered on-chain (after a rotation). */
@@ -81,6 +93,7 @@ export type AnchorLoopEvent =
       /** false when this run did not send it (already on-chain at start, or re-found). */
       sentByThisRun: boolean;
     }
+  | { type: "rebroadcast"; batchNo: number; txHash: string; nonce: number }
   | { type: "reorg"; fromBatchNo: number; reason: string }
   | { type: "registered"; contract: string }
   | { type: "chain-reset"; contract: string; reason: string; batchesReset: number }
@@ -167,7 +180,12 @@ interface Flight {
   header: BatchHeader;
   nonce: number;
   fees: Fees;
+  /** The newest signed transaction (rebroadcast verbatim if the node dropped it). */
+  raw: string;
+  /** When the current fees were first sent (the replacement timer). */
   sentAt: number;
+  /** Last broadcast of any kind (the drop-check timer). */
+  broadcastAt: number;
   attempts: number;
   /** Every hash sent for this batch (the original and its replacements), newest last. */
   hashes: string[];
@@ -278,7 +296,15 @@ export class AnchorLoop {
       anchoredThrough,
       inFlight: this.flights.size,
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
-      ...(this.alarm ? { alarm: { code: this.alarm.code, message: this.alarm.message } } : {}),
+      ...(this.alarm
+        ? {
+            alarm: {
+              code: this.alarm.code,
+              message: this.alarm.message,
+              recoverable: this.alarm.recoverable,
+            },
+          }
+        : {}),
       ...(this.client ? { contract: this.client.address, chainId: this.client.chainId } : {}),
       ...(this.receiptSignerRegistered !== undefined
         ? { receiptSignerRegistered: this.receiptSignerRegistered }
@@ -289,7 +315,8 @@ export class AnchorLoop {
   /** Resolves once batches [0, batchNo] are anchored; rejects on alarm, stop or timeout. */
   waitForAnchored(batchNo: number, timeoutMs: number): Promise<void> {
     if (this.cursor !== undefined && this.cursor > batchNo) return Promise.resolve();
-    if (this.alarm) return Promise.reject(new Error(`anchor loop alarm: ${this.alarm.message}`));
+    if (this.alarm && !this.alarm.recoverable)
+      return Promise.reject(new Error(`anchor loop alarm: ${this.alarm.message}`));
     return new Promise((resolve, reject) => {
       const waiter = {
         batchNo,
@@ -337,12 +364,15 @@ export class AnchorLoop {
         const result = await this.cycle();
         this.failures = 0;
         this.lastError = undefined;
+        this.alarm = undefined; // only recoverable alarms get here
         this.state = "running";
         pause = result === "busy" ? this.o.pollMs : this.o.tickMs;
       } catch (error) {
         if (error instanceof AlarmRaised) {
           this.raise(error.alarm);
-          return;
+          if (!error.alarm.recoverable) return;
+          await this.sleep(this.o.retryMaxMs);
+          continue;
         }
         this.failures++;
         this.state = "backoff";
@@ -363,10 +393,12 @@ export class AnchorLoop {
   }
 
   private raise(alarm: AnchorAlarm): void {
+    const repeated = this.alarm?.code === alarm.code;
     this.alarm = alarm;
     this.state = "alarm";
     this.flights.clear();
-    this.emit({ type: "alarm", alarm });
+    if (!repeated) this.emit({ type: "alarm", alarm });
+    if (alarm.recoverable) return;
     for (const w of this.anchoredWaiters)
       w.reject(new Error(`anchor loop alarm ${alarm.code}: ${alarm.message}`));
     this.anchoredWaiters.clear();
@@ -393,6 +425,7 @@ export class AnchorLoop {
     return new AlarmRaised({
       code,
       message,
+      recoverable: RECOVERABLE_ALARMS.has(code),
       ...(batchNo !== undefined ? { batchNo } : {}),
       at: new Date().toISOString(),
     });
@@ -803,10 +836,11 @@ export class AnchorLoop {
         }
         continue;
       }
-      const age = Date.now() - flight.sentAt;
-      if (age < this.o.dropCheckMs) continue;
+      const now = Date.now();
+      if (now - flight.broadcastAt < this.o.dropCheckMs) continue;
       const known = await client.hasTransaction(latest);
-      if (known && age < this.o.txTimeoutMs) continue;
+      const stuck = now - flight.sentAt >= this.o.txTimeoutMs;
+      if (known && !stuck) continue;
       const consumed =
         (await client.provider.getTransactionCount(this.anchorerAddress, "latest")) > flight.nonce;
       if (consumed) {
@@ -821,7 +855,15 @@ export class AnchorLoop {
         }
         continue;
       }
-      await this.replace(client, flight);
+      if (!known && !stuck) {
+        // Dropped from the pool (or never received: the broadcast's answer was lost). The same
+        // signed bytes again cost nothing extra; a fee bump waits for txTimeoutMs.
+        await client.rebroadcast(flight.raw);
+        flight.broadcastAt = Date.now();
+        this.emit({ type: "rebroadcast", batchNo, txHash: latest, nonce: flight.nonce });
+      } else {
+        await this.replace(client, flight);
+      }
       busy = true;
     }
     return busy ? "busy" : "idle";
@@ -847,7 +889,9 @@ export class AnchorLoop {
       ...(this.tracker ? { nonceTracker: this.tracker } : {}),
     });
     flight.fees = fees;
+    flight.raw = sent.raw;
     flight.sentAt = Date.now();
+    flight.broadcastAt = flight.sentAt;
     flight.attempts++;
     flight.hashes.push(sent.txHash);
     await this.recordSubmission(client, flight, sent.txHash);
@@ -888,7 +932,10 @@ export class AnchorLoop {
         header: record.header,
         nonce: sentAnchor.nonce,
         fees: sentAnchor.fees,
+        raw: sentAnchor.raw,
         sentAt: Date.now(),
+        // An uncertain broadcast is checked (and rebroadcast if unknown) at the next cycle.
+        broadcastAt: sentAnchor.uncertain ? 0 : Date.now(),
         attempts: 1,
         hashes: [sentAnchor.txHash],
       };

@@ -410,7 +410,7 @@ describe("anchor loop (real Hardhat node)", function () {
     await expectAllAnchored(h.ledger, client);
   });
 
-  it("resends a dropped transaction with the same nonce, and replaces a stuck one with a higher fee", async () => {
+  it("rebroadcasts a dropped transaction; sends again with a fresh nonce if another transaction took it", async () => {
     const h = await openHarness({
       rpcUrl: node.url,
       loop: { dropCheckMs: 500, txTimeoutMs: 60_000 },
@@ -425,18 +425,38 @@ describe("anchor loop (real Hardhat node)", function () {
         submittedEvents(h.events).find((e) => e.batchNo === batchNo),
       );
       await sleep(700); // past dropCheckMs: a known pending transaction is left alone
-      expect(submittedEvents(h.events).filter((e) => e.batchNo === batchNo)).to.have.length(1);
+      expect(h.events.filter((e) => e.type === "rebroadcast")).to.have.length(0);
       expect(await node.dropTransaction(first.txHash)).to.equal(true);
-      const second = await waitFor("resubmission", async () =>
-        submittedEvents(h.events).find((e) => e.batchNo === batchNo && e.attempt === 2),
+      expect(await client.provider.getTransaction(first.txHash)).to.equal(null);
+      const again = await waitFor("rebroadcast", async () =>
+        h.events.find((e) => e.type === "rebroadcast" && e.batchNo === batchNo),
       );
-      expect(second.nonce).to.equal(first.nonce);
-      expect(second.txHash).to.not.equal(first.txHash);
+      expect(again).to.include({ txHash: first.txHash, nonce: first.nonce });
+      expect(await client.provider.getTransaction(first.txHash)).to.not.equal(null);
       await node.mine();
       await h.loop.waitForAnchored(batchNo, 20_000);
-      const record = await h.ledger.getBatch(batchNo);
-      expect(record.anchor?.txHash).to.equal(second.txHash);
-      expect(await client.provider.getTransactionReceipt(first.txHash)).to.equal(null);
+      expect((await h.ledger.getBatch(batchNo)).anchor?.txHash).to.equal(first.txHash);
+
+      // The anchorer key spends the nonce elsewhere while the anchor transaction is gone.
+      const next = await sealedBatch(h.ledger, 2);
+      const lost = await waitFor("submission", async () =>
+        submittedEvents(h.events).find((e) => e.batchNo === next),
+      );
+      expect(await node.dropTransaction(lost.txHash)).to.equal(true);
+      await ANCHORER.connect(client.provider).sendTransaction({
+        to: ANCHORER.address,
+        value: 0n,
+        nonce: lost.nonce,
+      });
+      await node.mine();
+      const resent = await waitFor("sent again", async () =>
+        submittedEvents(h.events).find((e) => e.batchNo === next && e.txHash !== lost.txHash),
+      );
+      expect(resent.nonce).to.equal(lost.nonce + 1);
+      await node.mine();
+      await h.loop.waitForAnchored(next, 20_000);
+      expect((await h.ledger.getBatch(next)).anchor?.txHash).to.equal(resent.txHash);
+      expect(await client.provider.getTransactionReceipt(lost.txHash)).to.equal(null);
     } finally {
       await node.setAutomine(true);
     }
@@ -545,6 +565,37 @@ describe("anchor loop (real Hardhat node)", function () {
     expect(() => loadConfig({ ANCHOR_MAX_IN_FLIGHT: "0" })).to.throw(/ANCHOR_MAX_IN_FLIGHT/);
   });
 
+  it("production: an unregistered log is a recoverable alarm; once the admin registers it, anchoring starts", async () => {
+    const provider = makeProvider(node.url, 31337);
+    cleanups.push(async () => provider.destroy());
+    const { client } = await RegistryClient.deploy({ provider, admin: ADMIN });
+    const h = await openHarness({
+      rpcUrl: node.url,
+      loop: { chainMode: "production", contractAddress: client.address, admin: undefined },
+    });
+    await sealedBatch(h.ledger, 2);
+    await waitFor("alarm", async () => h.loop.status().alarm);
+    expect(h.loop.status()).to.deep.include({
+      state: "alarm",
+      alarm: {
+        code: "LOG_NOT_REGISTERED",
+        message: `log ${h.ledger.logId} is not registered at ${client.address}; production mode never redeploys or re-registers`,
+        recoverable: true,
+      },
+    });
+    const waiting = h.loop.waitForAnchored(0, 20_000);
+    await client.registerLog(ADMIN, {
+      logId: h.ledger.logId,
+      anchorer: ANCHORER.address,
+      receiptSigner: RECEIPT_SIGNER.address,
+    });
+    await waiting;
+    expect(h.loop.status().state).to.equal("running");
+    expect(h.loop.status().alarm).to.equal(undefined);
+    expect(h.loop.status().receiptSignerRegistered).to.equal(true);
+    await expectAllAnchored(h.ledger, client);
+  });
+
   for (const chainMode of ["development", "production"] as const) {
     it(`raises a fork alarm and stops when the chain holds a different header (${chainMode})`, async () => {
       const provider = makeProvider(node.url, 31337);
@@ -570,6 +621,7 @@ describe("anchor loop (real Hardhat node)", function () {
       await waitFor("alarm", async () => h.loop.status().state === "alarm", 15_000);
       const status = h.loop.status();
       expect(status.alarm?.code).to.equal("FORK_DETECTED");
+      expect(status.alarm?.recoverable).to.equal(false);
       expect(status.alarm?.message).to.include("batch 0");
       expect(h.events.some((e) => e.type === "alarm")).to.equal(true);
       // Stopped: nothing more is sent, and the ledger keeps accepting events.
