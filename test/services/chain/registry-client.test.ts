@@ -10,7 +10,7 @@ import {
   makeProvider,
   probeChainId,
 } from "../../../services/chain/registry-client.ts";
-import { HARDHAT_ACCOUNTS, HardhatNode, freePort } from "../../support/hardhat-node.ts";
+import { HARDHAT_ACCOUNTS, HardhatNode, TcpProxy, freePort } from "../../support/hardhat-node.ts";
 
 const ADMIN = new Wallet(HARDHAT_ACCOUNTS[0].privateKey);
 const ANCHORER = new Wallet(HARDHAT_ACCOUNTS[1].privateKey);
@@ -317,6 +317,34 @@ describe("registry client (real Hardhat node)", function () {
       expect(await client.logHead(logB)).to.deep.equal({ nextBatchNo: 3, nextSeq: 3 });
     } finally {
       other.destroy();
+    }
+  });
+
+  it("a broadcast whose connection breaks is 'uncertain' (hash and raw kept), and can be rebroadcast verbatim", async () => {
+    const logId = await newLog();
+    const proxy = await TcpProxy.start({ host: node.host, port: node.port });
+    const viaProxy = await RegistryClient.connect({
+      rpcUrl: proxy.url,
+      address: client.address,
+      requestTimeoutMs: 2_000,
+    });
+    try {
+      const nonce = await provider.getTransactionCount(ANCHORER.address, "pending");
+      const fees = await client.feeData();
+      proxy.cut();
+      const sent = await viaProxy.sendAnchor(anchorer, header({ logId }), { nonce, fees });
+      expect(sent.uncertain).to.equal(true);
+      expect(sent.nonce).to.equal(nonce);
+      expect(await client.hasTransaction(sent.txHash), "the node never got it").to.equal(false);
+      proxy.restore();
+      expect(await viaProxy.rebroadcast(sent.raw)).to.equal("accepted");
+      expect(await viaProxy.rebroadcast(sent.raw), "already known is fine").to.equal("accepted");
+      const mined = await client.waitMined(sent.txHash, { confirmations: 1, timeoutMs: 5_000 });
+      expect(mined?.status).to.equal("success");
+      expect(await client.logHead(logId)).to.deep.equal({ nextBatchNo: 1, nextSeq: 1 });
+    } finally {
+      viaProxy.destroy();
+      await proxy.close();
     }
   });
 
