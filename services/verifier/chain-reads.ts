@@ -56,6 +56,8 @@ export interface ChainRpc {
   getBlockNumber(): Promise<number>;
   getTransactionReceipt(hash: string): Promise<TxReceiptLike | null>;
   getNetwork(): Promise<{ chainId: bigint }>;
+  /** The block (with transaction hashes) or null; used only when a tx receipt is missing. */
+  getBlock(blockNumber: number): Promise<{ transactions: ReadonlyArray<string> } | null>;
 }
 
 /** The RPC failed (network, timeout, server error): the verdict is "error", not "tampered". */
@@ -127,6 +129,26 @@ export class ChainReads {
   /** The anchoring transaction's receipt, or null when the node no longer has it (EIP-4444). */
   txReceipt(txHash: string): Promise<TxReceiptLike | null> {
     return this.cached(`t|${txHash}`, () => rpcCall(() => this.rpc.getTransactionReceipt(txHash)));
+  }
+
+  /**
+   * Transaction hashes of block `n`, or null when the node does not serve that block (pruned
+   * history answers with an error, EIP-4444; a block above the head with null).
+   */
+  blockTransactions(n: number): Promise<ReadonlyArray<string> | null> {
+    return this.cached(`b|${n}`, async () => {
+      try {
+        const block = await this.rpc.getBlock(n);
+        return block ? block.transactions.map((t) => t.toLowerCase()) : null;
+      } catch {
+        return null;
+      }
+    });
+  }
+
+  /** Remembers a derived result (a whole check) for the run; failures are not remembered. */
+  memoize<T>(key: string, compute: () => Promise<T>): Promise<T> {
+    return this.cached(`m|${key}`, compute);
   }
 
   private cached<T>(key: string, read: () => Promise<T>): Promise<T> {

@@ -3,6 +3,7 @@
  * audit path, receipt signature. Pure functions of the bundle (and a signature cache), so the
  * benchmark measures exactly what a verifier does per bundle besides RPC.
  */
+import { getAddress } from "ethers";
 import { type Bundle, BundleSchema } from "../core/bundle.ts";
 import { type Entry, entryLeafHash, eventCommitment } from "../core/entry.ts";
 import { type Hex, fromHex, toHex } from "../core/hex.ts";
@@ -44,7 +45,30 @@ function contradictionIn(b: Bundle): string | undefined {
   if (!sealed && b.inclusion.length > 0) return "an unsealed bundle carries an inclusion path";
   if ((b.anchor !== null) !== (b.status === "anchored"))
     return `status ${b.status} but anchor is ${b.anchor ? "set" : "null"}`;
+  // Addresses in their one EIP-55 form, as the ledger writes them: a bundle whose bytes were
+  // changed must never verify, not even by a case flip that names the same account.
+  if (!isChecksummed(b.receipt.signer))
+    return "receipt.signer must be an EIP-55 checksummed address";
+  if (b.anchor && !isChecksummed(b.anchor.contract))
+    return "anchor.contract must be an EIP-55 checksummed address";
   return undefined;
+}
+
+// getAddress hashes the address (keccak in JS, ~50 µs); a run sees the same few addresses.
+const checksummed = new Map<string, boolean>();
+
+function isChecksummed(address: string): boolean {
+  let ok = checksummed.get(address);
+  if (ok === undefined) {
+    try {
+      ok = getAddress(address) === address;
+    } catch {
+      ok = false;
+    }
+    if (checksummed.size > 10_000) checksummed.clear();
+    checksummed.set(address, ok);
+  }
+  return ok;
 }
 
 /** Step 1: commitment = SHA-256(salt ‖ JCS(event)); skipped for an erased event. */
@@ -209,6 +233,8 @@ export function checkReceiptSignature(
   b: Bundle,
   cache: ReceiptSignatureCache,
 ): { check: Check; signer?: string } {
+  const nonCanonical = nonCanonicalSignature(b.receipt.signature);
+  if (nonCanonical) return { check: fail("receipt", "RECEIPT_INVALID", nonCanonical) };
   const result = cache.verify(b.receipt);
   if ("error" in result)
     return {
@@ -218,6 +244,22 @@ export function checkReceiptSignature(
     signer: result.signer,
     check: pass("receipt", `EIP-712 receipt signature recovers ${result.signer}`),
   };
+}
+
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+
+/**
+ * One signature, one encoding: v must be 27 or 28 and s in the lower half (EIP-2). ethers
+ * would also accept an EIP-155-style v (e.g. 59 for 27) and recovers the same signer from the
+ * high-s twin, so without this a receipt with different bytes would still verify.
+ */
+function nonCanonicalSignature(signature: string): string | undefined {
+  const v = parseInt(signature.slice(130, 132), 16);
+  if (v !== 27 && v !== 28) return `RECEIPT_SIGNATURE_INVALID: v is ${v}, must be 27 or 28`;
+  const s = BigInt(`0x${signature.slice(66, 130)}`);
+  if (s === 0n || s > SECP256K1_N / 2n)
+    return "RECEIPT_SIGNATURE_INVALID: s is not in the lower half of the curve order (EIP-2)";
+  return undefined;
 }
 
 export function msg(e: unknown): string {

@@ -137,12 +137,31 @@ describe("verifier vectors (real ledger anchored on a Hardhat node)", function (
     expect(verdict.ok).to.equal(true);
   });
 
+  it("a missing receipt with the claimed block still served: the tx must be in that block", async () => {
+    const noReceipts: ChainRpc = {
+      call: (tx) => provider.call(tx),
+      getBlockNumber: () => provider.getBlockNumber(),
+      getNetwork: () => provider.getNetwork(),
+      getTransactionReceipt: async () => null,
+      getBlock: (n) => provider.getBlock(n),
+    };
+    const good = await verifyBundle(g.bases.fresh, noReceipts, { confirmations: 1 });
+    expect(good.ok, describeVerdict(good)).to.equal(true);
+    const forged = structuredClone(g.bases.fresh);
+    forged.anchor!.blockNumber -= 1;
+    const bad = await verifyBundle(forged, noReceipts, { confirmations: 1 });
+    expect(bad.code).to.equal("ANCHOR_TX_MISMATCH");
+  });
+
   it("passes on state alone when the anchoring tx receipt is gone (EIP-4444)", async () => {
     const pruned: ChainRpc = {
       call: (tx) => provider.call(tx),
       getBlockNumber: () => provider.getBlockNumber(),
       getNetwork: () => provider.getNetwork(),
       getTransactionReceipt: async () => null,
+      getBlock: async () => {
+        throw new Error("pruned history unavailable");
+      },
     };
     const verdict = await verifyBundle(g.bases.fresh, pruned, { confirmations: 1 });
     expect(verdict.ok).to.equal(true);

@@ -35,6 +35,7 @@ export type Mutation =
   | { op: "set"; path: string; value: unknown }
   | { op: "add"; path: string; value: number }
   | { op: "flipHex"; path: string; at?: number }
+  | { op: "lowercase"; path: string }
   | { op: "truncate"; path: string; count: number }
   | { op: "push"; path: string; value: unknown }
   | { op: "swap"; path: string; i: number; j: number }
@@ -217,6 +218,9 @@ async function applyMutation(
       return;
     case "flipHex":
       put(b, m.path, flipHexDigit(get(b, m.path) as string, m.at));
+      return;
+    case "lowercase":
+      put(b, m.path, (get(b, m.path) as string).toLowerCase());
       return;
     case "truncate":
       array(b, m.path).splice(-m.count, m.count);
