@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { Wallet, hexlify, randomBytes } from "ethers";
+import { Transaction, type TransactionResponse, Wallet, hexlify, randomBytes } from "ethers";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -410,6 +410,47 @@ describe("anchor loop (real Hardhat node)", function () {
     await expectAllAnchored(h.ledger, client);
   });
 
+  it("after a restart, a batch whose transaction was re-included in another block keeps its anchor, updated to the new block", async () => {
+    const first = await openHarness({ rpcUrl: node.url });
+    await sealedBatch(first.ledger, 2);
+    await first.loop.waitForAnchored(0, 20_000);
+    const contract = first.loop.status().contract as string;
+    const client = await clientFor(node.url, contract);
+    const snapshot = await node.snapshot();
+    const batchNo = await sealedBatch(first.ledger, 2);
+    await first.loop.waitForAnchored(batchNo, 20_000);
+    const before = await first.ledger.getBatch(batchNo);
+    const sentTx = await client.provider.getTransaction(before.anchor?.txHash ?? "");
+    expect(sentTx).to.not.equal(null);
+    const raw = Transaction.from(sentTx as TransactionResponse).serialized;
+    await first.close();
+    // While the service is down: a reorg drops the block, and the same transaction lands in a
+    // later block of the new chain.
+    await node.revert(snapshot);
+    const bystander = BYSTANDER.connect(client.provider);
+    await (await bystander.sendTransaction({ to: BYSTANDER.address, value: 3n })).wait();
+    await client.provider.broadcastTransaction(raw);
+
+    const second = await openHarness({
+      rpcUrl: node.url,
+      dir: first.dir,
+      loop: { contractAddress: contract },
+    });
+    const after = await waitFor("anchor moved to the new block", async () => {
+      const r = await second.ledger.getBatch(batchNo);
+      return r.anchor?.blockHash !== before.anchor?.blockHash ? r : undefined;
+    });
+    expect(after.state).to.equal("anchored");
+    expect(after.anchor?.txHash).to.equal(before.anchor?.txHash);
+    expect(after.anchor?.blockNumber).to.equal((before.anchor?.blockNumber ?? 0) + 1);
+    expect(await client.blockHashAt(after.anchor?.blockNumber ?? -1)).to.equal(
+      after.anchor?.blockHash,
+    );
+    expect(submittedEvents(second.events)).to.have.length(0);
+    expect(second.events.filter((e) => e.type === "reorg")).to.have.length(0);
+    await expectAllAnchored(second.ledger, client);
+  });
+
   it("rebroadcasts a dropped transaction; sends again with a fresh nonce if another transaction took it", async () => {
     const h = await openHarness({
       rpcUrl: node.url,
@@ -635,6 +676,36 @@ describe("anchor loop (real Hardhat node)", function () {
       );
     });
   }
+
+  it("raises a fork alarm when the chain holds batches this ledger never sealed", async () => {
+    const provider = makeProvider(node.url, 31337);
+    cleanups.push(async () => provider.destroy());
+    const { client } = await RegistryClient.deploy({ provider, admin: ADMIN });
+    const h = await openHarness({
+      rpcUrl: node.url,
+      start: false,
+      loop: { chainMode: "production", contractAddress: client.address, admin: undefined },
+    });
+    await client.registerLog(ADMIN, {
+      logId: h.ledger.logId,
+      anchorer: ANCHORER.address,
+      receiptSigner: RECEIPT_SIGNER.address,
+    });
+    await sealedBatch(h.ledger, 2);
+    const real = await h.ledger.getBatch(0);
+    const anchorer = ANCHORER.connect(provider);
+    await client.anchorBatch(anchorer, real.header);
+    await client.anchorBatch(anchorer, {
+      ...real.header,
+      batchNo: 1,
+      firstSeq: 2,
+      eventsRoot: hexlify(randomBytes(32)),
+    });
+    h.loop.start();
+    await waitFor("alarm", async () => h.loop.status().state === "alarm", 15_000);
+    expect(h.loop.status().alarm).to.include({ code: "FORK_DETECTED", recoverable: false });
+    expect(h.loop.status().alarm?.message).to.include("sealed only 1");
+  });
 
   it("anchors two logs into one registry concurrently (own anchorers, and two logs sharing one anchorer and one nonce tracker)", async () => {
     const provider = makeProvider(node.url, 31337);
