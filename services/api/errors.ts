@@ -90,8 +90,16 @@ function fromBodyParser(error: unknown): ApiError | undefined {
     case "entity.verify.failed":
       return new ApiError("MALFORMED_JSON", "request body could not be read");
     default:
-      return undefined;
+      break;
   }
+  // Other http-errors that are the caller's (static files: 403 on `..`, 404, 416 ranges).
+  const { status, expose } = error as { status?: unknown; expose?: unknown };
+  if (typeof status === "number" && status >= 400 && status < 500 && expose === true) {
+    if (status === 404) return new ApiError("NOT_FOUND", "not found");
+    if (status === 403) return new ApiError("FORBIDDEN", "forbidden");
+    return new ApiError("VALIDATION_FAILED", "bad request");
+  }
+  return undefined;
 }
 
 /** Maps any thrown value to the API error it stands for; unknown errors become INTERNAL. */

@@ -1,0 +1,36 @@
+import { expect } from "chai";
+import { type TestApi, startTestApi } from "./harness.ts";
+
+describe("api auth: per-key rate limit", function () {
+  let api: TestApi;
+  before(async () => {
+    api = await startTestApi({ config: { RATE_LIMIT_PER_MINUTE: "3" } });
+  });
+  after(async () => {
+    await api.close();
+  });
+
+  it("answers 429 RATE_LIMITED past the limit for that key only", async () => {
+    for (let i = 0; i < 3; i++) {
+      expect(
+        (await api.request("GET", "/v1/batches", { key: api.secrets.auditor })).status,
+      ).to.equal(200);
+    }
+    const limited = await api.request("GET", "/v1/batches", { key: api.secrets.auditor });
+    expect(limited.status).to.equal(429);
+    expect(limited.body).to.have.nested.property("error.code", "RATE_LIMITED");
+    expect((await api.request("GET", "/v1/batches", { key: api.secrets.admin })).status).to.equal(
+      200,
+    );
+    // Unauthenticated requests are refused before they count against anyone.
+    expect((await api.request("GET", "/v1/batches")).status).to.equal(401);
+  });
+
+  it("a malformed Authorization header is a 401, not a 5xx", async () => {
+    for (const header of ["Basic dXNlcjpwYXNz", "Bearer", "Bearer  two  spaces", "bearer vt_x"]) {
+      const res = await api.request("GET", "/v1/keys", { headers: { authorization: header } });
+      expect(res.status, header).to.equal(401);
+      expect(res.headers.get("www-authenticate")).to.match(/^Bearer /);
+    }
+  });
+});
