@@ -376,7 +376,7 @@ export class AnchorLoop {
         }
         this.failures++;
         this.state = "backoff";
-        this.lastError = describe(error, this.o.rpcUrl);
+        this.lastError = errorSummary(error, this.o.rpcUrl);
         this.emit({ type: "error", message: this.lastError });
         // Equal jitter: half fixed, half random, so loops that lost the same RPC do not retry
         // in lockstep.
@@ -1017,7 +1017,7 @@ function max(a: bigint, b: bigint): bigint {
 }
 
 /** A one-line reason for status output; never the RPC URL's credentials. */
-function describe(error: unknown, rpcUrl: string): string {
+function errorSummary(error: unknown, rpcUrl: string): string {
   const text =
     error instanceof RegistryError
       ? `${error.code}: ${error.message}`
