@@ -16,25 +16,11 @@ import {
   confirmationsFor,
   generateBundles,
   loadCases,
+  verdictMismatch,
 } from "../../vectors/bundles/generate.ts";
-
-/** The first failed check, as the vectors name it. */
-function firstFailure(v: Verdict): { code?: string; step?: string } {
-  const failed = v.checks.find((c) => c.ok === false && c.code === v.code);
-  return { code: v.code, step: failed?.step };
-}
 
 function describeVerdict(v: Verdict): string {
   return v.checks.map((c) => `${c.step}: ${String(c.ok)} ${c.code ?? ""} ${c.reason}`).join("\n");
-}
-
-export function expectVerdict(c: VectorCase, v: Verdict): void {
-  const context = `${c.desc}\n${describeVerdict(v)}`;
-  expect(v.status, context).to.equal(c.wantStatus);
-  expect(v.ok, context).to.equal(c.wantStatus === "verified");
-  const first = firstFailure(v);
-  expect(first.code, context).to.equal(c.wantCode);
-  expect(first.step, context).to.equal(c.wantStep);
 }
 
 describe("verifier vectors (real ledger anchored on a Hardhat node)", function () {
@@ -105,7 +91,8 @@ describe("verifier vectors (real ledger anchored on a Hardhat node)", function (
         const verdict = await verifyBundle(bundle, c.rpc === "dead" ? dead : provider, {
           confirmations: confirmationsFor(c, latest, g.anchorBlock),
         });
-        expectVerdict(c, verdict);
+        expect(verdictMismatch(c, verdict)).to.equal(undefined);
+        expect(verdict.ok, c.desc).to.equal(c.wantStatus === "verified");
       }
     } finally {
       dead.destroy();

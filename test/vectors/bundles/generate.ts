@@ -159,6 +159,23 @@ export function confirmationsFor(c: VectorCase, latest: number, anchorBlock: num
   return c.confirmations ?? 1;
 }
 
+/** What a verdict looks like to the vectors: its status and its first failed check. */
+export interface VerdictSummary {
+  status: string;
+  code?: string;
+  checks: Array<{ step: string; ok: boolean | "skipped"; code?: string; reason: string }>;
+}
+
+/** Why `v` is not what case `c` expects, or undefined when it is. */
+export function verdictMismatch(c: VectorCase, v: VerdictSummary): string | undefined {
+  const step = v.checks.find((k) => k.ok === false && k.code === v.code)?.step;
+  const got = { status: v.status, code: v.code, step };
+  const want = { status: c.wantStatus, code: c.wantCode, step: c.wantStep };
+  if (JSON.stringify(got) === JSON.stringify(want)) return undefined;
+  const checks = v.checks.map((k) => `  ${k.step}: ${String(k.ok)} ${k.code ?? ""} ${k.reason}`);
+  return `${c.desc}: want ${JSON.stringify(want)}, got ${JSON.stringify(got)}\n${checks.join("\n")}`;
+}
+
 /** The case's bundle: its base, deep-copied, with the mutations applied in order. */
 export async function buildCase(c: VectorCase, g: GeneratedBundles): Promise<unknown> {
   const bundle = structuredClone(g.bases[c.base]) as unknown as Record<string, unknown>;

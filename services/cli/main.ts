@@ -1,0 +1,63 @@
+/**
+ * The `veritrail` command. Each command lives in its own module that exports a
+ * `register…Command(program)` function; this file only builds the program and maps the
+ * outcome to an exit code (0 success, 1 a negative result such as a failed verification,
+ * 2 a usage or input error). Commands set their exit code through `CliContext`.
+ */
+import { Command, CommanderError } from "commander";
+import { readFileSync } from "node:fs";
+import { registerVerifyCommand } from "./verify-command.ts";
+
+export const EXIT_OK = 0;
+export const EXIT_NEGATIVE = 1;
+export const EXIT_USAGE = 2;
+
+/** Where a command writes and what it reports back; tests pass their own streams. */
+export interface CliContext {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  stdin: NodeJS.ReadableStream;
+  exitCode: number;
+}
+
+function packageVersion(): string {
+  const url = new URL("../../package.json", import.meta.url);
+  return (JSON.parse(readFileSync(url, "utf8")) as { version: string }).version;
+}
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command()
+    .name("veritrail")
+    .description("Veritrail: tamper-evident audit ledger for health data, anchored on an EVM chain")
+    .version(packageVersion())
+    .showHelpAfterError()
+    .configureOutput({
+      writeOut: (s) => ctx.stdout.write(s),
+      writeErr: (s) => ctx.stderr.write(s),
+    })
+    .exitOverride();
+  registerVerifyCommand(program, ctx);
+  // serve, keys, export, audit: each registers itself here the same way.
+  return program;
+}
+
+/** Runs the CLI on `argv` (process.argv form) and returns the exit code; never calls exit. */
+export async function runCli(
+  argv: string[],
+  io: Omit<CliContext, "exitCode"> = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+  },
+): Promise<number> {
+  const ctx: CliContext = { ...io, exitCode: EXIT_OK };
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    ctx.stderr.write(`veritrail: ${e instanceof Error ? e.message : String(e)}\n`);
+    return EXIT_USAGE;
+  }
+  return ctx.exitCode;
+}

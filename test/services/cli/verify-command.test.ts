@@ -1,0 +1,177 @@
+import { expect } from "chai";
+import { spawn } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { HardhatNode } from "../../support/hardhat-node.ts";
+import {
+  type GeneratedBundles,
+  type VectorCase,
+  buildCase,
+  confirmationsFor,
+  generateBundles,
+  loadCases,
+  verdictMismatch,
+} from "../../vectors/bundles/generate.ts";
+import type { VerdictSummary } from "../../vectors/bundles/generate.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "../../..");
+const BIN = path.join(ROOT, "bin/veritrail.js");
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bin/veritrail.js with the Node running the tests (Node 22), optionally feeding stdin. */
+function veritrail(
+  args: string[],
+  opts: { stdin?: string; viaShebang?: boolean } = {},
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const env = {
+      ...process.env,
+      // The shebang runs `env node`: the Node 22 of node_modules/.bin must come first.
+      PATH: `${path.join(ROOT, "node_modules/.bin")}${path.delimiter}${process.env.PATH ?? ""}`,
+    };
+    const child = opts.viaShebang
+      ? spawn(BIN, args, { cwd: ROOT, env })
+      : spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(opts.stdin ?? "");
+  });
+}
+
+interface JsonReport {
+  ok: boolean;
+  summary: Record<string, number>;
+  verdicts: Array<VerdictSummary & { line: number; ok: boolean }>;
+}
+
+describe("veritrail verify (CLI, real Hardhat node)", function () {
+  this.timeout(180_000);
+  let node: HardhatNode;
+  let g: GeneratedBundles;
+  let cases: VectorCase[];
+  let dir: string;
+
+  async function file(name: string, content: unknown, pretty = true): Promise<string> {
+    const p = path.join(dir, name);
+    await writeFile(
+      p,
+      typeof content === "string" ? content : JSON.stringify(content, null, pretty ? 2 : 0),
+    );
+    return p;
+  }
+
+  async function bundleOf(desc: string): Promise<unknown> {
+    const c = cases.find((x) => x.desc === desc);
+    if (!c) throw new Error(`no vector "${desc}"`);
+    return buildCase(c, g);
+  }
+
+  before(async () => {
+    cases = await loadCases();
+    dir = await mkdtemp(path.join(tmpdir(), "veritrail-cli-"));
+    node = await HardhatNode.start();
+    g = await generateBundles(node);
+  });
+  after(async () => {
+    await g?.close();
+    await node?.stop();
+  });
+
+  it("a fresh bundle file: every check ✓, VERIFIED, exit 0 (launched through its shebang)", async () => {
+    const p = await file("fresh.json", g.bases.fresh);
+    const run = await veritrail(["verify", p, "--rpc", node.url], { viaShebang: true });
+    expect(run.code, run.stderr).to.equal(0);
+    expect(run.stdout).to.match(/^VERIFIED: seq 5 of log 0x[0-9a-f]{64}/m);
+    expect(run.stdout.match(/^ {2}✓ /gm)).to.have.length(8);
+  });
+
+  it("a tampered bundle: names the failed step and code, exit 1", async () => {
+    const p = await file("tampered.json", await bundleOf("altered event field (requestId)"));
+    const run = await veritrail(["verify", p, "--rpc", node.url]);
+    expect(run.code).to.equal(1);
+    expect(run.stdout).to.match(/✗ commitment +COMMITMENT_MISMATCH: SHA-256/);
+    expect(run.stdout).to.match(/^FAILED: seq 5 .*: COMMITMENT_MISMATCH at step commitment$/m);
+  });
+
+  it("a pending bundle: PENDING and exit 1, exit 0 with --allow-pending; read from stdin", async () => {
+    const stdin = JSON.stringify(g.bases.pending);
+    const strict = await veritrail(["verify", "-", "--rpc", node.url], { stdin });
+    expect(strict.code).to.equal(1);
+    expect(strict.stdout).to.match(/^PENDING: seq 10 .*receipt verified, not yet anchored$/m);
+    const lenient = await veritrail(["verify", "-", "--rpc", node.url, "--allow-pending"], {
+      stdin,
+    });
+    expect(lenient.code, lenient.stderr).to.equal(0);
+  });
+
+  it("--json on the NDJSON of every vector: each verdict as expected, exit 1", async () => {
+    const latest = await node.blockNumber();
+    const usable = cases.filter((c) => c.rpc === undefined && c.confirmations === undefined);
+    const lines = [];
+    for (const c of usable) lines.push(JSON.stringify(await buildCase(c, g)));
+    lines.splice(3, 0, "{this is not json");
+    const p = await file("all.ndjson", `${lines.join("\n")}\n`);
+    const run = await veritrail(["verify", p, "--rpc", node.url, "--json"]);
+    expect(run.code, run.stderr).to.equal(1);
+    const report = JSON.parse(run.stdout) as JsonReport;
+    expect(report.ok).to.equal(false);
+    expect(report.verdicts).to.have.length(usable.length + 1);
+    const bad = report.verdicts[3]!;
+    expect(bad).to.include({ line: 4, status: "failed", code: "BUNDLE_MALFORMED" });
+    const rest = report.verdicts.filter((_, i) => i !== 3);
+    const mismatches = usable
+      .map((c, i) => verdictMismatch(c, rest[i]!))
+      .filter((m) => m !== undefined);
+    expect(mismatches).to.deep.equal([]);
+    expect(report.summary.verified).to.equal(
+      usable.filter((c) => c.wantStatus === "verified").length,
+    );
+    // Confirmation-dependent vectors, one run each.
+    for (const c of cases.filter((x) => x.confirmations !== undefined)) {
+      const one = await file("conf.json", await buildCase(c, g));
+      const n = confirmationsFor(c, latest, g.anchorBlock);
+      const r = await veritrail([
+        "verify",
+        one,
+        "--rpc",
+        node.url,
+        "--json",
+        "--confirmations",
+        String(n),
+      ]);
+      const verdict = (JSON.parse(r.stdout) as JsonReport).verdicts[0]!;
+      expect(verdictMismatch(c, verdict)).to.equal(undefined);
+      expect(r.code).to.equal(c.wantStatus === "verified" ? 0 : 1);
+    }
+  });
+
+  it("an array of good bundles: a summary line, exit 0", async () => {
+    const p = await file("good.json", [g.bases.fresh, g.bases.erased], false);
+    const run = await veritrail(["verify", p, "--rpc", node.url]);
+    expect(run.code, run.stdout + run.stderr).to.equal(0);
+    expect(run.stdout).to.equal("2 bundles: 2 verified, 0 pending, 0 failed, 0 not checked\n");
+  });
+
+  it("an unreachable RPC, a missing file or a bad option: exit 2 with a message", async () => {
+    const p = await file("fresh2.json", g.bases.fresh);
+    const dead = await veritrail(["verify", p, "--rpc", g.deadRpcUrl]);
+    expect(dead.code).to.equal(2);
+    expect(dead.stderr).to.match(/cannot reach the RPC at http:\/\/127\.0\.0\.1:\d+/);
+    const missing = await veritrail(["verify", path.join(dir, "nope.json"), "--rpc", node.url]);
+    expect(missing.code).to.equal(2);
+    expect(missing.stderr).to.match(/cannot read .*nope\.json/);
+    const badOption = await veritrail(["verify", p, "--rpc", node.url, "--confirmations", "-1"]);
+    expect(badOption.code).to.equal(2);
+    expect(badOption.stderr).to.match(/--confirmations/);
+  });
+});
