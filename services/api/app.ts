@@ -14,6 +14,7 @@ import { registerBatchRoutes } from "./routes/batches.ts";
 import { registerEventRoutes } from "./routes/events.ts";
 import { registerKeyRoutes } from "./routes/keys.ts";
 import { registerOpsRoutes } from "./routes/ops.ts";
+import { type BundleVerifier, registerVerifyRoutes } from "./routes/verify.ts";
 
 /**
  * What /readyz and /metrics need from the anchor loop: `AnchorLoop.status()` fits (declared
@@ -40,6 +41,8 @@ export interface AppOptions {
   config: ApiConfig;
   /** The anchor loop's status, when one runs; /readyz answers 503 while it reports an alarm. */
   statusProvider?: () => AnchorStatus;
+  /** POST /v1/verify: the verifier bound to the service's chain; absent → 503 UNAVAILABLE. */
+  verifier?: BundleVerifier;
   /** Directory of the static pages (verify.html, patient.html, dist/); default `web/`. */
   webDir?: string;
   /** Include prom-client's process metrics (off in tests: they are global to the process). */
@@ -54,6 +57,7 @@ export interface ApiContext {
   config: ApiConfig;
   metrics: ApiMetrics;
   statusProvider: (() => AnchorStatus) | undefined;
+  verifier: BundleVerifier | undefined;
   webDir: string;
   authenticate: RequestHandler;
   rateLimit: RequestHandler;
@@ -75,6 +79,7 @@ export function createApp(opts: AppOptions): Express {
     config: opts.config,
     metrics,
     statusProvider: opts.statusProvider,
+    verifier: opts.verifier,
     webDir: opts.webDir ?? DEFAULT_WEB_DIR,
     authenticate: authenticate(opts.keys),
     rateLimit: perKeyRateLimit(opts.config.RATE_LIMIT_PER_MINUTE),
@@ -91,6 +96,7 @@ export function createApp(opts: AppOptions): Express {
   registerEventRoutes(app, ctx);
   registerBatchRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
+  registerVerifyRoutes(app, ctx);
 
   app.use(() => {
     throw new ApiError("NOT_FOUND", "no such route");

@@ -327,6 +327,47 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
       },
     },
     {
+      method: "post",
+      path: "/v1/verify",
+      summary: "Verify a proof bundle against the configured chain (any role)",
+      description:
+        "Runs the standalone verifier (the same code as the CLI and the browser page). A bundle can always be verified without this server, against a chain of the holder's choosing.",
+      security: BEARER,
+      request: {
+        body: { required: true, content: { "application/json": { schema: ref("ProofBundle") } } },
+      },
+      responses: {
+        200: json(
+          "The verdict: status verified, pending, failed or error, with one check per step.",
+          {
+            type: "object",
+            required: ["ok", "status", "checks"],
+            properties: {
+              ok: { type: "boolean" },
+              status: { enum: ["verified", "pending", "failed", "error"] },
+              code: { type: "string" },
+              seq: { type: "integer" },
+              log: { type: "string" },
+              checks: {
+                type: "array",
+                items: {
+                  type: "object",
+                  properties: {
+                    step: { type: "string" },
+                    ok: { oneOf: [{ type: "boolean" }, { const: "skipped" }] },
+                    code: { type: "string" },
+                    reason: { type: "string" },
+                  },
+                },
+              },
+            },
+          },
+        ),
+        ...errors("MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "UNAVAILABLE"),
+        ...authErrors,
+      },
+    },
+    {
       method: "get",
       path: "/healthz",
       summary: "Liveness",

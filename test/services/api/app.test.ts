@@ -20,6 +20,8 @@ interface RouteCase {
  *   seq 2: hospital, patient 2     seq 3: hospital, no patient
  * The writer is the hospital's, otherWriter the lab's.
  */
+let proofOfSeq0: unknown;
+
 const CASES: RouteCase[] = [
   {
     name: "POST /v1/events (own organization)",
@@ -154,6 +156,20 @@ const CASES: RouteCase[] = [
     },
   },
   {
+    name: "POST /v1/verify",
+    method: "POST",
+    path: "/v1/verify",
+    body: () => proofOfSeq0,
+    expect: {
+      admin: 200,
+      auditor: 200,
+      writer: 200,
+      otherWriter: 200,
+      patient1: 200,
+      patient2: 200,
+    },
+  },
+  {
     name: "GET /v1/keys",
     method: "GET",
     path: "/v1/keys",
@@ -180,6 +196,7 @@ describe("api app: every route × role", function () {
       eventFor(HOSPITAL_ORG, null),
     ]);
     await api.ledger.sealPending();
+    proofOfSeq0 = await api.ledger.prove(0);
   });
   after(async () => {
     await api.close();

@@ -9,12 +9,23 @@ import { loadConfig } from "../../../services/config.ts";
 import type { NativeEvent } from "../../../services/core/event.ts";
 import { ApiKeys } from "../../../services/ledger/api-keys.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
+import { type ChainRpc, RpcFailure } from "../../../services/verifier/chain-reads.ts";
+import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
 import { HOSPITAL_ORG, LAB_ORG, makeNativeEvent } from "../../fixtures/events.ts";
 
 export const PATIENT_1 = { system: "urn:oid:2.16.840.1.113883.4.1", value: "PAT-111-2222" };
 export const PATIENT_2 = { system: "urn:oid:2.16.840.1.113883.4.1", value: "PAT-333-4444" };
 
 const signer = new Wallet("0x" + "22".repeat(32));
+
+/** A chain that cannot be reached: bundles that need it verify to "error", unanchored ones to "pending". */
+export const UNREACHABLE_CHAIN: ChainRpc = {
+  call: () => Promise.reject(new RpcFailure("no chain in this test")),
+  getBlockNumber: () => Promise.reject(new RpcFailure("no chain in this test")),
+  getTransactionReceipt: () => Promise.reject(new RpcFailure("no chain in this test")),
+  getNetwork: () => Promise.reject(new RpcFailure("no chain in this test")),
+  getBlock: () => Promise.reject(new RpcFailure("no chain in this test")),
+};
 
 /** An event of `org` about `patient`, with a fresh requestId unless `requestId` is given. */
 export function eventFor(
@@ -72,6 +83,8 @@ export async function startTestApi(
     statusProvider?: () => AnchorStatus;
     webDir?: string;
     batchMaxEvents?: number;
+    /** false: no verifier (POST /v1/verify answers 503); default: the real one, chain unreachable. */
+    verifier?: false;
   } = {},
 ): Promise<TestApi> {
   const dir = await mkdtemp(path.join(tmpdir(), "veritrail-api-"));
@@ -90,6 +103,8 @@ export async function startTestApi(
   const appOptions: AppOptions = { ledger, keys, logger, config };
   if (overrides.statusProvider) appOptions.statusProvider = overrides.statusProvider;
   if (overrides.webDir) appOptions.webDir = overrides.webDir;
+  if (overrides.verifier !== false)
+    appOptions.verifier = (bundle) => verifyBundle(bundle, UNREACHABLE_CHAIN, { confirmations: 1 });
   const server = await startServer(createApp(appOptions), { host: "127.0.0.1", port: 0 });
   const secret = async (req: Parameters<ApiKeys["create"]>[0]) => (await keys.create(req)).secret;
   const revoked = await keys.create({ role: "auditor" });

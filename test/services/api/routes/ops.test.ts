@@ -113,6 +113,7 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
       "/v1/batches/{batchNo}",
       "/v1/keys",
       "/v1/keys/{id}",
+      "/v1/verify",
       "/healthz",
       "/readyz",
       "/metrics",
