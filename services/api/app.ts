@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import express, { type Express, type RequestHandler } from "express";
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
 import helmet from "helmet";
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
@@ -101,6 +101,14 @@ export function createApp(opts: AppOptions): Express {
   app.use(() => {
     throw new ApiError("NOT_FOUND", "no such route");
   });
+  // A closed database (shutdown in progress) is not a bug: the caller may retry elsewhere.
+  app.use(((err, _req, _res, next) => {
+    next(
+      err instanceof ApiError || ctx.queries.isOpen()
+        ? err
+        : new ApiError("UNAVAILABLE", "the ledger is not open; retry later"),
+    );
+  }) as ErrorRequestHandler);
   app.use(errorHandler(opts.logger));
   return app;
 }

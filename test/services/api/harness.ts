@@ -144,7 +144,7 @@ export async function startTestApi(
     },
     async close() {
       await server.close(1_000);
-      await ledger.close();
+      if (ledger.store.isOpen) await ledger.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -66,8 +66,12 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
       const closed = await plain.request("GET", "/readyz");
       expect(closed.status).to.equal(503);
       expect(closed.body).to.have.nested.property("checks.ledger", "closed");
+      // Requests that need the database answer 503, not 500, while it is closed.
+      const read = await plain.request("GET", "/v1/events/0", { key: plain.secrets.auditor });
+      expect(read.status).to.equal(503);
+      expect(read.body).to.have.nested.property("error.code", "UNAVAILABLE");
     } finally {
-      await plain.close().catch(() => undefined);
+      await plain.close();
     }
   });
 
