@@ -1,0 +1,53 @@
+/**
+ * Bundles the browser pages: web/verify.ts → web/dist/verify.js (served at /assets/verify.js).
+ * esbuild with the browser platform and the "browser" condition, so package.json `imports`
+ * picks services/core/sha256.browser.ts (@noble) instead of the Node/OpenSSL one.
+ *
+ *   node --import tsx scripts/build-web.ts
+ */
+import { build } from "esbuild";
+import path from "node:path";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+export const WEB_DIST = path.join(ROOT, "web/dist");
+
+export interface WebBuildResult {
+  outfile: string;
+  bytes: number;
+  inputs: string[];
+}
+
+export async function buildWeb(opts: { minify?: boolean } = {}): Promise<WebBuildResult> {
+  const outfile = path.join(WEB_DIST, "verify.js");
+  const result = await build({
+    absWorkingDir: ROOT,
+    entryPoints: [path.join(ROOT, "web/verify.ts")],
+    outfile,
+    bundle: true,
+    platform: "browser",
+    conditions: ["browser"],
+    format: "esm",
+    target: ["es2022"],
+    minify: opts.minify ?? true,
+    sourcemap: true,
+    legalComments: "linked",
+    metafile: true,
+    logLevel: "warning",
+  });
+  const inputs = Object.keys(result.metafile.inputs);
+  // The verifier must never reach the Node hash or anything with I/O in the browser.
+  const forbidden = inputs.filter(
+    (p) =>
+      p.endsWith("sha256.node.ts") ||
+      /services\/(store|api|ledger|chain)\//.test(p) ||
+      p.startsWith("node:"),
+  );
+  if (forbidden.length > 0) throw new Error(`the browser bundle pulls in ${forbidden.join(", ")}`);
+  const output = result.metafile.outputs[path.relative(ROOT, outfile)];
+  return { outfile, bytes: output?.bytes ?? 0, inputs };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { outfile, bytes } = await buildWeb();
+  console.log(`${path.relative(ROOT, outfile)}: ${(bytes / 1024).toFixed(0)} KiB`);
+}

@@ -1,0 +1,161 @@
+import { expect } from "chai";
+import { createReadStream } from "node:fs";
+import { mkdir, stat } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { type Browser, type Page, chromium } from "playwright-core";
+import { WEB_DIST, buildWeb } from "../../scripts/build-web.ts";
+import { HardhatNode } from "../support/hardhat-node.ts";
+import {
+  type GeneratedBundles,
+  buildCase,
+  generateBundles,
+  loadCases,
+} from "../vectors/bundles/generate.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const WEB = path.join(ROOT, "web");
+const ARTIFACTS = path.join(ROOT, "test-artifacts");
+
+const TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".map": "application/json",
+  ".txt": "text/plain; charset=utf-8",
+};
+
+/**
+ * The routes the API will serve: the page at /verify, the bundle at /assets/. Nothing else, so
+ * a page that fetched anything more (a font, a CDN, the API) would show up as a 404.
+ */
+async function startStaticServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    let file: string | undefined;
+    if (url.pathname === "/verify") file = path.join(WEB, "verify.html");
+    else if (url.pathname.startsWith("/assets/")) {
+      const name = path.basename(url.pathname);
+      if (/^[\w.-]+$/.test(name)) file = path.join(WEB_DIST, name);
+    }
+    const send = async () => {
+      if (!file || !(await stat(file).catch(() => undefined))?.isFile()) {
+        res.writeHead(404).end("not found");
+        return;
+      }
+      res.writeHead(200, {
+        "content-type": TYPES[path.extname(file)] ?? "application/octet-stream",
+      });
+      createReadStream(file).pipe(res);
+    };
+    void send();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe("verify page in headless Chromium (real Hardhat node)", function () {
+  this.timeout(180_000);
+  let node: HardhatNode;
+  let g: GeneratedBundles;
+  let site: { url: string; close(): Promise<void> };
+  let browser: Browser;
+  let page: Page;
+  const requests: string[] = [];
+  const consoleErrors: string[] = [];
+
+  before(async () => {
+    await buildWeb();
+    await mkdir(ARTIFACTS, { recursive: true });
+    node = await HardhatNode.start();
+    g = await generateBundles(node);
+    site = await startStaticServer();
+    browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      headless: true,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    });
+    page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    page.on("request", (r) => requests.push(r.url()));
+    page.on("console", (m) => {
+      if (m.type() === "error") consoleErrors.push(m.text());
+    });
+    page.on("pageerror", (e) => consoleErrors.push(e.message));
+  });
+  after(async () => {
+    await browser?.close();
+    await site?.close();
+    await g?.close();
+    await node?.stop();
+  });
+
+  async function verdictAfter(action: () => Promise<unknown>): Promise<string> {
+    await page.evaluate(() => delete document.body.dataset.verdict);
+    await action();
+    await page.waitForSelector("body[data-verdict]", { timeout: 60_000 });
+    return (await page.getAttribute("body", "data-verdict")) ?? "";
+  }
+
+  it("accepts a fresh bundle given as #bundle=<base64url>: every check ✓", async () => {
+    const encoded = Buffer.from(JSON.stringify(g.bases.fresh)).toString("base64url");
+    const target = `${site.url}/verify#bundle=${encoded}&rpc=${encodeURIComponent(node.url)}`;
+    const status = await verdictAfter(() => page.goto(target));
+    expect(status, await page.innerText("#result")).to.equal("verified");
+    expect(await page.innerText("#verdict-title")).to.equal("✓ Verified");
+    const marks = await page.$$eval("#checks tbody tr", (rows) =>
+      rows.map((r) => [r.getAttribute("data-step"), r.getAttribute("data-ok")]),
+    );
+    expect(marks).to.have.length(8);
+    expect(marks.every(([, ok]) => ok === "true")).to.equal(true);
+    expect(await page.inputValue("#rpc")).to.equal(node.url);
+    await page.screenshot({ path: path.join(ARTIFACTS, "verify-ok.png"), fullPage: true });
+  });
+
+  it("rejects a tampered bundle pasted into the form, naming the failed step", async () => {
+    const c = (await loadCases()).find((x) => x.desc === "altered event field (requestId)")!;
+    const tampered = await buildCase(c, g);
+    await page.fill("#bundle", JSON.stringify(tampered, null, 2));
+    const status = await verdictAfter(() => page.click("#verify"));
+    expect(status).to.equal("failed");
+    expect(await page.innerText("#verdict-title")).to.equal("✗ Not valid");
+    const row = page.locator('#checks tr[data-step="commitment"]');
+    expect(await row.getAttribute("data-ok")).to.equal("false");
+    expect(await row.locator("td.code").innerText()).to.equal("COMMITMENT_MISMATCH");
+    expect(await row.locator("td.mark").getAttribute("aria-label")).to.equal("failed");
+    await page.screenshot({ path: path.join(ARTIFACTS, "verify-tampered.png"), fullPage: true });
+  });
+
+  it("says 'receipt verified, not yet anchored' for a pending bundle", async () => {
+    await page.fill("#bundle", JSON.stringify(g.bases.pending));
+    const status = await verdictAfter(() => page.click("#verify"));
+    expect(status).to.equal("pending");
+    expect(await page.innerText("#verdict-title")).to.match(/Receipt verified, not yet anchored/);
+  });
+
+  it("reports text that is not JSON without calling the chain", async () => {
+    await page.fill("#bundle", "{ not json");
+    const status = await verdictAfter(() => page.click("#verify"));
+    expect(status).to.equal("failed");
+    expect(await page.innerText("#verdict-title")).to.equal("✗ Not a bundle");
+  });
+
+  it("talked only to the page's own origin and the RPC, with no console errors", () => {
+    const origins = new Set(requests.map((u) => new URL(u).origin));
+    expect([...origins].sort()).to.deep.equal([site.url, node.url].sort());
+    expect(
+      requests.filter((u) => u.startsWith(site.url)).map((u) => new URL(u).pathname),
+    ).to.include.members(["/verify", "/assets/verify.js"]);
+    expect(consoleErrors).to.deep.equal([]);
+  });
+});

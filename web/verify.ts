@@ -1,0 +1,199 @@
+/**
+ * The verify page (web/verify.html): runs the standalone verifier in the browser against the RPC
+ * URL the user gives. Bundled by scripts/build-web.ts (esbuild, browser conditions, so core's
+ * SHA-256 is @noble's) into web/dist/verify.js, served at /assets/verify.js.
+ *
+ * Never talks to the Veritrail API. Every value from the bundle reaches the page through
+ * textContent only: a bundle is untrusted input.
+ *
+ * Address fragment: #bundle=<base64url JSON>[&rpc=<url>][&confirmations=<n>] fills the form and
+ * verifies at once (the fragment is never sent to any server).
+ */
+import type { Check, Verdict } from "../services/verifier/verdict.ts";
+import { connectRpc } from "../services/verifier/rpc.ts";
+import { verifyBundle } from "../services/verifier/verify-bundle.ts";
+
+const MARK: Record<string, { symbol: string; label: string }> = {
+  true: { symbol: "✓", label: "passed" },
+  false: { symbol: "✗", label: "failed" },
+  skipped: { symbol: "–", label: "skipped" },
+};
+
+const STEP_NAMES: Record<string, string> = {
+  shape: "Bundle format",
+  commitment: "Event commitment",
+  entry: "Entry, batch and receipt agree",
+  inclusion: "Merkle audit path",
+  anchor: "Anchored on-chain",
+  confirmations: "Confirmations",
+  receipt: "Receipt signature",
+  signer: "Registered signer",
+};
+
+function element<T extends HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} missing from the page`);
+  return el as T;
+}
+
+const form = element<HTMLFormElement>("verify-form");
+const bundleField = element<HTMLTextAreaElement>("bundle");
+const fileField = element<HTMLInputElement>("bundle-file");
+const rpcField = element<HTMLInputElement>("rpc");
+const confirmationsField = element<HTMLInputElement>("confirmations");
+const button = element<HTMLButtonElement>("verify");
+const busy = element<HTMLSpanElement>("busy");
+const verdictBox = element<HTMLDivElement>("verdict");
+const verdictTitle = element<HTMLHeadingElement>("verdict-title");
+const verdictDetail = element<HTMLParagraphElement>("verdict-detail");
+const table = element<HTMLTableElement>("checks");
+const tbody = table.tBodies[0]!;
+
+function headline(v: Verdict): { title: string; detail: string } {
+  const who = v.seq !== undefined ? `Event ${v.seq}` : "This bundle";
+  switch (v.status) {
+    case "verified":
+      return {
+        title: "✓ Verified",
+        detail: `${who} is in a batch anchored on-chain; every check passed against the chain.`,
+      };
+    case "pending":
+      return {
+        title: "… Receipt verified, not yet anchored",
+        detail: `${who} was accepted and its signed receipt checks out, but its batch is not on-chain yet. Check again later.`,
+      };
+    case "failed": {
+      const failed = v.checks.find((c) => c.ok === false && c.code === v.code);
+      return {
+        title: "✗ Not valid",
+        detail: `Failed at “${STEP_NAMES[failed?.step ?? ""] ?? failed?.step}” (${v.code}): ${failed?.reason ?? ""}`,
+      };
+    }
+    case "error":
+      return {
+        title: "! Could not check",
+        detail: "The RPC endpoint could not be read. Check the URL and try again.",
+      };
+  }
+}
+
+function cell(text: string, className: string): HTMLTableCellElement {
+  const td = document.createElement("td");
+  td.className = className;
+  td.textContent = text;
+  return td;
+}
+
+function checkRow(c: Check): HTMLTableRowElement {
+  const tr = document.createElement("tr");
+  tr.dataset.ok = String(c.ok);
+  tr.dataset.step = c.step;
+  const mark = MARK[String(c.ok)]!;
+  const markCell = cell(mark.symbol, "mark");
+  markCell.setAttribute("aria-label", mark.label);
+  tr.append(
+    markCell,
+    cell(STEP_NAMES[c.step] ?? c.step, "step"),
+    cell(c.code ?? "", "code"),
+    cell(c.reason, "reason"),
+  );
+  return tr;
+}
+
+function show(status: string, title: string, detail: string, checks: Check[]): void {
+  verdictBox.hidden = false;
+  verdictBox.dataset.status = status;
+  verdictTitle.textContent = title;
+  verdictDetail.textContent = detail;
+  tbody.replaceChildren(...checks.map(checkRow));
+  table.hidden = checks.length === 0;
+  // Tests and scripts wait for this attribute.
+  document.body.dataset.verdict = status;
+}
+
+async function run(): Promise<void> {
+  delete document.body.dataset.verdict;
+  let bundle: unknown;
+  try {
+    bundle = JSON.parse(bundleField.value);
+  } catch (e) {
+    show("failed", "✗ Not a bundle", `The text is not JSON: ${(e as Error).message}`, []);
+    return;
+  }
+  const confirmations = Number(confirmationsField.value);
+  if (!Number.isSafeInteger(confirmations) || confirmations < 0) {
+    show("error", "! Check the form", "Confirmations must be a whole number, 0 or more.", []);
+    return;
+  }
+  button.disabled = true;
+  busy.textContent = "Checking against the chain…";
+  try {
+    const provider = await connectRpc(rpcField.value.trim(), { timeoutMs: 15_000 });
+    try {
+      const verdict = await verifyBundle(bundle, provider, { confirmations });
+      const { title, detail } = headline(verdict);
+      show(verdict.status, title, detail, verdict.checks);
+    } finally {
+      provider.destroy();
+    }
+  } catch (e) {
+    show("error", "! Could not check", (e as Error).message, []);
+  } finally {
+    button.disabled = false;
+    busy.textContent = "";
+  }
+}
+
+function fromBase64Url(text: string): string {
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  const bytes = Uint8Array.from(atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4)), (c) =>
+    c.charCodeAt(0),
+  );
+  return new TextDecoder().decode(bytes);
+}
+
+async function loadFile(file: File): Promise<void> {
+  bundleField.value = await file.text();
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  void run();
+});
+
+fileField.addEventListener("change", () => {
+  const file = fileField.files?.[0];
+  if (file) void loadFile(file);
+});
+
+bundleField.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  bundleField.classList.add("dragging");
+});
+bundleField.addEventListener("dragleave", () => bundleField.classList.remove("dragging"));
+bundleField.addEventListener("drop", (event) => {
+  event.preventDefault();
+  bundleField.classList.remove("dragging");
+  const file = event.dataTransfer?.files[0];
+  if (file) void loadFile(file);
+});
+
+function fromFragment(): void {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const rpc = params.get("rpc");
+  if (rpc) rpcField.value = rpc;
+  const confirmations = params.get("confirmations");
+  if (confirmations) confirmationsField.value = confirmations;
+  const encoded = params.get("bundle");
+  if (!encoded) return;
+  try {
+    bundleField.value = JSON.stringify(JSON.parse(fromBase64Url(encoded)), null, 2);
+  } catch {
+    show("failed", "✗ Not a bundle", "The #bundle= part of the address is not base64url JSON.", []);
+    return;
+  }
+  void run();
+}
+
+window.addEventListener("hashchange", fromFragment);
+fromFragment();
