@@ -25,16 +25,24 @@ const service = await runService(config, logger).catch((error: unknown) => {
 });
 process.stdout.write(banner(service, config));
 
-let signals = 0;
+// A second signal forces the exit, but only one sent deliberately: under `npm start` the service
+// gets each Ctrl-C twice at once (from the terminal's process group and forwarded by npm).
+const FORCE_AFTER_MS = 2_000;
+let firstSignalAt: number | undefined;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
-    if (++signals > 1) {
+    if (firstSignalAt !== undefined) {
+      if (Date.now() - firstSignalAt < FORCE_AFTER_MS) return;
       process.stderr.write("veritrail: forced exit\n");
       process.exit(130);
     }
+    firstSignalAt = Date.now();
     logger.info({ signal }, "stopping: finishing requests in flight, closing the ledger");
     service.stop().then(
-      () => process.exit(0),
+      () => {
+        process.stdout.write("Veritrail stopped: every acknowledged event is on disk.\n");
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, "unclean stop");
         process.exit(1);

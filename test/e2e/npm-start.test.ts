@@ -1,0 +1,206 @@
+/**
+ * End to end, as a user would: `npm start` in a temp data directory on free loopback ports,
+ * events posted with the printed admin key's writer, bundles verified against the chain with the
+ * standalone verifier, SIGTERM, and a restart that still has every acknowledged event.
+ */
+import { expect } from "chai";
+import { JsonRpcProvider } from "ethers";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { verifyBundle } from "../../services/verifier/verify-bundle.ts";
+import { makeNativeEvent } from "../fixtures/events.ts";
+import { freePort } from "../support/hardhat-node.ts";
+
+const REPO = path.resolve(import.meta.dirname, "../..");
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+  adminKey?: string;
+}
+
+async function npmStart(env: Record<string, string>): Promise<Started> {
+  const child = spawn("npm", ["start", "--silent"], {
+    cwd: REPO,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  const deadline = Date.now() + 120_000;
+  while (!out.includes("Veritrail is running.")) {
+    if (child.exitCode !== null) throw new Error(`npm start exited ${child.exitCode}:\n${out}`);
+    if (Date.now() > deadline) throw new Error(`npm start did not come up:\n${out}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  // The banner is written in one call; give the key line a moment to arrive with it.
+  await new Promise((r) => setTimeout(r, 200));
+  const key = /First admin key[^\n]*\n\s+(vt_[A-Za-z0-9_-]{43})/.exec(out)?.[1];
+  return { child, output: () => out, ...(key ? { adminKey: key } : {}) };
+}
+
+async function stop(started: Started, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+  const { child } = started;
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
+  // Like Ctrl-C in a terminal: the whole foreground group gets the signal; npm forwards it to
+  // the service (exec'd by the start script), which stops its own Hardhat node.
+  process.kill(-child.pid!, signal);
+  const timer = setTimeout(() => {
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }, 30_000);
+  const code = await exited;
+  clearTimeout(timer);
+  return code;
+}
+
+async function api<T>(
+  base: string,
+  key: string,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  const response = await fetch(base + route, {
+    method,
+    headers: {
+      authorization: `Bearer ${key}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: response.status, body: (await response.json()) as T };
+}
+
+describe("npm start, end to end", function () {
+  this.timeout(300_000);
+  let dataDir: string;
+  const running: Started[] = [];
+
+  before(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), "veritrail-e2e-"));
+  });
+  after(async () => {
+    for (const s of running) await stop(s, "SIGKILL").catch(() => undefined);
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("logs, anchors, proves, stops cleanly and keeps every acknowledged event", async () => {
+    const port = await freePort();
+    const chainPort = await freePort();
+    const env = {
+      DATA_DIR: path.join(dataDir, "data"),
+      PORT: String(port),
+      EMBEDDED_CHAIN_PORT: String(chainPort),
+      BATCH_MAX_WAIT_MS: "200",
+      LOG_LEVEL: "warn",
+    };
+    const first = await npmStart(env);
+    running.push(first);
+    const base = `http://127.0.0.1:${port}`;
+    expect(first.adminKey, first.output()).to.be.a("string");
+    const admin = first.adminKey!;
+
+    const writer = await api<{ secret: string }>(base, admin, "POST", "/v1/keys", {
+      role: "writer",
+      organization: "org:st-mary-general",
+    });
+    expect(writer.status).to.equal(201);
+    const writerKey = writer.body.secret;
+
+    // 30 single posts, 10 at a time, plus one bulk call of 20.
+    const event = (i: number) => {
+      const e = makeNativeEvent({ requestId: `e2e-${i}` });
+      return { ...e, source: { ...e.source, organization: "org:st-mary-general" } };
+    };
+    const receipts: Array<{ seq: number; leafHash: string }> = [];
+    for (let round = 0; round < 3; round++) {
+      const posted = await Promise.all(
+        Array.from({ length: 10 }, (_, j) =>
+          api<{ receipts: Array<{ receipt: { seq: number; leafHash: string } }> }>(
+            base,
+            writerKey,
+            "POST",
+            "/v1/events",
+            event(round * 10 + j),
+          ),
+        ),
+      );
+      for (const p of posted) {
+        expect(p.status).to.equal(201);
+        receipts.push(p.body.receipts[0]!.receipt);
+      }
+    }
+    const bulk = await api<{ receipts: Array<{ receipt: { seq: number; leafHash: string } }> }>(
+      base,
+      writerKey,
+      "POST",
+      "/v1/events",
+      Array.from({ length: 20 }, (_, i) => event(100 + i)),
+    );
+    expect(bulk.status).to.equal(201);
+    receipts.push(...bulk.body.receipts.map((r) => r.receipt));
+    expect(receipts.map((r) => r.seq).sort((a, b) => a - b)).to.deep.equal(
+      Array.from({ length: 50 }, (_, i) => i),
+    );
+
+    // Wait until the last event's batch is anchored, then verify bundles against the chain.
+    const deadline = Date.now() + 60_000;
+    let last: { status: string } | undefined;
+    while (Date.now() < deadline) {
+      last = (await api<{ status: string }>(base, writerKey, "GET", "/v1/events/49/proof")).body;
+      if (last.status === "anchored") break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(last?.status).to.equal("anchored");
+    const provider = new JsonRpcProvider(`http://127.0.0.1:${chainPort}`, undefined, {
+      staticNetwork: true,
+    });
+    for (const seq of [0, 17, 49]) {
+      const bundle = (await api<unknown>(base, writerKey, "GET", `/v1/events/${seq}/proof`)).body;
+      const verdict = await verifyBundle(bundle, provider, { confirmations: 1 });
+      expect(verdict.ok, JSON.stringify(verdict.checks)).to.equal(true);
+    }
+    provider.destroy();
+
+    expect(await stop(first)).to.equal(0);
+    running.pop();
+
+    // Restart on the same data: no new admin key, the keys still work, every acknowledged
+    // event is there, unchanged.
+    const second = await npmStart(env);
+    running.push(second);
+    expect(second.adminKey).to.equal(undefined);
+    const keys = await api<unknown[]>(base, admin, "GET", "/v1/keys");
+    expect(keys.status).to.equal(200);
+    for (const r of receipts) {
+      const got = await api<{ entry: { seq: number } }>(
+        base,
+        writerKey,
+        "GET",
+        `/v1/events/${r.seq}`,
+      );
+      expect(got.status, `seq ${r.seq}`).to.equal(200);
+      expect(got.body.entry.seq).to.equal(r.seq);
+      const proof = await api<{ receipt: { leafHash: string } }>(
+        base,
+        writerKey,
+        "GET",
+        `/v1/events/${r.seq}/proof`,
+      );
+      expect(proof.body.receipt.leafHash).to.equal(r.leafHash);
+    }
+    expect(await stop(second)).to.equal(0);
+    running.pop();
+  });
+});
