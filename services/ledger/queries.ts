@@ -1,6 +1,7 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import type { NativeEvent } from "../core/event.ts";
-import { fromHex } from "../core/hex.ts";
+import { hmacSha256 } from "../core/hash.ts";
+import { fromHex, utf8 } from "../core/hex.ts";
 import { K } from "../store/keys.ts";
 import { LedgerError } from "./errors.ts";
 import type { Ledger, StoredEvent } from "./ledger.ts";
@@ -48,12 +49,12 @@ interface CursorPayload {
 }
 
 export class EventQueries {
-  private readonly cursorKey: Buffer;
+  private readonly cursorKey: Uint8Array;
 
   constructor(private readonly ledger: Ledger) {
-    this.cursorKey = createHmac("sha256", fromHex(ledger.meta.logSecret))
-      .update("veritrail/api-cursor/1")
-      .digest();
+    // Derived from the log secret, domain-separated from subject tags (their input always holds
+    // a "|", this label does not), so no cursor MAC can equal a patient's tag.
+    this.cursorKey = hmacSha256(fromHex(ledger.meta.logSecret), utf8("veritrail/api-cursor/1"));
   }
 
   /** True while the ledger's database is open (readiness). */
@@ -146,7 +147,9 @@ export class EventQueries {
       filter.purpose ?? null,
       filter.type ?? null,
     ]);
-    return createHmac("sha256", this.cursorKey).update(canonical).digest("base64url").slice(0, 22);
+    return Buffer.from(hmacSha256(this.cursorKey, utf8(canonical)))
+      .toString("base64url")
+      .slice(0, 22);
   }
 
   private encodeCursor(filterDigest: string, position: Position): string {
@@ -176,7 +179,7 @@ export class EventQueries {
   }
 
   private mac(body: string): Buffer {
-    return createHmac("sha256", this.cursorKey).update(body).digest();
+    return Buffer.from(hmacSha256(this.cursorKey, utf8(body)));
   }
 }
 

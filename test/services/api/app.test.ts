@@ -274,6 +274,13 @@ describe("api app: every route × role", function () {
       });
       expect(unknown.status).to.equal(404);
     });
+    it("a malformed id → 400 naming id", async () => {
+      for (const id of ["not-an-id", "key_XYZ", "key_00000000000000001"]) {
+        const res = await api.request("DELETE", `/v1/keys/${id}`, { key: api.secrets.admin });
+        expect(res.status, id).to.equal(400);
+        expect(res.body).to.have.nested.property("error.field", "id");
+      }
+    });
     it("without a key → 401, with a bad key → 401", async () => {
       const victim = await api.keys.create({ role: "auditor" });
       expect((await api.request("DELETE", `/v1/keys/${victim.key.id}`)).status).to.equal(401);
