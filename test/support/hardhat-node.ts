@@ -14,23 +14,14 @@
  * synchronous `exit` hook as a last resort.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createRequire } from "node:module";
 import net from "node:net";
 import path from "node:path";
+import { hardhatCliPath } from "../../services/chain/dev-node.ts";
 
 const HOST = "127.0.0.1";
 const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
 /** Hardhat's CLI entry, from its package.json "bin" (the subpath is not in its "exports"). */
-const HARDHAT_CLI = hardhatCli();
-
-function hardhatCli(): string {
-  const require = createRequire(path.join(REPO_ROOT, "package.json"));
-  const packageDir = path.dirname(require.resolve("hardhat/package.json"));
-  const manifest = require("hardhat/package.json") as { bin: string | Record<string, string> };
-  const bin = typeof manifest.bin === "string" ? manifest.bin : manifest.bin.hardhat;
-  if (!bin) throw new Error("hardhat has no CLI entry in its package.json");
-  return path.join(packageDir, bin);
-}
+const HARDHAT_CLI = hardhatCliPath();
 
 /**
  * The well-known accounts of a default Hardhat node (mnemonic "test test … junk"). Public keys:
