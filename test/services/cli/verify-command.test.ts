@@ -1,8 +1,10 @@
 import { expect } from "chai";
 import { spawn } from "node:child_process";
+import { PassThrough, Writable } from "node:stream";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { runCli } from "../../../services/cli/main.ts";
 import { HardhatNode } from "../../support/hardhat-node.ts";
 import {
   type GeneratedBundles,
@@ -160,6 +162,45 @@ describe("veritrail verify (CLI, real Hardhat node)", function () {
     const run = await veritrail(["verify", p, "--rpc", node.url]);
     expect(run.code, run.stdout + run.stderr).to.equal(0);
     expect(run.stdout).to.equal("2 bundles: 2 verified, 0 pending, 0 failed, 0 not checked\n");
+  });
+
+  it("in-process: a progress bar on a TTY for many bundles, none for one", async () => {
+    class Capture extends Writable {
+      text = "";
+      isTTY: boolean;
+      columns = 100;
+      constructor(tty: boolean) {
+        super();
+        this.isTTY = tty;
+      }
+      override _write(chunk: Buffer, _enc: string, done: () => void): void {
+        this.text += chunk.toString("utf8");
+        done();
+      }
+    }
+    const many = await file(
+      "many.ndjson",
+      [g.bases.fresh, g.bases.erased, g.bases.fresh].map((b) => JSON.stringify(b)).join("\n"),
+    );
+    const stdout = new Capture(false);
+    const stderr = new Capture(true);
+    const code = await runCli(["node", "veritrail", "verify", many, "--rpc", node.url], {
+      stdout,
+      stderr,
+      stdin: new PassThrough(),
+    });
+    expect(code, stderr.text).to.equal(0);
+    expect(stderr.text).to.match(/verifying .* 3\/3 bundles/);
+    expect(stdout.text).to.equal("3 bundles: 3 verified, 0 pending, 0 failed, 0 not checked\n");
+    const quiet = new Capture(false);
+    const one = await file("one.json", g.bases.fresh);
+    const code1 = await runCli(["node", "veritrail", "verify", one, "--rpc", node.url], {
+      stdout: new Capture(false),
+      stderr: quiet,
+      stdin: new PassThrough(),
+    });
+    expect(code1).to.equal(0);
+    expect(quiet.text).to.equal("");
   });
 
   it("an unreachable RPC, a missing file or a bad option: exit 2 with a message", async () => {
