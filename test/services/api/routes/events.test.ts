@@ -479,6 +479,45 @@ describe("api routes: events", function () {
       );
     });
 
+    it("property: paging with any filter and page size returns exactly the matching events once", async () => {
+      const day = (i: number) => Date.UTC(2024, 0, 1 + i);
+      await fc.assert(
+        fc.asyncProperty(
+          fc.record(
+            {
+              org: fc.constantFrom(HOSPITAL_ORG, LAB_ORG),
+              purpose: fc.constantFrom("ETREAT", "TREAT", "PUBHLTH"),
+              type: fc.constantFrom("rest", "read", "110106"),
+              from: fc.integer({ min: 0, max: 26 }),
+              to: fc.integer({ min: 0, max: 26 }),
+            },
+            { requiredKeys: [] },
+          ),
+          fc.integer({ min: 1, max: 7 }),
+          async (f, limit) => {
+            const params = [`limit=${limit}`];
+            if (f.org !== undefined) params.push(`organization=${encodeURIComponent(f.org)}`);
+            if (f.purpose !== undefined) params.push(`purpose=${f.purpose}`);
+            if (f.type !== undefined) params.push(`type=${f.type}`);
+            if (f.from !== undefined) params.push(`from=${new Date(day(f.from)).toISOString()}`);
+            if (f.to !== undefined) params.push(`to=${new Date(day(f.to)).toISOString()}`);
+            const expected = Array.from({ length: 25 }, (_, i) => i).filter(
+              (i) =>
+                (f.org === undefined || f.org === (i % 2 === 0 ? HOSPITAL_ORG : LAB_ORG)) &&
+                (f.purpose === undefined ||
+                  f.purpose === "TREAT" ||
+                  (f.purpose === "ETREAT" && i % 5 === 0)) &&
+                (f.type === undefined || f.type !== "110106") &&
+                (f.from === undefined || day(i) >= day(f.from)) &&
+                (f.to === undefined || day(i) < day(f.to)),
+            );
+            expect(await all(params.join("&"), lister.secrets.auditor)).to.deep.equal(expected);
+          },
+        ),
+        { numRuns: 40 },
+      );
+    });
+
     it("a modified cursor or one from another filter → 400 BAD_CURSOR naming cursor", async () => {
       const first = await lister.request("GET", "/v1/events?limit=5", {
         key: lister.secrets.auditor,
