@@ -227,7 +227,8 @@ async function anchorState(
         ),
         confirmations: pass(
           "confirmations",
-          `in the registry state at block ${deep}, ${depth} block(s) deep (latest ${latest})`,
+          `${depth} required: the registry state at block ${deep} (head ${latest}) already ` +
+            `holds it; anchoring block ${anchor.blockNumber} has ${latest - anchor.blockNumber + 1}`,
         ),
       };
     }
