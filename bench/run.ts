@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
+import { benchHttpBulk, benchHttpSingle } from "./http-bench.ts";
 import { benchBulkIngest, benchConcurrentSingles, benchProofs } from "./ledger-bench.ts";
 import { type BenchRow, meetsTarget, renderTable } from "./table.ts";
 
@@ -15,7 +16,8 @@ const program = new Command()
     "1000000",
   )
   .option("--proof-samples <n>", "proofs to time", "2000")
-  .option("--only <names>", "comma-separated subset: bulk,single,proof")
+  .option("--http-seconds <n>", "duration of each HTTP load run", "10")
+  .option("--only <names>", "comma-separated subset: bulk,single,http,proof")
   .parse();
 
 const o = program.opts<Record<string, string>>();
@@ -35,6 +37,13 @@ if (want("bulk")) {
 if (want("single")) {
   log("64 concurrent single-event callers");
   rows.push(...(await benchConcurrentSingles({ total: Number(o.singleEvents), concurrency: 64 })));
+}
+if (want("http")) {
+  log("HTTP: 64 connections posting single events, then bulk calls");
+  rows.push(...(await benchHttpSingle({ seconds: Number(o.httpSeconds), connections: 64 })));
+  rows.push(
+    ...(await benchHttpBulk({ seconds: Number(o.httpSeconds), connections: 4, perCall: 1_000 })),
+  );
 }
 if (want("proof")) {
   log(`proof latency at ${o.proofLogSize} events (building the log first)`);

@@ -1,0 +1,117 @@
+import autocannon from "autocannon";
+import { Wallet } from "ethers";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createApp } from "../services/api/app.ts";
+import { startServer } from "../services/api/server.ts";
+import { loadConfig } from "../services/config.ts";
+import { ApiKeys } from "../services/ledger/api-keys.ts";
+import { Ledger } from "../services/ledger/ledger.ts";
+import { createLogger } from "../services/logger.ts";
+import { benchEvent } from "./ledger-bench.ts";
+import type { BenchRow } from "./table.ts";
+
+/**
+ * HTTP ingest over loopback with autocannon: the real app (auth, validation, durable group
+ * commit, receipts), against a real LevelDB in a temp directory. No chain: anchoring does not
+ * sit on the ingest path.
+ */
+async function withApi<T>(fn: (url: string, writerKey: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(tmpdir(), "veritrail-bench-http-"));
+  const ledger = await Ledger.open({
+    location: dir,
+    receiptSigner: new Wallet("0x" + "42".repeat(32)),
+    batchMaxEvents: 10_000,
+    batchMaxWaitMs: 1_000,
+    anchorDeadlineMs: 3_600_000,
+    groupCommitMaxEvents: 4_096,
+  });
+  const keys = ApiKeys.forLedger(ledger);
+  const writer = await keys.create({ role: "writer", organization: "Organization/hospital-a" });
+  const config = loadConfig({ RATE_LIMIT_PER_MINUTE: "10000000" });
+  const app = createApp({ ledger, keys, logger: createLogger("silent"), config });
+  const server = await startServer(app, { host: "127.0.0.1", port: 0 });
+  try {
+    return await fn(server.url, writer.secret);
+  } finally {
+    await server.close();
+    await ledger.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function run(opts: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+export async function benchHttpSingle(opts: {
+  seconds: number;
+  connections: number;
+}): Promise<BenchRow[]> {
+  return withApi(async (url, key) => {
+    const body = JSON.stringify(benchEvent(1, 1000));
+    const result = await run({
+      url: `${url}/v1/events`,
+      method: "POST",
+      connections: opts.connections,
+      duration: opts.seconds,
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body,
+    });
+    const ok = result["2xx"];
+    if (result.non2xx > 0 || result.errors > 0)
+      throw new Error(
+        `HTTP bench saw ${result.non2xx} non-2xx answers and ${result.errors} errors`,
+      );
+    return [
+      {
+        name: `HTTP single-event POST, ${opts.connections} connections, durable`,
+        value: ok / opts.seconds,
+        unit: "events/s",
+        target: { op: ">=", value: 5_000 },
+      },
+      { name: "HTTP single-event POST latency p50", value: result.latency.p50, unit: "ms" },
+      {
+        name: "HTTP single-event POST latency p99",
+        value: result.latency.p99,
+        unit: "ms",
+        target: { op: "<=", value: 25 },
+      },
+    ];
+  });
+}
+
+export async function benchHttpBulk(opts: {
+  seconds: number;
+  connections: number;
+  perCall: number;
+}): Promise<BenchRow[]> {
+  return withApi(async (url, key) => {
+    const body = JSON.stringify(
+      Array.from({ length: opts.perCall }, (_, i) => benchEvent(i, 100_000)),
+    );
+    const result = await run({
+      url: `${url}/v1/events`,
+      method: "POST",
+      connections: opts.connections,
+      duration: opts.seconds,
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body,
+    });
+    if (result.non2xx > 0 || result.errors > 0)
+      throw new Error(
+        `HTTP bulk bench saw ${result.non2xx} non-2xx answers and ${result.errors} errors`,
+      );
+    return [
+      {
+        name: `HTTP bulk POST, ${opts.perCall} events/call, ${opts.connections} connections, durable`,
+        value: (result["2xx"] * opts.perCall) / opts.seconds,
+        unit: "events/s",
+        target: { op: ">=", value: 50_000 },
+      },
+    ];
+  });
+}
