@@ -51,7 +51,10 @@ interface CursorPayload {
 export class EventQueries {
   private readonly cursorKey: Uint8Array;
 
-  constructor(private readonly ledger: Ledger) {
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly scanBudget: number = SCAN_BUDGET,
+  ) {
     // Derived from the log secret, domain-separated from subject tags (their input always holds
     // a "|", this label does not), so no cursor MAC can equal a patient's tag.
     this.cursorKey = hmacSha256(fromHex(ledger.meta.logSecret), utf8("veritrail/api-cursor/1"));
@@ -84,10 +87,10 @@ export class EventQueries {
     const events: StoredEvent[] = [];
     let examined = 0;
     while (events.length < limit) {
-      if (examined >= SCAN_BUDGET) {
+      if (examined >= this.scanBudget) {
         return { events, nextCursor: position ? this.encodeCursor(digest, position) : null };
       }
-      const want = Math.min(Math.max(limit * 2, 64), SCAN_BUDGET - examined);
+      const want = Math.min(Math.max(limit * 2, 64), this.scanBudget - examined);
       const positions = await this.nextPositions(filter, position, want);
       if (positions.length === 0) return { events, nextCursor: null };
       examined += positions.length;
