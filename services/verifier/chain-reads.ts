@@ -42,7 +42,6 @@ export interface TxLogLike {
 
 export interface TxReceiptLike {
   blockNumber: number;
-  to: string | null;
   status: number | null;
   logs: ReadonlyArray<TxLogLike>;
 }

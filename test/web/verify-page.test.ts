@@ -69,6 +69,8 @@ describe("verify page in headless Chromium (real Hardhat node)", function () {
   const consoleErrors: string[] = [];
 
   before(async () => {
+    if (!(await stat("/usr/bin/chromium").catch(() => undefined)))
+      throw new Error("no /usr/bin/chromium: run scripts/ensure-chromium.sh first");
     await buildWeb();
     await mkdir(ARTIFACTS, { recursive: true });
     node = await HardhatNode.start();
@@ -89,7 +91,7 @@ describe("verify page in headless Chromium (real Hardhat node)", function () {
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     page.on("request", (r) => requests.push(r.url()));
     page.on("console", (m) => {
-      if (m.type() === "error") consoleErrors.push(m.text());
+      if (m.type() === "error") consoleErrors.push(`${m.location().url}: ${m.text()}`);
     });
     page.on("pageerror", (e) => consoleErrors.push(e.message));
   });
@@ -150,12 +152,22 @@ describe("verify page in headless Chromium (real Hardhat node)", function () {
     expect(await page.innerText("#verdict-title")).to.equal("✗ Not a bundle");
   });
 
+  it("says it could not check when the RPC is unreachable", async () => {
+    await page.fill("#bundle", JSON.stringify(g.bases.fresh));
+    await page.fill("#rpc", g.deadRpcUrl);
+    const status = await verdictAfter(() => page.click("#verify"));
+    expect(status).to.equal("error");
+    expect(await page.innerText("#verdict-detail")).to.match(/cannot reach the RPC/);
+    await page.fill("#rpc", node.url);
+  });
+
   it("talked only to the page's own origin and the RPC, with no console errors", () => {
     const origins = new Set(requests.map((u) => new URL(u).origin));
-    expect([...origins].sort()).to.deep.equal([site.url, node.url].sort());
+    expect([...origins].sort()).to.deep.equal([site.url, node.url, g.deadRpcUrl].sort());
     expect(
       requests.filter((u) => u.startsWith(site.url)).map((u) => new URL(u).pathname),
     ).to.include.members(["/verify", "/assets/verify.js"]);
-    expect(consoleErrors).to.deep.equal([]);
+    // The unreachable-RPC case logs its refused connection; nothing else may.
+    expect(consoleErrors.filter((e) => !e.startsWith(g.deadRpcUrl))).to.deep.equal([]);
   });
 });

@@ -136,7 +136,6 @@ export function fakeChain(batches: FakeBatch[], opts: { failCalls?: boolean } = 
     commitments.set(`${b.header.logId}|${b.header.batchNo}`, batchHeaderHash(b.header));
     receipts.set(b.txHash, {
       blockNumber: ANCHOR_BLOCK,
-      to: CONTRACT,
       status: 1,
       logs: [
         {
