@@ -92,6 +92,11 @@ export function createApp(opts: AppOptions): Express {
   app.use(observeRequests(opts.logger, metrics));
   app.use(helmet());
 
+  // Answers under /v1 carry health data or secrets: no shared or browser cache may keep them.
+  app.use("/v1", (_req, res, next) => {
+    res.setHeader("Cache-Control", "no-store");
+    next();
+  });
   registerOpsRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   registerBatchRoutes(app, ctx);

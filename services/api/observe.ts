@@ -30,7 +30,8 @@ export function observeRequests(logger: Logger, metrics: ApiMetrics): RequestHan
     const requestId = typeof given === "string" && REQUEST_ID_RE.test(given) ? given : randomUUID();
     res.locals["requestId"] = requestId;
     res.setHeader("X-Request-Id", requestId);
-    res.on("finish", () => {
+    // "close" also fires when the client goes away before the answer is complete.
+    res.once("close", () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = routeTemplate(req, res);
       metrics.observeRequest(req.method, route, res.statusCode, seconds);

@@ -19,7 +19,6 @@ export function registerKeyRoutes(app: Express, ctx: ApiContext): void {
       const input = parseJson(Buffer.isBuffer(body) ? decodeUtf8(body) : "");
       const request = parseRequest(NewKeyBody, input);
       const created = await ctx.keys.create(request);
-      res.setHeader("Cache-Control", "no-store");
       res.status(201).json(created);
     },
   );

@@ -210,6 +210,7 @@ describe("api app: every route × role", function () {
           ...(c.body ? { body: c.body() } : {}),
         });
         expect(res.status, res.text).to.equal(c.expect[role]);
+        expect(res.headers.get("cache-control")).to.equal("no-store");
         if (res.status === 403) {
           expect(res.body).to.have.nested.property("error.code", "FORBIDDEN");
         }
