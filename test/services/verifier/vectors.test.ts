@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { JsonRpcProvider, Network } from "ethers";
+import { JsonRpcProvider, Network, Wallet } from "ethers";
+import { RegistryClient } from "../../../services/chain/registry-client.ts";
 import {
   ChainReads,
   type ChainRpc,
@@ -8,14 +9,17 @@ import {
 import { connectRpc } from "../../../services/verifier/rpc.ts";
 import type { Verdict } from "../../../services/verifier/verdict.ts";
 import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
-import { HardhatNode } from "../../support/hardhat-node.ts";
+import { HARDHAT_ACCOUNTS, HardhatNode } from "../../support/hardhat-node.ts";
 import {
+  ADMIN,
   type GeneratedBundles,
+  RECEIPT_SIGNER,
   type VectorCase,
   buildCase,
   confirmationsFor,
   generateBundles,
   loadCases,
+  resignReceipt,
   verdictMismatch,
 } from "../../vectors/bundles/generate.ts";
 
@@ -155,5 +159,41 @@ describe("verifier vectors (real ledger anchored on a Hardhat node)", function (
     expect(verdict.checks.find((c) => c.step === "anchor")?.reason).to.match(
       /not available, state check suffices/,
     );
+  });
+
+  // Last: it rotates the log's receipt signer on the shared chain.
+  it("after a signer rotation: old receipts still verify, the old key's later ones do not", async () => {
+    const next = new Wallet(HARDHAT_ACCOUNTS[4].privateKey);
+    const client = await RegistryClient.connect({ rpcUrl: node.url, address: g.contract });
+    let rotatedAt: bigint;
+    try {
+      const rotation = await client.rotateReceiptSigner(
+        ADMIN,
+        g.bases.fresh.entry.log,
+        next.address,
+      );
+      rotatedAt = BigInt(rotation.period.validFrom);
+    } finally {
+      client.provider.destroy();
+    }
+    const after = Number(rotatedAt) * 1000 + 5_000;
+    const check = async (bundle: unknown) => verifyBundle(bundle, provider, { confirmations: 1 });
+
+    const old = await check(g.bases.fresh);
+    expect(old.ok, describeVerdict(old)).to.equal(true);
+
+    const lateOld = structuredClone(g.bases.fresh);
+    lateOld.receipt = await resignReceipt(lateOld, RECEIPT_SIGNER, after);
+    const lateVerdict = await check(lateOld);
+    expect(lateVerdict.code, describeVerdict(lateVerdict)).to.equal("SIGNER_NOT_VALID_AT_ISSUE");
+
+    const fromNew = structuredClone(g.bases.fresh);
+    fromNew.receipt = await resignReceipt(fromNew, next, after);
+    const newVerdict = await check(fromNew);
+    expect(newVerdict.ok, describeVerdict(newVerdict)).to.equal(true);
+
+    const newTooEarly = structuredClone(g.bases.fresh);
+    newTooEarly.receipt = await resignReceipt(newTooEarly, next, after - 60_000);
+    expect((await check(newTooEarly)).code).to.equal("SIGNER_NOT_VALID_AT_ISSUE");
   });
 });

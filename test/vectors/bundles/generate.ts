@@ -273,14 +273,22 @@ async function resignedReceipt(
   m: { signer: "registered" | "stranger"; issuedAtOffsetMs?: number },
 ): Promise<Bundle["receipt"]> {
   const wallet = m.signer === "registered" ? RECEIPT_SIGNER : STRANGER;
+  return resignReceipt(b, wallet, Date.parse(b.receipt.issuedAt) + (m.issuedAtOffsetMs ?? 0));
+}
+
+/** The bundle's receipt re-issued by `wallet` at `issuedAtMs`, as a group of one. */
+export async function resignReceipt(
+  b: Bundle,
+  wallet: Wallet,
+  issuedAtMs: number,
+): Promise<Bundle["receipt"]> {
   const r = b.receipt;
-  const issuedAt = Date.parse(r.issuedAt) + (m.issuedAtOffsetMs ?? 0);
   const message = {
     log: r.log as Hex,
     firstSeq: r.seq,
     count: 1,
     leavesRoot: r.leafHash as Hex,
-    issuedAt,
+    issuedAt: issuedAtMs,
     anchorDeadline: Date.parse(r.anchorDeadline),
   };
   const signature = await wallet.signTypedData(
@@ -290,7 +298,7 @@ async function resignedReceipt(
   );
   return {
     ...r,
-    issuedAt: new Date(issuedAt).toISOString(),
+    issuedAt: new Date(issuedAtMs).toISOString(),
     group: { firstSeq: r.seq, count: 1, leavesRoot: toHex(fromHex(r.leafHash)), path: [] },
     signer: wallet.address,
     signature,
