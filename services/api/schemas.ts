@@ -61,7 +61,11 @@ const limit = (max: number, dflt: number) =>
     .refine((n) => n <= max, { message: `limit must be at most ${max}` })
     .optional()
     .transform((n) => n ?? dflt)
-    .openapi({ type: "string", description: `Page size, 1..${max} (default ${dflt}).` });
+    .openapi({
+      type: "string",
+      pattern: "^[1-9][0-9]{0,6}$",
+      description: `Page size, 1..${max} (default ${dflt}).`,
+    });
 
 export const ListEventsQuery = z.strictObject({
   organization: text(1024)

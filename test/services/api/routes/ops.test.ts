@@ -2,7 +2,9 @@ import { expect } from "chai";
 import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { AnchorStatus } from "../../../../services/api/app.ts";
+import { pino } from "pino";
+import { type AnchorStatus, createApp } from "../../../../services/api/app.ts";
+import { loadConfig } from "../../../../services/config.ts";
 import type { AnchorLoopStatus } from "../../../../services/ledger/anchor-loop.ts";
 import { HOSPITAL_ORG } from "../../../fixtures/events.ts";
 import { PATIENT_1, type TestApi, eventFor, startTestApi } from "../harness.ts";
@@ -142,6 +144,36 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
       "Error",
       "NewApiKey",
     );
+  });
+
+  it("/openapi.json describes every /v1 and operations route the app serves, and no other", async () => {
+    const doc = (await api.request("GET", "/openapi.json")).body as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    const documented = Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`),
+    );
+    const app = createApp({
+      ledger: api.ledger,
+      keys: api.keys,
+      logger: pino({ level: "silent" }),
+      config: loadConfig({}),
+    });
+    const router = (
+      app as unknown as {
+        router: { stack: Array<{ route?: { path: string; methods: Record<string, boolean> } }> };
+      }
+    ).router;
+    const served = router.stack
+      .flatMap((layer) =>
+        layer.route
+          ? Object.keys(layer.route.methods).map(
+              (m) => `${m.toUpperCase()} ${layer.route!.path.replace(/:(\w+)/g, "{$1}")}`,
+            )
+          : [],
+      )
+      .filter((r) => !/ \/(openapi\.json|docs|verify|patient)$/.test(r));
+    expect(served.sort()).to.deep.equal(documented.sort());
   });
 
   it("/docs is an HTML page listing every path, without scripts", async () => {
