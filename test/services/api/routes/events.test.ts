@@ -299,6 +299,43 @@ describe("api routes: events", function () {
       });
     }
 
+    it("property: random query strings and path segments on the read routes never yield a 5xx", async () => {
+      const names = fc.constantFrom(
+        "organization",
+        "from",
+        "to",
+        "purpose",
+        "type",
+        "cursor",
+        "limit",
+        "x",
+      );
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.tuple(names, fc.string({ maxLength: 40 })), { maxLength: 4 }),
+          fc.string({ maxLength: 30 }),
+          fc.constantFrom("auditor", "writer", "patient1") as fc.Arbitrary<
+            "auditor" | "writer" | "patient1"
+          >,
+          async (pairs, segment, role) => {
+            const query = pairs.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&");
+            const seg = encodeURIComponent(segment);
+            for (const path of [
+              `/v1/events?${query}`,
+              `/v1/events/${seg}`,
+              `/v1/events/${seg}/proof`,
+              `/v1/batches/${seg}`,
+            ]) {
+              const res = await api.request("GET", path, { key: api.secrets[role] });
+              expect(res.status, `${path} → ${res.text}`).to.be.lessThan(500);
+              if (res.status >= 400) expect(res.body).to.have.nested.property("error.code");
+            }
+          },
+        ),
+        { numRuns: 60 },
+      );
+    });
+
     it("property: random JSON bodies to POST /v1/events never yield a 5xx", async () => {
       const valid = makeNativeEvent();
       const mutated = fc
