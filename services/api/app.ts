@@ -90,7 +90,19 @@ export function createApp(opts: AppOptions): Express {
   app.set("etag", false);
   app.set("query parser", "simple");
   app.use(observeRequests(opts.logger, metrics));
-  app.use(helmet());
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          // The verify and patient pages check bundles against an RPC endpoint the user picks
+          // (often http://127.0.0.1:8545 or a node of their own), so fetches may go anywhere.
+          connectSrc: ["'self'", "http:", "https:"],
+          // Upgrading would turn a user's http RPC URL into an https one that does not exist.
+          upgradeInsecureRequests: null,
+        },
+      },
+    }),
+  );
 
   // Answers under /v1 carry health data or secrets: no shared or browser cache may keep them.
   app.use("/v1", (_req, res, next) => {

@@ -211,7 +211,12 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
     const put = await api.request("PUT", "/v1/events/0", { key: api.secrets.auditor, body: {} });
     expect(put.status).to.equal(404);
     expect(res.headers.get("x-content-type-options")).to.equal("nosniff");
-    expect(res.headers.get("content-security-policy")).to.include("default-src 'self'");
+    const csp = res.headers.get("content-security-policy") ?? "";
+    expect(csp).to.include("default-src 'self'");
+    expect(csp).to.include("script-src 'self'");
+    // The verify page fetches a user-chosen RPC endpoint, http or https, as typed.
+    expect(csp).to.include("connect-src 'self' http: https:");
+    expect(csp).to.not.include("upgrade-insecure-requests");
     expect(res.headers.get("x-powered-by")).to.equal(null);
   });
 });
