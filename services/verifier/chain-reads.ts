@@ -86,13 +86,25 @@ export class ChainReads {
   constructor(readonly rpc: ChainRpc) {}
 
   chainId(): Promise<bigint> {
-    this.chainIdPromise ??= rpcCall(async () => (await this.rpc.getNetwork()).chainId);
+    if (!this.chainIdPromise) {
+      const p = rpcCall(async () => (await this.rpc.getNetwork()).chainId);
+      this.chainIdPromise = p;
+      p.catch(() => {
+        if (this.chainIdPromise === p) this.chainIdPromise = undefined;
+      });
+    }
     return this.chainIdPromise;
   }
 
   /** The head, read once per run so that every bundle is judged at the same height. */
   latest(): Promise<number> {
-    this.latestPromise ??= rpcCall(() => this.rpc.getBlockNumber());
+    if (!this.latestPromise) {
+      const p = rpcCall(() => this.rpc.getBlockNumber());
+      this.latestPromise = p;
+      p.catch(() => {
+        if (this.latestPromise === p) this.latestPromise = undefined;
+      });
+    }
     return this.latestPromise;
   }
 
@@ -156,7 +168,10 @@ export class ChainReads {
       p = read();
       this.memo.set(key, p);
       // A failed read (RPC down) is not remembered: the next bundle asks again.
-      p.catch(() => this.memo.delete(key));
+      const stored = p;
+      p.catch(() => {
+        if (this.memo.get(key) === stored) this.memo.delete(key);
+      });
     }
     return p;
   }

@@ -192,11 +192,20 @@ async function chainChecks(
     depth,
   ].join("|");
   const signerKey = [anchor.contract, b.entry.log, signer, b.receipt.issuedAt].join("|");
+  // An RPC failure rejects the memoized promise (and is forgotten), so one dropped request does
+  // not turn every later bundle of the batch into an error.
   const [state, signerCheck] = await Promise.all([
-    reads.memoize(`anchor|${anchorKey}`, () => anchorState(b, reads, latest, deep, depth)),
-    reads.memoize(`signer|${signerKey}`, () =>
-      signerCheckFor(b, signer, reads, deep >= 0 ? deep : latest),
-    ),
+    reads
+      .memoize(`anchor|${anchorKey}`, () => anchorState(b, reads, latest, deep, depth))
+      .catch((e: unknown) => ({
+        anchor: fail("anchor", "RPC_ERROR", msg(e)),
+        confirmations: skip("confirmations", "chain unreachable"),
+      })),
+    reads
+      .memoize(`signer|${signerKey}`, () =>
+        signerCheckFor(b, signer, reads, deep >= 0 ? deep : latest),
+      )
+      .catch((e: unknown) => fail("signer", "RPC_ERROR", msg(e))),
   ]);
   return { ...state, signer: signerCheck };
 }
@@ -265,10 +274,7 @@ async function anchorState(
         anchor: fail("anchor", "NOT_ANCHORED", `no registry at ${anchor.contract}: ${e.message}`),
         confirmations: skip("confirmations", "not anchored"),
       };
-    return {
-      anchor: fail("anchor", "RPC_ERROR", msg(e)),
-      confirmations: skip("confirmations", "chain unreachable"),
-    };
+    throw e;
   }
 }
 
@@ -368,7 +374,7 @@ async function signerCheckFor(
         "SIGNER_NOT_REGISTERED",
         `no registry at ${anchor.contract}: ${e.message}`,
       );
-    return fail("signer", "RPC_ERROR", msg(e));
+    throw e;
   }
   if (period.validFrom === 0n && period.validUntil === 0n)
     return fail(

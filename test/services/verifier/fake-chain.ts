@@ -121,7 +121,18 @@ export interface FakeChainCounts {
 }
 
 /** A chain holding `batches` (anchored at ANCHOR_BLOCK), head at HEAD, SIGNER registered. */
-export function fakeChain(batches: FakeBatch[], opts: { failCalls?: boolean } = {}) {
+export function fakeChain(
+  batches: FakeBatch[],
+  opts: { failCalls?: boolean; failFirstRequests?: number } = {},
+) {
+  let failuresLeft = opts.failFirstRequests ?? 0;
+  /** Throws for the first `failFirstRequests` requests of any kind (a flaky RPC). */
+  const flaky = (): void => {
+    if (failuresLeft > 0) {
+      failuresLeft--;
+      throw new Error("socket hang up");
+    }
+  };
   const counts: FakeChainCounts = {
     batchCommitment: 0,
     signerPeriod: 0,
@@ -154,6 +165,7 @@ export function fakeChain(batches: FakeBatch[], opts: { failCalls?: boolean } = 
   }
   const rpc: ChainRpc = {
     async call(tx) {
+      flaky();
       if (opts.failCalls) throw new Error("connection refused");
       if (tx.to.toLowerCase() !== CONTRACT.toLowerCase()) return "0x";
       const block = typeof tx.blockTag === "number" ? tx.blockTag : HEAD;
@@ -175,10 +187,12 @@ export function fakeChain(batches: FakeBatch[], opts: { failCalls?: boolean } = 
       throw new Error(`unexpected call ${tx.data.slice(0, 10)}`);
     },
     async getBlockNumber() {
+      flaky();
       counts.head++;
       return HEAD;
     },
     async getNetwork() {
+      flaky();
       counts.network++;
       return { chainId: BigInt(CHAIN_ID) };
     },

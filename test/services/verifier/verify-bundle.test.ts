@@ -111,6 +111,18 @@ describe("verifyBundle (in-memory chain)", () => {
     expect(byStep).to.include({ receipt: true, anchor: false, signer: false });
   });
 
+  it("a failed RPC request is not remembered: the next bundle of the batch asks again", async () => {
+    for (const failures of [1, 2, 3]) {
+      const { rpc } = fakeChain([batch], { failFirstRequests: failures });
+      const verdicts = await verifyBundles(batch.bundles.slice(0, 4), rpc, {
+        confirmations: 1,
+        concurrency: 1,
+      });
+      expect(verdicts[0]?.status, `${failures} failures`).to.equal("error");
+      expect(verdicts.slice(-1)[0]?.status, `${failures} failures`).to.equal("verified");
+    }
+  });
+
   it("a tampered bundle on an unreachable chain is still 'failed'", async () => {
     const { rpc } = fakeChain([batch], { failCalls: true });
     const tampered = structuredClone(good);
