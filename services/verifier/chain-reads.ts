@@ -80,7 +80,7 @@ export class ChainReads {
   private chainIdPromise: Promise<bigint> | undefined;
   private latestPromise: Promise<number> | undefined;
   private readonly memo = new Map<string, Promise<unknown>>();
-  /** Number of `eth_call`s actually sent (for tests and the progress line). */
+  /** Number of `eth_call`s actually sent (tests assert the per-batch caching with it). */
   calls = 0;
 
   constructor(readonly rpc: ChainRpc) {}
