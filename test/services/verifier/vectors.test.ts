@@ -82,6 +82,8 @@ describe("verifier vectors (real ledger anchored on a Hardhat node)", function (
     expect(await reads.batchCommitment(g.contract, header.logId, header.batchNo, latest)).to.equal(
       batchHeaderHash(header),
     );
+    await reads.batchCommitment(g.contract, header.logId, header.batchNo, latest);
+    expect(reads.calls, "a repeated read is served from the run's cache").to.equal(1);
   });
 
   it("every vector gets its expected verdict from the library", async () => {
