@@ -54,7 +54,11 @@ export interface VerifyOptions {
   now?: Date;
 }
 
-/** Shared state of one verification run: chain reads and recovered signatures, both cached. */
+/**
+ * Shared state of one verification run: chain reads and recovered signatures, both cached.
+ * The chain head is read once per session, so a session is for one run (a CLI invocation, a
+ * page click, one API request) — never keep one across time, or new anchors stay invisible.
+ */
 export interface VerifySession {
   reads: ChainReads;
   signatures: ReceiptSignatureCache;
