@@ -1,8 +1,13 @@
 import type { Logger } from "pino";
 import { createApp } from "../api/app.ts";
 import { type RunningServer, startServer } from "../api/server.ts";
+import type { JsonRpcProvider } from "ethers";
+import { ApiError } from "../api/errors.ts";
+import type { BundleVerifier } from "../api/routes/verify.ts";
 import type { Config } from "../config.ts";
 import { ApiKeys } from "../ledger/api-keys.ts";
+import { RpcUnavailableError, connectRpc } from "../verifier/rpc.ts";
+import { verifyBundle } from "../verifier/verify-bundle.ts";
 import { type RunningSystem, startSystem } from "../system.ts";
 
 export interface RunningService {
@@ -30,6 +35,7 @@ export async function runService(config: Config, logger: Logger): Promise<Runnin
       keys,
       logger,
       config,
+      verifier: chainVerifier(system.rpcUrl, config.CONFIRMATIONS),
       statusProvider: () => system.anchorLoop.status(),
       processMetrics: true,
     });
@@ -51,6 +57,24 @@ export async function runService(config: Config, logger: Logger): Promise<Runnin
     await system.stop();
     throw error;
   }
+}
+
+/**
+ * POST /v1/verify: the standalone verifier bound to the service's own chain. The provider is
+ * connected on first use and dropped after a failure, so an RPC outage answers 503 and heals.
+ */
+function chainVerifier(rpcUrl: string, confirmations: number): BundleVerifier {
+  let provider: Promise<JsonRpcProvider> | undefined;
+  return async (bundle) => {
+    provider ??= connectRpc(rpcUrl, { timeoutMs: 5_000 });
+    try {
+      return await verifyBundle(bundle, await provider, { confirmations });
+    } catch (error) {
+      provider = undefined;
+      if (error instanceof RpcUnavailableError) throw new ApiError("UNAVAILABLE", error.message);
+      throw error;
+    }
+  };
 }
 
 export function banner(service: RunningService, config: Config): string {

@@ -13,6 +13,7 @@ import type { BatchHeaderJson } from "../core/bundle.ts";
 export const VERIFIER_REGISTRY_ABI = [
   "function batchCommitment(bytes32 logId, uint64 batchNo) view returns (bytes32)",
   "function signerPeriod(bytes32 logId, address signer) view returns (uint64 validFrom, uint64 validUntil)",
+  "function getLog(bytes32 logId) view returns (address anchorer, address receiptSigner, uint64 nextBatchNo, uint64 nextSeq, uint64 registeredAt)",
   "event BatchAnchored(bytes32 indexed logId, uint64 indexed batchNo, uint64 firstSeq, uint32 count, bytes32 eventsRoot, bytes32 indexRoot)",
 ] as const;
 
@@ -137,6 +138,15 @@ export class ChainReads {
     );
   }
 
+  /** When the log was registered (block timestamp, seconds; 0 for an unknown log). */
+  logRegisteredAt(contract: string, logId: string, block: number): Promise<bigint> {
+    return this.cached(`r|${contract.toLowerCase()}|${logId}|${block}`, async () => {
+      const data = registry.encodeFunctionData("getLog", [logId]);
+      const out = decode("getLog", await this.viewCall(contract, data, block));
+      return BigInt(out[4] as bigint);
+    });
+  }
+
   /** The anchoring transaction's receipt, or null when the node no longer has it (EIP-4444). */
   txReceipt(txHash: string): Promise<TxReceiptLike | null> {
     return this.cached(`t|${txHash}`, () => rpcCall(() => this.rpc.getTransactionReceipt(txHash)));
@@ -213,7 +223,10 @@ export function anchoredHeadersIn(receipt: TxReceiptLike, contract: string): Bat
   return headers;
 }
 
-function decode(fn: "batchCommitment" | "signerPeriod", out: string): ReadonlyArray<unknown> {
+function decode(
+  fn: "batchCommitment" | "signerPeriod" | "getLog",
+  out: string,
+): ReadonlyArray<unknown> {
   try {
     return registry.decodeFunctionResult(fn, out);
   } catch {

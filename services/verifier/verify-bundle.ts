@@ -389,7 +389,13 @@ async function signerCheckFor(
   const issuedAt = BigInt(Math.floor(Date.parse(b.receipt.issuedAt) / 1000));
   const until = period.validUntil === 0n ? "now" : isoSeconds(period.validUntil);
   const range = `${isoSeconds(period.validFrom)} … ${until}`;
-  if (issuedAt < period.validFrom || (period.validUntil !== 0n && issuedAt > period.validUntil))
+  // The log's first signer signs receipts before the log is registered (first start, the RPC
+  // down at start, a development chain reset re-registering the log): its period is open at
+  // the start. A signer rotated in later may not back-date receipts to before its rotation.
+  const firstSigner =
+    period.validFrom === (await reads.logRegisteredAt(anchor.contract, b.entry.log, block));
+  const tooEarly = issuedAt < period.validFrom && !firstSigner;
+  if (tooEarly || (period.validUntil !== 0n && issuedAt > period.validUntil))
     return fail(
       "signer",
       "SIGNER_NOT_VALID_AT_ISSUE",

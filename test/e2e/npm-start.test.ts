@@ -170,6 +170,10 @@ describe("npm start, end to end", function () {
       const bundle = (await api<unknown>(base, writerKey, "GET", `/v1/events/${seq}/proof`)).body;
       const verdict = await verifyBundle(bundle, provider, { confirmations: 1 });
       expect(verdict.ok, JSON.stringify(verdict.checks)).to.equal(true);
+      // The service's own /v1/verify runs the same verifier against its chain.
+      const served = await api<{ ok: boolean }>(base, writerKey, "POST", "/v1/verify", bundle);
+      expect(served.status).to.equal(200);
+      expect(served.body.ok).to.equal(true);
     }
     provider.destroy();
 
