@@ -70,7 +70,11 @@ export const ReceiptSchema = z
       })
       .strict(),
     signer: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
-    signature: z.string().regex(/^0x[0-9a-f]{130}$/),
+    // 65 bytes r‖s‖v with v = 27 or 28 only: ethers would also accept EIP-155 style v values,
+    // which gives one signer several signature byte strings for one receipt.
+    signature: z
+      .string()
+      .regex(/^0x[0-9a-f]{128}(?:1b|1c)$/, "must be a 65-byte signature with v = 27 or 28"),
   })
   .strict();
 
