@@ -15,7 +15,6 @@ import {
   getAddress,
   isCallException,
   isError,
-  keccak256,
 } from "ethers";
 import { REGISTRY_ABI, REGISTRY_ARTIFACT_PATH } from "./registry-abi.ts";
 
@@ -38,21 +37,8 @@ export interface ChainBatchHeader {
 
 export const registryInterface = new Interface(REGISTRY_ABI);
 
-const HEADER_TYPES = ["bytes32", "uint64", "uint64", "uint32", "bytes32", "bytes32"] as const;
-
-/** The registry's commitment for a header, computed locally: keccak256(abi.encode(header)). */
-export function headerHash(header: ChainBatchHeader): string {
-  return keccak256(
-    AbiCoder.defaultAbiCoder().encode(HEADER_TYPES, [
-      header.logId,
-      header.batchNo,
-      header.firstSeq,
-      header.count,
-      header.eventsRoot,
-      header.indexRoot,
-    ]),
-  );
-}
+/** The registry's commitment for a header, computed locally (one definition, in core). */
+export { batchHeaderHash as headerHash } from "../core/batch-header.ts";
 
 function headerTuple(header: ChainBatchHeader): [string, bigint, bigint, bigint, string, string] {
   return [

@@ -7,7 +7,7 @@
  * Reads are cached per run, as promises, so concurrent bundles of one batch share one call:
  * 10,000 bundles of one batch cost one `batchCommitment` call.
  */
-import { AbiCoder, Interface, isError, keccak256 } from "ethers";
+import { Interface, isError } from "ethers";
 import type { BatchHeaderJson } from "../core/bundle.ts";
 
 export const VERIFIER_REGISTRY_ABI = [
@@ -18,22 +18,9 @@ export const VERIFIER_REGISTRY_ABI = [
 ] as const;
 
 const registry = new Interface(VERIFIER_REGISTRY_ABI);
-const HEADER_TYPES = ["bytes32", "uint64", "uint64", "uint32", "bytes32", "bytes32"] as const;
 export const ZERO_HASH = `0x${"0".repeat(64)}`;
 
-/** The registry's commitment: keccak256(abi.encode(logId, batchNo, firstSeq, count, eventsRoot, indexRoot)). */
-export function batchHeaderHash(h: BatchHeaderJson): string {
-  return keccak256(
-    AbiCoder.defaultAbiCoder().encode(HEADER_TYPES, [
-      h.logId,
-      h.batchNo,
-      h.firstSeq,
-      h.count,
-      h.eventsRoot,
-      h.indexRoot,
-    ]),
-  );
-}
+export { batchHeaderHash } from "../core/batch-header.ts";
 
 export interface TxLogLike {
   address: string;
