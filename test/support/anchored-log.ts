@@ -1,0 +1,152 @@
+/**
+ * A ledger in a temp dir anchored by the real anchor loop on a Hardhat node, for the patient
+ * history, completeness and audit tests. One DevDeployment is shared by every loop, so the log
+ * stays in one registry across `reopen()`.
+ */
+import { Wallet } from "ethers";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { subjectTag } from "../../services/core/entry.ts";
+import type { NativeEvent } from "../../services/core/event.ts";
+import { type Hex, fromHex } from "../../services/core/hex.ts";
+import { DevDeployment } from "../../services/chain/dev-deployment.ts";
+import { loadConfig } from "../../services/config.ts";
+import { AnchorLoop } from "../../services/ledger/anchor-loop.ts";
+import { Ledger } from "../../services/ledger/ledger.ts";
+import { PATIENT_MRN_SYSTEM, makeNativeEvent } from "../fixtures/events.ts";
+import { HARDHAT_ACCOUNTS, type HardhatNode } from "./hardhat-node.ts";
+
+export const ADMIN = new Wallet(HARDHAT_ACCOUNTS[0].privateKey);
+export const ANCHORER = new Wallet(HARDHAT_ACCOUNTS[1].privateKey);
+export const RECEIPT_SIGNER = new Wallet(HARDHAT_ACCOUNTS[2].privateKey);
+
+let counter = 0;
+
+/** An event about patient `mrn` with a unique requestId. */
+export function patientEvent(mrn: string, overrides: Partial<NativeEvent> = {}): NativeEvent {
+  counter++;
+  return makeNativeEvent({
+    patient: { system: PATIENT_MRN_SYSTEM, value: mrn },
+    requestId: `req-${process.pid}-${Date.now()}-${counter}`,
+    ...overrides,
+  });
+}
+
+export class AnchoredLog {
+  private constructor(
+    readonly node: HardhatNode,
+    readonly dir: string,
+    public ledger: Ledger,
+    readonly deployment: DevDeployment,
+  ) {}
+
+  static async create(node: HardhatNode): Promise<AnchoredLog> {
+    const dir = await mkdtemp(path.join(tmpdir(), "veritrail-anchored-"));
+    const log = new AnchoredLog(node, dir, await openLedger(dir), new DevDeployment(ADMIN));
+    // Receipts must be issued after the signer's on-chain period began (block time, seconds).
+    const loop = log.loop();
+    try {
+      loop.start();
+      await waitUntil(
+        "log registration",
+        async () => loop.status().receiptSignerRegistered === true,
+      );
+      const block = await node.rpc<{ timestamp: string }>("eth_getBlockByNumber", [
+        "latest",
+        false,
+      ]);
+      const registeredAt = Number(BigInt(block.timestamp));
+      await waitUntil(
+        "clock past registration",
+        async () => Date.now() > (registeredAt + 1) * 1000,
+      );
+    } finally {
+      await loop.stop();
+    }
+    return log;
+  }
+
+  tagOf(mrn: string): Hex {
+    return subjectTag(fromHex(this.ledger.meta.logSecret), {
+      system: PATIENT_MRN_SYSTEM,
+      value: mrn,
+    });
+  }
+
+  get contract(): string {
+    const address = this.deployment.address;
+    if (address === undefined) throw new Error("no registry deployed yet");
+    return address;
+  }
+
+  loop(): AnchorLoop {
+    return new AnchorLoop({
+      ledger: this.ledger,
+      rpcUrl: this.node.url,
+      chainMode: "development",
+      anchorer: ANCHORER,
+      admin: ADMIN,
+      deployment: this.deployment,
+      confirmations: 1,
+      retryMinMs: 50,
+      retryMaxMs: 500,
+      pollMs: 50,
+      tickMs: 100,
+    });
+  }
+
+  /** Seals what is pending and anchors every sealed batch. */
+  async sealAndAnchor(): Promise<void> {
+    await this.ledger.sealPending();
+    await this.anchorAll();
+  }
+
+  async anchorAll(): Promise<void> {
+    const last = await this.ledger.lastBatchNo();
+    if (last < 0) return;
+    const loop = this.loop();
+    try {
+      loop.start();
+      await loop.waitForAnchored(last, 60_000);
+    } finally {
+      await loop.stop();
+    }
+  }
+
+  /** Closes the ledger; `action` may then use the directory; the ledger is opened again. */
+  async reopen(action: (dir: string) => Promise<void> = async () => undefined): Promise<void> {
+    await this.ledger.close();
+    await action(this.dir);
+    this.ledger = await openLedger(this.dir);
+  }
+
+  async close(): Promise<void> {
+    if (this.ledger.store.isOpen) await this.ledger.close();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+async function openLedger(dir: string): Promise<Ledger> {
+  const defaults = loadConfig({});
+  return Ledger.open({
+    location: dir,
+    receiptSigner: RECEIPT_SIGNER,
+    batchMaxEvents: 100_000,
+    batchMaxWaitMs: 3_600_000,
+    anchorDeadlineMs: defaults.ANCHOR_DEADLINE_MS,
+    groupCommitMaxEvents: defaults.GROUP_COMMIT_MAX_EVENTS,
+  });
+}
+
+export async function waitUntil(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
