@@ -13,7 +13,11 @@ import { type Hex, fromHex } from "../../services/core/hex.ts";
 import { DevDeployment } from "../../services/chain/dev-deployment.ts";
 import { loadConfig } from "../../services/config.ts";
 import { AnchorLoop } from "../../services/ledger/anchor-loop.ts";
+import type { BatchRecord } from "../../services/ledger/batch.ts";
 import { Ledger } from "../../services/ledger/ledger.ts";
+import { Sealer } from "../../services/ledger/seal.ts";
+import { SubjectIndex } from "../../services/ledger/subject-index-store.ts";
+import { LedgerStore } from "../../services/store/ledger-store.ts";
 import { PATIENT_MRN_SYSTEM, makeNativeEvent } from "../fixtures/events.ts";
 import { HARDHAT_ACCOUNTS, type HardhatNode } from "./hardhat-node.ts";
 
@@ -121,9 +125,59 @@ export class AnchoredLog {
     this.ledger = await openLedger(this.dir);
   }
 
+  /**
+   * Seals everything pending as one batch whose completeness-index update leaves out the event
+   * at `skipSeq` — what a dishonest operator would do — through the real Sealer and store.
+   */
+  async sealForged(skipSeq: number): Promise<void> {
+    await this.reopen(async (dir) => {
+      const store = await LedgerStore.open(dir);
+      try {
+        const last = await store.lastBatch<BatchRecord>();
+        const latest = last ? last.header.batchNo : -1;
+        const index = new SkippingIndex(store, latest, skipSeq);
+        const meta = await store.getMeta();
+        const sealer = new Sealer(store, index, last, await store.nextSeq(), {
+          logId: meta!.logId as Hex,
+          maxEvents: 1_000_000,
+          maxWaitMs: 3_600_000,
+          onSealed: () => undefined,
+          onError: (e) => {
+            throw e;
+          },
+        });
+        await sealer.sealAll();
+        await sealer.stop();
+      } finally {
+        await store.close();
+      }
+    });
+  }
+
   async close(): Promise<void> {
     if (this.ledger.store.isOpen) await this.ledger.close();
     await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A completeness index that "forgets" one event when a batch is applied. */
+class SkippingIndex extends SubjectIndex {
+  constructor(
+    store: LedgerStore,
+    latest: number,
+    private readonly skipSeq: number,
+  ) {
+    super(store, latest);
+  }
+
+  override prepareBatch(
+    batchNo: number,
+    events: Array<{ subject: Hex; seq: number; leafHash: Uint8Array }>,
+  ): ReturnType<SubjectIndex["prepareBatch"]> {
+    return super.prepareBatch(
+      batchNo,
+      events.filter((e) => e.seq !== this.skipSeq),
+    );
   }
 }
 
