@@ -1,5 +1,5 @@
 import path from "node:path";
-import { defineConfig } from "hardhat/config";
+import { configVariable, defineConfig } from "hardhat/config";
 import hardhatToolboxMochaEthers from "@nomicfoundation/hardhat-toolbox-mocha-ethers";
 
 // The compiler comes from the npm package solc@0.8.28, so builds never download one.
@@ -21,6 +21,14 @@ export default defineConfig({
     localhost: {
       type: "http",
       url: "http://127.0.0.1:8545",
+    },
+    // A real chain (consortium Besu/Geth or a public L2) for deploying the registry with
+    // Ignition. Read only when `--network target` is used; set the variables in the
+    // environment or with `hardhat keystore set`.
+    target: {
+      type: "http",
+      url: configVariable("DEPLOY_RPC_URL"),
+      accounts: [configVariable("DEPLOYER_PRIVATE_KEY")],
     },
   },
 });

@@ -18,6 +18,7 @@ export interface RunningSystem {
   ledger: Ledger;
   anchorLoop: AnchorLoop;
   rpcUrl: string;
+  anchorerAddress: string;
   contractAddress: () => string | undefined;
   chain?: EmbeddedDevChain;
   /** Stops anchoring, writes what is queued, closes LevelDB, stops the embedded chain. */
@@ -88,6 +89,7 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
       ledger,
       anchorLoop,
       rpcUrl,
+      anchorerAddress: keys.anchorer.wallet.address,
       contractAddress: () => anchorLoop.status().contract ?? contractAddress,
       ...(chain ? { chain } : {}),
       stop: async () => {

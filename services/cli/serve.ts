@@ -88,6 +88,8 @@ export function banner(service: RunningService, config: Config): string {
     `  health         ${url}/healthz   ${url}/readyz   metrics: ${url}/metrics`,
     `  chain RPC      ${service.system.rpcUrl}${service.system.chain ? "   (embedded Hardhat node)" : ""}`,
     `  log            ${service.system.ledger.logId}`,
+    `  registry       ${service.system.contractAddress() ?? "(deployed on the dev chain once anchoring starts)"}`,
+    `  anchorer       ${service.system.anchorerAddress}   receipt signer ${service.system.ledger.signerAddress}`,
     `  data           ${config.DATA_DIR}`,
   ];
   if (service.firstAdminKey) {
