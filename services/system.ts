@@ -43,6 +43,7 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
     );
     chain = await EmbeddedDevChain.start({ port: config.EMBEDDED_CHAIN_PORT });
     rpcUrl = chain.url;
+    if (config.CONFIRMATIONS > 1) await chain.mineEvery(1_000);
   }
   if (!rpcUrl) throw new Error("RPC_URL is required when EMBEDDED_CHAIN is off");
 

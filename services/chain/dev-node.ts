@@ -83,6 +83,26 @@ export class EmbeddedDevChain {
     return chain;
   }
 
+  /**
+   * Mines a block every `ms` even without transactions. Hardhat automines only when a
+   * transaction arrives, so on an idle dev chain CONFIRMATIONS > 1 would never be reached.
+   */
+  async mineEvery(ms: number): Promise<void> {
+    const response = await fetch(this.url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "evm_setIntervalMining",
+        params: [ms],
+      }),
+      signal: AbortSignal.timeout(5_000),
+    });
+    const body = (await response.json()) as { error?: { message: string } };
+    if (body.error) throw new DevChainError(`evm_setIntervalMining: ${body.error.message}`);
+  }
+
   get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
