@@ -1,7 +1,10 @@
 import { Command } from "commander";
 import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
+import { benchAckToAnchor, benchGas } from "./chain-bench.ts";
 import { benchHttpBulk, benchHttpSingle } from "./http-bench.ts";
+import { benchMerkleBuilders } from "./merkle-builders.ts";
+import { benchPathVerification } from "./verifier-bench.ts";
 import { benchBulkIngest, benchConcurrentSingles, benchProofs } from "./ledger-bench.ts";
 import { type BenchRow, meetsTarget, renderTable } from "./table.ts";
 
@@ -17,7 +20,10 @@ const program = new Command()
   )
   .option("--proof-samples <n>", "proofs to time", "2000")
   .option("--http-seconds <n>", "duration of each HTTP load run", "10")
-  .option("--only <names>", "comma-separated subset: bulk,single,http,proof")
+  .option(
+    "--only <names>",
+    "comma-separated subset: bulk,single,http,proof,verify,merkle,gas,anchor",
+  )
   .parse();
 
 const o = program.opts<Record<string, string>>();
@@ -54,6 +60,30 @@ if (want("proof")) {
       batchMaxEvents: 10_000,
     })),
   );
+}
+if (want("verify")) {
+  log("path verifications per core");
+  rows.push(...(await benchPathVerification(10_000)));
+}
+if (want("merkle")) {
+  log("Merkle builders: array of levels vs merkletreejs");
+  for (const r of benchMerkleBuilders([1_000, 10_000, 100_000], 3)) {
+    rows.push({
+      name: `tree build, ${r.size.toLocaleString("en")} leaves, array-of-levels builder`,
+      value: r.levelsMs,
+      unit: "ms",
+      baselineName: "merkletreejs (RFC 9162 options)",
+      baseline: r.merkletreejsMs,
+    });
+  }
+}
+if (want("gas")) {
+  log("gas per anchor on a Hardhat node");
+  rows.push(...(await benchGas([1, 100, 10_000, 100_000])));
+}
+if (want("anchor")) {
+  log("acknowledgement to confirmed anchor (defaults, dev chain)");
+  rows.push(...(await benchAckToAnchor(5)));
 }
 rows.push({ name: "peak RSS", value: process.resourceUsage().maxRSS / 1024, unit: "MB" });
 
