@@ -30,6 +30,11 @@ function fmt(n: number): string {
   return n.toFixed(2);
 }
 
+function formatRatio(ratio: number): string {
+  if (ratio >= 0.01) return `${ratio.toFixed(2)}×`;
+  return `1/${Math.round(1 / ratio).toLocaleString("en")}`;
+}
+
 /** The table as markdown (printed, and pasted into the README with the machine it ran on). */
 export function renderTable(rows: BenchRow[]): string {
   const lines = [
@@ -38,7 +43,7 @@ export function renderTable(rows: BenchRow[]): string {
   ];
   for (const r of rows) {
     const ratio =
-      r.baseline !== undefined && r.baseline > 0 ? `${(r.value / r.baseline).toFixed(2)}×` : "";
+      r.baseline !== undefined && r.baseline > 0 ? formatRatio(r.value / r.baseline) : "";
     const baseline =
       r.baseline !== undefined
         ? `${r.baselineName ?? "baseline"}: ${fmt(r.baseline)} ${r.unit}`
