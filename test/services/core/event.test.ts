@@ -354,6 +354,38 @@ describe("core/event: native event model", () => {
       const hit = expectIssue(makeNativeEvent({ entities }), "$", "event_too_large");
       expect(hit.message).to.include(String(MAX_EVENT_BYTES));
     });
+
+    it("draws the byte limit exactly on the JCS bytes, whatever the characters' UTF-8 widths", () => {
+      // Around the limit: 1-, 2-, 3- and 4-byte characters in descriptions of random lengths.
+      const chars = ["d", "\u00e9", "\u20ac", "\ud83d\ude00"];
+      const lengths = fc.array(fc.integer({ min: 200, max: 340 }), {
+        minLength: 20,
+        maxLength: 60,
+      });
+      const mixed = fc.array(
+        fc
+          .tuple(fc.constantFrom(...chars), fc.integer({ min: 200, max: 340 }))
+          .map(([c, n]) => c.repeat(n)),
+        { minLength: 20, maxLength: 60 },
+      );
+      const uniform = fc
+        .tuple(fc.constantFrom(...chars), lengths)
+        .map(([c, ns]) => ns.map((n) => c.repeat(n)));
+      const descriptions = fc.oneof(mixed, uniform);
+      fc.assert(
+        fc.property(descriptions, (texts) => {
+          const entities = texts.map((description, i) => ({ what: `D/${i}`, description }));
+          const event = makeNativeEvent({ entities });
+          const result = parseNativeEvent(event);
+          // makeNativeEvent gives a normalised event: its JCS bytes are what is committed.
+          const tooLarge = jcsBytes(event).length > MAX_EVENT_BYTES;
+          expect(result.ok).to.equal(!tooLarge);
+          if (!result.ok)
+            expect(result.issues.map((i) => i.code)).to.deep.equal(["event_too_large"]);
+        }),
+        { numRuns: 200 },
+      );
+    });
   });
 
   describe("invalid-native vectors", () => {
