@@ -1,0 +1,614 @@
+/**
+ * The regulator's audit (DESIGN.md "Per-patient completeness", users table): replays the whole
+ * log from LevelDB and recomputes everything the log has committed to, trusting no stored
+ * digest:
+ *
+ *   - every entry: well-formed, canonical (JCS), its own seq and log, seqs contiguous from 0;
+ *   - every present body: commitment = SHA-256(salt ‖ JCS(event)) equals the entry's;
+ *   - every leaf hash, against the receipt group that acknowledged it;
+ *   - every batch: contiguous numbers and seq ranges, eventsRoot over the recomputed leaves,
+ *     the stored Merkle levels (they serve inclusion proofs), and indexRoot from a subject map
+ *     rebuilt from scratch in memory (MemoryNodeStore) batch by batch — an operator who left an
+ *     event out of a patient's index is caught here;
+ *   - the live completeness index and subject heads agree with the rebuilt ones;
+ *   - with a chain: every header against the registry's `batchCommitment`, and no commitment on
+ *     the chain for a batch the store does not have (a truncated log).
+ *
+ * Each discrepancy is reported as a finding `{ batchNo?, seq?, kind, message }`; the audit never
+ * stops at the first one. Memory is O(subjects + one batch), time O(events).
+ */
+import { type BatchHeaderJson, BatchHeaderSchema } from "../core/bundle.ts";
+import { type Entry, EntrySchema, commitmentOfCanonical, encodeEntry } from "../core/entry.ts";
+import { type Hex, bytesEqual, fromHex, isHex32, toHex } from "../core/hex.ts";
+import { jcs } from "../core/jcs.ts";
+import { buildTree, leafHash } from "../core/merkle.ts";
+import {
+  EMPTY_ROOT,
+  MemoryNodeStore,
+  type SmtUpdate,
+  extendChain,
+  historyValueHash,
+} from "../core/subject-index.ts";
+import { K, parseSeqPart, prefixEnd } from "../store/keys.ts";
+import type { LedgerStore } from "../store/ledger-store.ts";
+import { ChainReads, type ChainRpc, ZERO_HASH, batchHeaderHash } from "../verifier/chain-reads.ts";
+import { type BatchRecord, LEVEL_CHUNK_NODES } from "./batch.ts";
+import type { ReceiptGroupRecord } from "./ingest.ts";
+import { SubjectIndex } from "./subject-index-store.ts";
+
+export type AuditFindingKind =
+  | "META_MISSING"
+  | "ENTRY_MISSING"
+  | "ENTRY_MALFORMED"
+  | "ENTRY_NOT_CANONICAL"
+  | "ENTRY_SEQ_MISMATCH"
+  | "ENTRY_LOG_MISMATCH"
+  | "BODY_MALFORMED"
+  | "BODY_WITHOUT_ENTRY"
+  | "COMMITMENT_MISMATCH"
+  | "RECEIPT_GROUP_MISSING"
+  | "RECEIPT_LEAF_MISMATCH"
+  | "BATCH_MALFORMED"
+  | "BATCH_NUMBER_MISMATCH"
+  | "BATCH_LOG_MISMATCH"
+  | "BATCH_GAP"
+  | "BATCH_ENTRIES_MISSING"
+  | "EVENTS_ROOT_MISMATCH"
+  | "STORED_LEVELS_MISMATCH"
+  | "INDEX_ROOT_MISMATCH"
+  | "STORED_INDEX_MISMATCH"
+  | "SUBJECT_HEAD_MISMATCH"
+  | "CHAIN_NOT_ANCHORED"
+  | "CHAIN_HEADER_MISMATCH"
+  | "CHAIN_EXTRA_BATCH"
+  | "CHAIN_ERROR";
+
+export interface AuditFinding {
+  batchNo?: number;
+  seq?: number;
+  kind: AuditFindingKind;
+  message: string;
+}
+
+export interface AuditProgress {
+  phase: "replay" | "chain";
+  done: number;
+  total: number;
+}
+
+export interface AuditOptions {
+  /** Compare every header with the registry; without it only the local replay runs. */
+  chain?: { rpc: ChainRpc; contract?: string };
+  onProgress?: (p: AuditProgress) => void;
+  /** Stop collecting findings beyond this many (the count keeps going). Default 10,000. */
+  maxFindings?: number;
+}
+
+export interface AuditReport {
+  ok: boolean;
+  logId: string | null;
+  events: number;
+  erased: number;
+  batches: number;
+  /** Events in sealed batches (the rest are accepted, not sealed yet). */
+  sealedEvents: number;
+  chain: { chainId: number; contract: string; head: number; anchoredBatches: number } | null;
+  findingCount: number;
+  findings: AuditFinding[];
+  durationMs: number;
+}
+
+interface BodyJson {
+  event?: unknown;
+  salt?: unknown;
+}
+
+/** Replays the log in `store` (see the file comment). */
+export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Promise<AuditReport> {
+  const started = Date.now();
+  const maxFindings = opts.maxFindings ?? 10_000;
+  const findings: AuditFinding[] = [];
+  let findingCount = 0;
+  const report = (f: AuditFinding) => {
+    findingCount++;
+    if (findings.length < maxFindings) findings.push(f);
+  };
+
+  const meta = await store.getMeta();
+  if (!meta) report({ kind: "META_MISSING", message: "no log metadata (m:log)" });
+  const logId = meta?.logId ?? null;
+  const total = await store.nextSeq();
+
+  // Batch records in order, and each batch's firstSeq from the q: index (a second source for
+  // the range of a batch whose record is unreadable).
+  const batchRaw: Array<[number, Buffer]> = [];
+  for await (const [k, v] of store.scan({ gte: K.batchPrefix, lt: prefixEnd(K.batchPrefix) }))
+    batchRaw.push([parseInt(k.slice(K.batchPrefix.length), 16), v]);
+  const qFirst = new Map<number, number>();
+  for await (const [k, v] of store.scan({
+    gte: K.batchBySeqPrefix,
+    lt: prefixEnd(K.batchBySeqPrefix),
+  }))
+    qFirst.set(Number(v.toString("utf8")), parseSeqPart(k.slice(K.batchBySeqPrefix.length)));
+
+  const entries = new EntryStream(store, total);
+  const groups = new GroupStream(store);
+  const index = new MemoryNodeStore();
+  const heads = new Map<Hex, { count: number; chain: Uint8Array }>();
+  let erased = 0;
+  let expectedFirst = 0;
+  let sealedEvents = 0;
+  const headers: Array<{ batchNo: number; header: BatchHeaderJson | null; state?: string }> = [];
+
+  /** Checks seqs [from, to) and returns their leaf hashes and subject events. */
+  const replayRange = async (from: number, to: number, batchNo?: number) => {
+    const leaves: Uint8Array[] = [];
+    const subjects: Array<{ subject: Hex; seq: number; leafHash: Uint8Array }> = [];
+    for (let seq = from; seq < to; seq++) {
+      const item = await entries.next(seq);
+      if (item === undefined) {
+        report({
+          ...(batchNo === undefined ? {} : { batchNo }),
+          seq,
+          kind: batchNo === undefined ? "ENTRY_MISSING" : "BATCH_ENTRIES_MISSING",
+          message: `no entry at seq ${seq}`,
+        });
+        continue;
+      }
+      const leaf = leafHash(item.raw);
+      leaves.push(leaf);
+      const entry = checkEntry(seq, item.raw, logId, report);
+      const body = item.body;
+      if (body === undefined) erased++;
+      else if (entry) checkBody(seq, entry, body, report);
+      const group = await groups.containing(seq);
+      if (!group)
+        report({
+          seq,
+          kind: "RECEIPT_GROUP_MISSING",
+          message: `no receipt group holds seq ${seq}`,
+        });
+      else {
+        const i = seq - group.firstSeq;
+        const acked = group.leaves.subarray(i * 32, i * 32 + 32);
+        if (acked.length !== 32 || !bytesEqual(acked, leaf))
+          report({
+            seq,
+            kind: "RECEIPT_LEAF_MISMATCH",
+            message: `entry ${seq} hashes to ${toHex(leaf)}, its receipt acknowledged another leaf`,
+          });
+      }
+      if (entry?.subject) subjects.push({ subject: entry.subject, seq, leafHash: leaf });
+      opts.onProgress?.({ phase: "replay", done: seq + 1, total });
+    }
+    return { leaves, subjects };
+  };
+
+  for (let b = 0; b < batchRaw.length; b++) {
+    const [batchNo, raw] = batchRaw[b]!;
+    if (batchNo !== b)
+      report({
+        batchNo,
+        kind: "BATCH_GAP",
+        message: `batch numbers jump from ${b - 1} to ${batchNo}`,
+      });
+    const record = parseBatch(raw);
+    const header = record?.header ?? null;
+    headers.push({ batchNo, header, ...(record ? { state: record.state } : {}) });
+    let count: number;
+    if (!header) {
+      report({
+        batchNo,
+        kind: "BATCH_MALFORMED",
+        message: `batch record ${batchNo} is not a valid record`,
+      });
+      const nextFirst = qFirst.get(batchNo + 1);
+      count = (nextFirst ?? total) - expectedFirst;
+    } else {
+      count = header.count;
+      if (header.batchNo !== batchNo)
+        report({
+          batchNo,
+          kind: "BATCH_NUMBER_MISMATCH",
+          message: `record under batch ${batchNo} says batchNo ${header.batchNo}`,
+        });
+      if (logId !== null && header.logId !== logId)
+        report({
+          batchNo,
+          kind: "BATCH_LOG_MISMATCH",
+          message: `batch ${batchNo} names log ${header.logId}`,
+        });
+      if (header.firstSeq !== expectedFirst)
+        report({
+          batchNo,
+          kind: "BATCH_GAP",
+          message: `batch ${batchNo} starts at seq ${header.firstSeq}, the previous batch ended before ${expectedFirst}`,
+        });
+    }
+    // Ranges follow contiguity (the rule the contract enforces), not the record's own claim.
+    const from = expectedFirst;
+    const claimedEnd = from + Math.max(count, 0);
+    const to = Math.min(claimedEnd, Math.max(total, from));
+    if (claimedEnd > to)
+      report({
+        batchNo,
+        kind: "BATCH_ENTRIES_MISSING",
+        message: `batch ${batchNo} covers seqs up to ${claimedEnd - 1}, the entries end at ${total - 1}`,
+      });
+    const { leaves, subjects } = await replayRange(from, to, batchNo);
+    expectedFirst = from + Math.max(count, 0);
+    sealedEvents += to - from;
+    const tree = buildTree(leaves);
+    const updates: SmtUpdate[] = [];
+    const bySubject = new Map<Hex, Array<{ seq: number; leafHash: Uint8Array }>>();
+    for (const s of subjects) {
+      let list = bySubject.get(s.subject);
+      if (!list) bySubject.set(s.subject, (list = []));
+      list.push(s);
+    }
+    for (const [subject, list] of bySubject) {
+      const head = heads.get(subject) ?? { count: 0, chain: EMPTY_ROOT };
+      let chain = head.chain;
+      for (const e of list) chain = extendChain(chain, e.seq, e.leafHash);
+      const next = { count: head.count + list.length, chain };
+      heads.set(subject, next);
+      updates.push({ key: fromHex(subject), valueHash: historyValueHash(next.count, next.chain) });
+    }
+    const indexRoot = await index.update(updates);
+    if (!header) continue;
+    if (leaves.length === count && toHex(tree.root) !== header.eventsRoot)
+      report({
+        batchNo,
+        kind: "EVENTS_ROOT_MISMATCH",
+        message: `batch ${batchNo}: eventsRoot ${header.eventsRoot}, the entries hash to ${toHex(tree.root)}`,
+      });
+    if (toHex(indexRoot) !== header.indexRoot)
+      report({
+        batchNo,
+        kind: "INDEX_ROOT_MISMATCH",
+        message: `batch ${batchNo}: indexRoot ${header.indexRoot}, the rebuilt subject index has ${toHex(indexRoot)}`,
+      });
+    if (leaves.length === count) await checkLevels(store, batchNo, tree.levels, report);
+  }
+  sealedEvents = Math.min(sealedEvents, total);
+  // The accepted, not yet sealed tail.
+  if (expectedFirst < total) await replayRange(expectedFirst, total);
+  await checkOrphanBodies(store, total, report);
+  await checkLiveIndex(store, batchRaw.length - 1, index.root, heads, report);
+
+  let chain: AuditReport["chain"] = null;
+  if (opts.chain && logId !== null) {
+    chain = await checkChain(logId, headers, batchRaw, opts.chain, report, opts.onProgress);
+  }
+  return {
+    ok: findingCount === 0,
+    logId,
+    events: total,
+    erased,
+    batches: batchRaw.length,
+    sealedEvents,
+    chain,
+    findingCount,
+    findings,
+    durationMs: Date.now() - started,
+  };
+}
+
+function parseBatch(raw: Buffer): BatchRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const r = value as Record<string, unknown>;
+  if (!BatchHeaderSchema.safeParse(r["header"]).success) return undefined;
+  if (!["sealed", "submitted", "anchored"].includes(r["state"] as string)) return undefined;
+  return value as BatchRecord;
+}
+
+function checkEntry(
+  seq: number,
+  raw: Uint8Array,
+  logId: string | null,
+  report: (f: AuditFinding) => void,
+): Entry | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(raw).toString("utf8"));
+  } catch {
+    report({ seq, kind: "ENTRY_MALFORMED", message: `entry ${seq} is not JSON` });
+    return undefined;
+  }
+  const r = EntrySchema.safeParse(parsed);
+  if (!r.success) {
+    report({
+      seq,
+      kind: "ENTRY_MALFORMED",
+      message: `entry ${seq}: ${r.error.issues[0]?.message ?? "invalid"}`,
+    });
+    return undefined;
+  }
+  const entry = r.data as Entry;
+  if (encodeEntry(entry) !== Buffer.from(raw).toString("utf8"))
+    report({ seq, kind: "ENTRY_NOT_CANONICAL", message: `entry ${seq} is not in JCS form` });
+  if (entry.seq !== seq)
+    report({
+      seq,
+      kind: "ENTRY_SEQ_MISMATCH",
+      message: `entry stored at seq ${seq} says seq ${entry.seq}`,
+    });
+  if (logId !== null && entry.log !== logId)
+    report({ seq, kind: "ENTRY_LOG_MISMATCH", message: `entry ${seq} names log ${entry.log}` });
+  return entry;
+}
+
+function checkBody(
+  seq: number,
+  entry: Entry,
+  raw: Buffer,
+  report: (f: AuditFinding) => void,
+): void {
+  let body: BodyJson;
+  try {
+    body = JSON.parse(raw.toString("utf8")) as BodyJson;
+  } catch {
+    report({ seq, kind: "BODY_MALFORMED", message: `body ${seq} is not JSON` });
+    return;
+  }
+  if (
+    typeof body !== "object" ||
+    body === null ||
+    !isHex32(body.salt) ||
+    typeof body.event !== "object" ||
+    body.event === null
+  ) {
+    report({
+      seq,
+      kind: "BODY_MALFORMED",
+      message: `body ${seq} lacks an event object or a 32-byte salt`,
+    });
+    return;
+  }
+  if (commitmentOfCanonical(fromHex(body.salt), jcs(body.event)) !== entry.commitment)
+    report({
+      seq,
+      kind: "COMMITMENT_MISMATCH",
+      message: `body ${seq} does not match the entry's commitment`,
+    });
+}
+
+/** The stored Merkle levels serve every inclusion proof: they must be the recomputed ones. */
+async function checkLevels(
+  store: LedgerStore,
+  batchNo: number,
+  levels: ReadonlyArray<ReadonlyArray<Uint8Array>>,
+  report: (f: AuditFinding) => void,
+): Promise<void> {
+  const keys: string[] = [];
+  const expected: Buffer[] = [];
+  levels.forEach((level, levelNo) => {
+    for (let chunk = 0; chunk * LEVEL_CHUNK_NODES < level.length; chunk++) {
+      keys.push(K.levelChunk(batchNo, levelNo, chunk));
+      expected.push(
+        Buffer.concat(level.slice(chunk * LEVEL_CHUNK_NODES, (chunk + 1) * LEVEL_CHUNK_NODES)),
+      );
+    }
+  });
+  const stored = await store.getManyRaw(keys);
+  const bad = stored.findIndex((v, i) => v === undefined || !v.equals(expected[i]!));
+  if (bad >= 0)
+    report({
+      batchNo,
+      kind: "STORED_LEVELS_MISMATCH",
+      message: `batch ${batchNo}: stored Merkle node chunk ${keys[bad]} differs from the recomputed tree`,
+    });
+}
+
+async function checkOrphanBodies(
+  store: LedgerStore,
+  total: number,
+  report: (f: AuditFinding) => void,
+): Promise<void> {
+  for await (const key of store.scanKeys({ gte: K.body(total), lt: prefixEnd(K.bodyPrefix) })) {
+    const seq = parseSeqPart(key.slice(K.bodyPrefix.length));
+    report({
+      seq,
+      kind: "BODY_WITHOUT_ENTRY",
+      message: `a body is stored at seq ${seq}, past the last entry`,
+    });
+  }
+}
+
+/** The live index (what proofs are served from) and heads (what new batches extend). */
+async function checkLiveIndex(
+  store: LedgerStore,
+  lastBatchNo: number,
+  rebuiltRoot: Uint8Array,
+  heads: Map<Hex, { count: number; chain: Uint8Array }>,
+  report: (f: AuditFinding) => void,
+): Promise<void> {
+  let liveRoot: Uint8Array;
+  try {
+    liveRoot = await new SubjectIndex(store, lastBatchNo).rootAt(lastBatchNo);
+  } catch {
+    liveRoot = new Uint8Array(32).fill(0xff);
+  }
+  if (!bytesEqual(liveRoot, rebuiltRoot))
+    report({
+      kind: "STORED_INDEX_MISMATCH",
+      message: `the stored completeness index has root ${toHex(liveRoot)}, the rebuilt one ${toHex(rebuiltRoot)}`,
+    });
+  let seen = 0;
+  for await (const [k, v] of store.scan({ gte: "v:", lt: prefixEnd("v:") })) {
+    seen++;
+    const subject = `0x${k.slice(2)}` as Hex;
+    const want = heads.get(subject);
+    let ok = false;
+    try {
+      const head = JSON.parse(v.toString("utf8")) as { count: number; chain: string };
+      ok = want !== undefined && head.count === want.count && head.chain === toHex(want.chain);
+    } catch {
+      ok = false;
+    }
+    if (!ok)
+      report({
+        kind: "SUBJECT_HEAD_MISMATCH",
+        message: `the stored history head of subject ${subject} differs from the replayed one`,
+      });
+  }
+  if (seen !== heads.size)
+    report({
+      kind: "SUBJECT_HEAD_MISMATCH",
+      message: `${seen} subject heads are stored, the replay has ${heads.size}`,
+    });
+}
+
+async function checkChain(
+  logId: string,
+  headers: Array<{ batchNo: number; header: BatchHeaderJson | null; state?: string }>,
+  batchRaw: Array<[number, Buffer]>,
+  chainOpts: NonNullable<AuditOptions["chain"]>,
+  report: (f: AuditFinding) => void,
+  onProgress: AuditOptions["onProgress"],
+): Promise<AuditReport["chain"]> {
+  let contract = chainOpts.contract;
+  if (contract === undefined) {
+    for (let i = batchRaw.length - 1; i >= 0 && contract === undefined; i--) {
+      const r = parseBatch(batchRaw[i]![1]);
+      if (r?.anchor) contract = r.anchor.contract;
+    }
+  }
+  if (contract === undefined) {
+    if (headers.some((h) => h.state === "anchored"))
+      report({ kind: "CHAIN_ERROR", message: "no registry address: pass one (--contract)" });
+    return null;
+  }
+  const reads = new ChainReads(chainOpts.rpc);
+  let head: number;
+  let chainId: bigint;
+  try {
+    [chainId, head] = await Promise.all([reads.chainId(), reads.latest()]);
+  } catch (e) {
+    report({
+      kind: "CHAIN_ERROR",
+      message: `cannot read the chain: ${e instanceof Error ? e.message : String(e)}`,
+    });
+    return null;
+  }
+  let anchored = 0;
+  let done = 0;
+  const CONCURRENCY = 16;
+  let next = 0;
+  const worker = async () => {
+    while (next < headers.length) {
+      const h = headers[next++]!;
+      try {
+        const onChain = await reads.batchCommitment(contract, logId, h.batchNo, head);
+        if (onChain === ZERO_HASH) {
+          if (h.state === "anchored")
+            report({
+              batchNo: h.batchNo,
+              kind: "CHAIN_NOT_ANCHORED",
+              message: `batch ${h.batchNo} is recorded as anchored, the registry holds nothing for it`,
+            });
+        } else {
+          anchored++;
+          if (!h.header || batchHeaderHash(h.header) !== onChain)
+            report({
+              batchNo: h.batchNo,
+              kind: "CHAIN_HEADER_MISMATCH",
+              message: `batch ${h.batchNo}: the registry holds ${onChain}, the stored header hashes to ${h.header ? batchHeaderHash(h.header) : "(unreadable)"}`,
+            });
+        }
+      } catch (e) {
+        report({
+          batchNo: h.batchNo,
+          kind: "CHAIN_ERROR",
+          message: `batch ${h.batchNo}: ${e instanceof Error ? e.message : String(e)}`,
+        });
+      }
+      onProgress?.({ phase: "chain", done: ++done, total: headers.length });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, headers.length) }, worker));
+  // A commitment for a batch the store does not have: the log was cut short.
+  try {
+    const beyond = await reads.batchCommitment(contract, logId, headers.length, head);
+    if (beyond !== ZERO_HASH)
+      report({
+        batchNo: headers.length,
+        kind: "CHAIN_EXTRA_BATCH",
+        message: `the registry holds batch ${headers.length}, which the store does not have`,
+      });
+  } catch (e) {
+    report({
+      kind: "CHAIN_ERROR",
+      message: `cannot read batch ${headers.length}: ${e instanceof Error ? e.message : String(e)}`,
+    });
+  }
+  return { chainId: Number(chainId), contract, head, anchoredBatches: anchored };
+}
+
+/** Entries and bodies in seq order, read ahead in pages. */
+class EntryStream {
+  private page: Array<{ seq: number; raw: Uint8Array; body: Buffer | undefined }> = [];
+  private at = 0;
+  private nextFrom = 0;
+  private static readonly PAGE = 2_048;
+
+  constructor(
+    private readonly store: LedgerStore,
+    private readonly total: number,
+  ) {}
+
+  /** The entry at `seq` (asked in increasing order), or undefined when it is missing. */
+  async next(seq: number): Promise<{ raw: Uint8Array; body: Buffer | undefined } | undefined> {
+    for (;;) {
+      while (this.at < this.page.length && this.page[this.at]!.seq < seq) this.at++;
+      const item = this.page[this.at];
+      if (item !== undefined) return item.seq === seq ? item : undefined;
+      if (this.nextFrom >= this.total && this.nextFrom > seq) return undefined;
+      await this.load(Math.max(seq, this.nextFrom));
+      if (this.page.length === 0) return undefined;
+    }
+  }
+
+  private async load(from: number): Promise<void> {
+    const to = Math.min(from + EntryStream.PAGE, Math.max(this.total, from + 1));
+    const items: Array<{ seq: number; raw: Uint8Array; body: Buffer | undefined }> = [];
+    for await (const [k, v] of this.store.scan({ gte: K.entry(from), lt: K.entry(to) }))
+      items.push({ seq: parseSeqPart(k.slice(K.entryPrefix.length)), raw: v, body: undefined });
+    const bodies = await this.store.getManyRaw(items.map((i) => K.body(i.seq)));
+    items.forEach((i, n) => (i.body = bodies[n]));
+    this.page = items;
+    this.at = 0;
+    this.nextFrom = to;
+  }
+}
+
+/** Receipt groups in seq order. */
+class GroupStream {
+  private current: { firstSeq: number; count: number; leaves: Buffer } | undefined;
+
+  constructor(private readonly store: LedgerStore) {}
+
+  async containing(seq: number): Promise<{ firstSeq: number; leaves: Buffer } | undefined> {
+    const c = this.current;
+    if (c && seq >= c.firstSeq && seq < c.firstSeq + c.count) return c;
+    let group: ReceiptGroupRecord | undefined;
+    try {
+      group = await this.store.getGroupContaining<ReceiptGroupRecord>(seq);
+    } catch {
+      group = undefined;
+    }
+    if (!group || typeof group.leafHashes !== "string") return undefined;
+    this.current = {
+      firstSeq: group.firstSeq,
+      count: group.count,
+      leaves: Buffer.from(group.leafHashes, "base64"),
+    };
+    return this.current;
+  }
+}

@@ -1,0 +1,210 @@
+import { expect } from "chai";
+import { JsonRpcProvider, Network } from "ethers";
+import fc from "fast-check";
+import { type AuditReport, auditLog } from "../../../services/ledger/audit.ts";
+import { K } from "../../../services/store/keys.ts";
+import { AnchoredLog, patientEvent } from "../../support/anchored-log.ts";
+import { HardhatNode } from "../../support/hardhat-node.ts";
+
+function kinds(r: AuditReport): string[] {
+  return r.findings.map((f) => f.kind);
+}
+
+function explain(r: AuditReport): string {
+  return r.findings
+    .map((f) => `${f.kind} b${f.batchNo ?? "-"} s${f.seq ?? "-"} ${f.message}`)
+    .join("\n");
+}
+
+describe("ledger/audit: auditLog (Hardhat)", function () {
+  this.timeout(180_000);
+  let node: HardhatNode;
+  let provider: JsonRpcProvider;
+  let log: AnchoredLog;
+
+  before(async () => {
+    node = await HardhatNode.start();
+    provider = new JsonRpcProvider(node.url, Network.from(31337), {
+      staticNetwork: Network.from(31337),
+    });
+    log = await AnchoredLog.create(node);
+    const mrns = ["MRN-1", "MRN-2", "MRN-3", "MRN-4"];
+    for (let b = 0; b < 3; b++) {
+      await log.ledger.ingest(
+        Array.from({ length: 9 + b }, (_, i) => patientEvent(mrns[(i * 7 + b) % mrns.length]!)),
+      );
+      await log.sealAndAnchor();
+    }
+    // An event without a patient, an erased event, and an accepted-but-unsealed tail.
+    await log.ledger.ingest([patientEvent("MRN-1", { patient: undefined })]);
+    await log.ledger.sealPending();
+    await log.ledger.ingest([patientEvent("MRN-2"), patientEvent("MRN-3")]);
+    await log.ledger.store.write([{ type: "del", key: K.body(4) }]);
+  });
+
+  after(async () => {
+    provider?.destroy();
+    await log?.close();
+    await node?.stop();
+  });
+
+  it("an honest log (erasure, unanchored and unsealed tail included) has no findings", async () => {
+    const progress: string[] = [];
+    const r = await auditLog(log.ledger.store, {
+      chain: { rpc: provider },
+      onProgress: (p) => progress.push(p.phase),
+    });
+    expect(r.ok, explain(r)).to.equal(true);
+    expect(r.findings).to.deep.equal([]);
+    expect(r).to.include({
+      events: 33,
+      erased: 1,
+      batches: 4,
+      sealedEvents: 31,
+      logId: log.ledger.logId,
+    });
+    expect(r.chain).to.deep.include({ contract: log.contract, anchoredBatches: 3, chainId: 31337 });
+    expect(progress).to.include("replay");
+    expect(progress).to.include("chain");
+  });
+
+  it("reports a stored header that differs from the chain's commitment", async () => {
+    const key = K.batch(1);
+    const original = (await log.ledger.store.getRaw(key))!;
+    const record = JSON.parse(original.toString("utf8")) as { header: { eventsRoot: string } };
+    const root = record.header.eventsRoot;
+    record.header.eventsRoot = `0x${root[2] === "a" ? "b" : "a"}${root.slice(3)}`;
+    await log.ledger.store.write([
+      { type: "put", key, value: Buffer.from(JSON.stringify(record)) },
+    ]);
+    try {
+      const r = await auditLog(log.ledger.store, {
+        chain: { rpc: provider, contract: log.contract },
+      });
+      expect(kinds(r), explain(r)).to.include.members([
+        "EVENTS_ROOT_MISMATCH",
+        "CHAIN_HEADER_MISMATCH",
+      ]);
+      expect(r.findings.every((f) => f.batchNo === 1)).to.equal(true);
+    } finally {
+      await log.ledger.store.write([{ type: "put", key, value: original }]);
+    }
+  });
+
+  it("reports a log cut short: the chain holds a batch the store does not have", async () => {
+    const key = K.batch(3);
+    const original = (await log.ledger.store.getRaw(key))!;
+    // The last anchored batch (2) and the sealed one after it are removed from the store.
+    const key2 = K.batch(2);
+    const original2 = (await log.ledger.store.getRaw(key2))!;
+    await log.ledger.store.write([
+      { type: "del", key },
+      { type: "del", key: key2 },
+    ]);
+    try {
+      const r = await auditLog(log.ledger.store, { chain: { rpc: provider } });
+      expect(kinds(r), explain(r)).to.include("CHAIN_EXTRA_BATCH");
+    } finally {
+      await log.ledger.store.write([
+        { type: "put", key, value: original },
+        { type: "put", key: key2, value: original2 },
+      ]);
+    }
+  });
+
+  it("reports a batch recorded as anchored that the chain does not hold", async () => {
+    const key = K.batch(3);
+    const original = (await log.ledger.store.getRaw(key))!;
+    const record = JSON.parse(original.toString("utf8")) as Record<string, unknown>;
+    record["state"] = "anchored";
+    await log.ledger.store.write([
+      { type: "put", key, value: Buffer.from(JSON.stringify(record)) },
+    ]);
+    try {
+      const r = await auditLog(log.ledger.store, {
+        chain: { rpc: provider, contract: log.contract },
+      });
+      expect(kinds(r), explain(r)).to.deep.equal(["CHAIN_NOT_ANCHORED"]);
+    } finally {
+      await log.ledger.store.write([{ type: "put", key, value: original }]);
+    }
+  });
+
+  it("property: flipping any byte of a stored entry, body (event or salt) or batch header is reported", async () => {
+    const store = log.ledger.store;
+    const targets: Array<{ key: string; start: number; end: number }> = [];
+    for (let seq = 0; seq < 33; seq++) {
+      const e = (await store.getRaw(K.entry(seq)))!;
+      targets.push({ key: K.entry(seq), start: 0, end: e.length });
+      const b = await store.getRaw(K.body(seq));
+      if (b) targets.push({ key: K.body(seq), start: 0, end: b.length });
+    }
+    for (let batchNo = 0; batchNo < 4; batchNo++) {
+      const raw = (await store.getRaw(K.batch(batchNo)))!.toString("utf8");
+      const start = raw.indexOf('"header":{') + '"header":'.length;
+      targets.push({ key: K.batch(batchNo), start, end: raw.indexOf("}", start) + 1 });
+    }
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat(targets.length - 1),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        async (t, position, mask) => {
+          const target = targets[t]!;
+          const original = (await store.getRaw(target.key))!;
+          const tampered = Buffer.from(original);
+          const at = target.start + (position % (target.end - target.start));
+          tampered[at] = tampered[at]! ^ mask;
+          await store.write([{ type: "put", key: target.key, value: tampered }], false);
+          try {
+            const r = await auditLog(store);
+            expect(r.ok, `${target.key}@${at}^${mask} not reported`).to.equal(false);
+            expect(r.findings.length).to.be.greaterThan(0);
+          } finally {
+            await store.write([{ type: "put", key: target.key, value: original }], false);
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+    expect((await auditLog(store)).ok).to.equal(true);
+  });
+
+  it("reports a batch whose index update left an event out (INDEX_ROOT_MISMATCH)", async () => {
+    const forged = await AnchoredLog.create(node);
+    try {
+      await forged.ledger.ingest([patientEvent("MRN-X"), patientEvent("MRN-Y")]);
+      await forged.sealAndAnchor();
+      await forged.ledger.ingest([patientEvent("MRN-X"), patientEvent("MRN-X")]);
+      await forged.sealForged(3);
+      await forged.anchorAll();
+      const r = await auditLog(forged.ledger.store, { chain: { rpc: provider } });
+      expect(r.ok).to.equal(false);
+      // The header is anchored as sealed: only the rebuilt index disagrees with it.
+      expect(kinds(r), explain(r)).to.deep.equal([
+        "INDEX_ROOT_MISMATCH",
+        "STORED_INDEX_MISMATCH",
+        "SUBJECT_HEAD_MISMATCH",
+      ]);
+      expect(r.findings[0]).to.include({ kind: "INDEX_ROOT_MISMATCH", batchNo: 1 });
+    } finally {
+      await forged.close();
+    }
+  });
+
+  it("reports missing entries and seq gaps", async () => {
+    const key = K.entry(7);
+    const original = (await log.ledger.store.getRaw(key))!;
+    await log.ledger.store.write([{ type: "del", key }]);
+    try {
+      const r = await auditLog(log.ledger.store);
+      expect(r.findings[0], explain(r)).to.include({
+        kind: "BATCH_ENTRIES_MISSING",
+        seq: 7,
+        batchNo: 0,
+      });
+    } finally {
+      await log.ledger.store.write([{ type: "put", key, value: original }]);
+    }
+  });
+});
