@@ -5,6 +5,7 @@
  *   m:log                          log metadata (logId, secret)
  *   e:<seq>                        entry (JCS text) — kept forever, even after erasure
  *   b:<seq>                        event body + salt — deleted on erasure
+ *   t:<seq>                        erasure tombstone (when, legal basis, who) of an erased body
  *   g:<firstSeq>                   receipt group (one signature over a group commit)
  *   x:s:<subjectTag>:<seq>         index by subject
  *   x:o:<org>:<seq>                index by source organization
@@ -50,6 +51,8 @@ export const K = {
   entryPrefix: "e:",
   body: (seq: number) => `b:${seqPart(seq)}`,
   bodyPrefix: "b:",
+  tombstone: (seq: number) => `t:${seqPart(seq)}`,
+  tombstonePrefix: "t:",
   group: (firstSeq: number) => `g:${seqPart(firstSeq)}`,
   groupPrefix: "g:",
   bySubject: (tagHex: string, seq: number) => `x:s:${tagHex.slice(2)}:${seqPart(seq)}`,

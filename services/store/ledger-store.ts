@@ -171,6 +171,28 @@ export class LedgerStore {
     );
   }
 
+  /**
+   * Crypto-shredding of one event: deletes its body and salt and writes the tombstone in one
+   * synced batch, so there is never a moment with neither (or both) on disk.
+   */
+  async eraseBody(seq: number, tombstone: unknown): Promise<void> {
+    await this.write(
+      [
+        { type: "del", key: K.body(seq) },
+        { type: "put", key: K.tombstone(seq), value: enc(tombstone) },
+      ],
+      true,
+    );
+    // A LevelDB delete only writes a deletion marker: the old value stays in the write-ahead
+    // log and table files until compaction. Compacting the key's range flushes the memtable
+    // (retiring the log file that held the put) and rewrites the tables that held the value.
+    await this.db.compactRange(K.body(seq), K.body(seq + 1));
+  }
+
+  async getTombstone<T>(seq: number): Promise<T | undefined> {
+    return this.getJson<T>(K.tombstone(seq));
+  }
+
   async findRequest(organization: string, requestId: string): Promise<number | undefined> {
     return this.getJson<number>(K.requestId(organization, requestId));
   }
