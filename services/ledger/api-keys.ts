@@ -51,6 +51,31 @@ function view(record: ApiKeyRecord): ApiKeyView {
 }
 
 /**
+ * Live principals by key hash, shared by every ApiKeys over one store, so authenticating a
+ * request does not read LevelDB each time. Only live keys are kept (an unknown or revoked
+ * secret always reaches the store, and random secrets cannot fill the cache); a revocation
+ * drops its key, and `generation` keeps a lookup that raced with a revocation from caching
+ * what it read before it.
+ */
+interface PrincipalCache {
+  live: Map<string, Principal>;
+  generation: number;
+}
+
+/** Far more live keys than a log has; past it the cache starts over rather than grow. */
+const PRINCIPAL_CACHE_MAX = 10_000;
+const principalCaches = new WeakMap<object, PrincipalCache>();
+
+function principalCacheFor(store: object): PrincipalCache {
+  let cache = principalCaches.get(store);
+  if (!cache) {
+    cache = { live: new Map(), generation: 0 };
+    principalCaches.set(store, cache);
+  }
+  return cache;
+}
+
+/**
  * API key use cases. Secrets are random 32 bytes shown once; only their SHA-256 is stored (a
  * fast hash is enough: the secret has full entropy, so there is nothing to brute-force). A
  * patient key is made from a patient identifier that is turned into the subjectTag at once and
@@ -61,10 +86,16 @@ export class ApiKeys {
     private readonly keys: ApiKeyStore,
     private readonly logSecret: Uint8Array,
     private readonly now: () => Date,
+    private readonly cache: PrincipalCache,
   ) {}
 
   static forLedger(ledger: Ledger, now: () => Date = () => new Date()): ApiKeys {
-    return new ApiKeys(new ApiKeyStore(ledger.store), fromHex(ledger.meta.logSecret), now);
+    return new ApiKeys(
+      new ApiKeyStore(ledger.store),
+      fromHex(ledger.meta.logSecret),
+      now,
+      principalCacheFor(ledger.store),
+    );
   }
 
   /** Creates a key; the returned `secret` is the only copy there will ever be. */
@@ -87,9 +118,18 @@ export class ApiKeys {
   /** The principal of a live key, or undefined for an unknown, malformed or revoked secret. */
   async authenticate(secret: string): Promise<Principal | undefined> {
     if (!SECRET_RE.test(secret)) return undefined;
-    const record = await this.keys.get(keyHash(secret));
+    const hash = keyHash(secret);
+    const cached = this.cache.live.get(hash);
+    if (cached) return { ...cached };
+    const generation = this.cache.generation;
+    const record = await this.keys.get(hash);
     if (!record || record.revokedAt !== undefined) return undefined;
-    return { id: record.id, role: record.role, scope: record.scope };
+    const principal: Principal = { id: record.id, role: record.role, scope: record.scope };
+    if (generation === this.cache.generation) {
+      if (this.cache.live.size >= PRINCIPAL_CACHE_MAX) this.cache.live.clear();
+      this.cache.live.set(hash, principal);
+    }
+    return { ...principal };
   }
 
   async list(): Promise<ApiKeyView[]> {
@@ -106,7 +146,19 @@ export class ApiKeys {
     if (record.revokedAt !== undefined)
       throw new LedgerError("CONFLICT", `API key ${id} is already revoked`, "id");
     const revoked: ApiKeyRecord = { ...record, revokedAt: this.now().toISOString() };
-    await this.keys.put(revoked);
+    // Forget the key before the write (lookups in flight must not cache it) and after it
+    // (one that read the live record meanwhile may have).
+    this.forget(record.keyHash);
+    try {
+      await this.keys.put(revoked);
+    } finally {
+      this.forget(record.keyHash);
+    }
     return view(revoked);
+  }
+
+  private forget(hash: string): void {
+    this.cache.generation++;
+    this.cache.live.delete(hash);
   }
 }

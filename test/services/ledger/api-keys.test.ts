@@ -98,4 +98,30 @@ describe("ledger api keys (real LevelDB)", () => {
       expect(await keys.authenticate(s)).to.equal(undefined);
     }
   });
+  it("a revoked key stops working at once, through every ApiKeys of the log, even mid-lookup", async () => {
+    const w = await keys.create({ role: "writer", organization: "org:a" });
+    const other = ApiKeys.forLedger(ledger);
+    // Warm both (authenticated principals are cached in memory).
+    expect(await keys.authenticate(w.secret)).to.have.property("id", w.key.id);
+    expect(await other.authenticate(w.secret)).to.have.property("id", w.key.id);
+    // Lookups racing with the revocation may see either answer, but none may be cached live.
+    let done = false;
+    const revoking = keys.revoke(w.key.id).finally(() => (done = true));
+    const racing: Array<Promise<unknown>> = [];
+    while (!done) {
+      racing.push(other.authenticate(w.secret), keys.authenticate(w.secret));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await revoking;
+    await Promise.all(racing);
+    expect(await keys.authenticate(w.secret)).to.equal(undefined);
+    expect(await other.authenticate(w.secret)).to.equal(undefined);
+  });
+
+  it("a principal handed out is the caller's own copy", async () => {
+    const a = await keys.create({ role: "auditor" });
+    const first = await keys.authenticate(a.secret);
+    if (first) first.role = "admin";
+    expect(await keys.authenticate(a.secret)).to.have.property("role", "auditor");
+  });
 });
