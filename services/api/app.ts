@@ -9,8 +9,10 @@ import { EventQueries } from "../ledger/queries.ts";
 import { authenticate, perKeyRateLimit } from "./auth.ts";
 import { ApiError, errorHandler } from "./errors.ts";
 import { ApiMetrics } from "./metrics.ts";
+import { registerFhirRoutes } from "./fhir.ts";
 import { observeRequests } from "./observe.ts";
 import { registerBatchRoutes } from "./routes/batches.ts";
+import { registerComplianceRoutes } from "./routes/compliance.ts";
 import { registerEventRoutes } from "./routes/events.ts";
 import { registerKeyRoutes } from "./routes/keys.ts";
 import { registerOpsRoutes } from "./routes/ops.ts";
@@ -114,6 +116,8 @@ export function createApp(opts: AppOptions): Express {
   registerBatchRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
   registerVerifyRoutes(app, ctx);
+  registerComplianceRoutes(app, ctx);
+  registerFhirRoutes(app, ctx);
 
   app.use(() => {
     throw new ApiError("NOT_FOUND", "no such route");

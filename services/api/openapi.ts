@@ -13,7 +13,11 @@ import type { ApiConfig } from "./app.ts";
 import { API_ERROR_STATUS } from "./errors.ts";
 import {
   BatchNoParams,
+  ErasureBody,
+  ExportQuery,
+  FhirAuditEventSearchQuery,
   KeyIdParams,
+  ReportQuery,
   ListBatchesQuery,
   ListEventsQuery,
   NewKeyBody,
@@ -364,6 +368,114 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
           },
         ),
         ...errors("MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "UNAVAILABLE"),
+        ...authErrors,
+      },
+    },
+    {
+      method: "post",
+      path: "/v1/events/{seq}/erasure",
+      summary: "Erase an event's body and salt (admin; GDPR Art. 17 crypto-shredding)",
+      description:
+        "Deletes the event body and its salt in one synced write with a tombstone; the entry and every proof stay. The erasure is logged as a new event naming the seq only.",
+      security: BEARER,
+      request: {
+        params: SeqParams,
+        body: { required: true, content: { "application/json": { schema: ErasureBody } } },
+      },
+      responses: {
+        201: json("The tombstone and the receipt of the logged erasure event.", {
+          type: "object",
+          properties: { tombstone: { type: "object" }, receipt: ref("Receipt") },
+        }),
+        ...errors("VALIDATION_FAILED", "MALFORMED_JSON", "NOT_FOUND", "CONFLICT"),
+        ...errors("UNSUPPORTED_MEDIA_TYPE"),
+        ...authErrors,
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/reports/disclosures",
+      summary: "HIPAA §164.528 accounting of disclosures (patient: own; auditor: ?subject=)",
+      description:
+        "Disclosures in the period (default: six years) with date, recipient, description, purpose and proof URL; TPO, to-the-individual and the other §164.528(a)(1) exclusions are left out by purpose code.",
+      security: BEARER,
+      request: { query: ReportQuery },
+      responses: {
+        200: {
+          description: "The report as JSON, or RFC 4180 CSV with format=csv.",
+          content: {
+            "application/json": { schema: { type: "object" } },
+            "text/csv": { schema: { type: "string" } },
+          },
+        },
+        ...errors("VALIDATION_FAILED", "BAD_CURSOR"),
+        ...authErrors,
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/reports/accesses",
+      summary: "Access report: every logged access to a patient's data (patient: own; auditor)",
+      security: BEARER,
+      request: { query: ReportQuery },
+      responses: {
+        200: {
+          description: "The report as JSON, or RFC 4180 CSV with format=csv.",
+          content: {
+            "application/json": { schema: { type: "object" } },
+            "text/csv": { schema: { type: "string" } },
+          },
+        },
+        ...errors("VALIDATION_FAILED", "BAD_CURSOR"),
+        ...authErrors,
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/export",
+      summary: "Export proof bundles as NDJSON (auditor)",
+      description:
+        "Streams one veritrail-proof/1 bundle per line; check the file with `veritrail verify export.ndjson --rpc <url>`.",
+      security: BEARER,
+      request: { query: ExportQuery },
+      responses: {
+        200: {
+          description: "NDJSON, one bundle per line.",
+          content: { "application/x-ndjson": { schema: { type: "string" } } },
+        },
+        ...errors("VALIDATION_FAILED"),
+        ...authErrors,
+      },
+    },
+    {
+      method: "get",
+      path: "/fhir/AuditEvent",
+      summary: "FHIR R4 AuditEvent search (auditor; patient: own)",
+      description:
+        "A searchset Bundle of BALP AuditEvents; the next link carries the paging cursor. Erased events are left out.",
+      security: BEARER,
+      request: { query: FhirAuditEventSearchQuery },
+      responses: {
+        200: {
+          description: "FHIR Bundle (searchset).",
+          content: { "application/fhir+json": { schema: { type: "object" } } },
+        },
+        ...errors("VALIDATION_FAILED", "BAD_CURSOR"),
+        ...authErrors,
+      },
+    },
+    {
+      method: "get",
+      path: "/fhir/AuditEvent/{seq}",
+      summary: "One FHIR R4 AuditEvent by seq (auditor; patient: own)",
+      security: BEARER,
+      request: { params: SeqParams },
+      responses: {
+        200: {
+          description: "The AuditEvent.",
+          content: { "application/fhir+json": { schema: ref("FhirAuditEvent") } },
+        },
+        ...errors("VALIDATION_FAILED", "NOT_FOUND"),
         ...authErrors,
       },
     },

@@ -119,6 +119,67 @@ export const NewKeyBody = z
   ])
   .openapi("NewApiKey", { description: `One of the roles ${API_KEY_ROLES.join(", ")}.` });
 
+const subjectTagParam = z
+  .string()
+  .regex(/^0x[0-9a-f]{64}$/, {
+    message: "subject must be a subjectTag: 0x and 64 lowercase hex digits",
+  })
+  .openapi({
+    description: "The patient's subjectTag (auditor; a patient key may only name its own).",
+  });
+
+export const ErasureBody = z
+  .strictObject({
+    legalBasis: text(256).openapi({
+      description:
+        "The legal basis of the erasure, e.g. GDPR Art. 17(1)(a). Kept in the tombstone and in the erasure event.",
+    }),
+    reason: text(1024).openapi({
+      description:
+        "Why (free text). Kept in the tombstone only, never in the logged erasure event.",
+    }),
+  })
+  .openapi("ErasureRequest");
+
+export const ReportQuery = z.strictObject({
+  subject: subjectTagParam.optional(),
+  from: instant("Start of the period (default: six years before now).").optional(),
+  to: instant("End of the period, exclusive (default: now).").optional(),
+  format: z
+    .enum(["json", "csv"], { message: 'format must be "json" or "csv"' })
+    .optional()
+    .openapi({ description: "json (default) or csv (RFC 4180, with a header line)." }),
+});
+
+export const ExportQuery = z.strictObject({
+  organization: text(1024).optional().openapi({ description: "Source organization." }),
+  from: instant("Recorded at or after this instant.").optional(),
+  to: instant("Recorded before this instant.").optional(),
+});
+
+const fhirDate = z
+  .string()
+  .max(64, { message: "date is too long" })
+  .openapi({
+    description: "FHIR date search value with prefix ge, gt, le, lt or eq, e.g. ge2024-05-01.",
+  });
+
+export const FhirAuditEventSearchQuery = z.strictObject({
+  patient: text(2048).optional().openapi({
+    description: "Patient identifier as a FHIR token system|value, or a subjectTag (0x…).",
+  }),
+  date: z
+    .union([fhirDate, z.array(fhirDate).max(4, { message: "at most 4 date parameters" })])
+    .optional(),
+  organization: text(1024).optional().openapi({ description: "Source organization." }),
+  _count: limit(MAX_PAGE_LIMIT, 50),
+  _cursor: z
+    .string()
+    .max(512, { message: "cursor is not one this API issued" })
+    .optional()
+    .openapi({ description: "Opaque paging cursor from the Bundle's next link." }),
+});
+
 /** FHIR Bundle envelope carrying AuditEvents (type batch or collection). */
 export const FhirBundleEnvelope = z.strictObject({
   resourceType: z.literal("Bundle"),
