@@ -6,11 +6,14 @@
  * reused: the byte is put back after each check, and the untouched log is re-verified at the
  * end to prove the restores were exact.
  *
- * The audit use case (services/ledger/audit.ts) had not landed when this was written, so the
- * detector is `ledger.prove` + `verifyBundle`, which is what a regulator holding the bundles has.
+ * Two detectors run on every tampering, as a regulator would use them: the audit
+ * (services/ledger/audit.ts `auditLog`: replays the whole log and compares every header with
+ * the registry) and the proof path (`ledger.prove` + the standalone `verifyBundle` on the
+ * affected event). The table says what each caught; the property is that one of them did.
  */
 import { JsonRpcProvider, Wallet } from "ethers";
 import path from "node:path";
+import { auditLog } from "../../../services/ledger/audit.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
 import { K, parseSeqPart } from "../../../services/store/keys.ts";
@@ -142,7 +145,24 @@ function changedField(original: Buffer, tampered: Buffer): string {
   return walk(a, b, "") ?? "unchanged";
 }
 
-/** Why the tampered log is caught, or undefined when it is not. */
+/** The audit's first finding on the tampered log, or undefined when it finds nothing. */
+async function audit(
+  ledger: Ledger,
+  provider: JsonRpcProvider,
+  contract: string,
+): Promise<string | undefined> {
+  try {
+    const report = await auditLog(ledger.store, {
+      chain: { rpc: provider, contract },
+      maxFindings: 3,
+    });
+    return report.ok ? undefined : `audit: ${report.findings[0]?.kind ?? "not ok"}`;
+  } catch (error) {
+    return `audit threw: ${(error as Error).name}`;
+  }
+}
+
+/** Why the tampered log is caught by its proof, or undefined when it is not. */
 async function detect(
   ledger: Ledger,
   provider: JsonRpcProvider,
@@ -181,9 +201,11 @@ export async function runTampering(opts: TamperingOptions): Promise<ScenarioResu
           detect(ledger!, provider, s),
         ),
       );
+      baseline.push(await audit(ledger, provider, chain.contract));
       if (baseline.some((b) => b !== undefined))
         throw new Error(`untampered log does not verify: ${baseline.join(", ")}`);
-      const byKind = new Map<Kind, { tried: number; caught: number }>();
+      const byKind = new Map<Kind, { tried: number; caught: number; audit: number }>();
+      const auditReasons = new Map<string, number>();
       const reasons = new Map<string, number>();
       const missed: string[] = [];
       const metadataMissed = new Map<string, number>();
@@ -197,17 +219,23 @@ export async function runTampering(opts: TamperingOptions): Promise<ScenarioResu
         tampered[offset] = original[offset]! ^ randomInt(1, 255);
         await ledger.store.write([{ type: "put", key: target.key, value: tampered }], false);
         let why: string | undefined;
+        let audited: string | undefined;
         try {
+          audited = await audit(ledger, provider, chain.contract);
           why = await detect(ledger, provider, target.seq);
         } finally {
           await ledger.store.write([{ type: "put", key: target.key, value: original }], false);
         }
-        const tally = byKind.get(target.kind) ?? { tried: 0, caught: 0 };
+        const tally = byKind.get(target.kind) ?? { tried: 0, caught: 0, audit: 0 };
         tally.tried++;
-        if (why !== undefined) {
+        if (audited !== undefined) {
+          tally.audit++;
+          const kind = audited.replace(/^audit: /, "");
+          auditReasons.set(kind, (auditReasons.get(kind) ?? 0) + 1);
+        }
+        if (why !== undefined || audited !== undefined) {
           tally.caught++;
-          const reason = why.replace(/:.*$/, "") + ":" + why.split(": ")[1];
-          reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+          if (why !== undefined) reasons.set(why, (reasons.get(why) ?? 0) + 1);
         } else {
           const field = target.kind === "batch" ? changedField(original, tampered) : "";
           if (METADATA_FIELDS.some((m) => m.test(field))) {
@@ -223,14 +251,28 @@ export async function runTampering(opts: TamperingOptions): Promise<ScenarioResu
       const after = await Promise.all(
         [0, ledger.nextSeq - 1].map((s) => detect(ledger!, provider, s)),
       );
+      after.push(await audit(ledger, provider, chain.contract));
       const kinds = [...byKind].map(([k, t]) => `${k} ${t.caught}/${t.tried}`).join(", ");
-      report.check(
-        "every single-byte tampering of a body, entry or a batch record field a proof uses is reported",
-        missed.length === 0,
-        `${built}; ${kinds}; reasons: ${[...reasons]
+      const auditKinds = [...byKind].map(([k, t]) => `${k} ${t.audit}/${t.tried}`).join(", ");
+      const tally = (m: Map<string, number>): string =>
+        [...m]
           .sort((a, b) => b[1] - a[1])
           .map(([r, n]) => `${r} ${n}`)
-          .join(", ")}${missed.length ? `; missed: ${missed.slice(0, 3).join("; ")}` : ""}`,
+          .join(", ");
+      report.check(
+        "every single-byte tampering of a body, entry or a batch record field a proof uses is reported (audit or proof)",
+        missed.length === 0,
+        `${built}; caught by audit or proof: ${kinds}${missed.length ? `; missed: ${missed.slice(0, 3).join("; ")}` : ""}`,
+      );
+      report.check(
+        "what the audit (auditLog with the chain) caught",
+        true,
+        `${auditKinds}; ${tally(auditReasons)}`,
+      );
+      report.check(
+        "what the proof path (ledger.prove + verifyBundle) caught",
+        true,
+        tally(reasons),
       );
       const metadataTotal = [...metadataMissed.values()].reduce((a, b) => a + b, 0);
       report.check(
@@ -246,7 +288,9 @@ export async function runTampering(opts: TamperingOptions): Promise<ScenarioResu
       report.check(
         "the restored log verifies again",
         after.every((a) => a === undefined),
-        after.every((a) => a === undefined) ? "first and last event verify" : after.join(", "),
+        after.every((a) => a === undefined)
+          ? "first and last event verify, the audit is clean"
+          : after.join(", "),
       );
     } finally {
       provider.destroy();
