@@ -47,7 +47,7 @@ export function renderResults(results: readonly ScenarioResult[]): string {
   for (const r of results) {
     for (const p of r.properties) {
       lines.push(
-        `| ${r.scenario} (${r.seconds.toFixed(0)} s) | ${r.size} | ${p.name} | ${p.ok ? "yes" : "**no**"} | ${p.detail.replaceAll("|", "/")} |`,
+        `| ${r.scenario} (${r.seconds.toFixed(0)} s) | ${r.size} | ${p.name} | ${p.ok ? "yes" : "**no**"} | ${p.detail.replaceAll("|", "/").replace(/\s+/g, " ")} |`,
       );
     }
   }
