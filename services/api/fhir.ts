@@ -162,7 +162,8 @@ function registerFhirSearch(app: Express, ctx: ApiContext): void {
         timestamp: new Date().toISOString(),
         ...(total !== null ? { total } : {}),
         link,
-        entry,
+        // FHIR JSON has no empty arrays: a page of only erased events carries no entry.
+        ...(entry.length > 0 ? { entry } : {}),
       });
     },
   );
