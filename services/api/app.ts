@@ -11,11 +11,13 @@ import { ApiError, errorHandler } from "./errors.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { registerFhirRoutes } from "./fhir.ts";
 import { observeRequests } from "./observe.ts";
+import { type AuditRouteOptions, registerAuditRoutes } from "./routes/audit.ts";
 import { registerBatchRoutes } from "./routes/batches.ts";
 import { registerComplianceRoutes } from "./routes/compliance.ts";
 import { registerEventRoutes } from "./routes/events.ts";
 import { registerKeyRoutes } from "./routes/keys.ts";
 import { registerOpsRoutes } from "./routes/ops.ts";
+import { registerPatientRoutes } from "./routes/patient.ts";
 import { type BundleVerifier, registerVerifyRoutes } from "./routes/verify.ts";
 
 /**
@@ -49,6 +51,8 @@ export interface AppOptions {
   webDir?: string;
   /** Include prom-client's process metrics (off in tests: they are global to the process). */
   processMetrics?: boolean;
+  /** POST /v1/audit: the chain to compare headers with (local replay only without it). */
+  audit?: AuditRouteOptions;
 }
 
 /** What the route modules share. */
@@ -116,6 +120,8 @@ export function createApp(opts: AppOptions): Express {
   registerBatchRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
   registerVerifyRoutes(app, ctx);
+  registerPatientRoutes(app, ctx);
+  registerAuditRoutes(app, ctx, opts.audit);
   registerComplianceRoutes(app, ctx);
   registerFhirRoutes(app, ctx);
 

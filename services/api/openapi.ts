@@ -11,6 +11,8 @@ import { FhirAuditEventSchema } from "../core/fhir-audit-event.ts";
 import { ReceiptSchema } from "../core/receipt.ts";
 import type { ApiConfig } from "./app.ts";
 import { API_ERROR_STATUS } from "./errors.ts";
+import { auditRouteDocs } from "./routes/audit.ts";
+import { patientRouteDocs } from "./routes/patient.ts";
 import {
   BatchNoParams,
   ErasureBody,
@@ -514,6 +516,11 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
       },
     },
   ];
+  for (const docs of [patientRouteDocs(), auditRouteDocs()]) {
+    for (const [name, schema] of Object.entries(docs.schemas))
+      registry.registerComponent("schemas", name, schema);
+    paths.push(...docs.paths);
+  }
   for (const p of paths) registry.registerPath(p);
   return new OpenApiGeneratorV31(registry.definitions).generateDocument({
     openapi: "3.1.0",
