@@ -9,7 +9,7 @@ import {
   subjectTag,
 } from "../core/entry.ts";
 import { jcs } from "../core/jcs.ts";
-import { type Hex, toHex, utf8 } from "../core/hex.ts";
+import { type Hex, toHex } from "../core/hex.ts";
 import { type MerkleTree, buildTree, inclusionProofNodeIds, leafHash } from "../core/merkle.ts";
 import {
   RECEIPT_DOMAIN,
@@ -236,12 +236,12 @@ export class GroupCommitter {
         commitment: commitmentOfCanonical(salt, eventJcs),
         subject: event.patient ? subjectTag(this.opts.logSecret, event.patient) : null,
       };
-      const entryJcs = encodeEntry(entry);
+      const entryBytes = Buffer.from(encodeEntry(entry), "utf8");
       entries.push(entry);
-      leafHashes.push(leafHash(utf8(entryJcs)));
+      leafHashes.push(leafHash(entryBytes));
       records.push({
         seq: entry.seq,
-        entryJcs,
+        entryBytes,
         bodyJson: `{"event":${eventJcs},"salt":"${saltHex}"}`,
         subject: entry.subject,
         organization: event.source.organization,

@@ -1,5 +1,5 @@
 import { ClassicLevel } from "classic-level";
-import { K, parseSeqPart, prefixEnd } from "./keys.ts";
+import { K, parseSeqPart, prefixEnd, seqPart } from "./keys.ts";
 
 type Db = ClassicLevel<string, Buffer>;
 export type BatchOp = { type: "put"; key: string; value: Buffer } | { type: "del"; key: string };
@@ -15,7 +15,8 @@ export interface LogMeta {
 /** One event as handed to the store by the ledger, ready to be written. */
 export interface AppendRecord {
   seq: number;
-  entryJcs: string;
+  /** The entry's JCS text as UTF-8 (the ledger hashes these same bytes into the leaf). */
+  entryBytes: Uint8Array;
   /** The StoredBody as JSON text (built by the ledger from the event's JCS form). */
   bodyJson: string;
   subject: string | null;
@@ -133,12 +134,24 @@ export class LedgerStore {
   appendOps(records: AppendRecord[]): BatchOp[] {
     const ops: BatchOp[] = [];
     const empty = Buffer.alloc(0);
+    // A group's events mostly come from one organization: hex-encode its key part once.
+    const orgPrefixes = new Map<string, string>();
     for (const r of records) {
-      ops.push({ type: "put", key: K.entry(r.seq), value: Buffer.from(r.entryJcs, "utf8") });
+      const entry = r.entryBytes;
+      ops.push({
+        type: "put",
+        key: K.entry(r.seq),
+        value: Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength),
+      });
       ops.push({ type: "put", key: K.body(r.seq), value: Buffer.from(r.bodyJson, "utf8") });
       if (r.subject !== null)
         ops.push({ type: "put", key: K.bySubject(r.subject, r.seq), value: empty });
-      ops.push({ type: "put", key: K.byOrg(r.organization, r.seq), value: empty });
+      let orgPrefix = orgPrefixes.get(r.organization);
+      if (orgPrefix === undefined) {
+        orgPrefix = K.byOrgPrefix(r.organization);
+        orgPrefixes.set(r.organization, orgPrefix);
+      }
+      ops.push({ type: "put", key: orgPrefix + seqPart(r.seq), value: empty });
       ops.push({ type: "put", key: K.byTime(r.recordedMs, r.seq), value: empty });
       if (r.requestId !== undefined)
         ops.push({ type: "put", key: K.requestId(r.organization, r.requestId), value: enc(r.seq) });
