@@ -1,0 +1,153 @@
+import { expect } from "chai";
+import { spawn } from "node:child_process";
+import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { createApp } from "../../../services/api/app.ts";
+import { startServer } from "../../../services/api/server.ts";
+import { loadConfig } from "../../../services/config.ts";
+import { ApiKeys } from "../../../services/ledger/api-keys.ts";
+import { eraseEvent } from "../../../services/ledger/erasure.ts";
+import { LAB_ORG } from "../../fixtures/events.ts";
+import { AnchoredLog, patientEvent } from "../../support/anchored-log.ts";
+import { HardhatNode } from "../../support/hardhat-node.ts";
+
+const BIN = path.resolve(import.meta.dirname, "../../../bin/veritrail.js");
+
+/** Runs `bin/veritrail.js` as a user would; stdout goes to `stdoutFile` when given. */
+async function veritrail(
+  args: string[],
+  stdoutFile?: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = stdoutFile === undefined ? undefined : await open(stdoutFile, "w");
+  try {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      stdio: ["ignore", out === undefined ? "pipe" : out.fd, "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+    const code = await new Promise<number>((resolve, reject) => {
+      child.on("error", reject);
+      child.on("close", (c) => resolve(c ?? -1));
+    });
+    return { code, stdout, stderr };
+  } finally {
+    await out?.close();
+  }
+}
+
+describe("cli/export-command: veritrail export | veritrail verify (Hardhat)", function () {
+  this.timeout(180_000);
+  let node: HardhatNode;
+  let log: AnchoredLog;
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let auditorKey: string;
+  let writerKey: string;
+  let outDir: string;
+
+  before(async () => {
+    outDir = await mkdtemp(path.join(tmpdir(), "veritrail-export-"));
+    node = await HardhatNode.start();
+    log = await AnchoredLog.create(node);
+    const keys = ApiKeys.forLedger(log.ledger);
+    const app = createApp({
+      ledger: log.ledger,
+      keys,
+      logger: pino({ level: "silent" }),
+      config: loadConfig({}),
+    });
+    server = await startServer(app, { host: "127.0.0.1", port: 0 });
+    auditorKey = (await keys.create({ role: "auditor" })).secret;
+    writerKey = (await keys.create({ role: "writer", organization: LAB_ORG })).secret;
+    const results = await log.ledger.ingest([
+      patientEvent("MRN-EXPORT-1"),
+      patientEvent("MRN-EXPORT-2", {
+        source: { ...patientEvent("x").source, organization: LAB_ORG },
+      }),
+      patientEvent("MRN-EXPORT-1"),
+      patientEvent("MRN-EXPORT-3"),
+    ]);
+    await log.sealAndAnchor();
+    await eraseEvent(log.ledger, {
+      seq: results[2]!.receipt.seq,
+      legalBasis: "GDPR Art. 17",
+      reason: "test",
+      keyId: "key_0000000000000022",
+    });
+    await log.sealAndAnchor();
+  });
+
+  after(async () => {
+    await server?.close(1_000);
+    await log?.close();
+    await node?.stop();
+    if (outDir !== undefined) await rm(outDir, { recursive: true, force: true });
+  });
+
+  it("exports every bundle (erased one included) and `veritrail verify` accepts the file: exit 0", async () => {
+    const file = path.join(outDir, "all.ndjson");
+    const exported = await veritrail(["export", "--url", server.url, "--key", auditorKey], file);
+    expect(exported.code, exported.stderr).to.equal(0);
+    expect(exported.stderr).to.include(`${log.ledger.nextSeq} bundles exported`);
+    const lines = (await readFile(file, "utf8")).trim().split("\n");
+    expect(lines).to.have.length(log.ledger.nextSeq);
+    expect(
+      lines.filter((l) => (JSON.parse(l) as { event: unknown }).event === null),
+    ).to.have.length(1);
+
+    const verified = await veritrail(["verify", file, "--rpc", node.url]);
+    expect(verified.code, verified.stdout + verified.stderr).to.equal(0);
+    expect(verified.stdout).to.include(`${lines.length} verified, 0 pending, 0 failed`);
+
+    // The same file with one event altered no longer verifies.
+    const bundle = JSON.parse(lines[0]!) as { event: { action: string } };
+    bundle.event.action = bundle.event.action === "R" ? "U" : "R";
+    const tampered = file.replace(/\.ndjson$/, "-tampered.ndjson");
+    await writeFile(tampered, [JSON.stringify(bundle), ...lines.slice(1)].join("\n") + "\n");
+    const rejected = await veritrail(["verify", tampered, "--rpc", node.url]);
+    expect(rejected.code).to.equal(1);
+    expect(rejected.stdout).to.include("COMMITMENT_MISMATCH");
+  });
+
+  it("--organization and --from/--to narrow the export", async () => {
+    const file = path.join(outDir, "lab.ndjson");
+    const exported = await veritrail(
+      ["export", "--url", server.url, "--key", auditorKey, "--organization", LAB_ORG],
+      file,
+    );
+    expect(exported.code, exported.stderr).to.equal(0);
+    const lines = (await readFile(file, "utf8")).trim().split("\n");
+    expect(lines).to.have.length(1);
+    const none = await veritrail(
+      ["export", "--url", server.url, "--key", auditorKey, "--to", "2000-01-01T00:00:00Z"],
+      file,
+    );
+    expect(none.code).to.equal(0);
+    expect(await readFile(file, "utf8")).to.equal("");
+  });
+
+  it("an error answer or a bad option is exit 2 with the API's error code on stderr", async () => {
+    const denied = await veritrail(["export", "--url", server.url, "--key", writerKey]);
+    expect(denied.code).to.equal(2);
+    expect(denied.stderr).to.include("403").and.include("FORBIDDEN");
+    const badKey = await veritrail(["export", "--url", server.url, "--key", "vt_nope"]);
+    expect(badKey.code).to.equal(2);
+    expect(badKey.stderr).to.include("UNAUTHENTICATED");
+    const badFrom = await veritrail([
+      "export",
+      "--url",
+      server.url,
+      "--key",
+      auditorKey,
+      "--from",
+      "soon",
+    ]);
+    expect(badFrom.code).to.equal(2);
+    const down = await veritrail(["export", "--url", "http://127.0.0.1:1", "--key", auditorKey]);
+    expect(down.code).to.equal(2);
+    expect(down.stderr).to.include("cannot reach");
+  });
+});
