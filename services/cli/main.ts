@@ -7,6 +7,7 @@
 import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { registerExportCommand } from "./export-command.ts";
+import { registerAuditCommand } from "./audit-command.ts";
 import { registerVerifyCommand } from "./verify-command.ts";
 
 export const EXIT_OK = 0;
@@ -38,6 +39,7 @@ export function buildProgram(ctx: CliContext): Command {
     })
     .exitOverride();
   registerVerifyCommand(program, ctx);
+  registerAuditCommand(program, ctx);
   registerExportCommand(program, ctx);
   // serve, keys, export, audit: each registers itself here the same way.
   return program;

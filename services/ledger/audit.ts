@@ -31,7 +31,13 @@ import {
 } from "../core/subject-index.ts";
 import { K, parseSeqPart, prefixEnd } from "../store/keys.ts";
 import type { LedgerStore } from "../store/ledger-store.ts";
-import { ChainReads, type ChainRpc, ZERO_HASH, batchHeaderHash } from "../verifier/chain-reads.ts";
+import {
+  ChainReads,
+  type ChainRpc,
+  NotARegistry,
+  ZERO_HASH,
+  batchHeaderHash,
+} from "../verifier/chain-reads.ts";
 import { type BatchRecord, LEVEL_CHUNK_NODES } from "./batch.ts";
 import type { ReceiptGroupRecord } from "./ingest.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
@@ -61,6 +67,7 @@ export type AuditFindingKind =
   | "CHAIN_NOT_ANCHORED"
   | "CHAIN_HEADER_MISMATCH"
   | "CHAIN_EXTRA_BATCH"
+  | "CHAIN_NO_REGISTRY"
   | "CHAIN_ERROR";
 
 export interface AuditFinding {
@@ -508,6 +515,18 @@ async function checkChain(
       message: `cannot read the chain: ${e instanceof Error ? e.message : String(e)}`,
     });
     return null;
+  }
+  // One probe first: an address without the registry answers every read the same way.
+  try {
+    await reads.batchCommitment(contract, logId, 0, head);
+  } catch (e) {
+    if (e instanceof NotARegistry) {
+      report({
+        kind: "CHAIN_NO_REGISTRY",
+        message: `no registry answers at ${contract}: ${e.message}`,
+      });
+      return { chainId: Number(chainId), contract, head, anchoredBatches: 0 };
+    }
   }
   let anchored = 0;
   let done = 0;
