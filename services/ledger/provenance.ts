@@ -1,0 +1,272 @@
+import type { Bundle } from "../core/bundle.ts";
+import { SYSTEM } from "../core/codes.ts";
+import type { NativeEvent } from "../core/event.ts";
+import type { StoredEvent } from "./ledger.ts";
+import type { EventQueries } from "./queries.ts";
+
+/**
+ * Transfers and provenance across institutions. A transfer is an Export (DCM 110106, BALP
+ * PrivacyDisclosure.Source) in the sender's log and an Import (DCM 110107, PrivacyDisclosure
+ * .Recipient) in the recipient's log that carry the same `transfer.reference` and
+ * `transfer.dataHash`. Each log anchors into the same registry, so every hop can be checked
+ * with `verifyBundle` on its own, against the chain, without trusting either institution.
+ *
+ * An export with no matching import (sent, never acknowledged as received) and an import that
+ * matches no export (unknown reference, a data hash that differs from the export's, or a
+ * receiver other than the export's recipient) are listed, not silently dropped.
+ */
+
+/** One log that can be searched for transfers: a local ledger, or a client of a remote API. */
+export interface TransferLog {
+  /** A name for reports (e.g. the institution); the log id comes from the bundles. */
+  name: string;
+  /** Every Export and Import event of the log that carries `transfer`. */
+  transferEvents(): AsyncIterable<{ seq: number; event: NativeEvent }>;
+  prove(seq: number): Promise<Bundle>;
+}
+
+const EXPORT = "110106";
+const IMPORT = "110107";
+const PAGE = 1_000;
+
+/** A TransferLog over a local ledger (its Export/Import events through the query index). */
+export function ledgerTransferLog(
+  name: string,
+  ledger: { prove(seq: number): Promise<Bundle> },
+  queries: EventQueries,
+): TransferLog {
+  return {
+    name,
+    prove: (seq) => ledger.prove(seq),
+    async *transferEvents() {
+      for (const code of [EXPORT, IMPORT]) {
+        let cursor: string | undefined;
+        for (;;) {
+          const page = await queries.listEvents(
+            { type: code },
+            cursor === undefined ? { limit: PAGE } : { cursor, limit: PAGE },
+          );
+          for (const stored of page.events) if (isTransfer(stored)) yield stored;
+          if (page.nextCursor === null) break;
+          cursor = page.nextCursor;
+        }
+      }
+    },
+  };
+}
+
+function isTransfer(s: StoredEvent): s is StoredEvent & { event: NativeEvent } {
+  return s.event !== null && s.event.transfer !== undefined && s.event.type.system === SYSTEM.dcm;
+}
+
+/** One side of a transfer, with the bundle that proves it. */
+export interface TransferSide {
+  log: string;
+  logId: string;
+  seq: number;
+  organization: string;
+  recorded: string;
+  bundle: Bundle;
+}
+
+export interface TransferHop {
+  reference: string;
+  dataHash: string;
+  from: TransferSide;
+  to: TransferSide;
+}
+
+export type UnmatchedReason =
+  "NOT_IMPORTED" | "NO_SUCH_EXPORT" | "DATA_HASH_MISMATCH" | "RECIPIENT_MISMATCH";
+
+export interface UnmatchedTransfer {
+  kind: "export" | "import";
+  reason: UnmatchedReason;
+  reference: string;
+  dataHash: string;
+  side: TransferSide;
+}
+
+export interface ProvenanceTrace {
+  /** The data item traced (its hash), or null for every transfer of the logs. */
+  dataHash: string | null;
+  /** Matched hops in the order the exports were recorded: the chain of custody. */
+  hops: TransferHop[];
+  /** Organizations in custody order (the first sender, then each recipient). */
+  custody: string[];
+  unmatched: UnmatchedTransfer[];
+}
+
+interface Found {
+  log: TransferLog;
+  seq: number;
+  event: NativeEvent & { transfer: NonNullable<NativeEvent["transfer"]> };
+}
+
+async function side(f: Found): Promise<TransferSide> {
+  const bundle = await f.log.prove(f.seq);
+  return {
+    log: f.log.name,
+    logId: bundle.entry.log,
+    seq: f.seq,
+    organization: f.event.source.organization,
+    recorded: f.event.recorded,
+    bundle,
+  };
+}
+
+/**
+ * Follows a data item (by `dataHash`; every transfer when omitted) across the logs: matches
+ * each import to the export with the same reference and data hash whose recipient is the
+ * importing organization, and lists what does not match. An import that reuses an export's
+ * reference with another data hash is a DATA_HASH_MISMATCH (it claims to be that transfer but
+ * received other bytes); it is listed when tracing either hash.
+ */
+export async function traceProvenance(
+  logs: TransferLog[],
+  opts: { dataHash?: string } = {},
+): Promise<ProvenanceTrace> {
+  const exports: Found[] = [];
+  const imports: Found[] = [];
+  for (const log of logs) {
+    for await (const { seq, event } of log.transferEvents()) {
+      if (event.transfer === undefined) continue;
+      const found = { log, seq, event: event as Found["event"] };
+      (event.type.code === EXPORT ? exports : imports).push(found);
+    }
+  }
+  const wanted = opts.dataHash;
+  const exportRefs = new Set(
+    exports.filter((e) => wanted === undefined || e.event.transfer.dataHash === wanted),
+  );
+  const refsOfItem = new Set([...exportRefs].map((e) => e.event.transfer.reference));
+  const relevantImports = imports.filter(
+    (i) =>
+      wanted === undefined ||
+      i.event.transfer.dataHash === wanted ||
+      refsOfItem.has(i.event.transfer.reference),
+  );
+
+  const hops: TransferHop[] = [];
+  const unmatched: UnmatchedTransfer[] = [];
+  const matchedExports = new Set<Found>();
+  for (const imp of relevantImports) {
+    const { reference, dataHash } = imp.event.transfer;
+    const sameRef = exports.filter((e) => e.event.transfer.reference === reference);
+    const sameHash = sameRef.filter((e) => e.event.transfer.dataHash === dataHash);
+    const match = sameHash.find(
+      (e) =>
+        e.event.recipient === undefined ||
+        e.event.recipient.organization === imp.event.source.organization,
+    );
+    if (match) {
+      matchedExports.add(match);
+      hops.push({ reference, dataHash, from: await side(match), to: await side(imp) });
+      continue;
+    }
+    const reason: UnmatchedReason =
+      sameRef.length === 0
+        ? "NO_SUCH_EXPORT"
+        : sameHash.length === 0
+          ? "DATA_HASH_MISMATCH"
+          : "RECIPIENT_MISMATCH";
+    unmatched.push({ kind: "import", reason, reference, dataHash, side: await side(imp) });
+  }
+  for (const exp of exportRefs) {
+    if (matchedExports.has(exp)) continue;
+    const { reference, dataHash } = exp.event.transfer;
+    unmatched.push({
+      kind: "export",
+      reason: "NOT_IMPORTED",
+      reference,
+      dataHash,
+      side: await side(exp),
+    });
+  }
+  hops.sort((a, b) => a.from.recorded.localeCompare(b.from.recorded) || a.from.seq - b.from.seq);
+  const custody: string[] = [];
+  for (const hop of hops) {
+    if (custody[custody.length - 1] !== hop.from.organization) custody.push(hop.from.organization);
+    custody.push(hop.to.organization);
+  }
+  return { dataHash: wanted ?? null, hops, custody, unmatched };
+}
+
+// ---- FHIR R4 Provenance ----------------------------------------------------------------------
+
+export interface FhirProvenance {
+  resourceType: "Provenance";
+  id: string;
+  target: Array<{ reference?: string; identifier?: { system: string; value: string } }>;
+  occurredPeriod: { start: string; end: string };
+  recorded: string;
+  activity: { coding: Array<{ system: string; code: string; display: string }> };
+  agent: Array<{
+    type: { coding: Array<{ system: string; code: string; display: string }> };
+    who: { identifier: { system: string; value: string }; display: string };
+  }>;
+  entity: Array<{
+    role: "source";
+    what: { identifier: { system: string; value: string } };
+  }>;
+  extension: Array<{ url: string; valueString: string }>;
+}
+
+export const TRANSFER_REFERENCE_SYSTEM = "urn:veritrail:transfer";
+export const ORGANIZATION_SYSTEM = "urn:veritrail:organization";
+export const PROOF_EXTENSION = "https://veritrail.dev/fhir/StructureDefinition/proof";
+
+const orgRef = (organization: string) => ({
+  identifier: { system: ORGANIZATION_SYSTEM, value: organization },
+  display: organization,
+});
+
+/**
+ * One FHIR R4 Provenance per hop: the transferred data (the export's data references, else the
+ * transfer reference) is the target; the sender is the custodian that released it and the
+ * recipient the custodian that received it; the proof of each side is named in an extension
+ * (`log:seq`), so a reader can fetch and verify both bundles.
+ */
+export function toFhirProvenance(hop: TransferHop): FhirProvenance {
+  const exported = hop.from.bundle.event as NativeEvent | null;
+  const whats = (exported?.entities ?? []).flatMap((e) => (e.what ? [e.what] : []));
+  const custodian = (organization: string) => ({
+    type: {
+      coding: [
+        { system: SYSTEM.provenanceParticipantType, code: "custodian", display: "Custodian" },
+      ],
+    },
+    who: orgRef(organization),
+  });
+  return {
+    resourceType: "Provenance",
+    id: `${hop.to.logId.slice(2, 18)}-${hop.to.seq}`,
+    target:
+      whats.length > 0
+        ? whats.map((reference) => ({ reference }))
+        : [{ identifier: { system: TRANSFER_REFERENCE_SYSTEM, value: hop.reference } }],
+    occurredPeriod: { start: hop.from.recorded, end: hop.to.recorded },
+    recorded: hop.to.recorded,
+    activity: {
+      coding: [
+        {
+          system: SYSTEM.iso21089Lifecycle,
+          code: "disclose",
+          display: "Disclose Record Lifecycle Event",
+        },
+      ],
+    },
+    agent: [custodian(hop.from.organization), custodian(hop.to.organization)],
+    entity: [
+      {
+        role: "source",
+        what: { identifier: { system: TRANSFER_REFERENCE_SYSTEM, value: hop.reference } },
+      },
+    ],
+    extension: [
+      { url: PROOF_EXTENSION, valueString: `${hop.from.logId}:${hop.from.seq}` },
+      { url: PROOF_EXTENSION, valueString: `${hop.to.logId}:${hop.to.seq}` },
+      { url: `${PROOF_EXTENSION}-data-hash`, valueString: hop.dataHash },
+    ],
+  };
+}
