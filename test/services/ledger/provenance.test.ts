@@ -6,6 +6,7 @@ import path from "node:path";
 import { DevDeployment } from "../../../services/chain/dev-deployment.ts";
 import { loadConfig } from "../../../services/config.ts";
 import type { NativeEvent } from "../../../services/core/event.ts";
+import type { Hex } from "../../../services/core/hex.ts";
 import { AnchorLoop } from "../../../services/ledger/anchor-loop.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import {
@@ -25,9 +26,9 @@ import { HARDHAT_ACCOUNTS, HardhatNode } from "../../support/hardhat-node.ts";
 const ADMIN = new Wallet(HARDHAT_ACCOUNTS[0].privateKey);
 const DEFAULTS = loadConfig({});
 
-const H1 = `0x${"a1".repeat(32)}`;
-const H2 = `0x${"b2".repeat(32)}`;
-const FORGED = `0x${"ee".repeat(32)}`;
+const H1: Hex = `0x${"a1".repeat(32)}`;
+const H2: Hex = `0x${"b2".repeat(32)}`;
+const FORGED: Hex = `0x${"ee".repeat(32)}`;
 
 const HOSPITAL_SOURCE: NativeEvent["source"] = {
   organization: HOSPITAL_ORG,
@@ -43,7 +44,7 @@ function exportEvent(
   source: NativeEvent["source"],
   to: string,
   reference: string,
-  dataHash: string,
+  dataHash: Hex,
 ): NativeEvent {
   return makeBalpNativeEvent("PrivacyDisclosureSource", {
     overrides: {
@@ -55,7 +56,7 @@ function exportEvent(
     },
   });
 }
-function importEvent(source: NativeEvent["source"], reference: string, dataHash: string) {
+function importEvent(source: NativeEvent["source"], reference: string, dataHash: Hex) {
   return makeBalpNativeEvent("PrivacyDisclosureRecipient", {
     overrides: {
       source,
@@ -79,7 +80,7 @@ class Institution {
     name: string,
     node: HardhatNode,
     deployment: DevDeployment,
-    accounts: { anchorer: number; signer: number },
+    accounts: { anchorer: 1 | 3; signer: 2 | 4 },
   ): Promise<Institution> {
     const dir = await mkdtemp(path.join(tmpdir(), `veritrail-prov-${name}-`));
     const ledger = await Ledger.open({
