@@ -143,7 +143,9 @@ export const ErasureBody = z
 
 export const ReportQuery = z.strictObject({
   subject: subjectTagParam.optional(),
-  from: instant("Start of the period (default: six years before now).").optional(),
+  from: instant(
+    "Start of the period (default: six years before now for the accounting, the start of the log for the access report).",
+  ).optional(),
   to: instant("End of the period, exclusive (default: now).").optional(),
   format: z
     .enum(["json", "csv"], { message: 'format must be "json" or "csv"' })
@@ -157,12 +159,9 @@ export const ExportQuery = z.strictObject({
   to: instant("Recorded before this instant.").optional(),
 });
 
-const fhirDate = z
-  .string()
-  .max(64, { message: "date is too long" })
-  .openapi({
-    description: "FHIR date search value with prefix ge, gt, le, lt or eq, e.g. ge2024-05-01.",
-  });
+const fhirDate = z.string().max(64, { message: "date is too long" }).openapi({
+  description: "FHIR date search value with prefix ge, gt, le, lt or eq, e.g. ge2024-05-01.",
+});
 
 export const FhirAuditEventSearchQuery = z.strictObject({
   patient: text(2048).optional().openapi({

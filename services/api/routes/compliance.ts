@@ -50,7 +50,7 @@ export function registerComplianceRoutes(app: Express, ctx: ApiContext): void {
   );
 
   app.get("/v1/reports/disclosures", ...guard("auditor", "patient"), async (req, res) => {
-    const { subject, range, format } = reportParams(req.query, principalOf(res));
+    const { subject, range, format } = reportParams(req.query, principalOf(res), "six-years");
     const report = await accountingOfDisclosures(ctx.queries, subject, range);
     if (format === "csv") sendCsv(res, "accounting-of-disclosures.csv", accountingCsv(report));
     else res.json(report);
@@ -58,7 +58,7 @@ export function registerComplianceRoutes(app: Express, ctx: ApiContext): void {
 
   app.get("/v1/reports/accesses", ...guard("auditor", "patient"), async (req, res) => {
     const principal = principalOf(res);
-    const { subject, range, format } = reportParams(req.query, principal);
+    const { subject, range, format } = reportParams(req.query, principal, "everything");
     const report = await accessReport(ctx.queries, subject, range, {
       staffNames: principal.role !== "patient" || ctx.config.PATIENT_VIEW_STAFF_NAMES,
     });
@@ -107,9 +107,14 @@ async function writeLine(res: Response, value: unknown): Promise<void> {
   }
 }
 
+/**
+ * The accounting looks back six years by default (§164.528(a)); the access report covers the
+ * whole log by default (EHDS: at least three years; the log keeps everything).
+ */
 function reportParams(
   query: unknown,
   principal: Principal,
+  defaultPeriod: "six-years" | "everything",
 ): { subject: string; range: ReportRange; format: "json" | "csv" } {
   const q = parseRequest(ReportQuery, { ...(query as Record<string, unknown>) });
   let subject: string;
@@ -122,7 +127,11 @@ function reportParams(
       throw new ApiError("VALIDATION_FAILED", "subject is required (a subjectTag)", "subject");
     subject = q.subject;
   }
-  const range = defaultAccountingRange(new Date());
+  const now = new Date();
+  const range =
+    defaultPeriod === "six-years"
+      ? defaultAccountingRange(now)
+      : { fromMs: 0, toMs: now.getTime() + 1 };
   if (q.from !== undefined) range.fromMs = q.from;
   if (q.to !== undefined) range.toMs = q.to;
   return { subject, range, format: q.format ?? "json" };
