@@ -3,6 +3,7 @@ import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { jcs } from "../../../services/core/jcs.ts";
 import { fromHex } from "../../../services/core/hex.ts";
+import { auditLog } from "../../../services/ledger/audit.ts";
 import { LedgerError } from "../../../services/ledger/errors.ts";
 import {
   type Tombstone,
@@ -119,6 +120,11 @@ describe("ledger/erasure (Hardhat)", function () {
         expect(v.status, `seq ${s}: ${JSON.stringify(v)}`).to.equal("verified");
         expect(v.checks.find((c) => c.step === "commitment")!.ok).to.equal(true);
       }
+      // The regulator's full audit of the log still passes, counting the erased event.
+      const audit = await auditLog(log.ledger.store, { chain: { rpc: provider } });
+      expect(audit.findings, JSON.stringify(audit.findings)).to.deep.equal([]);
+      expect(audit.ok).to.equal(true);
+      expect(audit.erased).to.equal(1);
     } finally {
       provider.destroy();
     }
