@@ -101,6 +101,19 @@ describe("jcs (RFC 8785)", () => {
     for (const value of cases) expectSameAsReference(value);
   });
 
+  it("matches it on objects with many members (both sorting paths)", () => {
+    const names = fc.uniqueArray(fc.string({ unit: codeUnit, maxLength: 4 }), {
+      minLength: 20,
+      maxLength: 60,
+    });
+    fc.assert(
+      fc.property(names, (keys) => {
+        expectSameAsReference(Object.fromEntries(keys.map((k, i) => [k, i])));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("rejects what has no RFC 8785 form, as canonicalize does", () => {
     const cycle: Record<string, unknown> = { a: 1 };
     cycle.self = { back: cycle };
