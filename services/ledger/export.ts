@@ -17,8 +17,8 @@ export interface ExportFilter {
 }
 
 export async function* exportBundles(
-  ledger: Ledger,
-  queries: EventQueries,
+  ledger: Pick<Ledger, "prove">,
+  queries: Pick<EventQueries, "listEvents">,
   filter: ExportFilter,
 ): AsyncGenerator<Bundle> {
   const f: EventFilter = {};
