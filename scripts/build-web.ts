@@ -1,5 +1,6 @@
 /**
- * Bundles the browser pages: web/verify.ts → web/dist/verify.js (served at /assets/verify.js).
+ * Bundles the browser pages: web/verify.ts → web/dist/verify.js and web/patient.ts →
+ * web/dist/patient.js (served at /assets/).
  * esbuild with the browser platform and the "browser" condition, so package.json `imports`
  * picks services/core/sha256.browser.ts (@noble) instead of the Node/OpenSSL one.
  *
@@ -17,11 +18,25 @@ export interface WebBuildResult {
   inputs: string[];
 }
 
-export async function buildWeb(opts: { minify?: boolean } = {}): Promise<WebBuildResult> {
-  const outfile = path.join(WEB_DIST, "verify.js");
+/** The pages: each web/<name>.ts is bundled to web/dist/<name>.js. */
+export const WEB_PAGES = ["verify", "patient"] as const;
+
+/** Builds every page; answers with the verify page's result (and each page's in `pages`). */
+export async function buildWeb(
+  opts: { minify?: boolean } = {},
+): Promise<WebBuildResult & { pages: WebBuildResult[] }> {
+  const pages = await Promise.all(WEB_PAGES.map((name) => buildPage(name, opts)));
+  return { ...pages[0]!, pages };
+}
+
+export async function buildPage(
+  name: (typeof WEB_PAGES)[number],
+  opts: { minify?: boolean } = {},
+): Promise<WebBuildResult> {
+  const outfile = path.join(WEB_DIST, `${name}.js`);
   const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: [path.join(ROOT, "web/verify.ts")],
+    entryPoints: [path.join(ROOT, `web/${name}.ts`)],
     outfile,
     bundle: true,
     platform: "browser",
@@ -48,6 +63,7 @@ export async function buildWeb(opts: { minify?: boolean } = {}): Promise<WebBuil
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { outfile, bytes } = await buildWeb();
-  console.log(`${path.relative(ROOT, outfile)}: ${(bytes / 1024).toFixed(0)} KiB`);
+  const { pages } = await buildWeb();
+  for (const { outfile, bytes } of pages)
+    console.log(`${path.relative(ROOT, outfile)}: ${(bytes / 1024).toFixed(0)} KiB`);
 }
