@@ -1,6 +1,6 @@
-import type { Bundle } from "../core/bundle.ts";
+import { type Bundle, BundleSchema } from "../core/bundle.ts";
 import { SYSTEM } from "../core/codes.ts";
-import type { NativeEvent } from "../core/event.ts";
+import { type NativeEvent, parseNativeEvent } from "../core/event.ts";
 import type { StoredEvent } from "./ledger.ts";
 import type { EventQueries } from "./queries.ts";
 
@@ -50,6 +50,51 @@ export function ledgerTransferLog(
           if (page.nextCursor === null) break;
           cursor = page.nextCursor;
         }
+      }
+    },
+  };
+}
+
+/**
+ * A TransferLog over another institution's Veritrail API (an auditor key of that API). What the
+ * API returns is not trusted: events are parsed with the native schema and bundles with the
+ * bundle schema here, and every bundle is meant to be checked with `verifyBundle` afterwards.
+ */
+export function apiTransferLog(name: string, baseUrl: string, auditorKey: string): TransferLog {
+  const get = async (route: string): Promise<unknown> => {
+    const res = await fetch(new URL(route, baseUrl), {
+      headers: { authorization: `Bearer ${auditorKey}` },
+    });
+    if (res.status !== 200)
+      throw new Error(`${name}: GET ${route.split("?")[0]} answered ${res.status}`);
+    return res.json() as Promise<unknown>;
+  };
+  return {
+    name,
+    async prove(seq) {
+      const parsed = BundleSchema.safeParse(await get(`/v1/events/${seq}/proof`));
+      if (!parsed.success) throw new Error(`${name}: the proof of seq ${seq} is not a bundle`);
+      return parsed.data;
+    },
+    async *transferEvents() {
+      for (const code of [EXPORT, IMPORT]) {
+        let cursor: string | null = null;
+        do {
+          const query = new URLSearchParams({ type: code, limit: String(PAGE) });
+          if (cursor !== null) query.set("cursor", cursor);
+          const page = (await get(`/v1/events?${query.toString()}`)) as {
+            events?: Array<{ seq?: unknown; event?: unknown }>;
+            nextCursor?: unknown;
+          };
+          for (const item of page.events ?? []) {
+            if (item.event === null || !Number.isSafeInteger(item.seq)) continue;
+            const parsed = parseNativeEvent(item.event);
+            if (!parsed.ok) throw new Error(`${name}: event ${String(item.seq)} is not valid`);
+            if (parsed.value.transfer !== undefined && parsed.value.type.system === SYSTEM.dcm)
+              yield { seq: item.seq as number, event: parsed.value };
+          }
+          cursor = typeof page.nextCursor === "string" ? page.nextCursor : null;
+        } while (cursor !== null);
       }
     },
   };

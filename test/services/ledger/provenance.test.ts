@@ -9,9 +9,14 @@ import type { NativeEvent } from "../../../services/core/event.ts";
 import type { Hex } from "../../../services/core/hex.ts";
 import { AnchorLoop } from "../../../services/ledger/anchor-loop.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
+import { pino } from "pino";
+import { createApp } from "../../../services/api/app.ts";
+import { startServer } from "../../../services/api/server.ts";
+import { ApiKeys } from "../../../services/ledger/api-keys.ts";
 import {
   PROOF_EXTENSION,
   type TransferLog,
+  apiTransferLog,
   ledgerTransferLog,
   toFhirProvenance,
   traceProvenance,
@@ -238,6 +243,39 @@ describe("ledger/provenance: transfers across two institutions' logs in one regi
     const alone = await traceProvenance([hospital.transferLog()], { dataHash: H1 });
     expect(alone.hops).to.deep.equal([]);
     expect(alone.unmatched.map((u) => u.reason)).to.include("NOT_IMPORTED");
+  });
+
+  it("traces the same through the institutions' APIs (auditor keys) as through their ledgers", async () => {
+    const servers = await Promise.all(
+      [hospital, lab].map(async (inst) => {
+        const keys = ApiKeys.forLedger(inst.ledger);
+        const app = createApp({
+          ledger: inst.ledger,
+          keys,
+          logger: pino({ level: "silent" }),
+          config: DEFAULTS,
+        });
+        const server = await startServer(app, { host: "127.0.0.1", port: 0 });
+        const key = (await keys.create({ role: "auditor" })).secret;
+        return { server, log: apiTransferLog(inst.name, server.url, key) };
+      }),
+    );
+    try {
+      const remote = await traceProvenance(
+        servers.map((s) => s.log),
+        { dataHash: H1 },
+      );
+      const local = await traceProvenance([hospital.transferLog(), lab.transferLog()], {
+        dataHash: H1,
+      });
+      expect(JSON.parse(JSON.stringify(remote))).to.deep.equal(JSON.parse(JSON.stringify(local)));
+      expect(remote.hops).to.have.length(2);
+      const denied = apiTransferLog("hospital", servers[0]!.server.url, "vt_not-a-key");
+      const err = await traceProvenance([denied]).catch((e: unknown) => e);
+      expect(String(err)).to.match(/answered 401/);
+    } finally {
+      await Promise.all(servers.map((s) => s.server.close(1_000)));
+    }
   });
 
   it("renders each hop as a FHIR R4 Provenance naming both proofs", async () => {
