@@ -101,6 +101,11 @@ function baseUrl(req: Request): string {
 }
 
 export function registerFhirRoutes(app: Express, ctx: ApiContext): void {
+  // Like every /v1 answer: audit events are health data, no shared or browser cache may keep them.
+  app.use("/fhir", (_req, res, next) => {
+    res.setHeader("Cache-Control", "no-store");
+    next();
+  });
   registerFhirSearch(app, ctx);
   registerFhirRead(app, ctx);
 }

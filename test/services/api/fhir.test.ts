@@ -386,6 +386,7 @@ describe("api/fhir: GET /fhir/AuditEvent", function () {
     const res = await search(`?patient=${encodeURIComponent(p1Token)}`);
     expect(res.status).to.equal(200);
     expect(res.headers.get("content-type")).to.match(/^application\/fhir\+json/);
+    expect(res.headers.get("cache-control")).to.equal("no-store");
     expect(searchsetIssues(res.body)).to.deep.equal([]);
     const ids = res.bundle.entry.map((e) => Number(e.resource.id));
     expect(ids).to.deep.equal(["p1-may", "p1-export", "p1-query", "p1-lab"].map((k) => seqs[k]));
