@@ -268,6 +268,24 @@ describe("api routes: erasure, reports, export", function () {
       expect(lines(early.text).map((b) => b.entry.seq)).to.not.include(seqs["late"]);
     });
 
+    it("a client that goes away mid-stream does not hurt the server; the next export is whole", async () => {
+      await api.ledger.ingest(Array.from({ length: 600 }, () => eventFor(HOSPITAL_ORG, PATIENT_2)));
+      const abort = new AbortController();
+      const res = await fetch(`${api.url}/v1/export`, {
+        headers: { authorization: `Bearer ${api.secrets.auditor}` },
+        signal: abort.signal,
+      });
+      const reader = res.body!.getReader();
+      const first = await reader.read();
+      expect(first.done).to.equal(false);
+      abort.abort();
+      await reader.closed.catch(() => undefined);
+      const health = await api.request("GET", "/healthz");
+      expect(health.status).to.equal(200);
+      const whole = await api.request("GET", "/v1/export", { key: api.secrets.auditor });
+      expect(lines(whole.text)).to.have.length(api.ledger.nextSeq);
+    });
+
     it("only auditors export; bad parameters → 400", async () => {
       for (const key of [api.secrets.admin, api.secrets.writer, api.secrets.patient1]) {
         expect((await api.request("GET", "/v1/export", { key })).status).to.equal(403);
