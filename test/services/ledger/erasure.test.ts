@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
+import { BALP_PROFILES, balpProfileOf } from "../../../services/core/fhir-audit-event.ts";
 import { jcs } from "../../../services/core/jcs.ts";
 import { fromHex } from "../../../services/core/hex.ts";
 import { auditLog } from "../../../services/ledger/audit.ts";
@@ -92,6 +93,7 @@ describe("ledger/erasure (Hardhat)", function () {
     expect(logged.event).to.not.equal(null);
     expect(logged.event!.patient).to.equal(undefined);
     expect(logged.event!.action).to.equal("D");
+    expect(balpProfileOf(logged.event!)).to.equal(BALP_PROFILES.Delete);
     expect(logged.event!.entities.map((e) => e.what)).to.deep.equal([
       erasedEntityReference(log.ledger.logId, seq),
     ]);
