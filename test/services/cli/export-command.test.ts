@@ -1,10 +1,13 @@
 import { expect } from "chai";
 import { spawn } from "node:child_process";
+import http from "node:http";
+import { Readable, Writable } from "node:stream";
 import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import { createApp } from "../../../services/api/app.ts";
+import { runCli } from "../../../services/cli/main.ts";
 import { startServer } from "../../../services/api/server.ts";
 import { loadConfig } from "../../../services/config.ts";
 import { ApiKeys } from "../../../services/ledger/api-keys.ts";
@@ -149,5 +152,38 @@ describe("cli/export-command: veritrail export | veritrail verify (Hardhat)", fu
     const down = await veritrail(["export", "--url", "http://127.0.0.1:1", "--key", auditorKey]);
     expect(down.code).to.equal(2);
     expect(down.stderr).to.include("cannot reach");
+  });
+});
+
+describe("cli/export-command: a stream that breaks off", () => {
+  it("exits 1 and says how many bundles arrived when the connection drops mid-line", async () => {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      res.write('{"format":"veritrail-proof/1"}\n{"format":"veri');
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    const out: string[] = [];
+    const err: string[] = [];
+    const sink = (into: string[]) =>
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          into.push(chunk.toString("utf8"));
+          done();
+        },
+      });
+    try {
+      const code = await runCli(
+        ["node", "veritrail", "export", "--url", `http://127.0.0.1:${port}`, "--key", "vt_x"],
+        { stdout: sink(out), stderr: sink(err), stdin: Readable.from([]) },
+      );
+      expect(code).to.equal(1);
+      expect(err.join("")).to.match(/broke off after 1 bundles/);
+      expect(out.join("")).to.match(/^\{"format":"veritrail-proof\/1"\}\n/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
