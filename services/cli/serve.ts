@@ -36,6 +36,7 @@ export async function runService(config: Config, logger: Logger): Promise<Runnin
       logger,
       config,
       verifier: chainVerifier(system.rpcUrl, config.CONFIRMATIONS),
+      audit: { chain: auditChain(system) },
       statusProvider: () => system.anchorLoop.status(),
       processMetrics: true,
     });
@@ -69,6 +70,24 @@ function chainVerifier(rpcUrl: string, confirmations: number): BundleVerifier {
     provider ??= connectRpc(rpcUrl, { timeoutMs: 5_000 });
     try {
       return await verifyBundle(bundle, await provider, { confirmations });
+    } catch (error) {
+      provider = undefined;
+      if (error instanceof RpcUnavailableError) throw new ApiError("UNAVAILABLE", error.message);
+      throw error;
+    }
+  };
+}
+
+/** POST /v1/audit compares every header with the registry the anchor loop anchors into. */
+function auditChain(
+  system: RunningSystem,
+): () => Promise<{ rpc: JsonRpcProvider; contract?: string }> {
+  let provider: Promise<JsonRpcProvider> | undefined;
+  return async () => {
+    provider ??= connectRpc(system.rpcUrl, { timeoutMs: 5_000 });
+    try {
+      const contract = system.contractAddress();
+      return { rpc: await provider, ...(contract ? { contract } : {}) };
     } catch (error) {
       provider = undefined;
       if (error instanceof RpcUnavailableError) throw new ApiError("UNAVAILABLE", error.message);

@@ -177,6 +177,21 @@ describe("npm start, end to end", function () {
     }
     provider.destroy();
 
+    // The regulator's audit replays the log and compares every header with the registry.
+    const auditor = await api<{ secret: string }>(base, admin, "POST", "/v1/keys", {
+      role: "auditor",
+    });
+    const audit = await api<{ ok: boolean; events: number; chain: unknown; findings: unknown[] }>(
+      base,
+      auditor.body.secret,
+      "POST",
+      "/v1/audit",
+    );
+    expect(audit.status, JSON.stringify(audit.body)).to.equal(200);
+    expect(audit.body.ok, JSON.stringify(audit.body.findings)).to.equal(true);
+    expect(audit.body.events).to.equal(50);
+    expect(audit.body.chain).to.not.equal(null);
+
     expect(await stop(first)).to.equal(0);
     running.pop();
 

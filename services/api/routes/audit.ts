@@ -14,8 +14,11 @@ import { ApiError } from "../errors.ts";
 export const AUDIT_ROUTE_MAX_EVENTS = 100_000;
 
 export interface AuditRouteOptions {
-  /** The registry to compare headers with; without it only the local replay runs. */
-  chain?: { rpc: ChainRpc; contract?: string };
+  /**
+   * The registry to compare headers with, resolved per request (the service connects lazily and
+   * its dev registry can move after a chain reset); without it only the local replay runs.
+   */
+  chain?: () => Promise<{ rpc: ChainRpc; contract?: string }>;
   /** Largest log the route audits (default AUDIT_ROUTE_MAX_EVENTS). */
   maxEvents?: number;
 }
@@ -34,7 +37,10 @@ export function registerAuditRoutes(
         "TOO_MANY_EVENTS",
         `the log has ${events} events; this route audits up to ${max}: run \`veritrail audit\` instead`,
       );
-    const report = await auditLog(ctx.ledger.store, opts.chain ? { chain: opts.chain } : {});
+    const report = await auditLog(
+      ctx.ledger.store,
+      opts.chain ? { chain: await opts.chain() } : {},
+    );
     res.json(report);
   });
 }
