@@ -69,12 +69,17 @@ const seqLike = fc.oneof(
     "%00",
     "%2e%2e",
     "99999999999999999999",
-    " 1",
-    "1 ",
+    "%201",
+    "1%20",
     "+1",
     "01",
   ),
-  fc.string({ maxLength: 30 }).map(encodeURIComponent),
+  // Not a digit string (that is a valid seq), and not a dot segment: the client's URL parser
+  // turns `/v1/events/.` into `/v1/events/`, the list route.
+  fc
+    .string({ minLength: 1, maxLength: 30 })
+    .filter((segment) => !/^[0-9]+$/.test(segment) && segment !== "." && segment !== "..")
+    .map(encodeURIComponent),
   fc.integer({ min: 1_000_000_000, max: Number.MAX_SAFE_INTEGER }).map(String),
 );
 
@@ -325,6 +330,7 @@ export async function runBadRequests(opts: BadRequestsOptions): Promise<Scenario
       const fiveHundreds: string[] = [];
       // Some generated requests are harmless reads (a verdict for a junk bundle, an empty page).
       const answered2xx = new Map<string, number>();
+      const examples2xx: string[] = [];
       let networkErrors = 0;
       let sent = 0;
       const chunk = 1_000;
@@ -349,6 +355,8 @@ export async function runBadRequests(opts: BadRequestsOptions): Promise<Scenario
               statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
               if (response.status < 300)
                 answered2xx.set(r.kind, (answered2xx.get(r.kind) ?? 0) + 1);
+              if (response.status < 300 && r.kind !== "bad bundle" && examples2xx.length < 3)
+                examples2xx.push(`${r.method} ${r.path.slice(0, 60)}`);
               if (response.status >= 500)
                 fiveHundreds.push(
                   `${response.status} ${r.kind}: ${r.method} ${r.path.slice(0, 80)}`,
@@ -375,7 +383,7 @@ export async function runBadRequests(opts: BadRequestsOptions): Promise<Scenario
         fiveHundreds.length === 0,
         fiveHundreds.length
           ? fiveHundreds.slice(0, 3).join("; ")
-          : `${histogram}; 2xx by kind: ${[...answered2xx].map(([k, n]) => `${k} ${n}`).join(", ")}`,
+          : `${histogram}; 2xx by kind: ${[...answered2xx].map(([k, n]) => `${k} ${n}`).join(", ")}${examples2xx.length ? ` (e.g. ${examples2xx.join(", ")})` : ""}`,
       );
       report.check(
         "no crash: every request answered, service healthy after",
