@@ -7,6 +7,7 @@
  *   node --import tsx scripts/build-web.ts
  */
 import { build } from "esbuild";
+import { copyFile, mkdir } from "node:fs/promises";
 import path from "node:path";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -26,6 +27,9 @@ export async function buildWeb(
   opts: { minify?: boolean } = {},
 ): Promise<WebBuildResult & { pages: WebBuildResult[] }> {
   const pages = await Promise.all(WEB_PAGES.map((name) => buildPage(name, opts)));
+  // The pages' shared stylesheet is served beside their scripts, at /assets/pages.css.
+  await mkdir(WEB_DIST, { recursive: true });
+  await copyFile(path.join(ROOT, "web/pages.css"), path.join(WEB_DIST, "pages.css"));
   return { ...pages[0]!, pages };
 }
 
