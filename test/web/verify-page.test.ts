@@ -20,6 +20,7 @@ const ARTIFACTS = path.join(ROOT, "test-artifacts");
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
   ".map": "application/json",
   ".txt": "text/plain; charset=utf-8",
@@ -161,12 +162,21 @@ describe("verify page in headless Chromium (real Hardhat node)", function () {
     await page.fill("#rpc", node.url);
   });
 
+  it("styles the page with the shared stylesheet", async () => {
+    const applied = await page.evaluate(() =>
+      Array.from(document.styleSheets).some(
+        (sheet) => sheet.href?.endsWith("/assets/pages.css") === true && sheet.cssRules.length > 0,
+      ),
+    );
+    expect(applied).to.equal(true);
+  });
+
   it("talked only to the page's own origin and the RPC, with no console errors", () => {
     const origins = new Set(requests.map((u) => new URL(u).origin));
     expect([...origins].sort()).to.deep.equal([site.url, node.url, g.deadRpcUrl].sort());
     expect(
       requests.filter((u) => u.startsWith(site.url)).map((u) => new URL(u).pathname),
-    ).to.include.members(["/verify", "/assets/verify.js"]);
+    ).to.include.members(["/verify", "/assets/verify.js", "/assets/pages.css"]);
     // The unreachable-RPC case logs its refused connection; nothing else may.
     expect(consoleErrors.filter((e) => !e.startsWith(g.deadRpcUrl))).to.deep.equal([]);
   });
