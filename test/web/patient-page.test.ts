@@ -1,7 +1,7 @@
 import { expect } from "chai";
-import { mkdir, stat } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { type Browser, type Page, chromium } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { pino } from "pino";
 import { createApp } from "../../services/api/app.ts";
 import { startServer } from "../../services/api/server.ts";
@@ -11,6 +11,7 @@ import type { PatientHistory } from "../../services/ledger/patient-history.ts";
 import { buildWeb } from "../../scripts/build-web.ts";
 import { LAB_ORG, PATIENT_MRN_SYSTEM } from "../fixtures/events.ts";
 import { AnchoredLog, patientEvent } from "../support/anchored-log.ts";
+import { openObservedPage } from "../support/browser.ts";
 import { HardhatNode } from "../support/hardhat-node.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -24,12 +25,10 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
   let browser: Browser;
   let page: Page;
   let patientKey: string;
-  const requests: string[] = [];
-  const consoleErrors: string[] = [];
+  let requests: string[] = [];
+  let consoleErrors: string[] = [];
 
   before(async () => {
-    if (!(await stat("/usr/bin/chromium").catch(() => undefined)))
-      throw new Error("no /usr/bin/chromium: run scripts/ensure-chromium.sh first");
     await buildWeb();
     await mkdir(ARTIFACTS, { recursive: true });
     node = await HardhatNode.start();
@@ -64,24 +63,7 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
       config: loadConfig({}),
     });
     server = await startServer(app, { host: "127.0.0.1", port: 0 });
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
-    page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-    page.on("request", (r) => requests.push(r.url()));
-    page.on("console", (m) => {
-      if (m.type() === "error") consoleErrors.push(`${m.location().url}: ${m.text()}`);
-    });
-    page.on("pageerror", (e) => consoleErrors.push(e.message));
+    ({ browser, page, requests, consoleErrors } = await openObservedPage());
   });
 
   after(async () => {

@@ -4,8 +4,9 @@ import { mkdir, stat } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { type Browser, type Page, chromium } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { WEB_DIST, buildWeb } from "../../scripts/build-web.ts";
+import { openObservedPage } from "../support/browser.ts";
 import { HardhatNode } from "../support/hardhat-node.ts";
 import {
   type GeneratedBundles,
@@ -66,35 +67,16 @@ describe("verify page in headless Chromium (real Hardhat node)", function () {
   let site: { url: string; close(): Promise<void> };
   let browser: Browser;
   let page: Page;
-  const requests: string[] = [];
-  const consoleErrors: string[] = [];
+  let requests: string[] = [];
+  let consoleErrors: string[] = [];
 
   before(async () => {
-    if (!(await stat("/usr/bin/chromium").catch(() => undefined)))
-      throw new Error("no /usr/bin/chromium: run scripts/ensure-chromium.sh first");
     await buildWeb();
     await mkdir(ARTIFACTS, { recursive: true });
     node = await HardhatNode.start();
     g = await generateBundles(node);
     site = await startStaticServer();
-    browser = await chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
-    page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-    page.on("request", (r) => requests.push(r.url()));
-    page.on("console", (m) => {
-      if (m.type() === "error") consoleErrors.push(`${m.location().url}: ${m.text()}`);
-    });
-    page.on("pageerror", (e) => consoleErrors.push(e.message));
+    ({ browser, page, requests, consoleErrors } = await openObservedPage());
   });
   after(async () => {
     await browser?.close();
