@@ -6,6 +6,48 @@ import { z } from "zod";
  */
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/**
+ * PEER_LOGS: other institutions' Veritrail APIs anchored in the same registry, searched by
+ * GET /v1/provenance. Comma-separated `name=url=auditorKey` entries; the name is what the trace
+ * calls that log, the key an auditor key of that API (API keys are vt_… and hold no `=` or `,`).
+ */
+export interface PeerLog {
+  name: string;
+  url: string;
+  auditorKey: string;
+}
+
+/** What a provenance trace calls the log of the service answering it. */
+export const LOCAL_LOG_NAME = "local";
+
+const PEER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const PEER_KEY = /^[\x21-\x2b\x2d-\x3c\x3e-\x7e]{1,512}$/;
+
+export const PeerLogsSchema = z.string().transform((value, ctx): PeerLog[] => {
+  const peers: PeerLog[] = [];
+  const entries = value.split(",").map((e) => e.trim());
+  entries.forEach((entry, i) => {
+    const first = entry.indexOf("=");
+    const last = entry.lastIndexOf("=");
+    const fail = (message: string) =>
+      ctx.addIssue({ code: "custom", message: `entry ${i + 1}: ${message}` });
+    if (first < 0 || last === first) {
+      fail("must be name=url=auditorKey");
+      return;
+    }
+    const name = entry.slice(0, first);
+    const url = entry.slice(first + 1, last);
+    const auditorKey = entry.slice(last + 1);
+    if (!PEER_NAME.test(name)) fail("the name must be 1..64 letters, digits, . _ or -");
+    else if (name === LOCAL_LOG_NAME) fail(`the name ${LOCAL_LOG_NAME} stands for this log`);
+    else if (peers.some((p) => p.name === name)) fail(`the name ${name} is used twice`);
+    if (!z.url({ protocol: /^https?$/ }).safeParse(url).success) fail("the url must be http(s)");
+    if (!PEER_KEY.test(auditorKey)) fail("the auditor key must be printable, without = or ,");
+    peers.push({ name, url, auditorKey });
+  });
+  return peers;
+});
+
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((v) => v === "true" || v === "1" || v === "yes");
@@ -72,6 +114,10 @@ export const ConfigSchema = z.object({
   RATE_LIMIT_PER_MINUTE: int(1, 10_000_000).default(600_000),
   /** Patient-facing output: show staff names or only role and organization (GDPR C-579/21). */
   PATIENT_VIEW_STAFF_NAMES: bool.default(false),
+  /** Other Veritrail APIs searched by GET /v1/provenance (PeerLogsSchema); none by default. */
+  PEER_LOGS: PeerLogsSchema.default([]),
+  /** Per request to a peer API (a peer that never answers is reported as unreadable). */
+  PEER_TIMEOUT_MS: int(100, 600_000).default(10_000),
   /** Start a local Hardhat node when no RPC_URL is given (npm start's embedded default). */
   EMBEDDED_CHAIN: bool.default(true),
   /** Port of the embedded Hardhat node (always bound to 127.0.0.1). */

@@ -18,6 +18,7 @@ import { registerEventRoutes } from "./routes/events.ts";
 import { registerKeyRoutes } from "./routes/keys.ts";
 import { registerOpsRoutes } from "./routes/ops.ts";
 import { registerPatientRoutes } from "./routes/patient.ts";
+import { registerProvenanceRoutes } from "./routes/provenance.ts";
 import { type BundleVerifier, registerVerifyRoutes } from "./routes/verify.ts";
 
 /**
@@ -36,7 +37,9 @@ export interface AnchorStatus {
 export type ApiConfig = Pick<
   Config,
   "MAX_BODY_BYTES" | "MAX_EVENTS_PER_REQUEST" | "RATE_LIMIT_PER_MINUTE" | "PATIENT_VIEW_STAFF_NAMES"
->;
+> &
+  /** GET /v1/provenance's peer logs; none when absent. */
+  Partial<Pick<Config, "PEER_LOGS" | "PEER_TIMEOUT_MS">>;
 
 export interface AppOptions {
   ledger: Ledger;
@@ -123,6 +126,10 @@ export function createApp(opts: AppOptions): Express {
   registerPatientRoutes(app, ctx);
   registerAuditRoutes(app, ctx, opts.audit);
   registerComplianceRoutes(app, ctx);
+  registerProvenanceRoutes(app, ctx, {
+    peers: opts.config.PEER_LOGS ?? [],
+    peerTimeoutMs: opts.config.PEER_TIMEOUT_MS ?? 10_000,
+  });
   registerFhirRoutes(app, ctx);
 
   app.use(() => {

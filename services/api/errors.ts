@@ -118,7 +118,98 @@ export function toApiError(error: unknown): { error: ApiError; unexpected: boole
 export function sendError(res: Response, error: ApiError): void {
   if (error.code === "UNAUTHENTICATED" && !res.hasHeader("WWW-Authenticate"))
     res.setHeader("WWW-Authenticate", 'Bearer realm="veritrail"');
+  if (res.locals[FHIR_ERRORS] === true) {
+    res
+      .status(error.status)
+      .type(FHIR_JSON)
+      .send(JSON.stringify(operationOutcomeOf(error)));
+    return;
+  }
   res.status(error.status).json(error.body());
+}
+
+// ---- FHIR errors ------------------------------------------------------------------------------
+
+export const FHIR_JSON = "application/fhir+json";
+
+/** res.locals flag: this request is a FHIR interaction, so its errors are OperationOutcomes. */
+const FHIR_ERRORS = "fhirErrors";
+
+/** Marks the request's errors to be answered as FHIR OperationOutcome (set before auth runs). */
+export function answerErrorsAsFhir(res: Response): void {
+  res.locals[FHIR_ERRORS] = true;
+}
+
+/** Veritrail's error codes, as carried in OperationOutcome.issue.details. */
+export const API_ERROR_CODE_SYSTEM = "https://veritrail.dev/fhir/CodeSystem/api-error";
+
+/**
+ * The FHIR issue type (http://hl7.org/fhir/issue-type, R4) of each error code. 401 is `login`
+ * and 403 `forbidden`: both are the specific children of `security` in that code system.
+ */
+const ISSUE_TYPE: Record<ApiErrorCode, string> = {
+  VALIDATION_FAILED: "invalid",
+  MALFORMED_JSON: "structure",
+  BAD_CURSOR: "invalid",
+  UNAUTHENTICATED: "login",
+  FORBIDDEN: "forbidden",
+  NOT_FOUND: "not-found",
+  CONFLICT: "conflict",
+  PAYLOAD_TOO_LARGE: "too-costly",
+  TOO_MANY_EVENTS: "too-costly",
+  UNSUPPORTED_MEDIA_TYPE: "not-supported",
+  RATE_LIMITED: "throttled",
+  INTERNAL: "exception",
+  UNAVAILABLE: "transient",
+};
+
+/** Field issue codes with a more specific FHIR issue type than their error's. */
+const FIELD_ISSUE_TYPE: Record<string, string> = {
+  // An unknown search parameter: the server does not support it (R4 search §3.1.1.5).
+  unknown_field: "not-supported",
+  required: "required",
+};
+
+export interface OperationOutcome {
+  resourceType: "OperationOutcome";
+  issue: Array<{
+    severity: "fatal" | "error";
+    code: string;
+    details: { coding: Array<{ system: string; code: string }>; text: string };
+    diagnostics: string;
+    expression?: string[];
+  }>;
+}
+
+/**
+ * An API error as a FHIR R4 OperationOutcome: one issue per field issue (else one for the
+ * error), `diagnostics` naming the field or search parameter, `expression` the field itself.
+ */
+export function operationOutcomeOf(error: ApiError): OperationOutcome {
+  const severity = error.code === "INTERNAL" ? "fatal" : "error";
+  const details = {
+    coding: [{ system: API_ERROR_CODE_SYSTEM, code: error.code }],
+    text: error.message,
+  };
+  const fields: Array<{ field?: string; code?: string; message: string }> =
+    error.issues !== undefined && error.issues.length > 0
+      ? error.issues
+      : [{ ...(error.field !== undefined ? { field: error.field } : {}), message: error.message }];
+  return {
+    resourceType: "OperationOutcome",
+    issue: fields.map((f) => {
+      const named = f.field !== undefined && f.field !== "$";
+      return {
+        severity,
+        code:
+          (f.code !== undefined ? FIELD_ISSUE_TYPE[f.code] : undefined) ?? ISSUE_TYPE[error.code],
+        details,
+        diagnostics:
+          named && !f.message.includes(f.field!) ? `${f.field}: ${f.message}` : f.message,
+        ...(named ? { expression: [f.field!] } : {}),
+      };
+    }),
+  };
 }
 
 /**

@@ -5,7 +5,7 @@ import type { EventFilter } from "../ledger/queries.ts";
 import { subjectTagOf } from "../ledger/reports.ts";
 import type { ApiContext } from "./app.ts";
 import { allow, principalOf } from "./auth.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, FHIR_JSON, answerErrorsAsFhir } from "./errors.ts";
 import { FhirAuditEventSearchQuery, SeqParams, parseRequest } from "./schemas.ts";
 
 /**
@@ -16,7 +16,7 @@ import { FhirAuditEventSearchQuery, SeqParams, parseRequest } from "./schemas.ts
  * and are left out.
  */
 
-export const FHIR_JSON = "application/fhir+json";
+export { FHIR_JSON };
 /** `total` is counted up to this many matches; beyond it the Bundle omits `total` (0..1 in R4). */
 export const FHIR_TOTAL_CAP = 10_000;
 
@@ -102,8 +102,11 @@ function baseUrl(req: Request): string {
 
 export function registerFhirRoutes(app: Express, ctx: ApiContext): void {
   // Like every /v1 answer: audit events are health data, no shared or browser cache may keep them.
+  // Every error under /fhir (auth, bad or unknown parameters, unknown routes, rate limits) is
+  // answered as an OperationOutcome: FHIR clients do not read Veritrail's native error shape.
   app.use("/fhir", (_req, res, next) => {
     res.setHeader("Cache-Control", "no-store");
+    answerErrorsAsFhir(res);
     next();
   });
   registerFhirSearch(app, ctx);

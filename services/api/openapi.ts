@@ -13,6 +13,7 @@ import type { ApiConfig } from "./app.ts";
 import { API_ERROR_STATUS } from "./errors.ts";
 import { auditRouteDocs } from "./routes/audit.ts";
 import { patientRouteDocs } from "./routes/patient.ts";
+import { provenanceRouteDocs } from "./routes/provenance.ts";
 import {
   BatchNoParams,
   ErasureBody,
@@ -134,6 +135,58 @@ function errors(...codes: Array<keyof typeof API_ERROR_STATUS>) {
   return out;
 }
 
+/** Errors of the /fhir routes: FHIR R4 OperationOutcome (application/fhir+json). */
+function fhirErrors(...codes: Array<keyof typeof API_ERROR_STATUS>) {
+  const out: Record<number, { description: string; content: Record<string, { schema: Json }> }> =
+    {};
+  for (const code of codes) {
+    const status = API_ERROR_STATUS[code];
+    const prev = out[status]?.description;
+    out[status] = {
+      description: prev ? `${prev}, ${code}` : code,
+      content: { "application/fhir+json": { schema: ref("OperationOutcome") } },
+    };
+  }
+  return out;
+}
+
+const OPERATION_OUTCOME: Json = {
+  type: "object",
+  description:
+    "FHIR R4 OperationOutcome. issue.code is from http://hl7.org/fhir/issue-type (invalid, required, not-supported, login, forbidden, not-found, throttled, …); issue.details.coding carries Veritrail's error code; issue.expression names the offending parameter.",
+  required: ["resourceType", "issue"],
+  properties: {
+    resourceType: { const: "OperationOutcome" },
+    issue: {
+      type: "array",
+      minItems: 1,
+      items: {
+        type: "object",
+        required: ["severity", "code"],
+        properties: {
+          severity: { enum: ["fatal", "error", "warning", "information"] },
+          code: { type: "string" },
+          details: {
+            type: "object",
+            properties: {
+              coding: {
+                type: "array",
+                items: {
+                  type: "object",
+                  properties: { system: { type: "string" }, code: { type: "string" } },
+                },
+              },
+              text: { type: "string" },
+            },
+          },
+          diagnostics: { type: "string" },
+          expression: { type: "array", items: { type: "string" } },
+        },
+      },
+    },
+  },
+};
+
 const BEARER = [{ bearerAuth: [] }];
 
 /** The OpenAPI 3.1 document, generated from the zod schemas the routes validate with. */
@@ -145,6 +198,7 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
     description: "An API key (vt_…) created by an admin with POST /v1/keys.",
   });
   registry.registerComponent("schemas", "Error", ERROR_SCHEMA);
+  registry.registerComponent("schemas", "OperationOutcome", OPERATION_OUTCOME);
   registry.registerComponent("schemas", "NativeEvent", jsonSchemaOf(NativeEventSchema, "input"));
   registry.registerComponent(
     "schemas",
@@ -454,7 +508,7 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
       path: "/fhir/AuditEvent",
       summary: "FHIR R4 AuditEvent search (auditor; patient: own)",
       description:
-        "A searchset Bundle of BALP AuditEvents; the next link carries the paging cursor. Erased events are left out.",
+        "A searchset Bundle of BALP AuditEvents; the next link carries the paging cursor. Erased events are left out. Errors (unknown or bad parameters, auth) are OperationOutcome resources.",
       security: BEARER,
       request: { query: FhirAuditEventSearchQuery },
       responses: {
@@ -462,8 +516,8 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
           description: "FHIR Bundle (searchset).",
           content: { "application/fhir+json": { schema: { type: "object" } } },
         },
-        ...errors("VALIDATION_FAILED", "BAD_CURSOR"),
-        ...authErrors,
+        ...fhirErrors("VALIDATION_FAILED", "BAD_CURSOR"),
+        ...fhirErrors("UNAUTHENTICATED", "FORBIDDEN", "RATE_LIMITED"),
       },
     },
     {
@@ -477,8 +531,8 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
           description: "The AuditEvent.",
           content: { "application/fhir+json": { schema: ref("FhirAuditEvent") } },
         },
-        ...errors("VALIDATION_FAILED", "NOT_FOUND"),
-        ...authErrors,
+        ...fhirErrors("VALIDATION_FAILED", "NOT_FOUND"),
+        ...fhirErrors("UNAUTHENTICATED", "FORBIDDEN", "RATE_LIMITED"),
       },
     },
     {
@@ -516,7 +570,7 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
       },
     },
   ];
-  for (const docs of [patientRouteDocs(), auditRouteDocs()]) {
+  for (const docs of [patientRouteDocs(), auditRouteDocs(), provenanceRouteDocs()]) {
     for (const [name, schema] of Object.entries(docs.schemas))
       registry.registerComponent("schemas", name, schema);
     paths.push(...docs.paths);
@@ -528,7 +582,7 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
       title: "Veritrail API",
       version: "1",
       description:
-        "Tamper-evident audit ledger for health data. Errors are { error: { code, message, field? } }.",
+        "Tamper-evident audit ledger for health data. Errors are { error: { code, message, field? } }; under /fhir (and GET /v1/provenance?format=fhir) they are FHIR R4 OperationOutcome resources.",
     },
     servers: [{ url: "/" }],
   });

@@ -1,5 +1,5 @@
 import { type Bundle, BundleSchema } from "../core/bundle.ts";
-import { SYSTEM } from "../core/codes.ts";
+import { PURPOSE_OF_USE_CODES, SYSTEM, displayOf } from "../core/codes.ts";
 import { type NativeEvent, parseNativeEvent } from "../core/event.ts";
 import type { StoredEvent } from "./ledger.ts";
 import type { EventQueries } from "./queries.ts";
@@ -60,10 +60,17 @@ export function ledgerTransferLog(
  * API returns is not trusted: events are parsed with the native schema and bundles with the
  * bundle schema here, and every bundle is meant to be checked with `verifyBundle` afterwards.
  */
-export function apiTransferLog(name: string, baseUrl: string, auditorKey: string): TransferLog {
+export function apiTransferLog(
+  name: string,
+  baseUrl: string,
+  auditorKey: string,
+  opts: { timeoutMs?: number } = {},
+): TransferLog {
   const get = async (route: string): Promise<unknown> => {
     const res = await fetch(new URL(route, baseUrl), {
       headers: { authorization: `Bearer ${auditorKey}` },
+      // A peer that accepts the connection and never answers must not hang the trace.
+      ...(opts.timeoutMs !== undefined ? { signal: AbortSignal.timeout(opts.timeoutMs) } : {}),
     });
     if (res.status !== 200)
       throw new Error(`${name}: GET ${route.split("?")[0]} answered ${res.status}`);
@@ -135,6 +142,8 @@ export interface UnmatchedTransfer {
 export interface ProvenanceTrace {
   /** The data item traced (its hash), or null for every transfer of the logs. */
   dataHash: string | null;
+  /** The transfer reference the data item was looked up by, or null. */
+  reference: string | null;
   /** Matched hops in the order the exports were recorded: the chain of custody. */
   hops: TransferHop[];
   /** Organizations in custody order (the first sender, then each recipient). */
@@ -161,15 +170,20 @@ async function side(f: Found): Promise<TransferSide> {
 }
 
 /**
- * Follows a data item (by `dataHash`; every transfer when omitted) across the logs: matches
- * each import to the export with the same reference and data hash whose recipient is the
- * importing organization, and lists what does not match. An import that reuses an export's
- * reference with another data hash is a DATA_HASH_MISMATCH (it claims to be that transfer but
- * received other bytes); it is listed when tracing either hash.
+ * Follows a data item across the logs: matches each import to the export with the same
+ * reference and data hash whose recipient is the importing organization, and lists what does
+ * not match. An import that reuses an export's reference with another data hash is a
+ * DATA_HASH_MISMATCH (it claims to be that transfer but received other bytes); it is listed when
+ * tracing either hash.
+ *
+ * The item is named by `dataHash`, or by a `reference` of one of its transfers (the item is then
+ * the data hash of the export(s) with that reference, else of the import(s) with it: an import
+ * nobody exported is still traced, so it shows up as unmatched). With neither, every transfer of
+ * the logs is reported. With both, `dataHash` names the item.
  */
 export async function traceProvenance(
   logs: TransferLog[],
-  opts: { dataHash?: string } = {},
+  opts: { dataHash?: string; reference?: string } = {},
 ): Promise<ProvenanceTrace> {
   const exports: Found[] = [];
   const imports: Found[] = [];
@@ -180,15 +194,24 @@ export async function traceProvenance(
       (event.type.code === EXPORT ? exports : imports).push(found);
     }
   }
-  const wanted = opts.dataHash;
+  let wanted: Set<string> | undefined;
+  if (opts.dataHash !== undefined) wanted = new Set([opts.dataHash]);
+  else if (opts.reference !== undefined) {
+    const byRef = (list: Found[]) =>
+      list
+        .filter((f) => f.event.transfer.reference === opts.reference)
+        .map((f) => f.event.transfer.dataHash);
+    const fromExports = byRef(exports);
+    wanted = new Set(fromExports.length > 0 ? fromExports : byRef(imports));
+  }
   const exportRefs = new Set(
-    exports.filter((e) => wanted === undefined || e.event.transfer.dataHash === wanted),
+    exports.filter((e) => wanted === undefined || wanted.has(e.event.transfer.dataHash)),
   );
   const refsOfItem = new Set([...exportRefs].map((e) => e.event.transfer.reference));
   const relevantImports = imports.filter(
     (i) =>
       wanted === undefined ||
-      i.event.transfer.dataHash === wanted ||
+      wanted.has(i.event.transfer.dataHash) ||
       refsOfItem.has(i.event.transfer.reference),
   );
 
@@ -229,12 +252,91 @@ export async function traceProvenance(
     });
   }
   hops.sort((a, b) => a.from.recorded.localeCompare(b.from.recorded) || a.from.seq - b.from.seq);
+  const dataHash = opts.dataHash ?? (wanted?.size === 1 ? [...wanted][0]! : null);
+  return { dataHash, reference: opts.reference ?? null, hops, custody: custodyOf(hops), unmatched };
+}
+
+function custodyOf(hops: TransferHop[]): string[] {
   const custody: string[] = [];
   for (const hop of hops) {
     if (custody[custody.length - 1] !== hop.from.organization) custody.push(hop.from.organization);
     custody.push(hop.to.organization);
   }
-  return { dataHash: wanted ?? null, hops, custody, unmatched };
+  return custody;
+}
+
+/**
+ * What a writer of `organization` may see of a trace: the hops it sent or received (both sides,
+ * since the counterparty's proof is what makes the hop checkable), its own unmatched transfers,
+ * and unmatched imports elsewhere that claim one of its exports' references (someone says they
+ * received its transfer). Transfers between other institutions are left out.
+ */
+export function traceForOrganization(
+  trace: ProvenanceTrace,
+  organization: string,
+): ProvenanceTrace {
+  const hops = trace.hops.filter(
+    (h) => h.from.organization === organization || h.to.organization === organization,
+  );
+  const ownRefs = new Set([
+    ...hops.filter((h) => h.from.organization === organization).map((h) => h.reference),
+    ...trace.unmatched
+      .filter((u) => u.kind === "export" && u.side.organization === organization)
+      .map((u) => u.reference),
+  ]);
+  const unmatched = trace.unmatched.filter(
+    (u) =>
+      u.side.organization === organization || (u.kind === "import" && ownRefs.has(u.reference)),
+  );
+  return { ...trace, hops, custody: custodyOf(hops), unmatched };
+}
+
+/** A log that could not be read (a peer API down, refusing the key, answering garbage). */
+export interface UnreadableLog {
+  log: string;
+  message: string;
+}
+
+/**
+ * Reads every log's transfer events once, in parallel, and hands back logs that replay them, so
+ * a trace over several institutions still answers when one of them cannot be read: the caller
+ * reports `unreadable` next to the trace (which is then incomplete) instead of failing.
+ */
+export async function readTransferLogs(
+  logs: TransferLog[],
+): Promise<{ logs: TransferLog[]; unreadable: UnreadableLog[] }> {
+  const results = await Promise.all(
+    logs.map(async (log) => {
+      try {
+        const events: Array<{ seq: number; event: NativeEvent }> = [];
+        for await (const e of log.transferEvents()) events.push(e);
+        const replay: TransferLog = {
+          name: log.name,
+          prove: (seq) => log.prove(seq),
+          async *transferEvents() {
+            yield* events;
+          },
+        };
+        return { ok: true as const, log: replay };
+      } catch (e) {
+        return { ok: false as const, failure: { log: log.name, message: messageOf(e) } };
+      }
+    }),
+  );
+  return {
+    logs: results.flatMap((r) => (r.ok ? [r.log] : [])),
+    unreadable: results.flatMap((r) => (r.ok ? [] : [r.failure])),
+  };
+}
+
+function messageOf(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  if (e.name === "TimeoutError") return `${e.message} (no answer in time)`;
+  // fetch() says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND…) is in its cause.
+  const cause: unknown = e.cause;
+  const code =
+    typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : "";
+  return code ? `${e.message} (${code})` : e.message;
 }
 
 // ---- FHIR R4 Provenance ----------------------------------------------------------------------
@@ -250,6 +352,8 @@ export interface FhirProvenance {
     type: { coding: Array<{ system: string; code: string; display: string }> };
     who: { identifier: { system: string; value: string }; display: string };
   }>;
+  /** Why the data was disclosed: the export's purposes of use (v3 ActReason), when recorded. */
+  reason?: Array<{ coding: Array<{ system: string; code: string; display?: string }> }>;
   entity: Array<{
     role: "source";
     what: { identifier: { system: string; value: string } };
@@ -283,6 +387,7 @@ export function toFhirProvenance(hop: TransferHop): FhirProvenance {
     },
     who: orgRef(organization),
   });
+  const purposes = exported?.purposeOfUse ?? [];
   return {
     resourceType: "Provenance",
     id: `${hop.to.logId.slice(2, 18)}-${hop.to.seq}`,
@@ -302,6 +407,16 @@ export function toFhirProvenance(hop: TransferHop): FhirProvenance {
       ],
     },
     agent: [custodian(hop.from.organization), custodian(hop.to.organization)],
+    ...(purposes.length > 0
+      ? {
+          reason: purposes.map((code) => {
+            const display = displayOf(PURPOSE_OF_USE_CODES, code);
+            return {
+              coding: [{ system: SYSTEM.actReason, code, ...(display ? { display } : {}) }],
+            };
+          }),
+        }
+      : {}),
     entity: [
       {
         role: "source",
@@ -313,5 +428,58 @@ export function toFhirProvenance(hop: TransferHop): FhirProvenance {
       { url: PROOF_EXTENSION, valueString: `${hop.to.logId}:${hop.to.seq}` },
       { url: `${PROOF_EXTENSION}-data-hash`, valueString: hop.dataHash },
     ],
+  };
+}
+
+/** Where an unmatched transfer's own reason is explained (codes of `UnmatchedReason`). */
+export const UNMATCHED_CODE_SYSTEM = "https://veritrail.dev/fhir/CodeSystem/unmatched-transfer";
+
+const UNMATCHED_TEXT: Record<UnmatchedReason, string> = {
+  NOT_IMPORTED: "exported, no matching import was found in the logs searched",
+  NO_SUCH_EXPORT: "imported, no export with this transfer reference was found",
+  DATA_HASH_MISMATCH: "imported, but the data hash differs from the export with this reference",
+  RECIPIENT_MISMATCH: "imported by an organization other than the export's recipient",
+};
+
+export interface FhirOperationOutcomeIssue {
+  severity: "fatal" | "error" | "warning" | "information";
+  code: string;
+  details?: { coding: Array<{ system: string; code: string }>; text?: string };
+  diagnostics?: string;
+  expression?: string[];
+}
+
+/**
+ * The trace as a FHIR R4 `collection` Bundle: one Provenance per matched hop, in custody order,
+ * then (when any transfer is unmatched) one OperationOutcome with a warning per unmatched
+ * export or import, naming its reason and the `log:seq` of its proof. FHIR JSON has no empty
+ * arrays, so a trace with nothing in it is a Bundle without `entry`.
+ */
+export function toFhirProvenanceBundle(trace: ProvenanceTrace, now = new Date()) {
+  const entry: Array<{ resource: FhirProvenance | Record<string, unknown> }> = trace.hops.map(
+    (hop) => ({ resource: toFhirProvenance(hop) }),
+  );
+  if (trace.unmatched.length > 0) {
+    const issue: FhirOperationOutcomeIssue[] = trace.unmatched.map((u) => ({
+      severity: "warning",
+      code:
+        u.reason === "NOT_IMPORTED" || u.reason === "NO_SUCH_EXPORT"
+          ? "not-found"
+          : "business-rule",
+      details: {
+        coding: [{ system: UNMATCHED_CODE_SYSTEM, code: u.reason }],
+        text: UNMATCHED_TEXT[u.reason],
+      },
+      diagnostics:
+        `${u.kind} by ${u.side.organization} (${u.side.log} seq ${u.side.seq}, proof ` +
+        `${u.side.logId}:${u.side.seq}): reference ${u.reference}, data hash ${u.dataHash}`,
+    }));
+    entry.push({ resource: { resourceType: "OperationOutcome", issue } });
+  }
+  return {
+    resourceType: "Bundle" as const,
+    type: "collection" as const,
+    timestamp: now.toISOString(),
+    ...(entry.length > 0 ? { entry } : {}),
   };
 }

@@ -1,0 +1,282 @@
+import type { RouteConfig } from "@asteasolutions/zod-to-openapi";
+import type { Express, RequestHandler } from "express";
+import { LOCAL_LOG_NAME, type PeerLog } from "../../config.ts";
+import {
+  type ProvenanceTrace,
+  type TransferLog,
+  type UnreadableLog,
+  apiTransferLog,
+  ledgerTransferLog,
+  readTransferLogs,
+  toFhirProvenanceBundle,
+  traceForOrganization,
+  traceProvenance,
+} from "../../ledger/provenance.ts";
+import type { ApiContext } from "../app.ts";
+import { allow, principalOf } from "../auth.ts";
+import { API_ERROR_STATUS, ApiError, FHIR_JSON, answerErrorsAsFhir } from "../errors.ts";
+import { z } from "../openapi-zod.ts";
+import { parseRequest } from "../schemas.ts";
+
+export const ProvenanceQuery = z.strictObject({
+  dataHash: z
+    .string()
+    .regex(/^0x[0-9a-f]{64}$/, {
+      message: "dataHash must be 0x and 64 lowercase hex digits (transfer.dataHash)",
+    })
+    .optional()
+    .openapi({ description: "The data item: the transfer.dataHash its transfers carry." }),
+  reference: z
+    .string()
+    .min(1, { message: "reference must not be empty" })
+    .max(1024, { message: "reference must be at most 1024 characters" })
+    .optional()
+    .openapi({
+      description:
+        "A transfer.reference of one of the item's transfers; the item is that transfer's data hash. With dataHash, dataHash names the item.",
+    }),
+  format: z.enum(["json", "fhir"]).default("json").openapi({
+    description:
+      "json (default): the trace with proof bundles; fhir: a FHIR R4 collection Bundle of Provenance resources (errors then come as OperationOutcome).",
+  }),
+});
+
+export interface ProvenanceRouteOptions {
+  /** Other institutions' APIs anchored in the same registry (config PEER_LOGS). */
+  peers: PeerLog[];
+  /** Per request to a peer (config PEER_TIMEOUT_MS). */
+  peerTimeoutMs: number;
+}
+
+/** One log the trace searched: this service's own, or a peer's API, and whether it answered. */
+export interface SearchedLog {
+  name: string;
+  peer: boolean;
+  readable: boolean;
+  error?: string;
+}
+
+/** GET /v1/provenance's answer (format=json). */
+export type ProvenanceAnswer = ProvenanceTrace & {
+  logs: SearchedLog[];
+  /** False when a peer could not be read: hops through it may be missing or shown unmatched. */
+  complete: boolean;
+};
+
+/** A peer that failed while its bundles were fetched, after its events were read. */
+class PeerProofError extends Error {}
+
+/**
+ * GET /v1/provenance: one data item's chain of custody across this log and the peer logs, every
+ * hop with the veritrail-proof/1 bundles of its export and its import, plus the unmatched
+ * transfers (services/ledger/provenance.ts). Auditors see the whole trace; a writer sees the hops
+ * and unmatched transfers its own organization took part in. The answer is trusted no more than
+ * the service: `veritrail provenance` re-verifies every bundle against the chain.
+ */
+export function registerProvenanceRoutes(
+  app: Express,
+  ctx: ApiContext,
+  opts: ProvenanceRouteOptions,
+): void {
+  // Decided before authentication, so a FHIR client's 401 is an OperationOutcome too.
+  const fhirErrors: RequestHandler = (req, res, next) => {
+    if (req.query["format"] === "fhir") answerErrorsAsFhir(res);
+    next();
+  };
+  app.get(
+    "/v1/provenance",
+    fhirErrors,
+    ctx.authenticate,
+    ctx.rateLimit,
+    allow("auditor", "writer"),
+    async (req, res) => {
+      const principal = principalOf(res);
+      const q = parseRequest(ProvenanceQuery, { ...req.query });
+      if (q.dataHash === undefined && q.reference === undefined)
+        throw new ApiError(
+          "VALIDATION_FAILED",
+          "dataHash or reference is required (the data item to trace)",
+          "dataHash",
+        );
+      const local = ledgerTransferLog(LOCAL_LOG_NAME, ctx.ledger, ctx.queries);
+      const peers = opts.peers.map((p) => guardProofs(p.name, peerLog(p, opts.peerTimeoutMs)));
+      const read = await readTransferLogs(peers);
+      const unreadable = new Map<string, UnreadableLog>(read.unreadable.map((u) => [u.log, u]));
+      let trace: ProvenanceTrace;
+      try {
+        trace = await traceProvenance([local, ...read.logs], {
+          ...(q.dataHash !== undefined ? { dataHash: q.dataHash } : {}),
+          ...(q.reference !== undefined ? { reference: q.reference } : {}),
+        });
+      } catch (e) {
+        if (e instanceof PeerProofError) throw new ApiError("UNAVAILABLE", e.message);
+        throw e;
+      }
+      if (principal.role === "writer") trace = traceForOrganization(trace, principal.scope ?? "");
+      if (q.format === "fhir") {
+        res.type(FHIR_JSON).send(JSON.stringify(toFhirProvenanceBundle(trace)));
+        return;
+      }
+      const logs: SearchedLog[] = [
+        { name: LOCAL_LOG_NAME, peer: false, readable: true },
+        ...opts.peers.map((p) => {
+          const failure = unreadable.get(p.name);
+          return failure
+            ? { name: p.name, peer: true, readable: false, error: failure.message }
+            : { name: p.name, peer: true, readable: true };
+        }),
+      ];
+      const answer: ProvenanceAnswer = { ...trace, logs, complete: unreadable.size === 0 };
+      res.json(answer);
+    },
+  );
+}
+
+function peerLog(peer: PeerLog, timeoutMs: number): TransferLog {
+  return apiTransferLog(peer.name, peer.url, peer.auditorKey, { timeoutMs });
+}
+
+/** A peer's proof that cannot be fetched is a 503 naming the peer, not an internal error. */
+function guardProofs(name: string, log: TransferLog): TransferLog {
+  return {
+    name: log.name,
+    transferEvents: () => log.transferEvents(),
+    async prove(seq) {
+      try {
+        return await log.prove(seq);
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw new PeerProofError(
+          `the proof of seq ${seq} could not be read from peer ${name}: ${message}`,
+        );
+      }
+    },
+  };
+}
+
+// ---- OpenAPI --------------------------------------------------------------------------------
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+const TRANSFER_SIDE: Record<string, unknown> = {
+  type: "object",
+  required: ["log", "logId", "seq", "organization", "recorded", "bundle"],
+  properties: {
+    log: { type: "string", description: `"${LOCAL_LOG_NAME}" or the peer's name in PEER_LOGS.` },
+    logId: { type: "string" },
+    seq: { type: "integer" },
+    organization: { type: "string", description: "source.organization of the event." },
+    recorded: { type: "string", format: "date-time" },
+    bundle: ref("ProofBundle"),
+  },
+};
+
+const PROVENANCE_TRACE: Record<string, unknown> = {
+  type: "object",
+  required: ["dataHash", "reference", "hops", "custody", "unmatched", "logs", "complete"],
+  properties: {
+    dataHash: { type: ["string", "null"] },
+    reference: { type: ["string", "null"] },
+    hops: {
+      type: "array",
+      description: "Matched export → import pairs in the order the exports were recorded.",
+      items: {
+        type: "object",
+        required: ["reference", "dataHash", "from", "to"],
+        properties: {
+          reference: { type: "string" },
+          dataHash: { type: "string" },
+          from: ref("TransferSide"),
+          to: ref("TransferSide"),
+        },
+      },
+    },
+    custody: {
+      type: "array",
+      items: { type: "string" },
+      description: "Organizations in custody order.",
+    },
+    unmatched: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["kind", "reason", "reference", "dataHash", "side"],
+        properties: {
+          kind: { enum: ["export", "import"] },
+          reason: {
+            enum: ["NOT_IMPORTED", "NO_SUCH_EXPORT", "DATA_HASH_MISMATCH", "RECIPIENT_MISMATCH"],
+          },
+          reference: { type: "string" },
+          dataHash: { type: "string" },
+          side: ref("TransferSide"),
+        },
+      },
+    },
+    logs: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["name", "peer", "readable"],
+        properties: {
+          name: { type: "string" },
+          peer: { type: "boolean" },
+          readable: { type: "boolean" },
+          error: { type: "string" },
+        },
+      },
+    },
+    complete: {
+      type: "boolean",
+      description: "False when a peer log could not be read.",
+    },
+  },
+};
+
+export function provenanceRouteDocs(): {
+  paths: RouteConfig[];
+  schemas: Record<string, Record<string, unknown>>;
+} {
+  const error = (...codes: Array<keyof typeof API_ERROR_STATUS>) =>
+    Object.fromEntries(
+      codes.map((code) => [
+        API_ERROR_STATUS[code],
+        {
+          description: `${code} (OperationOutcome with format=fhir)`,
+          content: {
+            "application/json": { schema: ref("Error") },
+            "application/fhir+json": { schema: { type: "object" } },
+          },
+        },
+      ]),
+    );
+  return {
+    schemas: { TransferSide: TRANSFER_SIDE, ProvenanceTrace: PROVENANCE_TRACE },
+    paths: [
+      {
+        method: "get",
+        path: "/v1/provenance",
+        summary:
+          "Chain of custody of one data item across this log and the peer logs (auditor; writer: its organization's transfers)",
+        description:
+          "Matches each Import (DCM 110107) to the Export (DCM 110106) with the same transfer reference and data hash whose recipient is the importing organization, in this log and in the logs of PEER_LOGS (other Veritrail APIs, read with auditor keys). Every hop carries the veritrail-proof/1 bundle of both sides; exports never imported and imports that match no export are listed in `unmatched`. A peer that cannot be read is listed in `logs` and makes `complete` false. Check the answer without trusting this server with `veritrail provenance`.",
+        security: [{ bearerAuth: [] }],
+        request: { query: ProvenanceQuery },
+        responses: {
+          200: {
+            description:
+              "The trace (JSON), or with format=fhir a FHIR R4 collection Bundle: one Provenance per hop and an OperationOutcome with a warning per unmatched transfer.",
+            content: {
+              "application/json": { schema: ref("ProvenanceTrace") },
+              "application/fhir+json": { schema: { type: "object" } },
+            },
+          },
+          ...error("VALIDATION_FAILED"),
+          ...error("UNAUTHENTICATED"),
+          ...error("FORBIDDEN"),
+          ...error("RATE_LIMITED"),
+          ...error("UNAVAILABLE"),
+        },
+      },
+    ],
+  };
+}
