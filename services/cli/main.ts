@@ -8,6 +8,7 @@ import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { registerExportCommand } from "./export-command.ts";
 import { registerAuditCommand } from "./audit-command.ts";
+import { registerProvenanceCommand } from "./provenance-command.ts";
 import { registerVerifyCommand } from "./verify-command.ts";
 
 export const EXIT_OK = 0;
@@ -41,6 +42,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerVerifyCommand(program, ctx);
   registerAuditCommand(program, ctx);
   registerExportCommand(program, ctx);
+  registerProvenanceCommand(program, ctx);
   // serve, keys, export, audit: each registers itself here the same way.
   return program;
 }
