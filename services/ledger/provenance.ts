@@ -136,6 +136,8 @@ export interface UnmatchedTransfer {
   reason: UnmatchedReason;
   reference: string;
   dataHash: string;
+  /** An export's intended recipient organization, when the export names one. */
+  recipient?: string;
   side: TransferSide;
 }
 
@@ -243,11 +245,13 @@ export async function traceProvenance(
   for (const exp of exportRefs) {
     if (matchedExports.has(exp)) continue;
     const { reference, dataHash } = exp.event.transfer;
+    const recipient = exp.event.recipient?.organization;
     unmatched.push({
       kind: "export",
       reason: "NOT_IMPORTED",
       reference,
       dataHash,
+      ...(recipient !== undefined ? { recipient } : {}),
       side: await side(exp),
     });
   }
@@ -268,8 +272,9 @@ function custodyOf(hops: TransferHop[]): string[] {
 /**
  * What a writer of `organization` may see of a trace: the hops it sent or received (both sides,
  * since the counterparty's proof is what makes the hop checkable), its own unmatched transfers,
- * and unmatched imports elsewhere that claim one of its exports' references (someone says they
- * received its transfer). Transfers between other institutions are left out.
+ * unmatched imports elsewhere that claim one of its exports' references (someone says they
+ * received its transfer), and unmatched exports addressed to it (someone says they sent it
+ * something it never logged as received). Transfers between other institutions are left out.
  */
 export function traceForOrganization(
   trace: ProvenanceTrace,
@@ -286,7 +291,9 @@ export function traceForOrganization(
   ]);
   const unmatched = trace.unmatched.filter(
     (u) =>
-      u.side.organization === organization || (u.kind === "import" && ownRefs.has(u.reference)),
+      u.side.organization === organization ||
+      (u.kind === "import" && ownRefs.has(u.reference)) ||
+      (u.kind === "export" && u.recipient === organization),
   );
   return { ...trace, hops, custody: custodyOf(hops), unmatched };
 }

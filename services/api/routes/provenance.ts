@@ -208,6 +208,7 @@ const PROVENANCE_TRACE: Record<string, unknown> = {
           },
           reference: { type: "string" },
           dataHash: { type: "string" },
+          recipient: { type: "string", description: "An export's intended recipient." },
           side: ref("TransferSide"),
         },
       },
