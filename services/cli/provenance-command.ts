@@ -530,8 +530,11 @@ export async function runProvenance(
     w(`HOP ${h.hop} ${h.ok ? "VERIFIED" : "FAILED"}`);
   }
   for (const u of unmatched) {
-    w(`UNMATCHED ${u.kind} (${u.reason}): reference ${u.reference}, data hash ${u.dataHash}`);
-    w(sideLine(u.kind, u));
+    w(
+      `${MARK.bad} UNMATCHED ${u.kind} (${u.reason}): reference ${u.reference}, data hash ${u.dataHash}`,
+    );
+    // Its own bundle is still checked: a verified one proves the event really is in that log.
+    w(sideLine("proof", u));
   }
   for (const l of unreadable)
     w(`INCOMPLETE: the log ${l.name} could not be read${l.error ? `: ${l.error}` : ""}`);
