@@ -13,7 +13,7 @@ import { FhirAuditEventSearchQuery, SeqParams, parseRequest } from "./schemas.ts
  * in a `searchset` Bundle, for EHRs and audit tools that speak FHIR. Parameters: `patient`
  * (token system|value, or a subjectTag), `date` (ge/gt/le/lt/eq, repeatable), `organization`,
  * `_count`; the `next` link carries the paging cursor. Erased events have no body to render
- * and are left out.
+ * and are left out. Every error under /fhir is answered as a FHIR OperationOutcome (errors.ts).
  */
 
 export { FHIR_JSON };

@@ -257,7 +257,7 @@ export function mergeTraces(traces: Trace[]): Trace {
   );
   const first = traces[0];
   return {
-    dataHash: first?.dataHash ?? null,
+    dataHash: traces.find((t) => typeof t.dataHash === "string")?.dataHash ?? null,
     reference: first?.reference ?? null,
     hops: sorted,
     unmatched: [...unmatched.values()],
@@ -389,6 +389,10 @@ export async function runProvenance(
     if (e instanceof UsageError) return fail(e.message);
     throw e;
   }
+  // Answers about different data items cannot be merged into one chain of custody.
+  const items = new Set(sources.map((s) => s.trace.dataHash).filter((h) => typeof h === "string"));
+  if (items.size > 1)
+    return fail(`the traces are of different data items (${[...items].join(", ")})`);
   const trace = mergeTraces(sources.map((s) => s.trace));
 
   let provider;

@@ -491,6 +491,22 @@ describe("api/provenance: GET /v1/provenance and veritrail provenance across two
     expect(out.hops[0]!.match.ok).to.equal(false);
     expect(out.hops[0]!.match.reason).to.match(/references differ|went to/);
 
+    // Answers about two different data items are not one chain of custody.
+    const otherFile = path.join(tmp, "other.json");
+    await writeFile(otherFile, JSON.stringify((await trace(`dataHash=${H1}`)).body));
+    await writeFile(file, JSON.stringify(saved));
+    const mixedItems = await cli([
+      "provenance",
+      "--file",
+      file,
+      "--file",
+      otherFile,
+      "--rpc",
+      node.url,
+    ]);
+    expect(mixedItems.code).to.equal(2);
+    expect(mixedItems.stderr).to.include("different data items");
+
     // Every anchored bundle must name the registry given with --registry.
     await writeFile(file, JSON.stringify(saved));
     const other = await cli([
