@@ -29,7 +29,7 @@ import {
   extendChain,
   historyValueHash,
 } from "../core/subject-index.ts";
-import { K, parseSeqPart, prefixEnd } from "../store/keys.ts";
+import { K, parseSeqPart, prefixEnd, seqPart } from "../store/keys.ts";
 import type { LedgerStore } from "../store/ledger-store.ts";
 import {
   ChainReads,
@@ -139,7 +139,10 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   // Read after the batches: on a live log, a batch sealed meanwhile is replayed as unsealed tail.
   const total = await store.nextSeq();
 
-  const entries = new EntryStream(store, total);
+  // One iterator per key range, opened after `total` was read: LevelDB iterators read from a
+  // snapshot, so a live log's later writes never show up half-way through the replay.
+  const entries = new SeqValues(store, K.entryPrefix, total);
+  const bodies = new SeqValues(store, K.bodyPrefix, total);
   const groups = new GroupStream(store);
   const index = new MemoryNodeStore();
   const heads = new Map<Hex, { count: number; chain: Uint8Array }>();
@@ -148,13 +151,25 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   let sealedEvents = 0;
   const headers: Array<{ batchNo: number; header: BatchHeaderJson | null; state?: string }> = [];
 
-  /** Checks seqs [from, to) and returns their leaf hashes and subject events. */
-  const replayRange = async (from: number, to: number, batchNo?: number) => {
+  /**
+   * Checks seqs [from, to) and returns their leaf hashes; with `touched`, folds each subject's
+   * events into its history chain there (in seq order, as sealing does).
+   */
+  const replayRange = async (
+    from: number,
+    to: number,
+    batchNo: number | undefined,
+    touched?: Map<Hex, { count: number; chain: Uint8Array }>,
+  ) => {
     const leaves: Uint8Array[] = [];
-    const subjects: Array<{ subject: Hex; seq: number; leafHash: Uint8Array }> = [];
     for (let seq = from; seq < to; seq++) {
-      const item = await entries.next(seq);
-      if (item === undefined) {
+      if (!entries.has(seq)) {
+        await entries.load(seq);
+        if (seq > from) opts.onProgress?.({ phase: "replay", done: seq, total });
+      }
+      if (!bodies.has(seq)) await bodies.load(seq);
+      const raw = entries.get(seq);
+      if (raw === undefined) {
         report({
           ...(batchNo === undefined ? {} : { batchNo }),
           seq,
@@ -163,13 +178,13 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
         });
         continue;
       }
-      const leaf = leafHash(item.raw);
+      const leaf = leafHash(raw);
       leaves.push(leaf);
-      const entry = checkEntry(seq, item.raw, logId, report);
-      const body = item.body;
+      const entry = checkEntry(seq, raw, logId, report);
+      const body = bodies.get(seq);
       if (body === undefined) erased++;
-      else if (entry) checkBody(seq, entry, body, report);
-      const group = await groups.containing(seq);
+      else if (entry) checkBody(seq, entry.commitment, body, report);
+      const group = groups.covering(seq) ?? (await groups.containing(seq));
       if (!group)
         report({
           seq,
@@ -177,19 +192,29 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
           message: `no receipt group holds seq ${seq}`,
         });
       else {
-        const i = seq - group.firstSeq;
-        const acked = group.leaves.subarray(i * 32, i * 32 + 32);
-        if (acked.length !== 32 || !bytesEqual(acked, leaf))
+        const at = (seq - group.firstSeq) * 32;
+        if (
+          at < 0 ||
+          at + 32 > group.leaves.length ||
+          Buffer.compare(group.leaves.subarray(at, at + 32), leaf) !== 0
+        )
           report({
             seq,
             kind: "RECEIPT_LEAF_MISMATCH",
             message: `entry ${seq} hashes to ${toHex(leaf)}, its receipt acknowledged another leaf`,
           });
       }
-      if (entry?.subject) subjects.push({ subject: entry.subject, seq, leafHash: leaf });
-      opts.onProgress?.({ phase: "replay", done: seq + 1, total });
+      if (touched && entry?.subject) {
+        const head = touched.get(entry.subject) ??
+          heads.get(entry.subject) ?? { count: 0, chain: EMPTY_ROOT };
+        touched.set(entry.subject, {
+          count: head.count + 1,
+          chain: extendChain(head.chain, seq, leaf),
+        });
+      }
     }
-    return { leaves, subjects };
+    if (to > from) opts.onProgress?.({ phase: "replay", done: to, total });
+    return leaves;
   };
 
   for (let b = 0; b < batchRaw.length; b++) {
@@ -243,24 +268,18 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
         kind: "BATCH_ENTRIES_MISSING",
         message: `batch ${batchNo} covers seqs up to ${claimedEnd - 1}, the entries end at ${total - 1}`,
       });
-    const { leaves, subjects } = await replayRange(from, to, batchNo);
+    const touched = new Map<Hex, { count: number; chain: Uint8Array }>();
+    const leaves = await replayRange(from, to, batchNo, touched);
     expectedFirst = from + Math.max(count, 0);
     sealedEvents += to - from;
     const tree = buildTree(leaves);
     const updates: SmtUpdate[] = [];
-    const bySubject = new Map<Hex, Array<{ seq: number; leafHash: Uint8Array }>>();
-    for (const s of subjects) {
-      let list = bySubject.get(s.subject);
-      if (!list) bySubject.set(s.subject, (list = []));
-      list.push(s);
-    }
-    for (const [subject, list] of bySubject) {
-      const head = heads.get(subject) ?? { count: 0, chain: EMPTY_ROOT };
-      let chain = head.chain;
-      for (const e of list) chain = extendChain(chain, e.seq, e.leafHash);
-      const next = { count: head.count + list.length, chain };
+    for (const [subject, next] of touched) {
       heads.set(subject, next);
-      updates.push({ key: fromHex(subject), valueHash: historyValueHash(next.count, next.chain) });
+      updates.push({
+        key: Uint8Array.from(Buffer.from(subject.slice(2), "hex")),
+        valueHash: historyValueHash(next.count, next.chain),
+      });
     }
     const indexRoot = await index.update(updates);
     if (!header) continue;
@@ -280,7 +299,10 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   }
   sealedEvents = Math.min(sealedEvents, total);
   // The accepted, not yet sealed tail.
-  if (expectedFirst < total) await replayRange(expectedFirst, total);
+  if (expectedFirst < total) await replayRange(expectedFirst, total, undefined);
+  entries.close();
+  bodies.close();
+  groups.close();
   await checkOrphanBodies(store, total, report);
   // On a live log a batch sealed during the replay moves the live index on: compare only when
   // the batches replayed are still all there are.
@@ -327,7 +349,39 @@ function parseBatch(raw: Buffer): BatchRecord | undefined {
   return value as BatchRecord;
 }
 
+/**
+ * An entry exactly as `encodeEntry` writes it: JCS key order, every field of EntrySchema in its
+ * schema form, nothing else. Text that matches is well-formed and canonical by construction, so
+ * the parse, the schema and the re-encoding are only needed for text that does not.
+ */
+const CANONICAL_ENTRY =
+  /^\{"commitment":"(0x[0-9a-f]{64})","log":"(0x[0-9a-f]{64})","recorded":"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)","seq":(0|[1-9][0-9]{0,15}),"subject":(?:null|"(0x[0-9a-f]{64})"),"v":1\}$/;
+
 function checkEntry(
+  seq: number,
+  raw: Buffer,
+  logId: string | null,
+  report: (f: AuditFinding) => void,
+): Pick<Entry, "commitment" | "subject"> | undefined {
+  // latin1 maps each byte to one char: any non-ASCII byte fails the pattern and takes the
+  // general path below, which decodes UTF-8.
+  const m = CANONICAL_ENTRY.exec(raw.toString("latin1"));
+  const entrySeq = m ? Number(m[4]) : NaN;
+  if (m && Number.isSafeInteger(entrySeq)) {
+    if (entrySeq !== seq)
+      report({
+        seq,
+        kind: "ENTRY_SEQ_MISMATCH",
+        message: `entry stored at seq ${seq} says seq ${entrySeq}`,
+      });
+    if (logId !== null && m[2] !== logId)
+      report({ seq, kind: "ENTRY_LOG_MISMATCH", message: `entry ${seq} names log ${m[2]}` });
+    return { commitment: m[1] as Hex, subject: (m[5] ?? null) as Hex | null };
+  }
+  return checkEntryParsed(seq, raw, logId, report);
+}
+
+function checkEntryParsed(
   seq: number,
   raw: Uint8Array,
   logId: string | null,
@@ -363,9 +417,43 @@ function checkEntry(
   return entry;
 }
 
-function checkBody(
+/** A body as ingest writes it: `{"event":<JCS of the event>,"salt":"0x<64 hex>"}`. */
+const BODY_HEAD = Buffer.from('{"event":');
+const BODY_SALT = Buffer.from(',"salt":"');
+const BODY_TAIL_BYTES = BODY_SALT.length + 66 + 2;
+const LOWER_HEX64 = /^[0-9a-f]{64}$/;
+
+function checkBody(seq: number, commitment: Hex, raw: Buffer, report: (f: AuditFinding) => void) {
+  // Fast path: slice the event's JCS text out of the stored layout and hash it as it is. A
+  // match means these are the committed bytes (SHA-256 preimage resistance), so parsing and
+  // re-canonicalising could only say the same; anything else is decided by the full check.
+  const n = raw.length;
+  const saltAt = n - BODY_TAIL_BYTES;
+  if (
+    saltAt > BODY_HEAD.length &&
+    raw.subarray(0, BODY_HEAD.length).equals(BODY_HEAD) &&
+    raw.subarray(saltAt, saltAt + BODY_SALT.length).equals(BODY_SALT) &&
+    raw[saltAt + BODY_SALT.length] === 0x30 &&
+    raw[saltAt + BODY_SALT.length + 1] === 0x78 &&
+    raw[n - 2] === 0x22 &&
+    raw[n - 1] === 0x7d
+  ) {
+    const saltHex = raw.toString("latin1", saltAt + BODY_SALT.length + 2, n - 2);
+    if (
+      LOWER_HEX64.test(saltHex) &&
+      commitmentOfCanonical(
+        Buffer.from(saltHex, "hex"),
+        raw.toString("utf8", BODY_HEAD.length, saltAt),
+      ) === commitment
+    )
+      return;
+  }
+  checkBodyParsed(seq, commitment, raw, report);
+}
+
+function checkBodyParsed(
   seq: number,
-  entry: Entry,
+  commitment: Hex,
   raw: Buffer,
   report: (f: AuditFinding) => void,
 ): void {
@@ -390,7 +478,7 @@ function checkBody(
     });
     return;
   }
-  if (commitmentOfCanonical(fromHex(body.salt), jcs(body.event)) !== entry.commitment)
+  if (commitmentOfCanonical(fromHex(body.salt), jcs(body.event)) !== commitment)
     report({
       seq,
       kind: "COMMITMENT_MISMATCH",
@@ -582,55 +670,114 @@ async function checkChain(
   return { chainId: Number(chainId), contract, head, anchoredBatches: anchored };
 }
 
-/** Entries and bodies in seq order, read ahead in pages. */
-class EntryStream {
-  private page: Array<{ seq: number; raw: Uint8Array; body: Buffer | undefined }> = [];
+/**
+ * The values under `prefix` for seqs [0, total), read through one LevelDB iterator in pages of
+ * {@link SeqValues.PAGE}: a range read costs a fraction of one `get` per key, and a page is all
+ * that is held in memory.
+ */
+class SeqValues {
+  private static readonly PAGE = 1_024;
+  private readonly iterator;
+  private seqs: number[] = [];
+  private values: Buffer[] = [];
   private at = 0;
-  private nextFrom = 0;
-  private static readonly PAGE = 2_048;
+  /** Every seq below this has been read (the page ends there or the range is exhausted). */
+  private loadedTo = 0;
+  private ended = false;
 
   constructor(
-    private readonly store: LedgerStore,
+    store: LedgerStore,
+    private readonly prefix: string,
     private readonly total: number,
-  ) {}
+  ) {
+    this.iterator = store.db.iterator({
+      gte: `${prefix}${seqPart(0)}`,
+      lt: `${prefix}${seqPart(total)}`,
+    });
+  }
 
-  /** The entry at `seq` (asked in increasing order), or undefined when it is missing. */
-  async next(seq: number): Promise<{ raw: Uint8Array; body: Buffer | undefined } | undefined> {
-    for (;;) {
-      while (this.at < this.page.length && this.page[this.at]!.seq < seq) this.at++;
-      const item = this.page[this.at];
-      if (item !== undefined) return item.seq === seq ? item : undefined;
-      if (this.nextFrom >= this.total && this.nextFrom > seq) return undefined;
-      await this.load(Math.max(seq, this.nextFrom));
-      if (this.page.length === 0) return undefined;
+  /** Whether `seq` lies within what has been read (so `get` can answer it). */
+  has(seq: number): boolean {
+    return seq < this.loadedTo || this.ended;
+  }
+
+  /** Reads on until `seq` is covered; seqs are asked in increasing order. */
+  async load(seq: number): Promise<void> {
+    while (!this.has(seq)) {
+      const page = await this.iterator.nextv(SeqValues.PAGE);
+      if (page.length === 0) {
+        this.ended = true;
+        break;
+      }
+      // Keep what is not consumed yet (seqs ≥ the last one asked).
+      this.seqs = this.seqs.slice(this.at);
+      this.values = this.values.slice(this.at);
+      this.at = 0;
+      for (const [k, v] of page) {
+        this.seqs.push(parseSeqPart(k.slice(this.prefix.length)));
+        this.values.push(v);
+      }
+      const last = this.seqs[this.seqs.length - 1]!;
+      // nextv may answer fewer than asked before the end (it also caps bytes): only an empty
+      // page ends the range. Seqs below the last one read are settled.
+      if (!Number.isNaN(last)) this.loadedTo = last;
     }
   }
 
-  private async load(from: number): Promise<void> {
-    const to = Math.min(from + EntryStream.PAGE, Math.max(this.total, from + 1));
-    const items: Array<{ seq: number; raw: Uint8Array; body: Buffer | undefined }> = [];
-    for await (const [k, v] of this.store.scan({ gte: K.entry(from), lt: K.entry(to) }))
-      items.push({ seq: parseSeqPart(k.slice(K.entryPrefix.length)), raw: v, body: undefined });
-    const bodies = await this.store.getManyRaw(items.map((i) => K.body(i.seq)));
-    items.forEach((i, n) => (i.body = bodies[n]));
-    this.page = items;
-    this.at = 0;
-    this.nextFrom = to;
+  /** The value at `seq` (asked in increasing order, after `load`), or undefined when absent. */
+  get(seq: number): Buffer | undefined {
+    while (this.at < this.seqs.length && this.seqs[this.at]! < seq) this.at++;
+    return this.seqs[this.at] === seq ? this.values[this.at] : undefined;
+  }
+
+  close(): void {
+    void this.iterator.close();
   }
 }
 
-/** Receipt groups in seq order. */
+/**
+ * Receipt groups in seq order, read through one iterator. For each seq it answers what
+ * `LedgerStore.getGroupContaining` would: the record under the greatest key ≤ seq, if its range
+ * holds seq.
+ */
 class GroupStream {
   private current: { firstSeq: number; count: number; leaves: Buffer } | undefined;
+  private readonly iterator;
+  /** The next group record not yet reached, by its key's seq. */
+  private ahead: { keySeq: number; raw: Buffer } | undefined;
+  private candidate: { keySeq: number; raw: Buffer } | undefined;
+  private ended = false;
 
-  constructor(private readonly store: LedgerStore) {}
+  constructor(store: LedgerStore) {
+    this.iterator = store.db.iterator({ gte: K.groupPrefix, lt: prefixEnd(K.groupPrefix) });
+  }
+
+  /** The group last read, when it holds `seq` (no read, no promise: the common case). */
+  covering(seq: number): { firstSeq: number; leaves: Buffer } | undefined {
+    const c = this.current;
+    return c && seq >= c.firstSeq && seq < c.firstSeq + c.count ? c : undefined;
+  }
 
   async containing(seq: number): Promise<{ firstSeq: number; leaves: Buffer } | undefined> {
-    const c = this.current;
-    if (c && seq >= c.firstSeq && seq < c.firstSeq + c.count) return c;
+    const c = this.covering(seq);
+    if (c) return c;
+    // Advance to the greatest key ≤ seq.
+    for (;;) {
+      if (this.ahead === undefined && !this.ended) {
+        const next = await this.iterator.next();
+        if (next === undefined) this.ended = true;
+        else
+          this.ahead = { keySeq: parseSeqPart(next[0].slice(K.groupPrefix.length)), raw: next[1] };
+      }
+      if (this.ahead === undefined || !(this.ahead.keySeq <= seq)) break;
+      this.candidate = this.ahead;
+      this.ahead = undefined;
+    }
+    if (this.candidate === undefined) return undefined;
     let group: ReceiptGroupRecord | undefined;
     try {
-      group = await this.store.getGroupContaining<ReceiptGroupRecord>(seq);
+      group = JSON.parse(this.candidate.raw.toString("utf8")) as ReceiptGroupRecord;
+      if (!(seq < group.firstSeq + group.count)) group = undefined;
     } catch {
       group = undefined;
     }
@@ -641,5 +788,9 @@ class GroupStream {
       leaves: Buffer.from(group.leafHashes, "base64"),
     };
     return this.current;
+  }
+
+  close(): void {
+    void this.iterator.close();
   }
 }
