@@ -1,100 +1,121 @@
 import { Command } from "commander";
-import { mkdir, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
-import { benchAckToAnchor, benchGas } from "./chain-bench.ts";
-import { benchHttpBulk, benchHttpSingle } from "./http-bench.ts";
-import { benchMerkleBuilders } from "./merkle-builders.ts";
-import { benchPathVerification } from "./verifier-bench.ts";
-import { benchBulkIngest, benchConcurrentSingles, benchProofs } from "./ledger-bench.ts";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { SectionOptions } from "./section.ts";
 import { type BenchRow, meetsTarget, renderTable } from "./table.ts";
+
+/** Sections in the order they run; each runs in its own process (bench/section.ts). */
+const SECTIONS: Record<string, string> = {
+  bulk: "bulk ingest (in-process)",
+  single: "64 concurrent single-event callers (in-process)",
+  http: "HTTP: 64 connections posting single events, then bulk calls",
+  log: "large log: build, proof latency, patient history, audit, RSS",
+  verify: "path verifications per core",
+  merkle: "Merkle builders: array of levels vs merkletreejs",
+  gas: "gas per anchor on a Hardhat node",
+  anchor: "acknowledgement to confirmed anchor (defaults, dev chain)",
+};
+/** Names earlier versions of this command used for parts of the large-log section. */
+const ALIASES: Record<string, string> = { proof: "log", patient: "log", audit: "log" };
 
 const program = new Command()
   .name("bench")
-  .description("Veritrail benchmarks: every row next to a baseline measured in the same run")
+  .description(
+    "Veritrail benchmarks, one process per section: every row next to a baseline measured in the same run",
+  )
   .option("--bulk-events <n>", "events for the bulk-ingest run", "200000")
   .option("--single-events <n>", "events for the 64-concurrent single-event run", "50000")
-  .option(
-    "--proof-log-size <n>",
-    "log size for proof latency (10000000 for the large run)",
-    "1000000",
-  )
-  .option("--proof-samples <n>", "proofs to time", "2000")
+  .option("--log-size <n>", "events in the large log (10000000 for the large run)", "1000000")
+  .option("--proof-log-size <n>", "old name of --log-size")
+  .option("--patient-events <n>", "events of the one patient whose history is timed", "5000")
+  .option("--proof-samples <n>", "proofs to time on the large log", "2000")
+  .option("--history-samples <n>", "patient-history answers to time", "20")
   .option("--http-seconds <n>", "duration of each HTTP load run", "10")
   .option(
     "--only <names>",
-    "comma-separated subset: bulk,single,http,proof,verify,merkle,gas,anchor",
+    `comma-separated subset: ${Object.keys(SECTIONS).join(",")} (proof, patient, audit = log)`,
   )
   .parse();
 
-const o = program.opts<Record<string, string>>();
-const only = o.only ? new Set(o.only.split(",")) : undefined;
-const want = (name: string) => !only || only.has(name);
+const o = program.opts<Record<string, string | undefined>>();
+const options: SectionOptions = {
+  bulkEvents: Number(o.bulkEvents),
+  singleEvents: Number(o.singleEvents),
+  httpSeconds: Number(o.httpSeconds),
+  logSize: Number(o.proofLogSize ?? o.logSize),
+  patientEvents: Number(o.patientEvents),
+  proofSamples: Number(o.proofSamples),
+  historySamples: Number(o.historySamples),
+};
+for (const [flag, value] of Object.entries(options))
+  if (!Number.isSafeInteger(value) || value < 0) program.error(`${flag}: not a count: ${value}`);
+const only = o.only?.split(",").map((n) => ALIASES[n] ?? n);
+const unknown = only?.filter((n) => !(n in SECTIONS)) ?? [];
+if (unknown.length > 0) program.error(`--only: no section ${unknown.join(", ")}`);
+const wanted = Object.keys(SECTIONS).filter((n) => !only || only.includes(n));
 
-const rows: BenchRow[] = [];
 const started = Date.now();
+const elapsed = (since = started) => `${((Date.now() - since) / 1000).toFixed(0)}s`;
 function log(msg: string) {
-  process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0)}s] ${msg}\n`);
+  process.stderr.write(`[bench ${elapsed()}] ${msg}\n`);
 }
 
-if (want("bulk")) {
-  log("bulk ingest");
-  rows.push(...(await benchBulkIngest({ total: Number(o.bulkEvents), perCall: 1_000 })));
-}
-if (want("single")) {
-  log("64 concurrent single-event callers");
-  rows.push(...(await benchConcurrentSingles({ total: Number(o.singleEvents), concurrency: 64 })));
-}
-if (want("http")) {
-  log("HTTP: 64 connections posting single events, then bulk calls");
-  rows.push(...(await benchHttpSingle({ seconds: Number(o.httpSeconds), connections: 64 })));
-  rows.push(
-    ...(await benchHttpBulk({ seconds: Number(o.httpSeconds), connections: 4, perCall: 1_000 })),
+const sectionScript = path.join(path.dirname(fileURLToPath(import.meta.url)), "section.ts");
+
+/** Runs one section in a child process; its rows come back through a temp file. */
+async function runSection(name: string): Promise<BenchRow[]> {
+  const rowsFile = path.join(os.tmpdir(), `veritrail-bench-${process.pid}-${name}.json`);
+  // The child's stdout goes to our stderr: stdout is the table's.
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", sectionScript, name, JSON.stringify(options), rowsFile],
+    { stdio: ["ignore", 2, 2] },
   );
-}
-if (want("proof")) {
-  log(`proof latency at ${o.proofLogSize} events (building the log first)`);
-  rows.push(
-    ...(await benchProofs({
-      size: Number(o.proofLogSize),
-      samples: Number(o.proofSamples),
-      batchMaxEvents: 10_000,
-    })),
-  );
-}
-if (want("verify")) {
-  log("path verifications per core");
-  rows.push(...(await benchPathVerification(10_000)));
-}
-if (want("merkle")) {
-  log("Merkle builders: array of levels vs merkletreejs");
-  for (const r of benchMerkleBuilders([1_000, 10_000, 100_000], 3)) {
-    rows.push({
-      name: `tree build, ${r.size.toLocaleString("en")} leaves, array-of-levels builder`,
-      value: r.levelsMs,
-      unit: "ms",
-      baselineName: "merkletreejs (RFC 9162 options)",
-      baseline: r.merkletreejsMs,
-    });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", (c, signal) => resolve(signal ? null : c));
+  });
+  try {
+    if (code !== 0) throw new Error(`section ${name} exited with ${code ?? "a signal"}`);
+    return JSON.parse(await readFile(rowsFile, "utf8")) as BenchRow[];
+  } finally {
+    await rm(rowsFile, { force: true });
   }
 }
-if (want("gas")) {
-  log("gas per anchor on a Hardhat node");
-  rows.push(...(await benchGas([1, 100, 10_000, 100_000])));
+
+const rows: BenchRow[] = [];
+const failed: string[] = [];
+for (const name of wanted) {
+  const sectionStarted = Date.now();
+  log(`${name}: ${SECTIONS[name]}`);
+  try {
+    rows.push(...(await runSection(name)));
+    log(`${name}: done in ${elapsed(sectionStarted)}`);
+  } catch (e) {
+    failed.push(name);
+    log(`${name}: FAILED after ${elapsed(sectionStarted)}: ${e instanceof Error ? e.message : e}`);
+  }
 }
-if (want("anchor")) {
-  log("acknowledgement to confirmed anchor (defaults, dev chain)");
-  rows.push(...(await benchAckToAnchor(5)));
-}
-rows.push({ name: "peak RSS", value: process.resourceUsage().maxRSS / 1024, unit: "MB" });
 
 const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
 const table = renderTable(rows);
-process.stdout.write(`\nMachine: ${machine}\n\n${table}\n`);
+process.stdout.write(
+  `\nMachine: ${machine}\nOne process per section; total ${elapsed()}.\n\n${table}\n`,
+);
 await mkdir("bench", { recursive: true });
 await writeFile(
   "bench/results.json",
   JSON.stringify(
-    { date: new Date().toISOString(), machine, argv: process.argv.slice(2), rows },
+    {
+      date: new Date().toISOString(),
+      machine,
+      argv: process.argv.slice(2),
+      totalSeconds: Math.round((Date.now() - started) / 1000),
+      rows,
+    },
     null,
     2,
   ) + "\n",
@@ -104,5 +125,9 @@ if (missed.length > 0) {
   process.stderr.write(
     `\n${missed.length} target(s) missed: ${missed.map((r) => r.name).join("; ")}\n`,
   );
+  process.exitCode = 1;
+}
+if (failed.length > 0) {
+  process.stderr.write(`\nsection(s) failed: ${failed.join(", ")}\n`);
   process.exitCode = 1;
 }
