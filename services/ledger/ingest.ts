@@ -10,7 +10,13 @@ import {
 } from "../core/entry.ts";
 import { jcs } from "../core/jcs.ts";
 import { type Hex, toHex } from "../core/hex.ts";
-import { type MerkleTree, buildTree, inclusionProofNodeIds, leafHash } from "../core/merkle.ts";
+import {
+  type MerkleNodeId,
+  type MerkleTree,
+  buildTree,
+  inclusionProofNodeIds,
+  leafHash,
+} from "../core/merkle.ts";
 import {
   RECEIPT_DOMAIN,
   RECEIPT_FORMAT,
@@ -37,6 +43,16 @@ export interface ReceiptGroupRecord {
   leafHashes: string;
 }
 
+/** One durable group commit as the sealer sees it. */
+export interface CommittedGroup {
+  firstSeq: number;
+  leafHashes: readonly Uint8Array[];
+  subjects: ReadonlyArray<Hex | null>;
+}
+
+/** A receipt group's signed header (the `h:` record): the group record without its leaves. */
+export type ReceiptGroupHeader = Omit<ReceiptGroupRecord, "leafHashes">;
+
 export interface IngestResult {
   receipt: Receipt;
   /** True when an earlier request with the same (organization, requestId) was answered instead. */
@@ -56,8 +72,11 @@ export interface GroupCommitOptions {
   signerAddress: string;
   anchorDeadlineMs: number;
   maxGroupEvents: number;
-  /** Called after each durable group write with the new next seq. */
-  onCommitted: (nextSeq: number) => void;
+  /**
+   * Called after each durable group write with the new next seq and what the sealer needs of
+   * the group (its leaf hashes and subject tags), so sealing need not read it back.
+   */
+  onCommitted: (nextSeq: number, group: CommittedGroup) => void;
   now?: () => number;
 }
 
@@ -74,6 +93,7 @@ export class GroupCommitter {
   /** (org, requestId) of events queued or being written, so concurrent retries share one seq. */
   private inFlightRequests = new Map<string, Promise<IngestResult>>();
   private closed = false;
+  private readonly headerCache = new Map<number, ReceiptGroupHeader>();
 
   constructor(
     private readonly store: LedgerStore,
@@ -264,32 +284,116 @@ export class GroupCommitter {
       RECEIPT_TYPES,
       receiptGroupValue(message),
     );
-    const group: ReceiptGroupRecord = {
+    const header: ReceiptGroupHeader = {
       ...message,
       signer: this.opts.signerAddress,
       signature,
+    };
+    const group: ReceiptGroupRecord = {
+      ...header,
       leafHashes: Buffer.concat(leafHashes).toString("base64"),
     };
     const ops = this.store.appendOps(records);
     ops.push(this.store.putJsonOp(K.group(firstSeq), group));
+    ops.push(this.store.putJsonOp(K.groupHeader(firstSeq), header));
+    // Each event's group audit path, stored with it: re-issuing a receipt (proofs, patient
+    // histories) is then one read instead of rebuilding a tree of up to 4,096 leaves.
+    for (let i = 0; i < events.length; i++)
+      ops.push({
+        type: "put",
+        key: K.receiptPath(firstSeq + i),
+        value: encodeReceiptPath(firstSeq, inclusionProofNodeIds(i, tree.size), tree),
+      });
     await this.store.write(ops, true);
     this.nextSeq = firstSeq + events.length;
-    this.opts.onCommitted(this.nextSeq);
+    this.opts.onCommitted(this.nextSeq, {
+      firstSeq,
+      leafHashes,
+      subjects: entries.map((e) => e.subject),
+    });
     return groupReceipts(entries, group, tree);
   }
 
   /** Re-issues the receipt of an already stored event, byte for byte as first issued. */
   async receiptFor(seq: number): Promise<Receipt> {
-    const [entryJcs, group] = await Promise.all([
-      this.store.getEntryJcs(seq),
-      this.store.getGroupContaining<ReceiptGroupRecord>(seq),
-    ]);
-    invariant(
-      entryJcs !== undefined && group !== undefined,
-      `seq ${seq} has an entry and a receipt group`,
-    );
-    return receiptFromGroup(JSON.parse(entryJcs) as Entry, group);
+    return (await this.receiptsFor([seq]))[0]!;
   }
+
+  /**
+   * Re-issues the receipts of stored events, byte for byte as first issued: each from its
+   * entry, its stored group audit path and its group's header (a few batched reads in all).
+   * Events written before paths were stored fall back to rebuilding their group's tree.
+   */
+  async receiptsFor(seqs: readonly number[]): Promise<Receipt[]> {
+    if (seqs.length === 0) return [];
+    const [entries, paths] = await Promise.all([
+      this.store.getEntriesJcs([...seqs]),
+      this.store.getManyRaw(seqs.map(K.receiptPath)),
+    ]);
+    const decoded = paths.map((raw) => (raw === undefined ? undefined : decodeReceiptPath(raw)));
+    const headers = await this.groupHeaders(
+      decoded.flatMap((d) => (d === undefined ? [] : [d.firstSeq])),
+    );
+    return Promise.all(
+      seqs.map(async (seq, i) => {
+        const entryJcs = entries[i];
+        invariant(entryJcs !== undefined, `seq ${seq} has an entry`);
+        const entry = JSON.parse(entryJcs) as Entry;
+        const stored = decoded[i];
+        const header = stored && headers.get(stored.firstSeq);
+        if (stored === undefined || header === undefined) {
+          const group = await this.store.getGroupContaining<ReceiptGroupRecord>(seq);
+          invariant(group !== undefined, `seq ${seq} has a receipt group`);
+          return receiptFromGroup(entry, group);
+        }
+        return buildReceipt(
+          entry,
+          toHex(leafHash(Buffer.from(entryJcs, "utf8"))),
+          header,
+          stored.path.map((node) => toHex(node)),
+          receiptTimes(header),
+        );
+      }),
+    );
+  }
+
+  /** Group headers by firstSeq, from a small cache (neighbouring events share a group). */
+  private async groupHeaders(firstSeqs: number[]): Promise<Map<number, ReceiptGroupHeader>> {
+    const out = new Map<number, ReceiptGroupHeader>();
+    const missing: number[] = [];
+    for (const f of new Set(firstSeqs)) {
+      const cached = this.headerCache.get(f);
+      if (cached) out.set(f, cached);
+      else missing.push(f);
+    }
+    const raws = await this.store.getManyRaw(missing.map(K.groupHeader));
+    missing.forEach((f, i) => {
+      const raw = raws[i];
+      if (raw === undefined) return;
+      const header = JSON.parse(raw.toString("utf8")) as ReceiptGroupHeader;
+      out.set(f, header);
+      if (this.headerCache.size >= HEADER_CACHE_GROUPS) this.headerCache.clear();
+      this.headerCache.set(f, header);
+    });
+    return out;
+  }
+}
+
+const HEADER_CACHE_GROUPS = 4_096;
+
+/** `r:<seq>` value: the group's firstSeq (6 bytes, big-endian) then the path's 32-byte nodes. */
+function encodeReceiptPath(firstSeq: number, ids: MerkleNodeId[], tree: MerkleTree): Buffer {
+  const out = Buffer.allocUnsafe(6 + 32 * ids.length);
+  out.writeUIntBE(firstSeq, 0, 6);
+  ids.forEach((id, k) => out.set(tree.levels[id.level]![id.index]!, 6 + 32 * k));
+  return out;
+}
+
+function decodeReceiptPath(raw: Buffer): { firstSeq: number; path: Uint8Array[] } | undefined {
+  if (raw.length < 6 || (raw.length - 6) % 32 !== 0) return undefined;
+  const path: Uint8Array[] = [];
+  for (let at = 6; at < raw.length; at += 32) path.push(raw.subarray(at, at + 32));
+  return { firstSeq: raw.readUIntBE(0, 6), path };
 }
 
 export function receiptFromGroup(entry: Entry, group: ReceiptGroupRecord): Receipt {
@@ -341,7 +445,7 @@ interface ReceiptTimes {
   issuedAt: string;
 }
 
-function receiptTimes(group: ReceiptGroupRecord): ReceiptTimes {
+function receiptTimes(group: ReceiptGroupHeader): ReceiptTimes {
   return {
     anchorDeadline: new Date(group.anchorDeadline).toISOString(),
     issuedAt: new Date(group.issuedAt).toISOString(),
@@ -351,7 +455,7 @@ function receiptTimes(group: ReceiptGroupRecord): ReceiptTimes {
 function buildReceipt(
   entry: Entry,
   leaf: Hex,
-  group: ReceiptGroupRecord,
+  group: ReceiptGroupHeader,
   path: Hex[],
   times: ReceiptTimes,
 ): Receipt {

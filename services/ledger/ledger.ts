@@ -89,7 +89,7 @@ export class Ledger {
         signerAddress,
         anchorDeadlineMs: opts.anchorDeadlineMs,
         maxGroupEvents: opts.groupCommitMaxEvents,
-        onCommitted: (next) => sealer.accepted(next),
+        onCommitted: (next, group) => sealer.accepted(next, group),
       });
       const ledger = new Ledger(store, meta, committer, sealer, subjectIndex, signerAddress);
       holder.ledger = ledger;
@@ -159,6 +159,13 @@ export class Ledger {
   async receipt(seq: number): Promise<Receipt> {
     if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
     return this.committer.receiptFor(seq);
+  }
+
+  /** Receipts of stored events (ascending or not), re-issued as first issued, in bulk. */
+  async receipts(seqs: readonly number[]): Promise<Receipt[]> {
+    for (const seq of seqs)
+      if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
+    return this.committer.receiptsFor(seqs);
   }
 
   async getBatch(batchNo: number): Promise<BatchRecord> {

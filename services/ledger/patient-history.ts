@@ -7,15 +7,14 @@
  *
  * Built for large logs: one getMany per kind of record (entries, bodies, batch records), each
  * batch's stored Merkle levels read once for all of the patient's events in it, each receipt
- * group's tree built once. No tree is rebuilt (a patient with 5,000 events in a 1,000,000-event
+ * from its stored group path. No tree is rebuilt (a patient with 5,000 events in a 1,000,000-event
  * log is answered well under a second; bench/patient-bench.ts measures it).
  */
 import { BUNDLE_FORMAT, type AnchorJson, type Bundle, type BundleStatus } from "../core/bundle.ts";
 import type { Entry } from "../core/entry.ts";
 import type { NativeEvent } from "../core/event.ts";
 import { type Hex, toHex } from "../core/hex.ts";
-import { type MerkleTree, buildTree, inclusionProofNodeIds } from "../core/merkle.ts";
-import { RECEIPT_FORMAT, type Receipt } from "../core/receipt.ts";
+import { inclusionProofNodeIds } from "../core/merkle.ts";
 import {
   type SubjectIndexProofJson,
   subjectIndexProofToJson,
@@ -24,7 +23,6 @@ import { K } from "../store/keys.ts";
 import type { StoredBody } from "../store/ledger-store.ts";
 import { type BatchHeader, type BatchRecord, LEVEL_CHUNK_NODES } from "./batch.ts";
 import { LedgerError, invariant } from "./errors.ts";
-import type { ReceiptGroupRecord } from "./ingest.ts";
 import type { Ledger } from "./ledger.ts";
 import { patientEventView } from "./queries.ts";
 
@@ -135,8 +133,10 @@ async function historyEvents(
     ledger,
     seqs.filter((s) => s < sealedThrough),
   );
-  const paths = await inclusionPaths(ledger, batches);
-  const receipts = new GroupReceipts(ledger);
+  const [paths, receipts] = await Promise.all([
+    inclusionPaths(ledger, batches),
+    ledger.receipts(seqs),
+  ]);
   const out: PatientHistoryEvent[] = [];
   for (let i = 0; i < seqs.length; i++) {
     const seq = seqs[i]!;
@@ -146,7 +146,7 @@ async function historyEvents(
     const raw = bodies[i];
     const body = raw === undefined ? undefined : (JSON.parse(raw.toString("utf8")) as StoredBody);
     const event = body ? (body.event as NativeEvent) : null;
-    const receipt = await receipts.receiptFor(entry);
+    const receipt = receipts[i]!;
     const record = batches.bySeq.get(seq);
     const bundle: Bundle = {
       format: BUNDLE_FORMAT,
@@ -218,47 +218,4 @@ async function inclusionPaths(ledger: Ledger, batches: BatchLookup): Promise<Map
     }),
   );
   return paths;
-}
-
-/**
- * Receipts re-issued exactly as `GroupCommitter.receiptFor` does (a test compares them), with
- * each group's tree built once: a group holds up to GROUP_COMMIT_MAX_EVENTS leaves, and a
- * patient's events usually sit in different groups.
- */
-class GroupReceipts {
-  private current:
-    { group: ReceiptGroupRecord; tree: MerkleTree; leaves: Uint8Array[] } | undefined;
-
-  constructor(private readonly ledger: Ledger) {}
-
-  async receiptFor(entry: Entry): Promise<Receipt> {
-    const seq = entry.seq;
-    let c = this.current;
-    if (!c || seq < c.group.firstSeq || seq >= c.group.firstSeq + c.group.count) {
-      const group = await this.ledger.store.getGroupContaining<ReceiptGroupRecord>(seq);
-      invariant(group !== undefined, `seq ${seq} has a receipt group`);
-      const all = Buffer.from(group.leafHashes, "base64");
-      const leaves: Uint8Array[] = [];
-      for (let i = 0; i < group.count; i++) leaves.push(all.subarray(i * 32, (i + 1) * 32));
-      c = this.current = { group, tree: buildTree(leaves), leaves };
-    }
-    const index = seq - c.group.firstSeq;
-    return {
-      format: RECEIPT_FORMAT,
-      log: entry.log,
-      seq,
-      leafHash: toHex(c.leaves[index]!),
-      recorded: entry.recorded,
-      anchorDeadline: new Date(c.group.anchorDeadline).toISOString(),
-      issuedAt: new Date(c.group.issuedAt).toISOString(),
-      group: {
-        firstSeq: c.group.firstSeq,
-        count: c.group.count,
-        leavesRoot: c.group.leavesRoot,
-        path: c.tree.inclusionProof(index).map(toHex),
-      },
-      signer: c.group.signer,
-      signature: c.group.signature,
-    };
-  }
 }

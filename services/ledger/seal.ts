@@ -5,7 +5,11 @@ import { K } from "../store/keys.ts";
 import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
 import { type BatchHeader, type BatchRecord, LEVEL_CHUNK_NODES } from "./batch.ts";
 import { invariant } from "./errors.ts";
+import type { CommittedGroup } from "./ingest.ts";
 import type { SubjectIndex } from "./subject-index-store.ts";
+
+/** How many batches' worth of unsealed leaves the sealer keeps in memory at most. */
+const PENDING_LIMIT_BATCHES = 4;
 
 export interface SealerOptions {
   logId: Hex;
@@ -49,10 +53,79 @@ export class Sealer {
     return this.nextFirstSeq;
   }
 
-  /** Called after each durable group commit. */
-  accepted(nextSeq: number): void {
+  /**
+   * Called after each durable group commit, with the group's leaves and subjects when the
+   * caller has them: sealing then uses them instead of reading the entries back.
+   */
+  accepted(nextSeq: number, group?: CommittedGroup): void {
+    if (group && group.firstSeq === this.acceptedThrough) this.remember(group);
+    else this.forgetPending();
     this.acceptedThrough = nextSeq;
     this.schedule();
+  }
+
+  /** Leaves and subjects of accepted, unsealed events, from `pendingFrom` on, in seq order. */
+  private pendingFrom = -1;
+  private pendingLeaves: Uint8Array[] = [];
+  private pendingSubjects: Array<Hex | null> = [];
+  private pendingStart = 0;
+
+  private remember(group: CommittedGroup): void {
+    const held = this.pendingLeaves.length - this.pendingStart;
+    // Bounded: when sealing falls far behind, stop holding leaves and read them back instead.
+    if (held + group.leafHashes.length > PENDING_LIMIT_BATCHES * this.opts.maxEvents) {
+      this.forgetPending();
+      return;
+    }
+    if (held === 0) {
+      this.forgetPending();
+      this.pendingFrom = group.firstSeq;
+    } else if (this.pendingFrom + held !== group.firstSeq) {
+      this.forgetPending();
+      return;
+    }
+    for (let i = 0; i < group.leafHashes.length; i++) {
+      this.pendingLeaves.push(group.leafHashes[i]!);
+      this.pendingSubjects.push(group.subjects[i]!);
+    }
+  }
+
+  private forgetPending(): void {
+    this.pendingFrom = -1;
+    this.pendingLeaves = [];
+    this.pendingSubjects = [];
+    this.pendingStart = 0;
+  }
+
+  /**
+   * The held leaves of [firstSeq, firstSeq + count), consumed. Undefined when they are not all
+   * held (e.g. the batch starts with events accepted before a restart); the held leaves that
+   * the batch covers are then dropped, the rest kept for the next batches.
+   */
+  private takePending(
+    firstSeq: number,
+    count: number,
+  ): { leaves: Uint8Array[]; subjects: Array<Hex | null> } | undefined {
+    if (this.pendingFrom < 0) return undefined;
+    const held = this.pendingLeaves.length - this.pendingStart;
+    const usable = this.pendingFrom === firstSeq && held >= count;
+    const drop = usable ? count : Math.min(held, Math.max(0, firstSeq + count - this.pendingFrom));
+    const from = this.pendingStart;
+    const taken = usable
+      ? {
+          leaves: this.pendingLeaves.slice(from, from + count),
+          subjects: this.pendingSubjects.slice(from, from + count),
+        }
+      : undefined;
+    this.pendingStart += drop;
+    this.pendingFrom += drop;
+    if (this.pendingStart === this.pendingLeaves.length) this.forgetPending();
+    else if (this.pendingStart > 65_536) {
+      this.pendingLeaves = this.pendingLeaves.slice(this.pendingStart);
+      this.pendingSubjects = this.pendingSubjects.slice(this.pendingStart);
+      this.pendingStart = 0;
+    }
+    return taken;
   }
 
   /**
@@ -111,17 +184,27 @@ export class Sealer {
     if (count === 0) return;
     const firstSeq = this.nextFirstSeq;
     const batchNo = this.nextBatchNo;
-    const leafHashes: Uint8Array[] = [];
+    let leafHashes: Uint8Array[] = [];
     const subjects: Array<{ subject: Hex; seq: number; leafHash: Uint8Array }> = [];
-    for await (const [seq, entryJcs] of this.store.scanEntries(firstSeq, firstSeq + count)) {
-      invariant(
-        seq === firstSeq + leafHashes.length,
-        `entries are contiguous (missing seq ${firstSeq + leafHashes.length})`,
-      );
-      const leaf = leafHash(utf8(entryJcs));
-      leafHashes.push(leaf);
-      const entry = JSON.parse(entryJcs) as Entry;
-      if (entry.subject !== null) subjects.push({ subject: entry.subject, seq, leafHash: leaf });
+    const held = this.takePending(firstSeq, count);
+    if (held) {
+      leafHashes = held.leaves;
+      held.subjects.forEach((subject, i) => {
+        if (subject !== null)
+          subjects.push({ subject, seq: firstSeq + i, leafHash: leafHashes[i]! });
+      });
+    } else {
+      // After a restart, or when sealing fell behind: the entries as stored are the truth.
+      for await (const [seq, entryJcs] of this.store.scanEntries(firstSeq, firstSeq + count)) {
+        invariant(
+          seq === firstSeq + leafHashes.length,
+          `entries are contiguous (missing seq ${firstSeq + leafHashes.length})`,
+        );
+        const leaf = leafHash(utf8(entryJcs));
+        leafHashes.push(leaf);
+        const entry = JSON.parse(entryJcs) as Entry;
+        if (entry.subject !== null) subjects.push({ subject: entry.subject, seq, leafHash: leaf });
+      }
     }
     invariant(leafHashes.length === count, `batch ${batchNo} has all ${count} entries`);
     const tree = buildTree(leafHashes);
@@ -137,7 +220,7 @@ export class Sealer {
       }
     });
     const index = await this.subjectIndex.prepareBatch(batchNo, subjects);
-    ops.push(...index.ops);
+    for (const op of index.ops) ops.push(op);
     const header: BatchHeader = {
       logId: this.opts.logId,
       batchNo,

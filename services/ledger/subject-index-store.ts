@@ -26,6 +26,9 @@ interface SubjectHead {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Latest index nodes kept in memory at most (≈ 100 bytes each plus Map overhead). */
+const NODE_CACHE_MAX = 200_000;
+
 function pathKey(path: NodePath): string {
   return Buffer.from(encodeNodePath(path)).toString("hex");
 }
@@ -79,27 +82,82 @@ export class SubjectIndex {
 
     const before = new Map<NodePath, Buffer | undefined>();
     const reader: NodeReader = async (path) => {
-      const raw = await this.store.getRaw(K.indexNode(pathKey(path)));
+      const raw = await this.latestRaw(path);
       before.set(path, raw);
       return raw === undefined ? undefined : decodeSmtNode(raw);
     };
     const result = await applyUpdates(reader, updates);
     const unread = result.writes.filter((w) => !before.has(w.path)).map((w) => w.path);
-    const unreadValues = await this.store.getManyRaw(unread.map((p) => K.indexNode(pathKey(p))));
+    const unreadValues = await Promise.all(unread.map((p) => this.latestRaw(p)));
     unread.forEach((p, i) => before.set(p, unreadValues[i]));
+    const written: Array<[NodePath, Buffer | undefined]> = [];
     for (const w of result.writes) {
       const key = pathKey(w.path);
       ops.push({ type: "put", key: K.indexUndo(batchNo, key), value: before.get(w.path) ?? EMPTY });
-      if (w.node === null) ops.push({ type: "del", key: K.indexNode(key) });
-      else
-        ops.push({ type: "put", key: K.indexNode(key), value: Buffer.from(encodeSmtNode(w.node)) });
+      if (w.node === null) {
+        ops.push({ type: "del", key: K.indexNode(key) });
+        written.push([w.path, undefined]);
+      } else {
+        const value = Buffer.from(encodeSmtNode(w.node));
+        ops.push({ type: "put", key: K.indexNode(key), value });
+        written.push([w.path, value]);
+      }
     }
+    this.prepared = { batchNo, written };
     return { root: toHex(result.root), ops };
   }
 
   /** The batch's writes are durable. */
   committed(batchNo: number): void {
     this.latestBatchNo = batchNo;
+    const prepared = this.prepared;
+    this.prepared = undefined;
+    if (prepared?.batchNo === batchNo) {
+      for (const [path, raw] of prepared.written) this.cacheNode(path, raw);
+    } else {
+      this.nodeCache.clear();
+    }
+  }
+
+  // ---- the latest nodes, cached --------------------------------------------------------------
+  // Every batch reads the nodes on the paths of the subjects it touches; the upper levels are
+  // the same for every batch. Latest (`i:`) nodes are cached (bounded), updated only once a
+  // batch's writes are durable, and reads that miss are gathered into one multi-get per tick.
+
+  private nodeCache = new Map<NodePath, Buffer | undefined>();
+  private prepared: { batchNo: number; written: Array<[NodePath, Buffer | undefined]> } | undefined;
+  private pendingReads: Array<{ path: NodePath; resolve: (raw: Buffer | undefined) => void }> = [];
+  private failReads: ((error: unknown) => void) | undefined;
+
+  private cacheNode(path: NodePath, raw: Buffer | undefined): void {
+    if (this.nodeCache.size >= NODE_CACHE_MAX && !this.nodeCache.has(path)) this.nodeCache.clear();
+    this.nodeCache.set(path, raw);
+  }
+
+  private latestRaw(path: NodePath): Promise<Buffer | undefined> {
+    if (this.nodeCache.has(path)) return Promise.resolve(this.nodeCache.get(path));
+    return new Promise((resolve, reject) => {
+      if (this.pendingReads.length === 0) queueMicrotask(() => void this.flushReads());
+      this.pendingReads.push({ path, resolve });
+      const previous = this.failReads;
+      this.failReads = (error) => {
+        previous?.(error);
+        reject(error);
+      };
+    });
+  }
+
+  private async flushReads(): Promise<void> {
+    const reads = this.pendingReads;
+    const fail = this.failReads;
+    this.pendingReads = [];
+    this.failReads = undefined;
+    try {
+      const raws = await this.store.getManyRaw(reads.map((r) => K.indexNode(pathKey(r.path))));
+      reads.forEach((r, i) => r.resolve(raws[i]));
+    } catch (error) {
+      fail?.(error);
+    }
   }
 
   /** A reader of the index as it was right after batch `batchNo` was applied. */

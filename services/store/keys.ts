@@ -6,7 +6,9 @@
  *   e:<seq>                        entry (JCS text) — kept forever, even after erasure
  *   b:<seq>                        event body + salt — deleted on erasure
  *   t:<seq>                        erasure tombstone (when, legal basis, who) of an erased body
- *   g:<firstSeq>                   receipt group (one signature over a group commit)
+ *   g:<firstSeq>                   receipt group (one signature over a group commit) + its leaves
+ *   h:<firstSeq>                   receipt group header alone (signature, times, root; no leaves)
+ *   r:<seq>                        an event's receipt: its group's firstSeq + its group audit path
  *   x:s:<subjectTag>:<seq>         index by subject
  *   x:o:<org>:<seq>                index by source organization
  *   x:t:<recordedMs>:<seq>         index by recorded time
@@ -55,6 +57,8 @@ export const K = {
   tombstonePrefix: "t:",
   group: (firstSeq: number) => `g:${seqPart(firstSeq)}`,
   groupPrefix: "g:",
+  groupHeader: (firstSeq: number) => `h:${seqPart(firstSeq)}`,
+  receiptPath: (seq: number) => `r:${seqPart(seq)}`,
   bySubject: (tagHex: string, seq: number) => `x:s:${tagHex.slice(2)}:${seqPart(seq)}`,
   bySubjectPrefix: (tagHex: string) => `x:s:${tagHex.slice(2)}:`,
   byOrg: (org: string, seq: number) => `x:o:${textPart(org)}:${seqPart(seq)}`,

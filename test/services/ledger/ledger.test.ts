@@ -17,6 +17,7 @@ import {
 import { verifySubjectIndexProof } from "../../../services/core/subject-index-proof.ts";
 import type { BatchRecord } from "../../../services/ledger/batch.ts";
 import { Ledger, type LedgerOptions } from "../../../services/ledger/ledger.ts";
+import { K } from "../../../services/store/keys.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";
 
 const signer = new Wallet("0x" + "11".repeat(32));
@@ -166,6 +167,46 @@ describe("ledger (real LevelDB)", function () {
     );
     await waitFor(() => sealed.length === 1, 3_000);
     expect(sealed[0]!.header).to.include({ batchNo: 0, firstSeq: 0, count: 7 });
+  });
+
+  it("re-issues every receipt byte for byte, from stored paths and (older data) from the group", async () => {
+    ledger = await Ledger.open(options(dir, { batchMaxEvents: 50 }));
+    const issued = [
+      ...(await ledger.ingest(Array.from({ length: 37 }, (_, i) => patientEvent(`p${i % 5}`)))),
+      ...(
+        await Promise.all(
+          Array.from({ length: 9 }, (_, i) => ledger!.ingest([patientEvent(`q${i}`)])),
+        )
+      ).flat(),
+      ...(await ledger.ingest(Array.from({ length: 130 }, (_, i) => patientEvent(`r${i % 11}`)))),
+    ].map((r) => r.receipt);
+    const seqs = issued.map((r) => r.seq);
+    expect(seqs).to.deep.equal(Array.from({ length: 176 }, (_, i) => i));
+    expect(await ledger.receipts(seqs)).to.deep.equal(issued);
+    expect(await ledger.receipts([...seqs].reverse())).to.deep.equal([...issued].reverse());
+    for (const seq of [0, 36, 37, 45, 46, 175])
+      expect(await ledger.receipt(seq)).to.deep.equal(issued[seq]);
+    // A log written before receipt paths were stored has only the group records: same receipts.
+    await ledger.store.write(
+      seqs.map((seq) => ({ type: "del" as const, key: K.receiptPath(seq) })),
+    );
+    await ledger.close();
+    ledger = await Ledger.open(options(dir, { batchMaxEvents: 50 }));
+    expect(await ledger.receipts(seqs)).to.deep.equal(issued);
+    await expectRejected(ledger.receipts([0, 176]), "NOT_FOUND");
+  });
+
+  it("seals a batch of 100,000 events touching 100,000 subjects in one go", async function () {
+    this.timeout(180_000);
+    ledger = await Ledger.open(
+      options(dir, { batchMaxEvents: 100_000, batchMaxWaitMs: 3_600_000 }),
+    );
+    for (let i = 0; i < 100_000; i += 4_000)
+      await ledger.ingest(Array.from({ length: 4_000 }, (_, j) => patientEvent(`big-${i + j}`)));
+    await ledger.sealPending();
+    expect(ledger.sealedThrough).to.equal(100_000);
+    const bundle = await ledger.prove(99_999);
+    expect(bundle.batch).to.include({ batchNo: 0, firstSeq: 0, count: 100_000 });
   });
 
   it("proves any event: commitment, entry ↔ batch, RFC 9162 path and the signed receipt", async () => {
