@@ -60,7 +60,10 @@ export type SmtNode =
  * Reads the node stored at `path`; undefined for an empty subtree. applyUpdates asks for a whole
  * level of paths at once (concurrent calls), so a LevelDB reader can serve them in parallel.
  */
-export type NodeReader = (path: NodePath) => Promise<SmtNode | undefined>;
+export type NodeReader = ((path: NodePath) => Promise<SmtNode | undefined>) & {
+  /** Optional: a whole level in one call (e.g. one LevelDB multi-get); same answers as one by one. */
+  many?: (paths: NodePath[]) => Promise<Array<SmtNode | undefined>>;
+};
 
 /** One change to persist: put `node` at `path`, or delete the node at `path` when null. */
 export interface NodeWrite {
@@ -322,7 +325,10 @@ async function fetchTouchedNodes(
     { path: "", lo: 0, hi: updates.length, mustExist: false },
   ];
   while (level.length > 0) {
-    const nodes = await Promise.all(level.map((task) => reader(task.path)));
+    const paths = level.map((task) => task.path);
+    const nodes = reader.many
+      ? await reader.many(paths)
+      : await Promise.all(paths.map((path) => reader(path)));
     const next: typeof level = [];
     level.forEach(({ path, lo, hi, mustExist }, i) => {
       const node = nodes[i];

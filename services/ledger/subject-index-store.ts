@@ -81,14 +81,20 @@ export class SubjectIndex {
     });
 
     const before = new Map<NodePath, Buffer | undefined>();
-    const reader: NodeReader = async (path) => {
-      const raw = await this.latestRaw(path);
-      before.set(path, raw);
-      return raw === undefined ? undefined : decodeSmtNode(raw);
+    const decode = (raw: Buffer | undefined) =>
+      raw === undefined ? undefined : decodeSmtNode(raw);
+    const readRaw = async (paths: NodePath[]) => {
+      const raws = await this.latestRaw(paths);
+      paths.forEach((p, i) => before.set(p, raws[i]));
+      return raws;
     };
+    const reader: NodeReader = Object.assign(
+      async (path: NodePath) => decode((await readRaw([path]))[0]),
+      { many: async (paths: NodePath[]) => (await readRaw(paths)).map(decode) },
+    );
     const result = await applyUpdates(reader, updates);
     const unread = result.writes.filter((w) => !before.has(w.path)).map((w) => w.path);
-    const unreadValues = await Promise.all(unread.map((p) => this.latestRaw(p)));
+    const unreadValues = await this.latestRaw(unread);
     unread.forEach((p, i) => before.set(p, unreadValues[i]));
     const written: Array<[NodePath, Buffer | undefined]> = [];
     for (const w of result.writes) {
@@ -121,43 +127,34 @@ export class SubjectIndex {
 
   // ---- the latest nodes, cached --------------------------------------------------------------
   // Every batch reads the nodes on the paths of the subjects it touches; the upper levels are
-  // the same for every batch. Latest (`i:`) nodes are cached (bounded), updated only once a
-  // batch's writes are durable, and reads that miss are gathered into one multi-get per tick.
+  // the same for every batch. Latest (`i:`) nodes are cached (bounded; only the sealer writes
+  // them, and the cache takes a batch's writes once they are durable); the nodes of one level
+  // that miss are read in one multi-get.
 
   private nodeCache = new Map<NodePath, Buffer | undefined>();
   private prepared: { batchNo: number; written: Array<[NodePath, Buffer | undefined]> } | undefined;
-  private pendingReads: Array<{ path: NodePath; resolve: (raw: Buffer | undefined) => void }> = [];
-  private failReads: ((error: unknown) => void) | undefined;
 
   private cacheNode(path: NodePath, raw: Buffer | undefined): void {
     if (this.nodeCache.size >= NODE_CACHE_MAX && !this.nodeCache.has(path)) this.nodeCache.clear();
     this.nodeCache.set(path, raw);
   }
 
-  private latestRaw(path: NodePath): Promise<Buffer | undefined> {
-    if (this.nodeCache.has(path)) return Promise.resolve(this.nodeCache.get(path));
-    return new Promise((resolve, reject) => {
-      if (this.pendingReads.length === 0) queueMicrotask(() => void this.flushReads());
-      this.pendingReads.push({ path, resolve });
-      const previous = this.failReads;
-      this.failReads = (error) => {
-        previous?.(error);
-        reject(error);
-      };
+  /** The latest stored nodes at `paths`: cached ones from memory, the rest in one multi-get. */
+  private async latestRaw(paths: NodePath[]): Promise<Array<Buffer | undefined>> {
+    const out = new Array<Buffer | undefined>(paths.length);
+    const missing: number[] = [];
+    paths.forEach((p, i) => {
+      if (this.nodeCache.has(p)) out[i] = this.nodeCache.get(p);
+      else missing.push(i);
     });
-  }
-
-  private async flushReads(): Promise<void> {
-    const reads = this.pendingReads;
-    const fail = this.failReads;
-    this.pendingReads = [];
-    this.failReads = undefined;
-    try {
-      const raws = await this.store.getManyRaw(reads.map((r) => K.indexNode(pathKey(r.path))));
-      reads.forEach((r, i) => r.resolve(raws[i]));
-    } catch (error) {
-      fail?.(error);
+    if (missing.length > 0) {
+      const raws = await this.store.getManyRaw(missing.map((i) => K.indexNode(pathKey(paths[i]!))));
+      missing.forEach((i, k) => {
+        out[i] = raws[k];
+        this.cacheNode(paths[i]!, raws[k]);
+      });
     }
+    return out;
   }
 
   /** A reader of the index as it was right after batch `batchNo` was applied. */
