@@ -196,7 +196,7 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
         if (
           at < 0 ||
           at + 32 > group.leaves.length ||
-          Buffer.compare(group.leaves.subarray(at, at + 32), leaf) !== 0
+          group.leaves.compare(leaf, 0, 32, at, at + 32) !== 0
         )
           report({
             seq,
@@ -205,12 +205,17 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
           });
       }
       if (touched && entry?.subject) {
-        const head = touched.get(entry.subject) ??
-          heads.get(entry.subject) ?? { count: 0, chain: EMPTY_ROOT };
-        touched.set(entry.subject, {
-          count: head.count + 1,
-          chain: extendChain(head.chain, seq, leaf),
-        });
+        const mine = touched.get(entry.subject);
+        if (mine) {
+          mine.count++;
+          mine.chain = extendChain(mine.chain, seq, leaf);
+        } else {
+          const head = heads.get(entry.subject) ?? { count: 0, chain: EMPTY_ROOT };
+          touched.set(entry.subject, {
+            count: head.count + 1,
+            chain: extendChain(head.chain, seq, leaf),
+          });
+        }
       }
     }
     if (to > from) opts.onProgress?.({ phase: "replay", done: to, total });
@@ -300,9 +305,7 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   sealedEvents = Math.min(sealedEvents, total);
   // The accepted, not yet sealed tail.
   if (expectedFirst < total) await replayRange(expectedFirst, total, undefined);
-  entries.close();
-  bodies.close();
-  groups.close();
+  await Promise.all([entries.close(), bodies.close(), groups.close()]);
   await checkOrphanBodies(store, total, report);
   // On a live log a batch sealed during the replay moves the live index on: compare only when
   // the batches replayed are still all there are.
@@ -431,8 +434,8 @@ function checkBody(seq: number, commitment: Hex, raw: Buffer, report: (f: AuditF
   const saltAt = n - BODY_TAIL_BYTES;
   if (
     saltAt > BODY_HEAD.length &&
-    raw.subarray(0, BODY_HEAD.length).equals(BODY_HEAD) &&
-    raw.subarray(saltAt, saltAt + BODY_SALT.length).equals(BODY_SALT) &&
+    BODY_HEAD.compare(raw, 0, BODY_HEAD.length) === 0 &&
+    BODY_SALT.compare(raw, saltAt, saltAt + BODY_SALT.length) === 0 &&
     raw[saltAt + BODY_SALT.length] === 0x30 &&
     raw[saltAt + BODY_SALT.length + 1] === 0x78 &&
     raw[n - 2] === 0x22 &&
@@ -684,6 +687,7 @@ class SeqValues {
   /** Every seq below this has been read (the page ends there or the range is exhausted). */
   private loadedTo = 0;
   private ended = false;
+  private ahead: Promise<Array<[string, Buffer]>> | undefined;
 
   constructor(
     store: LedgerStore,
@@ -704,7 +708,9 @@ class SeqValues {
   /** Reads on until `seq` is covered; seqs are asked in increasing order. */
   async load(seq: number): Promise<void> {
     while (!this.has(seq)) {
-      const page = await this.iterator.nextv(SeqValues.PAGE);
+      const page = await (this.ahead ?? this.iterator.nextv(SeqValues.PAGE));
+      // Read the next page on LevelDB's thread while this one is checked on the main thread.
+      this.ahead = page.length === 0 ? undefined : this.iterator.nextv(SeqValues.PAGE);
       if (page.length === 0) {
         this.ended = true;
         break;
@@ -730,8 +736,9 @@ class SeqValues {
     return this.seqs[this.at] === seq ? this.values[this.at] : undefined;
   }
 
-  close(): void {
-    void this.iterator.close();
+  async close(): Promise<void> {
+    await this.ahead;
+    await this.iterator.close();
   }
 }
 
@@ -790,7 +797,7 @@ class GroupStream {
     return this.current;
   }
 
-  close(): void {
-    void this.iterator.close();
+  async close(): Promise<void> {
+    await this.iterator.close();
   }
 }

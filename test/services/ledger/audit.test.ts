@@ -1,7 +1,11 @@
 import { expect } from "chai";
-import { JsonRpcProvider, Network } from "ethers";
+import { JsonRpcProvider, Network, Wallet } from "ethers";
 import fc from "fast-check";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { type AuditReport, auditLog } from "../../../services/ledger/audit.ts";
+import { Ledger } from "../../../services/ledger/ledger.ts";
 import { K } from "../../../services/store/keys.ts";
 import { AnchoredLog, patientEvent } from "../../support/anchored-log.ts";
 import { HardhatNode } from "../../support/hardhat-node.ts";
@@ -206,5 +210,107 @@ describe("ledger/audit: auditLog (Hardhat)", function () {
     } finally {
       await log.ledger.store.write([{ type: "put", key, value: original }]);
     }
+  });
+});
+
+describe("ledger/audit: a log of several read pages (real LevelDB, no chain)", function () {
+  this.timeout(60_000);
+  let dir: string;
+  let ledger: Ledger;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "veritrail-audit-pages-"));
+    // Groups of 700 and batches of 1,000 fall across the replay's 1,024-key pages.
+    ledger = await Ledger.open({
+      location: dir,
+      receiptSigner: new Wallet("0x" + "44".repeat(32)),
+      batchMaxEvents: 1_000,
+      batchMaxWaitMs: 60_000,
+      anchorDeadlineMs: 3_600_000,
+      groupCommitMaxEvents: 700,
+    });
+    for (let i = 0; i < 3_000; i += 500)
+      await ledger.ingest(
+        Array.from({ length: 500 }, (_, j) => patientEvent(`MRN-${(i + j) % 50}`)),
+      );
+    await ledger.sealPending();
+  });
+
+  after(async () => {
+    await ledger?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Applies `ops`, audits, and puts the original values back. */
+  async function auditWith(
+    change: (raw: Map<string, Buffer>) => Array<{ key: string; value?: Buffer }>,
+    keys: string[],
+  ): Promise<AuditReport> {
+    const store = ledger.store;
+    const originals = new Map<string, Buffer>();
+    for (const key of keys) originals.set(key, (await store.getRaw(key))!);
+    await store.write(
+      change(originals).map((c) =>
+        c.value === undefined
+          ? { type: "del" as const, key: c.key }
+          : { type: "put" as const, key: c.key, value: c.value },
+      ),
+    );
+    try {
+      return await auditLog(store);
+    } finally {
+      await store.write(
+        [...originals].map(([key, value]) => ({ type: "put" as const, key, value })),
+      );
+    }
+  }
+
+  it("an honest log has no findings", async () => {
+    const r = await auditLog(ledger.store);
+    expect(r.findings, explain(r)).to.deep.equal([]);
+    expect(r).to.include({ events: 3_000, batches: 3, sealedEvents: 3_000, erased: 0 });
+  });
+
+  it("entries missing at page edges are reported one by one; an erased body is counted", async () => {
+    const gone = [1_023, 1_024, 2_047];
+    const r = await auditWith(
+      () => [...gone.map((seq) => ({ key: K.entry(seq) })), { key: K.body(2_048) }],
+      [...gone.map((seq) => K.entry(seq)), K.body(2_048)],
+    );
+    const missing = r.findings.filter((f) => f.kind === "BATCH_ENTRIES_MISSING");
+    expect(missing.map((f) => f.seq)).to.deep.equal(gone);
+    expect(missing.map((f) => f.batchNo)).to.deep.equal([1, 1, 2]);
+    expect(r.erased).to.equal(1);
+  });
+
+  it("bodies and entries laid out otherwise than ingest writes them get the full check", async () => {
+    const r = await auditWith(
+      (raw) => {
+        const body = (seq: number) =>
+          JSON.parse(raw.get(K.body(seq))!.toString("utf8")) as { event: unknown; salt: string };
+        const reordered = body(1_500);
+        const upper = body(1_501);
+        const entry = raw.get(K.entry(1_502))!.toString("utf8");
+        return [
+          // Same event and salt, other member order: valid, the commitment still matches.
+          {
+            key: K.body(1_500),
+            value: Buffer.from(JSON.stringify({ salt: reordered.salt, event: reordered.event })),
+          },
+          {
+            key: K.body(1_501),
+            value: Buffer.from(JSON.stringify({ ...upper, salt: upper.salt.toUpperCase() })),
+          },
+          { key: K.entry(1_502), value: Buffer.from(`{ ${entry.slice(1)}`) },
+        ];
+      },
+      [K.body(1_500), K.body(1_501), K.entry(1_502)],
+    );
+    expect(r.findings.filter((f) => f.seq === 1_500)).to.deep.equal([]);
+    expect(r.findings.find((f) => f.seq === 1_501)).to.include({ kind: "BODY_MALFORMED" });
+    expect(r.findings.filter((f) => f.seq === 1_502).map((f) => f.kind)).to.include.members([
+      "ENTRY_NOT_CANONICAL",
+      "RECEIPT_LEAF_MISMATCH",
+    ]);
   });
 });
