@@ -3,7 +3,7 @@
  * builder, audit-path node ids, and the §2.1.3.2 inclusion verifier. Pure: no I/O, no Buffer,
  * so the browser verifier computes exactly what the service computes.
  */
-import { sha256 } from "./hash.ts";
+import { sha256, sha256Of } from "./hash.ts";
 import { bytesEqual } from "./hex.ts";
 
 /** Every leaf hash, node hash and root is a SHA-256 digest. */
@@ -71,8 +71,21 @@ export function leafHash(entryBytes: Uint8Array): Uint8Array {
  * its nodes are 32 bytes, which keeps the left/right boundary unambiguous.
  */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
+  if (left.length === MERKLE_HASH_LENGTH && right.length === MERKLE_HASH_LENGTH) {
+    NODE_INPUT.set(left, 1);
+    NODE_INPUT.set(right, 1 + MERKLE_HASH_LENGTH);
+    return sha256Of(NODE_INPUT);
+  }
   return sha256(NODE_PREFIX, left, right);
 }
+
+/**
+ * 0x01 || left || right of the node being hashed: one buffer, filled in place and hashed in a
+ * single one-shot call (the hot loop of building and verifying trees). The digest is a new
+ * array and hashing is synchronous, so the buffer is free again when nodeHash returns.
+ */
+const NODE_INPUT = new Uint8Array(1 + 2 * MERKLE_HASH_LENGTH);
+NODE_INPUT[0] = NODE_PREFIX[0]!;
 
 /** RFC 9162 §2.1.1: the MTH of the empty list is SHA-256 of the empty string. */
 export function emptyRoot(): Uint8Array {
@@ -98,7 +111,7 @@ export function buildTree(leafHashes: readonly Uint8Array[]): MerkleTree {
     for (let i = 0; i < pairs; i++) {
       scratch.set(level[2 * i]!, 1);
       scratch.set(level[2 * i + 1]!, 1 + MERKLE_HASH_LENGTH);
-      next[i] = sha256(scratch);
+      next[i] = sha256Of(scratch);
     }
     if (level.length % 2 === 1) next[pairs] = level[level.length - 1]!;
     levels.push(next);

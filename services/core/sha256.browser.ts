@@ -9,6 +9,11 @@ export function sha256Impl(parts: Uint8Array[]): Uint8Array {
   return h.digest();
 }
 
+/** SHA-256 of one byte array (the hot path: Merkle nodes). */
+export function sha256OneImpl(data: Uint8Array): Uint8Array {
+  return sha256(data);
+}
+
 export function hmacSha256Impl(key: Uint8Array, message: Uint8Array): Uint8Array {
   return hmac(sha256, key, message);
 }
