@@ -41,9 +41,13 @@ async function withApi<T>(fn: (url: string, writerKey: string) => Promise<T>): P
   }
 }
 
+/**
+ * autocannon in its own worker thread: the load generator must not share the server's event
+ * loop (in the same thread its own request building and parsing are billed to the server).
+ */
 function run(opts: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
-    autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
+    autocannon({ ...opts, workers: 1 }, (err, result) => (err ? reject(err) : resolve(result)));
   });
 }
 
