@@ -5,7 +5,8 @@
  * Rows: the RFC 9162 audit-path step alone; every offline step of a bundle (shape, commitment,
  * entry, path, receipt with its group signature cached); the whole verifyBundles pipeline; and,
  * as the same-run baseline, one uncached EIP-712 signature recovery (what every bundle would
- * cost without the group-signature cache).
+ * cost without the group-signature cache). Every row is one thread's rate by CPU time, the median
+ * of several repetitions after a warm-up; the note gives the range.
  */
 import { fromHex } from "../services/core/hex.ts";
 import { verifyInclusion } from "../services/core/merkle.ts";
@@ -32,21 +33,54 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
+interface Rate {
+  /** Median items per CPU-second over the repetitions. */
+  median: number;
+  min: number;
+  max: number;
+  reps: number;
+}
+
+const REPS = 5;
+
 /**
- * Runs `body` (n items) until at least `minMs` of wall time elapsed; returns items per second of
- * this process's CPU time — per core, and not distorted by other processes on a loaded machine
- * (GC threads count too, so it errs low).
+ * Items per second of this process's CPU time — per core, and not distorted by other processes
+ * on a loaded machine (GC helper threads count too, so it errs low). `body` handles `n` items;
+ * it runs for `warmUpMs` first (JIT, caches, heap size settle), then `reps` times for at least
+ * `minMs` of wall time each, and the median repetition is the value, so one GC pause or a
+ * neighbour's burst does not decide the row.
  */
-function timed(n: number, minMs: number, body: () => void): number {
-  body(); // warm-up pass
-  let rounds = 0;
-  const start = performance.now();
-  const cpuStart = cpuMs();
-  do {
-    body();
-    rounds++;
-  } while (performance.now() - start < minMs);
-  return rate(n * rounds, cpuMs() - cpuStart);
+function timed(n: number, minMs: number, body: () => void, reps = REPS, warmUpMs = minMs): Rate {
+  const warmUpEnd = performance.now() + warmUpMs;
+  do body();
+  while (performance.now() < warmUpEnd);
+  const rates: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    let rounds = 0;
+    const start = performance.now();
+    const cpuStart = cpuMs();
+    do {
+      body();
+      rounds++;
+    } while (performance.now() - start < minMs);
+    rates.push(rate(n * rounds, cpuMs() - cpuStart));
+  }
+  return summary(rates);
+}
+
+function summary(rates: number[]): Rate {
+  const sorted = [...rates].sort((a, b) => a - b);
+  return {
+    median: sorted[Math.floor(sorted.length / 2)]!,
+    min: sorted[0]!,
+    max: sorted[sorted.length - 1]!,
+    reps: sorted.length,
+  };
+}
+
+function spread(r: Rate): string {
+  const k = (v: number) => `${(v / 1000).toFixed(1)}k`;
+  return `median of ${r.reps}, one thread, range ${k(r.min)}–${k(r.max)}`;
 }
 
 export async function benchPathVerification(n = 10_000): Promise<BenchRow[]> {
@@ -66,17 +100,17 @@ export async function benchPathVerification(n = 10_000): Promise<BenchRow[]> {
     path: b.inclusion.map(fromHex),
     root: fromHex(b.batch!.eventsRoot),
   }));
-  const pathBytes = timed(n, 1_000, () => {
+  const pathBytes = timed(n, 400, () => {
     for (let i = 0; i < n; i++) {
       const d = decoded[i]!;
       verifyInclusion(d.index, n, leafHashes[i]!, d.path, d.root);
     }
   });
-  const pathStep = timed(n, 1_000, () => {
+  const pathStep = timed(n, 400, () => {
     for (let i = 0; i < n; i++) checkInclusion(shaped[i]!, leafHashes[i]!);
   });
   const cache = new ReceiptSignatureCache();
-  const offline = timed(n, 2_000, () => {
+  const offline = timed(n, 800, () => {
     for (const input of bundles) {
       const s = checkShape(input);
       if (!s.ok) throw new Error(s.check.reason);
@@ -87,43 +121,58 @@ export async function benchPathVerification(n = 10_000): Promise<BenchRow[]> {
     }
   });
   const recoveries = 200;
-  const uncached = timed(recoveries, 1_000, () => {
-    for (let i = 0; i < recoveries; i++)
-      checkReceiptSignature(shaped[i]!, new ReceiptSignatureCache());
-  });
+  const uncached = timed(
+    recoveries,
+    300,
+    () => {
+      for (let i = 0; i < recoveries; i++)
+        checkReceiptSignature(shaped[i]!, new ReceiptSignatureCache());
+    },
+    3,
+  );
+  // The whole pipeline, a fresh session (chain reads, signature cache) per repetition.
   const { rpc, counts } = fakeChain([batch]);
-  await verifyBundles(bundles.slice(0, 100), rpc, { confirmations: 1 }); // warm-up
-  const callsBefore = counts.batchCommitment;
-  const cpuStart = cpuMs();
-  const verdicts = await verifyBundles(bundles, rpc, { confirmations: 1 });
-  const pipeline = rate(n, cpuMs() - cpuStart);
-  const calls = counts.batchCommitment - callsBefore;
-  if (!verdicts.every((v) => v.ok)) throw new Error("a good bundle failed in the benchmark");
+  await verifyBundles(bundles, rpc, { confirmations: 1 }); // warm-up
+  const pipelineRates: number[] = [];
+  let calls = 0;
+  for (let r = 0; r < 3; r++) {
+    const callsBefore = counts.batchCommitment;
+    const cpuStart = cpuMs();
+    const verdicts = await verifyBundles(bundles, rpc, { confirmations: 1 });
+    pipelineRates.push(rate(n, cpuMs() - cpuStart));
+    calls = counts.batchCommitment - callsBefore;
+    if (!verdicts.every((v) => v.ok)) throw new Error("a good bundle failed in the benchmark");
+  }
+  const pipeline = summary(pipelineRates);
   return [
     {
       name: `verifier: audit path only (${pathLength} nodes, batch of ${n})`,
-      value: pathBytes,
+      value: pathBytes.median,
       unit: "paths/s",
       target: { op: ">=", value: TARGET_BUNDLES_PER_S },
+      note: spread(pathBytes),
     },
     {
       name: "verifier: inclusion step incl. hex decoding",
-      value: pathStep,
+      value: pathStep.median,
       unit: "bundles/s",
       target: { op: ">=", value: TARGET_BUNDLES_PER_S },
+      note: spread(pathStep),
     },
     {
       name: "verifier: all offline steps (shape, commitment, entry, path, receipt cached)",
-      value: offline,
+      value: offline.median,
       unit: "bundles/s",
       baselineName: "uncached receipt signature recovery",
-      baseline: uncached,
+      baseline: uncached.median,
       target: { op: ">=", value: TARGET_BUNDLES_PER_S },
+      note: spread(offline),
     },
     {
       name: `verifier: verifyBundles, in-memory chain (${calls} commitment call for ${n})`,
-      value: pipeline,
+      value: pipeline.median,
       unit: "bundles/s",
+      note: spread(pipeline),
     },
   ];
 }
@@ -136,6 +185,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       r.baseline !== undefined
         ? `  (baseline ${r.baselineName}: ${Math.round(r.baseline).toLocaleString("en")} /s)`
         : "";
-    console.log(`${r.name}: ${Math.round(r.value).toLocaleString("en")} ${r.unit}${base}`);
+    const note = r.note ? `  [${r.note}]` : "";
+    console.log(`${r.name}: ${Math.round(r.value).toLocaleString("en")} ${r.unit}${base}${note}`);
   }
 }

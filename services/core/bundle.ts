@@ -58,3 +58,198 @@ export const BundleSchema = z
 export type Bundle = z.infer<typeof BundleSchema>;
 export type BatchHeaderJson = z.infer<typeof BatchHeaderSchema>;
 export type AnchorJson = z.infer<typeof AnchorSchema>;
+
+/*
+ * A fast path for BundleSchema (the verifier parses every bundle; zod costs more than all the
+ * hashing of a bundle's audit path). `parseBundleFast` returns what `BundleSchema.parse` would
+ * return — the same nested objects copied level by level, keys in schema order — or undefined,
+ * and then the caller asks zod, which has the last word and the error message. So it must
+ * never accept what zod rejects; it may decline an odd input zod accepts (an event without
+ * Object.prototype, an inherited or non-enumerable field), which only costs time.
+ *
+ * Each field's check is in a table next to the zod schema it mirrors, and the tests hold every
+ * field of the tables against `Schema.shape[field]` and whole bundles against BundleSchema.
+ * Strings that only a regex or a zod format decides (timestamps, addresses, the signature) are
+ * checked by the field's own zod schema, with the last accepted value remembered: a batch's
+ * receipts share issuedAt, anchorDeadline, signer and signature.
+ */
+
+/** What a field parser returns for input it declines. */
+export const DECLINED: unique symbol = Symbol("declined");
+type FieldParser = (value: unknown) => unknown;
+type Fields = Readonly<Record<string, FieldParser>>;
+
+const leaf =
+  (accepts: (value: unknown) => boolean): FieldParser =>
+  (value) =>
+    accepts(value) ? value : DECLINED;
+
+const nullable =
+  (parse: FieldParser): FieldParser =>
+  (value) =>
+    value === null ? null : parse(value);
+
+const isUint = (v: unknown): boolean => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+const isCount = (v: unknown): boolean =>
+  typeof v === "number" && Number.isSafeInteger(v) && v >= 1 && v <= 0xffffffff;
+
+const fastHex32 = leaf(isHex32);
+const fastUint = leaf(isUint);
+const fastCount = leaf(isCount);
+
+/** A string field decided by its own zod schema; the last accepted string is remembered. */
+function byZod(schema: z.ZodType): FieldParser {
+  let lastAccepted: string | undefined;
+  return (value) => {
+    if (typeof value !== "string") return DECLINED;
+    if (value === lastAccepted) return value;
+    const r = schema.safeParse(value);
+    if (!r.success || r.data !== value) return DECLINED;
+    lastAccepted = value;
+    return value;
+  };
+}
+
+function strictObject(fields: Fields): FieldParser {
+  const keys = Object.keys(fields);
+  const parsers = keys.map((k) => fields[k]!);
+  return (input) => {
+    if (typeof input !== "object" || input === null || Array.isArray(input)) return DECLINED;
+    // zod's strict check walks `for…in`; every key it sees must be a field, and all be there.
+    let seen = 0;
+    for (const key in input) {
+      if (!Object.prototype.hasOwnProperty.call(fields, key)) return DECLINED;
+      seen++;
+    }
+    if (seen !== keys.length) return DECLINED;
+    const record = input as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (let i = 0; i < keys.length; i++) {
+      const value = parsers[i]!(record[keys[i]!]);
+      if (value === DECLINED) return DECLINED;
+      out[keys[i]!] = value;
+    }
+    return out;
+  };
+}
+
+function arrayOf(element: FieldParser, max: number): FieldParser {
+  return (input) => {
+    if (!Array.isArray(input) || input.length > max) return DECLINED;
+    const out: unknown[] = new Array<unknown>(input.length);
+    for (let i = 0; i < input.length; i++) {
+      const value = element(input[i]);
+      if (value === DECLINED) return DECLINED;
+      out[i] = value;
+    }
+    return out;
+  };
+}
+
+/** zod's isPlainObject (v4 util), which z.record applies first; it looks at `constructor`. */
+function zodPlainObject(o: object): boolean {
+  const ctor: unknown = (o as { constructor?: unknown }).constructor;
+  if (ctor === undefined || typeof ctor !== "function") return true;
+  const proto: unknown = (ctor as { prototype?: unknown }).prototype;
+  if (typeof proto !== "object" || proto === null || Array.isArray(proto)) return false;
+  return Object.prototype.hasOwnProperty.call(proto, "isPrototypeOf");
+}
+
+/**
+ * z.record(z.string(), z.unknown()) for the common case only: an object whose prototype is
+ * Object.prototype and whose own keys are all enumerable strings. Values are kept as they are,
+ * and an own "__proto__" key is left out, as zod does.
+ */
+const fastEventRecord: FieldParser = (input) => {
+  if (typeof input !== "object" || input === null) return DECLINED;
+  if (Object.getPrototypeOf(input) !== Object.prototype || !zodPlainObject(input)) return DECLINED;
+  const record = input as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of Reflect.ownKeys(record)) {
+    if (typeof key !== "string") return DECLINED;
+    if (key === "__proto__") continue; // zod leaves it out of the result too
+
+    if (!Object.prototype.propertyIsEnumerable.call(record, key)) return DECLINED;
+    out[key] = record[key];
+  }
+  return out;
+};
+
+const receiptShape = ReceiptSchema.shape;
+const entryShape = EntrySchema.shape;
+
+/** The fast path's field tables, exported for the tests that hold them against the schemas. */
+export const FAST_FIELDS = {
+  entry: {
+    v: leaf((v) => v === 1),
+    log: fastHex32,
+    seq: fastUint,
+    recorded: byZod(entryShape.recorded),
+    commitment: fastHex32,
+    subject: nullable(fastHex32),
+  },
+  batch: {
+    logId: fastHex32,
+    batchNo: fastUint,
+    firstSeq: fastUint,
+    count: fastCount,
+    eventsRoot: fastHex32,
+    indexRoot: fastHex32,
+  },
+  anchor: {
+    chainId: fastUint,
+    contract: byZod(AnchorSchema.shape.contract),
+    txHash: fastHex32,
+    blockNumber: fastUint,
+  },
+  group: {
+    firstSeq: fastUint,
+    count: fastCount,
+    leavesRoot: fastHex32,
+    path: arrayOf(fastHex32, 32),
+  },
+} satisfies Record<string, Fields>;
+
+const fastReceiptFields = {
+  format: byZod(receiptShape.format),
+  log: fastHex32,
+  seq: fastUint,
+  leafHash: fastHex32,
+  recorded: byZod(receiptShape.recorded),
+  anchorDeadline: byZod(receiptShape.anchorDeadline),
+  issuedAt: byZod(receiptShape.issuedAt),
+  group: strictObject(FAST_FIELDS.group),
+  signer: byZod(receiptShape.signer),
+  signature: byZod(receiptShape.signature),
+} satisfies Fields;
+
+const fastBundleFields = {
+  format: leaf((v) => v === BUNDLE_FORMAT),
+  event: nullable(fastEventRecord),
+  salt: nullable(fastHex32),
+  entry: strictObject(FAST_FIELDS.entry),
+  leafIndex: nullable(fastUint),
+  batch: nullable(strictObject(FAST_FIELDS.batch)),
+  inclusion: arrayOf(fastHex32, 64),
+  anchor: nullable(strictObject(FAST_FIELDS.anchor)),
+  receipt: strictObject(fastReceiptFields),
+  status: byZod(BundleStatusSchema),
+} satisfies Fields;
+
+/** Every table with the zod object schema it mirrors (for the tests). */
+export const FAST_TABLES: ReadonlyArray<{ name: string; fields: Fields; schema: z.ZodObject }> = [
+  { name: "entry", fields: FAST_FIELDS.entry, schema: EntrySchema },
+  { name: "batch", fields: FAST_FIELDS.batch, schema: BatchHeaderSchema },
+  { name: "anchor", fields: FAST_FIELDS.anchor, schema: AnchorSchema },
+  { name: "receipt.group", fields: FAST_FIELDS.group, schema: receiptShape.group },
+  { name: "receipt", fields: fastReceiptFields, schema: ReceiptSchema },
+  { name: "bundle", fields: fastBundleFields, schema: BundleSchema },
+];
+
+const parseFast = strictObject(fastBundleFields);
+
+/** BundleSchema's output for `input`, or undefined when zod must decide (see above). */
+export function parseBundleFast(input: unknown): Bundle | undefined {
+  const out = parseFast(input);
+  return out === DECLINED ? undefined : (out as Bundle);
+}
