@@ -12,6 +12,9 @@ import { utf8 } from "./hex.ts";
  * byte on arbitrary JSON values.
  */
 export function jcs(value: unknown): string {
+  // Data already in canonical member order (an event as the ledger stores and serves it) is
+  // its own JCS text through the native JSON.stringify.
+  if (alreadyCanonical(value, 0)) return JSON.stringify(value);
   const text = plainJcs(value, 0) ?? canonicalize(value);
   if (text === undefined) throw new TypeError("value has no JSON representation");
   return text;
@@ -37,6 +40,59 @@ const LONE_SURROGATE = /\p{Cs}/u;
 function quote(text: string): string | undefined {
   if (VERBATIM.test(text)) return `"${text}"`;
   return LONE_SURROGATE.test(text) ? undefined : JSON.stringify(text);
+}
+
+/** String.prototype.isWellFormed (ES2024, native) where there is one: no lone surrogates. */
+const wellFormed: (text: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === "function"
+    ? (text) => (text as unknown as { isWellFormed(): boolean }).isWellFormed()
+    : (text) => !LONE_SURROGATE.test(text);
+
+/**
+ * True when JSON.stringify(value) is the JCS text of `value`: plain JSON data that
+ * {@link plainJcs} would take (same depth limit, no toJSON, plain objects, finite numbers, no
+ * lone surrogates in strings or member names) whose members are already in RFC 8785 order at
+ * every level. JSON.stringify escapes strings exactly as RFC 8785 §3.2.2.2 says, writes numbers
+ * as ECMAScript Number-to-String (-0 → 0), writes members in Object.keys order, and leaves out
+ * (or, in arrays, nulls) undefined, functions and symbols as plainJcs does.
+ */
+function alreadyCanonical(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case "string":
+      return wellFormed(value);
+    case "number":
+      return Number.isFinite(value);
+    case "boolean":
+      return true;
+    case "object":
+      break;
+    case "undefined":
+    case "function":
+    case "symbol":
+      // Only reached inside arrays and objects, where both writers agree (null / left out).
+      return depth > 0;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= PLAIN_MAX_DEPTH || typeof (value as { toJSON?: unknown }).toJSON === "function")
+    return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (!alreadyCanonical(value[i], depth + 1)) return false;
+    }
+    return true;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    if (i > 0 && !(keys[i - 1]! < key)) return false;
+    if (!wellFormed(key) || !alreadyCanonical(record[key], depth + 1)) return false;
+  }
+  return true;
 }
 
 /** The JCS text of plain JSON data, or undefined when `canonicalize` must decide. */
