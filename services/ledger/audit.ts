@@ -222,90 +222,93 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
     return leaves;
   };
 
-  for (let b = 0; b < batchRaw.length; b++) {
-    const [batchNo, raw] = batchRaw[b]!;
-    if (batchNo !== b)
-      report({
-        batchNo,
-        kind: "BATCH_GAP",
-        message: `batch numbers jump from ${b - 1} to ${batchNo}`,
-      });
-    const record = parseBatch(raw);
-    const header = record?.header ?? null;
-    headers.push({ batchNo, header, ...(record ? { state: record.state } : {}) });
-    let count: number;
-    if (!header) {
-      report({
-        batchNo,
-        kind: "BATCH_MALFORMED",
-        message: `batch record ${batchNo} is not a valid record`,
-      });
-      const nextFirst = qFirst.get(batchNo + 1);
-      count = (nextFirst ?? total) - expectedFirst;
-    } else {
-      count = header.count;
-      if (header.batchNo !== batchNo)
-        report({
-          batchNo,
-          kind: "BATCH_NUMBER_MISMATCH",
-          message: `record under batch ${batchNo} says batchNo ${header.batchNo}`,
-        });
-      if (logId !== null && header.logId !== logId)
-        report({
-          batchNo,
-          kind: "BATCH_LOG_MISMATCH",
-          message: `batch ${batchNo} names log ${header.logId}`,
-        });
-      if (header.firstSeq !== expectedFirst)
+  try {
+    for (let b = 0; b < batchRaw.length; b++) {
+      const [batchNo, raw] = batchRaw[b]!;
+      if (batchNo !== b)
         report({
           batchNo,
           kind: "BATCH_GAP",
-          message: `batch ${batchNo} starts at seq ${header.firstSeq}, the previous batch ended before ${expectedFirst}`,
+          message: `batch numbers jump from ${b - 1} to ${batchNo}`,
         });
+      const record = parseBatch(raw);
+      const header = record?.header ?? null;
+      headers.push({ batchNo, header, ...(record ? { state: record.state } : {}) });
+      let count: number;
+      if (!header) {
+        report({
+          batchNo,
+          kind: "BATCH_MALFORMED",
+          message: `batch record ${batchNo} is not a valid record`,
+        });
+        const nextFirst = qFirst.get(batchNo + 1);
+        count = (nextFirst ?? total) - expectedFirst;
+      } else {
+        count = header.count;
+        if (header.batchNo !== batchNo)
+          report({
+            batchNo,
+            kind: "BATCH_NUMBER_MISMATCH",
+            message: `record under batch ${batchNo} says batchNo ${header.batchNo}`,
+          });
+        if (logId !== null && header.logId !== logId)
+          report({
+            batchNo,
+            kind: "BATCH_LOG_MISMATCH",
+            message: `batch ${batchNo} names log ${header.logId}`,
+          });
+        if (header.firstSeq !== expectedFirst)
+          report({
+            batchNo,
+            kind: "BATCH_GAP",
+            message: `batch ${batchNo} starts at seq ${header.firstSeq}, the previous batch ended before ${expectedFirst}`,
+          });
+      }
+      // Ranges follow contiguity (the rule the contract enforces), not the record's own claim.
+      const from = expectedFirst;
+      const claimedEnd = from + Math.max(count, 0);
+      const to = Math.min(claimedEnd, Math.max(total, from));
+      if (claimedEnd > to)
+        report({
+          batchNo,
+          kind: "BATCH_ENTRIES_MISSING",
+          message: `batch ${batchNo} covers seqs up to ${claimedEnd - 1}, the entries end at ${total - 1}`,
+        });
+      const touched = new Map<Hex, { count: number; chain: Uint8Array }>();
+      const leaves = await replayRange(from, to, batchNo, touched);
+      expectedFirst = from + Math.max(count, 0);
+      sealedEvents += to - from;
+      const tree = buildTree(leaves);
+      const updates: SmtUpdate[] = [];
+      for (const [subject, next] of touched) {
+        heads.set(subject, next);
+        updates.push({
+          key: Uint8Array.from(Buffer.from(subject.slice(2), "hex")),
+          valueHash: historyValueHash(next.count, next.chain),
+        });
+      }
+      const indexRoot = await index.update(updates);
+      if (!header) continue;
+      if (leaves.length === count && toHex(tree.root) !== header.eventsRoot)
+        report({
+          batchNo,
+          kind: "EVENTS_ROOT_MISMATCH",
+          message: `batch ${batchNo}: eventsRoot ${header.eventsRoot}, the entries hash to ${toHex(tree.root)}`,
+        });
+      if (toHex(indexRoot) !== header.indexRoot)
+        report({
+          batchNo,
+          kind: "INDEX_ROOT_MISMATCH",
+          message: `batch ${batchNo}: indexRoot ${header.indexRoot}, the rebuilt subject index has ${toHex(indexRoot)}`,
+        });
+      if (leaves.length === count) await checkLevels(store, batchNo, tree.levels, report);
     }
-    // Ranges follow contiguity (the rule the contract enforces), not the record's own claim.
-    const from = expectedFirst;
-    const claimedEnd = from + Math.max(count, 0);
-    const to = Math.min(claimedEnd, Math.max(total, from));
-    if (claimedEnd > to)
-      report({
-        batchNo,
-        kind: "BATCH_ENTRIES_MISSING",
-        message: `batch ${batchNo} covers seqs up to ${claimedEnd - 1}, the entries end at ${total - 1}`,
-      });
-    const touched = new Map<Hex, { count: number; chain: Uint8Array }>();
-    const leaves = await replayRange(from, to, batchNo, touched);
-    expectedFirst = from + Math.max(count, 0);
-    sealedEvents += to - from;
-    const tree = buildTree(leaves);
-    const updates: SmtUpdate[] = [];
-    for (const [subject, next] of touched) {
-      heads.set(subject, next);
-      updates.push({
-        key: Uint8Array.from(Buffer.from(subject.slice(2), "hex")),
-        valueHash: historyValueHash(next.count, next.chain),
-      });
-    }
-    const indexRoot = await index.update(updates);
-    if (!header) continue;
-    if (leaves.length === count && toHex(tree.root) !== header.eventsRoot)
-      report({
-        batchNo,
-        kind: "EVENTS_ROOT_MISMATCH",
-        message: `batch ${batchNo}: eventsRoot ${header.eventsRoot}, the entries hash to ${toHex(tree.root)}`,
-      });
-    if (toHex(indexRoot) !== header.indexRoot)
-      report({
-        batchNo,
-        kind: "INDEX_ROOT_MISMATCH",
-        message: `batch ${batchNo}: indexRoot ${header.indexRoot}, the rebuilt subject index has ${toHex(indexRoot)}`,
-      });
-    if (leaves.length === count) await checkLevels(store, batchNo, tree.levels, report);
+    sealedEvents = Math.min(sealedEvents, total);
+    // The accepted, not yet sealed tail.
+    if (expectedFirst < total) await replayRange(expectedFirst, total, undefined);
+  } finally {
+    await Promise.allSettled([entries.close(), bodies.close(), groups.close()]);
   }
-  sealedEvents = Math.min(sealedEvents, total);
-  // The accepted, not yet sealed tail.
-  if (expectedFirst < total) await replayRange(expectedFirst, total, undefined);
-  await Promise.all([entries.close(), bodies.close(), groups.close()]);
   await checkOrphanBodies(store, total, report);
   // On a live log a batch sealed during the replay moves the live index on: compare only when
   // the batches replayed are still all there are.
@@ -711,6 +714,9 @@ class SeqValues {
       const page = await (this.ahead ?? this.iterator.nextv(SeqValues.PAGE));
       // Read the next page on LevelDB's thread while this one is checked on the main thread.
       this.ahead = page.length === 0 ? undefined : this.iterator.nextv(SeqValues.PAGE);
+      // Awaited by the next load or by close; an audit that stops early must not leave it
+      // as an unhandled rejection.
+      this.ahead?.catch(() => undefined);
       if (page.length === 0) {
         this.ended = true;
         break;
@@ -737,7 +743,7 @@ class SeqValues {
   }
 
   async close(): Promise<void> {
-    await this.ahead;
+    await this.ahead?.catch(() => undefined);
     await this.iterator.close();
   }
 }
