@@ -4,7 +4,7 @@
  * so the browser verifier computes exactly what the service computes.
  */
 import { sha256, sha256Of } from "./hash.ts";
-import { bytesEqual } from "./hex.ts";
+import { bytesEqual, fromHexInto } from "./hex.ts";
 
 /** Every leaf hash, node hash and root is a SHA-256 digest. */
 export const MERKLE_HASH_LENGTH = 32;
@@ -169,7 +169,57 @@ export function rootFromInclusion(
   if (!Array.isArray(proof))
     throw new MerkleArgumentError("BAD_NODE_LENGTH", "proof is not an array");
   for (let i = 0; i < proof.length; i++) checkHash(proof[i], `proof[${i}]`);
+  const work = pathWork(proof.length);
+  for (let i = 0; i < proof.length; i++) work.set(proof[i]!, PATH_AT + i * MERKLE_HASH_LENGTH);
+  return walkPath(leafIndex, treeSize, leafHash, proof.length);
+}
 
+/**
+ * {@link rootFromInclusion} for an audit path in its JSON form (0x-prefixed lowercase hex, as
+ * bundles and receipts carry it): the nodes are decoded into one reused buffer instead of an
+ * array each. A node that is not hex of 32 bytes is a BAD_NODE_LENGTH argument error.
+ */
+export function rootFromInclusionHex(
+  leafIndex: number,
+  treeSize: number,
+  leafHash: Uint8Array,
+  proof: readonly string[],
+): Uint8Array {
+  checkIndex(leafIndex);
+  checkSize(treeSize);
+  checkHash(leafHash, "leafHash");
+  if (!Array.isArray(proof))
+    throw new MerkleArgumentError("BAD_NODE_LENGTH", "proof is not an array");
+  const work = pathWork(proof.length);
+  for (let i = 0; i < proof.length; i++) {
+    if (!fromHexInto(proof[i], MERKLE_HASH_LENGTH, work, PATH_AT + i * MERKLE_HASH_LENGTH))
+      throw new MerkleArgumentError("BAD_NODE_LENGTH", `proof[${i}] ${NOT_HEX32}`);
+  }
+  return walkPath(leafIndex, treeSize, leafHash, proof.length);
+}
+
+const NOT_HEX32 = `must be 0x-prefixed lowercase hex of ${MERKLE_HASH_LENGTH} bytes`;
+
+/**
+ * One buffer for verifying a path without allocating: bytes 0..64 are the input of the node
+ * hash being computed (0x01 || left || right), the path's nodes follow from PATH_AT, 32 bytes
+ * each. Hashing is synchronous and nothing here calls out, so one buffer serves every call.
+ */
+const PATH_AT = 1 + 2 * MERKLE_HASH_LENGTH;
+let work = new Uint8Array(PATH_AT + 64 * MERKLE_HASH_LENGTH);
+let workNode = work.subarray(0, PATH_AT);
+
+function pathWork(nodes: number): Uint8Array {
+  if (work.length < PATH_AT + nodes * MERKLE_HASH_LENGTH) {
+    work = new Uint8Array(PATH_AT + nodes * MERKLE_HASH_LENGTH);
+    workNode = work.subarray(0, PATH_AT);
+  }
+  work[0] = NODE_PREFIX[0]!;
+  return work;
+}
+
+/** The §2.1.3.2 loop over the `count` nodes in `work` from PATH_AT (see pathWork). */
+function walkPath(leafIndex: number, treeSize: number, leafHash: Uint8Array, count: number) {
   if (treeSize === 0) throw new MerkleProofError("EMPTY_TREE", "an empty tree includes no leaf");
   if (leafIndex >= treeSize) {
     throw new MerkleProofError(
@@ -180,15 +230,19 @@ export function rootFromInclusion(
   let fn = leafIndex;
   let sn = treeSize - 1;
   let r = leafHash;
-  for (const p of proof) {
+  for (let i = 0; i < count; i++) {
     if (sn === 0) {
       throw new MerkleProofError(
         "PATH_TOO_LONG",
-        `audit path has ${proof.length} nodes, more than a tree of size ${treeSize} needs at index ${leafIndex}`,
+        `audit path has ${count} nodes, more than a tree of size ${treeSize} needs at index ${leafIndex}`,
       );
     }
+    const node = PATH_AT + i * MERKLE_HASH_LENGTH;
     if (fn % 2 === 1 || fn === sn) {
-      r = nodeHash(p, r);
+      // r = nodeHash(p, r)
+      work.copyWithin(1, node, node + MERKLE_HASH_LENGTH);
+      work.set(r, 1 + MERKLE_HASH_LENGTH);
+      r = sha256Of(workNode);
       // The path skips levels where this subtree is the right edge's odd node (carried up).
       if (fn % 2 === 0) {
         while (fn % 2 === 0 && fn !== 0) {
@@ -197,7 +251,10 @@ export function rootFromInclusion(
         }
       }
     } else {
-      r = nodeHash(r, p);
+      // r = nodeHash(r, p)
+      work.set(r, 1);
+      work.copyWithin(1 + MERKLE_HASH_LENGTH, node, node + MERKLE_HASH_LENGTH);
+      r = sha256Of(workNode);
     }
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);
@@ -205,10 +262,11 @@ export function rootFromInclusion(
   if (sn !== 0) {
     throw new MerkleProofError(
       "PATH_TOO_SHORT",
-      `audit path has ${proof.length} nodes, fewer than a tree of size ${treeSize} needs at index ${leafIndex}`,
+      `audit path has ${count} nodes, fewer than a tree of size ${treeSize} needs at index ${leafIndex}`,
     );
   }
-  return r;
+  // A path of no nodes yields the leaf hash itself: hand out a copy, never the caller's array.
+  return count === 0 ? r.slice() : r;
 }
 
 /** RFC 9162 §2.1.3.2 in full: throws unless `proof` proves `leafHash` is leaf `leafIndex` under `root`. */
@@ -225,6 +283,24 @@ export function verifyInclusion(
     throw new MerkleProofError("ROOT_MISMATCH", "audit path does not yield the expected root");
   }
 }
+
+/** {@link verifyInclusion} for a path and root in hex (see {@link rootFromInclusionHex}). */
+export function verifyInclusionHex(
+  leafIndex: number,
+  treeSize: number,
+  leafHash: Uint8Array,
+  proof: readonly string[],
+  root: string,
+): void {
+  if (!fromHexInto(root, MERKLE_HASH_LENGTH, ROOT, 0))
+    throw new MerkleArgumentError("BAD_NODE_LENGTH", `root ${NOT_HEX32}`);
+  const computed = rootFromInclusionHex(leafIndex, treeSize, leafHash, proof);
+  if (!bytesEqual(computed, ROOT)) {
+    throw new MerkleProofError("ROOT_MISMATCH", "audit path does not yield the expected root");
+  }
+}
+
+const ROOT = new Uint8Array(MERKLE_HASH_LENGTH);
 
 function checkIndex(index: number): void {
   if (!Number.isSafeInteger(index) || index < 0) {

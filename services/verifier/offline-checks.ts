@@ -7,7 +7,7 @@ import { getAddress } from "ethers";
 import { type Bundle, BundleSchema, parseBundleFast } from "../core/bundle.ts";
 import { type Entry, entryLeafHash, eventCommitment } from "../core/entry.ts";
 import { type Hex, fromHex, toHex } from "../core/hex.ts";
-import { MerkleProofError, rootFromInclusion, verifyInclusion } from "../core/merkle.ts";
+import { MerkleProofError, verifyInclusionHex } from "../core/merkle.ts";
 import { type Receipt, ReceiptError, verifyReceipt } from "../core/receipt.ts";
 import { type Check, fail, pass, skip } from "./verdict.ts";
 
@@ -154,13 +154,7 @@ export function checkInclusion(b: Bundle, leafHash: Uint8Array): Check {
   if (b.batch === null || b.leafIndex === null)
     return skip("inclusion", "not sealed into a batch yet");
   try {
-    verifyInclusion(
-      b.leafIndex,
-      b.batch.count,
-      leafHash,
-      b.inclusion.map(fromHex),
-      fromHex(b.batch.eventsRoot),
-    );
+    verifyInclusionHex(b.leafIndex, b.batch.count, leafHash, b.inclusion, b.batch.eventsRoot);
   } catch (e) {
     if (e instanceof MerkleProofError && e.code === "ROOT_MISMATCH")
       return fail(
@@ -224,13 +218,8 @@ function groupPathError(r: Receipt): ReceiptError | undefined {
   if (index < 0 || index >= r.group.count)
     return new ReceiptError("RECEIPT_PATH_INVALID", "seq is outside the signed group");
   try {
-    const root = rootFromInclusion(
-      index,
-      r.group.count,
-      fromHex(r.leafHash),
-      r.group.path.map(fromHex),
-    );
-    if (toHex(root) === r.group.leavesRoot) return undefined;
+    verifyInclusionHex(index, r.group.count, fromHex(r.leafHash), r.group.path, r.group.leavesRoot);
+    return undefined;
   } catch {
     // falls through: a path of the wrong shape does not reach the root either
   }
