@@ -8,7 +8,9 @@
  * cost without the group-signature cache). Every row is one thread's rate by CPU time, the median
  * of several repetitions after a warm-up; the note gives the range.
  */
+import type { Bundle } from "../services/core/bundle.ts";
 import { fromHex } from "../services/core/hex.ts";
+import { jcs } from "../services/core/jcs.ts";
 import { verifyInclusion } from "../services/core/merkle.ts";
 import {
   ReceiptSignatureCache,
@@ -85,7 +87,14 @@ function spread(r: Rate): string {
 
 export async function benchPathVerification(n = 10_000): Promise<BenchRow[]> {
   const batch = await makeBatch(n);
-  const bundles = batch.bundles;
+  // Bundles as a verifier gets them: parsed from JSON text (the CLI's NDJSON, the page's paste),
+  // the event in the canonical member order in which the ledger stores and serves it.
+  const bundles = batch.bundles.map(
+    (b) =>
+      JSON.parse(
+        JSON.stringify({ ...b, event: b.event === null ? null : JSON.parse(jcs(b.event)) }),
+      ) as Bundle,
+  );
   const shaped = bundles.map((b) => {
     const s = checkShape(b);
     if (!s.ok) throw new Error(s.check.reason);
@@ -131,7 +140,7 @@ export async function benchPathVerification(n = 10_000): Promise<BenchRow[]> {
     3,
   );
   // The whole pipeline, a fresh session (chain reads, signature cache) per repetition.
-  const { rpc, counts } = fakeChain([batch]);
+  const { rpc, counts } = fakeChain([{ ...batch, bundles }]);
   await verifyBundles(bundles, rpc, { confirmations: 1 }); // warm-up
   const pipelineRates: number[] = [];
   let calls = 0;

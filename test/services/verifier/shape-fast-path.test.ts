@@ -85,10 +85,12 @@ before(async () => {
 });
 
 /** Every leaf and object of a good bundle, so each field also sees valid values of every kind. */
-function valuesOf(value: unknown, out: unknown[] = []): unknown[] {
+function valuesOf(value: unknown, out: unknown[] = [], seen = new Set<unknown>()): unknown[] {
   out.push(value);
-  if (value !== null && typeof value === "object")
-    for (const v of Object.values(value as object)) valuesOf(v, out);
+  if (value !== null && typeof value === "object" && !seen.has(value)) {
+    seen.add(value);
+    for (const v of Object.values(value as object)) valuesOf(v, out, seen);
+  }
   return out;
 }
 
@@ -160,12 +162,13 @@ describe("core/bundle: BundleSchema's fast path", () => {
           const target = objects[m.at % objects.length]!;
           const keys = Object.keys(target);
           const key = keys.length > 0 ? keys[m.key % keys.length]! : "x";
-          if (m.how === "set") target[key] = m.probe;
+          // A copy: the probes are shared between runs and must never be mutated.
+          if (m.how === "set") target[key] = structuredClone(m.probe);
           else if (m.how === "set-null") target[key] = null;
           else if (m.how === "delete") delete target[key];
           else if (m.how === "add")
             Object.defineProperty(target, m.extra, {
-              value: m.probe,
+              value: structuredClone(m.probe),
               enumerable: true,
               writable: true,
               configurable: true,
