@@ -283,7 +283,7 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
       for (const [subject, next] of touched) {
         heads.set(subject, next);
         updates.push({
-          key: Uint8Array.from(Buffer.from(subject.slice(2), "hex")),
+          key: fromHex(subject),
           valueHash: historyValueHash(next.count, next.chain),
         });
       }
@@ -427,7 +427,6 @@ function checkEntryParsed(
 const BODY_HEAD = Buffer.from('{"event":');
 const BODY_SALT = Buffer.from(',"salt":"');
 const BODY_TAIL_BYTES = BODY_SALT.length + 66 + 2;
-const LOWER_HEX64 = /^[0-9a-f]{64}$/;
 
 function checkBody(seq: number, commitment: Hex, raw: Buffer, report: (f: AuditFinding) => void) {
   // Fast path: slice the event's JCS text out of the stored layout and hash it as it is. A
@@ -439,18 +438,14 @@ function checkBody(seq: number, commitment: Hex, raw: Buffer, report: (f: AuditF
     saltAt > BODY_HEAD.length &&
     BODY_HEAD.compare(raw, 0, BODY_HEAD.length) === 0 &&
     BODY_SALT.compare(raw, saltAt, saltAt + BODY_SALT.length) === 0 &&
-    raw[saltAt + BODY_SALT.length] === 0x30 &&
-    raw[saltAt + BODY_SALT.length + 1] === 0x78 &&
     raw[n - 2] === 0x22 &&
     raw[n - 1] === 0x7d
   ) {
-    const saltHex = raw.toString("latin1", saltAt + BODY_SALT.length + 2, n - 2);
+    const saltHex = raw.toString("latin1", saltAt + BODY_SALT.length, n - 2);
     if (
-      LOWER_HEX64.test(saltHex) &&
-      commitmentOfCanonical(
-        Buffer.from(saltHex, "hex"),
-        raw.toString("utf8", BODY_HEAD.length, saltAt),
-      ) === commitment
+      isHex32(saltHex) &&
+      commitmentOfCanonical(fromHex(saltHex), raw.toString("utf8", BODY_HEAD.length, saltAt)) ===
+        commitment
     )
       return;
   }
