@@ -2,11 +2,13 @@
  * Verifier throughput per core (CPU time), RPC excluded (an in-memory chain answers the view calls):
  *   node --import tsx bench/verifier-bench.ts [bundles]
  *
- * Rows: the RFC 9162 audit-path step alone; every offline step of a bundle (shape, commitment,
- * entry, path, receipt with its group signature cached); the whole verifyBundles pipeline; and,
- * as the same-run baseline, one uncached EIP-712 signature recovery (what every bundle would
- * cost without the group-signature cache). Every row is one thread's rate by CPU time, the median
- * of several repetitions after a warm-up; the note gives the range.
+ * Rows: the RFC 9162 audit-path step alone (nodes already bytes); the verifier's inclusion step
+ * (the bundle's hex path and root decoded and checked); every offline step of a bundle (shape,
+ * commitment, entry, path, receipt with its group signature cached); the whole verifyBundles
+ * pipeline; and, as the same-run baseline, one uncached EIP-712 signature recovery (what every
+ * bundle would cost without the group-signature cache). Every row is one thread's rate by CPU
+ * time, the median of several repetitions after a warm-up; the note gives the range. No cache
+ * spans bundles except the receipt group's signature (and the memo of its shared strings).
  */
 import type { Bundle } from "../services/core/bundle.ts";
 import { fromHex } from "../services/core/hex.ts";
