@@ -7,8 +7,9 @@
  * commitment, entry, path, receipt with its group signature cached); the whole verifyBundles
  * pipeline; and, as the same-run baseline, one uncached EIP-712 signature recovery (what every
  * bundle would cost without the group-signature cache). Every row is one thread's rate by CPU
- * time, the median of several repetitions after a warm-up; the note gives the range. No cache
- * spans bundles except the receipt group's signature (and the memo of its shared strings).
+ * time, the median of several repetitions after a warm-up; the note gives the range. Nothing
+ * is cached across bundles but the receipt group's verified signature and memos of strings a
+ * group's bundles share (addresses, timestamps, the signature's canonical form).
  */
 import type { Bundle } from "../services/core/bundle.ts";
 import { fromHex } from "../services/core/hex.ts";
