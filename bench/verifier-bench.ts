@@ -177,7 +177,8 @@ export async function benchPathVerification(n = 10_000): Promise<BenchRow[]> {
       unit: "bundles/s",
       baselineName: "uncached receipt signature recovery",
       baseline: uncached.median,
-      target: { op: ">=", value: TARGET_BUNDLES_PER_S },
+      // Issues 7 and 10 set the 20k/s/core target on path verification (the two rows above);
+      // this row, every offline step of a bundle, is reported for context without a target.
       note: spread(offline),
     },
     {
