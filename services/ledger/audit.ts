@@ -5,7 +5,10 @@
  *
  *   - every entry: well-formed, canonical (JCS), its own seq and log, seqs contiguous from 0;
  *   - every present body: commitment = SHA-256(salt ‖ JCS(event)) equals the entry's;
- *   - every leaf hash, against the receipt group that acknowledged it;
+ *   - every leaf hash, against the receipt group that acknowledged it; each group's leaves
+ *     against its signed leavesRoot, its stored header (`h:`) against the group record, and
+ *     each event's stored receipt path (`r:`, what re-issued receipts carry) against the
+ *     group's tree;
  *   - every batch: contiguous numbers and seq ranges, eventsRoot over the recomputed leaves,
  *     the stored Merkle levels (they serve inclusion proofs), and indexRoot from a subject map
  *     rebuilt from scratch in memory (MemoryNodeStore) batch by batch — an operator who left an
@@ -21,7 +24,7 @@ import { type BatchHeaderJson, BatchHeaderSchema } from "../core/bundle.ts";
 import { type Entry, EntrySchema, commitmentOfCanonical, encodeEntry } from "../core/entry.ts";
 import { type Hex, bytesEqual, fromHex, isHex32, toHex } from "../core/hex.ts";
 import { jcs } from "../core/jcs.ts";
-import { buildTree, leafHash } from "../core/merkle.ts";
+import { type MerkleTree, buildTree, inclusionProofNodeIds, leafHash } from "../core/merkle.ts";
 import {
   EMPTY_ROOT,
   MemoryNodeStore,
@@ -54,6 +57,10 @@ export type AuditFindingKind =
   | "COMMITMENT_MISMATCH"
   | "RECEIPT_GROUP_MISSING"
   | "RECEIPT_LEAF_MISMATCH"
+  | "RECEIPT_GROUP_ROOT_MISMATCH"
+  | "RECEIPT_HEADER_MISMATCH"
+  | "RECEIPT_PATH_MISSING"
+  | "RECEIPT_PATH_MISMATCH"
   | "BATCH_MALFORMED"
   | "BATCH_NUMBER_MISMATCH"
   | "BATCH_LOG_MISMATCH"
@@ -143,7 +150,8 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   // snapshot, so a live log's later writes never show up half-way through the replay.
   const entries = new SeqValues(store, K.entryPrefix, total);
   const bodies = new SeqValues(store, K.bodyPrefix, total);
-  const groups = new GroupStream(store);
+  const groups = new GroupStream(store, report);
+  const receiptPaths = new SeqValues(store, K.receiptPathPrefix, total);
   const index = new MemoryNodeStore();
   const heads = new Map<Hex, { count: number; chain: Uint8Array }>();
   let erased = 0;
@@ -203,6 +211,8 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
             kind: "RECEIPT_LEAF_MISMATCH",
             message: `entry ${seq} hashes to ${toHex(leaf)}, its receipt acknowledged another leaf`,
           });
+        if (!receiptPaths.has(seq)) await receiptPaths.load(seq);
+        checkReceiptPath(seq, group, receiptPaths.get(seq), report);
       }
       if (touched && entry?.subject) {
         const mine = touched.get(entry.subject);
@@ -307,7 +317,12 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
     // The accepted, not yet sealed tail.
     if (expectedFirst < total) await replayRange(expectedFirst, total, undefined);
   } finally {
-    await Promise.allSettled([entries.close(), bodies.close(), groups.close()]);
+    await Promise.allSettled([
+      entries.close(),
+      bodies.close(),
+      groups.close(),
+      receiptPaths.close(),
+    ]);
   }
   await checkOrphanBodies(store, total, report);
   // On a live log a batch sealed during the replay moves the live index on: compare only when
@@ -743,30 +758,86 @@ class SeqValues {
   }
 }
 
+interface AuditedGroup {
+  firstSeq: number;
+  count: number;
+  leaves: Buffer;
+  tree: MerkleTree;
+  pathsStored: boolean;
+}
+
+/** The `h:` record must be the `g:` record without its leaves, field for field. */
+function sameGroupHeader(raw: Buffer, group: ReceiptGroupRecord): boolean {
+  try {
+    const header = JSON.parse(raw.toString("utf8")) as Record<string, unknown>;
+    const { leafHashes: _leaves, ...expected } = group;
+    return jcs(header) === jcs(expected);
+  } catch {
+    return false;
+  }
+}
+
+/** An event's stored receipt path (`r:<seq>`): its group's firstSeq, then its audit path. */
+function checkReceiptPath(
+  seq: number,
+  group: AuditedGroup,
+  raw: Buffer | undefined,
+  report: (f: AuditFinding) => void,
+): void {
+  if (raw === undefined) {
+    if (group.pathsStored)
+      report({
+        seq,
+        kind: "RECEIPT_PATH_MISSING",
+        message: `no stored receipt path for seq ${seq}`,
+      });
+    return;
+  }
+  const index = seq - group.firstSeq;
+  const ids = index < group.count ? inclusionProofNodeIds(index, group.tree.size) : [];
+  let ok =
+    index < group.count &&
+    raw.length === 6 + 32 * ids.length &&
+    raw.readUIntBE(0, 6) === group.firstSeq;
+  for (let k = 0; ok && k < ids.length; k++) {
+    const node = group.tree.levels[ids[k]!.level]![ids[k]!.index]!;
+    ok = raw.compare(node, 0, 32, 6 + 32 * k, 6 + 32 * (k + 1)) === 0;
+  }
+  if (!ok)
+    report({
+      seq,
+      kind: "RECEIPT_PATH_MISMATCH",
+      message: `the stored receipt path of seq ${seq} is not its path in the signed group tree`,
+    });
+}
+
 /**
  * Receipt groups in seq order, read through one iterator. For each seq it answers what
  * `LedgerStore.getGroupContaining` would: the record under the greatest key ≤ seq, if its range
  * holds seq.
  */
 class GroupStream {
-  private current: { firstSeq: number; count: number; leaves: Buffer } | undefined;
+  private current: AuditedGroup | undefined;
   private readonly iterator;
   /** The next group record not yet reached, by its key's seq. */
   private ahead: { keySeq: number; raw: Buffer } | undefined;
   private candidate: { keySeq: number; raw: Buffer } | undefined;
   private ended = false;
 
-  constructor(store: LedgerStore) {
+  constructor(
+    private readonly store: LedgerStore,
+    private readonly report: (f: AuditFinding) => void,
+  ) {
     this.iterator = store.db.iterator({ gte: K.groupPrefix, lt: prefixEnd(K.groupPrefix) });
   }
 
   /** The group last read, when it holds `seq` (no read, no promise: the common case). */
-  covering(seq: number): { firstSeq: number; leaves: Buffer } | undefined {
+  covering(seq: number): AuditedGroup | undefined {
     const c = this.current;
     return c && seq >= c.firstSeq && seq < c.firstSeq + c.count ? c : undefined;
   }
 
-  async containing(seq: number): Promise<{ firstSeq: number; leaves: Buffer } | undefined> {
+  async containing(seq: number): Promise<AuditedGroup | undefined> {
     const c = this.covering(seq);
     if (c) return c;
     // Advance to the greatest key ≤ seq.
@@ -790,10 +861,31 @@ class GroupStream {
       group = undefined;
     }
     if (!group || typeof group.leafHashes !== "string") return undefined;
+    const leaves = Buffer.from(group.leafHashes, "base64");
+    const leafList: Uint8Array[] = [];
+    for (let at = 0; at + 32 <= leaves.length; at += 32)
+      leafList.push(leaves.subarray(at, at + 32));
+    const tree = buildTree(leafList);
+    if (leafList.length !== group.count || toHex(tree.root) !== group.leavesRoot)
+      this.report({
+        seq: group.firstSeq,
+        kind: "RECEIPT_GROUP_ROOT_MISMATCH",
+        message: `receipt group at seq ${group.firstSeq}: its leaves do not hash to the signed leavesRoot`,
+      });
+    const rawHeader = await this.store.getRaw(K.groupHeader(group.firstSeq));
+    if (rawHeader !== undefined && !sameGroupHeader(rawHeader, group))
+      this.report({
+        seq: group.firstSeq,
+        kind: "RECEIPT_HEADER_MISMATCH",
+        message: `receipt group at seq ${group.firstSeq}: the stored header differs from the group record`,
+      });
     this.current = {
       firstSeq: group.firstSeq,
       count: group.count,
-      leaves: Buffer.from(group.leafHashes, "base64"),
+      leaves,
+      tree,
+      // Groups written since receipt paths are stored have a header; older ones have neither.
+      pathsStored: rawHeader !== undefined,
     };
     return this.current;
   }

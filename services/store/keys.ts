@@ -59,6 +59,7 @@ export const K = {
   groupPrefix: "g:",
   groupHeader: (firstSeq: number) => `h:${seqPart(firstSeq)}`,
   receiptPath: (seq: number) => `r:${seqPart(seq)}`,
+  receiptPathPrefix: "r:",
   bySubject: (tagHex: string, seq: number) => `x:s:${tagHex.slice(2)}:${seqPart(seq)}`,
   bySubjectPrefix: (tagHex: string) => `x:s:${tagHex.slice(2)}:`,
   byOrg: (org: string, seq: number) => `x:o:${textPart(org)}:${seqPart(seq)}`,

@@ -283,6 +283,52 @@ describe("ledger/audit: a log of several read pages (real LevelDB, no chain)", f
     expect(r.erased).to.equal(1);
   });
 
+  it("reports stored receipt paths, group headers and group leaves that receipts would not match", async () => {
+    const flip = (b: Buffer, at: number) => {
+      const c = Buffer.from(b);
+      c[at] = c[at]! ^ 0x01;
+      return c;
+    };
+    const r = await auditWith(
+      (raw) => {
+        const header = JSON.parse(raw.get(K.groupHeader(0))!.toString("utf8")) as Record<
+          string,
+          unknown
+        >;
+        const group = JSON.parse(raw.get(K.group(500))!.toString("utf8")) as Record<
+          string,
+          unknown
+        >;
+        return [
+          { key: K.receiptPath(10), value: flip(raw.get(K.receiptPath(10))!, 40) },
+          { key: K.receiptPath(11), value: flip(raw.get(K.receiptPath(11))!, 2) },
+          { key: K.receiptPath(1_025) },
+          {
+            key: K.groupHeader(0),
+            value: Buffer.from(
+              JSON.stringify({ ...header, issuedAt: Number(header.issuedAt) + 1 }),
+            ),
+          },
+          {
+            key: K.group(500),
+            value: Buffer.from(JSON.stringify({ ...group, leavesRoot: "0x" + "00".repeat(32) })),
+          },
+        ];
+      },
+      [K.receiptPath(10), K.receiptPath(11), K.receiptPath(1_025), K.groupHeader(0), K.group(500)],
+    );
+    const found = r.findings.map((f) => `${f.kind}@${f.seq}`);
+    expect(found, explain(r)).to.have.members([
+      "RECEIPT_PATH_MISMATCH@10",
+      "RECEIPT_PATH_MISMATCH@11",
+      "RECEIPT_PATH_MISSING@1025",
+      "RECEIPT_HEADER_MISMATCH@0",
+      "RECEIPT_GROUP_ROOT_MISMATCH@500",
+      // The header of group 500 no longer matches its (tampered) record either.
+      "RECEIPT_HEADER_MISMATCH@500",
+    ]);
+  });
+
   it("bodies and entries laid out otherwise than ingest writes them get the full check", async () => {
     const r = await auditWith(
       (raw) => {
