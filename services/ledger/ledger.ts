@@ -224,9 +224,13 @@ export class Ledger {
   async prove(seq: number): Promise<Bundle> {
     if (!Number.isSafeInteger(seq) || seq < 0)
       throw new LedgerError("VALIDATION_FAILED", "seq must be a non-negative integer", "seq");
-    const stored = await this.getEvent(seq);
-    const receipt = await this.committer.receiptFor(seq);
-    const record = await this.batchForSeq(seq);
+    if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
+    // Independent reads, issued together: a proof's latency is one round of reads, then the path.
+    const [stored, receipt, record] = await Promise.all([
+      this.getEvent(seq),
+      this.committer.receiptFor(seq),
+      this.batchForSeq(seq),
+    ]);
     const base = {
       format: BUNDLE_FORMAT as typeof BUNDLE_FORMAT,
       event: stored.event as Record<string, unknown> | null,
