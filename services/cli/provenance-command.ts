@@ -13,7 +13,7 @@
  * was found; 2 for a usage error, an unreadable file, an unreachable API or RPC, or an error
  * answer of the API.
  */
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { SYSTEM } from "../core/codes.ts";
@@ -21,6 +21,7 @@ import { type NativeEvent, parseNativeEvent } from "../core/event.ts";
 import type { Verdict, VerdictStatus } from "../verifier/verdict.ts";
 import { RpcUnavailableError, connectRpc, redact } from "../verifier/rpc.ts";
 import { newSession, verifyInSession } from "../verifier/verify-bundle.ts";
+import { confirmationsOption, rpcOption, timeoutOption } from "./chain-options.ts";
 import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./main.ts";
 
 export interface ProvenanceCommandOptions {
@@ -96,19 +97,6 @@ function address(value: string): string {
   return value;
 }
 
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
-    throw new InvalidArgumentError("must be a non-negative integer");
-  return n;
-}
-
-function positiveInt(value: string): number {
-  const n = nonNegativeInt(value);
-  if (n === 0) throw new InvalidArgumentError("must be at least 1");
-  return n;
-}
-
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function registerProvenanceCommand(program: Command, ctx: CliContext): void {
@@ -127,25 +115,16 @@ export function registerProvenanceCommand(program: Command, ctx: CliContext): vo
     .option("--file <trace.json>", "a saved GET /v1/provenance answer (repeatable)", collect, [])
     .option("--data-hash <0x…>", "the data item (transfer.dataHash) to trace with --url", hex32)
     .option("--reference <ref>", "or a transfer reference of the item, with --url")
-    .requiredOption("--rpc <url>", "JSON-RPC URL of a node of the chain the registry is on")
+    .addOption(rpcOption("JSON-RPC URL of a node of the chain the registry is on"))
     .option(
       "--registry <address>",
       "require every anchored bundle to name this registry contract",
       address,
     )
-    .option(
-      "--confirmations <n>",
-      "blocks the anchoring block must have on top, itself included",
-      nonNegativeInt,
-      1,
-    )
+    .addOption(confirmationsOption())
     .option("--allow-pending", "accept hops whose bundles are not anchored yet", false)
     .option("--json", "print the verdicts as JSON on stdout", false)
-    .addOption(
-      new Option("--timeout <ms>", "timeout of each API and RPC request")
-        .argParser(positiveInt)
-        .default(15_000),
-    )
+    .addOption(timeoutOption("timeout of each API and RPC request"))
     .addHelpText(
       "after",
       "\nExit codes: 0 every hop verified and nothing unmatched; 1 a hop failed, is pending or could not be checked, a transfer is unmatched, a peer log was unreadable, or nothing was found; 2 usage error, unreadable file, unreachable API or RPC, or an error answer.",

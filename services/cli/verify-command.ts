@@ -7,7 +7,7 @@
  * unreadable input or an unreachable RPC.
  */
 import { SingleBar } from "cli-progress";
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, Option } from "commander";
 import { readFile } from "node:fs/promises";
 import type { Check, Verdict, VerdictStatus } from "../verifier/verdict.ts";
 import { RpcUnavailableError, connectRpc, redact } from "../verifier/rpc.ts";
@@ -16,6 +16,7 @@ import {
   parseBundleLines,
   verifyBundleLines,
 } from "../verifier/verify-bundles.ts";
+import { confirmationsOption, positiveInt, rpcOption, timeoutOption } from "./chain-options.ts";
 import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./main.ts";
 
 export interface VerifyCommandOptions {
@@ -27,19 +28,6 @@ export interface VerifyCommandOptions {
   timeout: number;
 }
 
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n))
-    throw new InvalidArgumentError("must be a non-negative integer");
-  return n;
-}
-
-function positiveInt(value: string): number {
-  const n = nonNegativeInt(value);
-  if (n === 0) throw new InvalidArgumentError("must be at least 1");
-  return n;
-}
-
 export function registerVerifyCommand(program: Command, ctx: CliContext): void {
   program
     .command("verify")
@@ -47,13 +35,8 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
       "verify proof bundles (veritrail-proof/1) against the chain: one JSON bundle, NDJSON, or - for stdin",
     )
     .argument("<input>", "bundle.json, bundles.ndjson, or - to read standard input")
-    .requiredOption("--rpc <url>", "JSON-RPC URL of a node of the chain the bundles name")
-    .option(
-      "--confirmations <n>",
-      "blocks the anchoring block must have on top, itself included",
-      nonNegativeInt,
-      1,
-    )
+    .addOption(rpcOption("JSON-RPC URL of a node of the chain the bundles name"))
+    .addOption(confirmationsOption())
     .option("--json", "print the verdicts as JSON on stdout", false)
     .option("--allow-pending", "exit 0 also for bundles not anchored yet", false)
     .addOption(
@@ -61,11 +44,7 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
         .argParser(positiveInt)
         .default(16),
     )
-    .addOption(
-      new Option("--timeout <ms>", "timeout of each RPC request")
-        .argParser(positiveInt)
-        .default(15_000),
-    )
+    .addOption(timeoutOption("timeout of each RPC request"))
     .action(async (input: string, opts: VerifyCommandOptions) => {
       ctx.exitCode = await runVerify(input, opts, ctx);
     });

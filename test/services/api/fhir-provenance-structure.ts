@@ -5,8 +5,9 @@
  * (https://hl7.org/fhir/R4/bundle.html). Each returns a list of issues; [] means valid.
  */
 
-type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+export type Json = Record<string, unknown>;
+export const isObj = (v: unknown): v is Json =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
 
 export const PROVENANCE_PARTICIPANT_TYPE =
   "http://terminology.hl7.org/CodeSystem/provenance-participant-type";
@@ -70,7 +71,7 @@ const ID = /^[A-Za-z0-9\-.]{1,64}$/;
 const URI = /^\S+$/;
 
 /** FHIR JSON: no nulls, no empty strings/arrays/objects anywhere. */
-function checkJsonRules(v: unknown, at: string, issues: string[]): void {
+export function checkJsonRules(v: unknown, at: string, issues: string[]): void {
   if (v === null) issues.push(`${at}: null`);
   else if (typeof v === "string" && v.trim() === "") issues.push(`${at}: empty string`);
   else if (Array.isArray(v)) {
@@ -82,7 +83,7 @@ function checkJsonRules(v: unknown, at: string, issues: string[]): void {
   }
 }
 
-interface Element {
+export interface Element {
   min: 0 | 1;
   max: 1 | "*";
   check?: (v: unknown, at: string, issues: string[]) => void;

@@ -5,32 +5,11 @@ import { fromHex } from "../../../services/core/hex.ts";
 import { eraseEvent } from "../../../services/ledger/erasure.ts";
 import { fhirDateRange } from "../../../services/api/fhir.ts";
 import { HOSPITAL_ORG, LAB_ORG, makeBalpNativeEvent } from "../../fixtures/events.ts";
+import { type Element, type Json, checkJsonRules, isObj } from "./fhir-provenance-structure.ts";
 import { PATIENT_1, PATIENT_2, type TestApi, eventFor, startTestApi } from "./harness.ts";
 
 // ---- A structural validator written from the FHIR R4 definitions --------------------------
 // AuditEvent: https://hl7.org/fhir/R4/auditevent.html ; Bundle: https://hl7.org/fhir/R4/bundle.html
-
-type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
-
-/** FHIR JSON: no nulls, no empty strings/arrays/objects anywhere (R4 "JSON representation"). */
-function checkJsonRules(v: unknown, at: string, issues: string[]): void {
-  if (v === null) issues.push(`${at}: null`);
-  else if (typeof v === "string" && v.trim() === "") issues.push(`${at}: empty string`);
-  else if (Array.isArray(v)) {
-    if (v.length === 0) issues.push(`${at}: empty array`);
-    v.forEach((x, i) => checkJsonRules(x, `${at}[${i}]`, issues));
-  } else if (isObj(v)) {
-    if (Object.keys(v).length === 0) issues.push(`${at}: empty object`);
-    for (const [k, x] of Object.entries(v)) checkJsonRules(x, `${at}.${k}`, issues);
-  }
-}
-
-interface Element {
-  min: 0 | 1;
-  max: 1 | "*";
-  check?: (v: unknown, at: string, issues: string[]) => void;
-}
 
 function checkElements(
   obj: unknown,

@@ -18,18 +18,18 @@ import { loadConfig } from "../../../services/config.ts";
 import type { NativeEvent } from "../../../services/core/event.ts";
 import type { Hex } from "../../../services/core/hex.ts";
 import { ApiKeys } from "../../../services/ledger/api-keys.ts";
-import { AnchorLoop } from "../../../services/ledger/anchor-loop.ts";
-import { Ledger } from "../../../services/ledger/ledger.ts";
+import type { AnchorLoop } from "../../../services/ledger/anchor-loop.ts";
+import type { Ledger } from "../../../services/ledger/ledger.ts";
 import { PROOF_EXTENSION } from "../../../services/ledger/provenance.ts";
 import { connectRpc } from "../../../services/verifier/rpc.ts";
 import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
 import { HOSPITAL_ORG, LAB_ORG, makeBalpNativeEvent } from "../../fixtures/events.ts";
 import { waitUntil } from "../../support/anchored-log.ts";
 import { HARDHAT_ACCOUNTS, HardhatNode } from "../../support/hardhat-node.ts";
+import { type InstitutionAccounts, startInstitutionLog } from "../../support/two-institutions.ts";
 import { provenanceBundleIssues } from "./fhir-provenance-structure.ts";
 
 const ADMIN = new Wallet(HARDHAT_ACCOUNTS[0].privateKey);
-const DEFAULTS = loadConfig({});
 
 const H1: Hex = `0x${"a1".repeat(32)}`;
 const H2: Hex = `0x${"b2".repeat(32)}`;
@@ -86,34 +86,14 @@ class Institution {
     name: string,
     node: HardhatNode,
     deployment: DevDeployment,
-    accounts: { anchorer: 1 | 3; signer: 2 | 4 },
+    accounts: InstitutionAccounts,
   ): Promise<Institution> {
-    const dir = await mkdtemp(path.join(tmpdir(), `veritrail-prov-route-${name}-`));
-    const ledger = await Ledger.open({
-      location: dir,
-      receiptSigner: new Wallet(HARDHAT_ACCOUNTS[accounts.signer].privateKey),
-      batchMaxEvents: 100_000,
-      batchMaxWaitMs: 3_600_000,
-      anchorDeadlineMs: DEFAULTS.ANCHOR_DEADLINE_MS,
-      groupCommitMaxEvents: DEFAULTS.GROUP_COMMIT_MAX_EVENTS,
-    });
-    const loop = new AnchorLoop({
-      ledger,
-      rpcUrl: node.url,
-      chainMode: "development",
-      anchorer: new Wallet(HARDHAT_ACCOUNTS[accounts.anchorer].privateKey),
-      admin: ADMIN,
+    const { dir, ledger, loop } = await startInstitutionLog(
+      name,
+      node,
       deployment,
-      confirmations: 1,
-      retryMinMs: 50,
-      retryMaxMs: 500,
-      pollMs: 50,
-      tickMs: 100,
-    });
-    loop.start();
-    await waitUntil(
-      `${name} registration`,
-      async () => loop.status().receiptSignerRegistered === true,
+      accounts,
+      "veritrail-prov-route-",
     );
     return new Institution(name, dir, ledger, loop);
   }
