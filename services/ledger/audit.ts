@@ -42,7 +42,7 @@ import {
   batchHeaderHash,
 } from "../verifier/chain-reads.ts";
 import { type BatchRecord, LEVEL_CHUNK_NODES } from "./batch.ts";
-import type { ReceiptGroupRecord } from "./ingest.ts";
+import { type ReceiptGroupRecord, encodeReceiptPath } from "./ingest.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
 
 export type AuditFindingKind =
@@ -794,15 +794,12 @@ function checkReceiptPath(
     return;
   }
   const index = seq - group.firstSeq;
-  const ids = index < group.count ? inclusionProofNodeIds(index, group.tree.size) : [];
-  let ok =
-    index < group.count &&
-    raw.length === 6 + 32 * ids.length &&
-    raw.readUIntBE(0, 6) === group.firstSeq;
-  for (let k = 0; ok && k < ids.length; k++) {
-    const node = group.tree.levels[ids[k]!.level]![ids[k]!.index]!;
-    ok = raw.compare(node, 0, 32, 6 + 32 * k, 6 + 32 * (k + 1)) === 0;
-  }
+  // The tree is built from the leaves actually stored (a tampered group may hold fewer).
+  const ok =
+    index < group.tree.size &&
+    raw.equals(
+      encodeReceiptPath(group.firstSeq, inclusionProofNodeIds(index, group.tree.size), group.tree),
+    );
   if (!ok)
     report({
       seq,

@@ -298,12 +298,14 @@ export class GroupCommitter {
     ops.push(this.store.putJsonOp(K.groupHeader(firstSeq), header));
     // Each event's group audit path, stored with it: re-issuing a receipt (proofs, patient
     // histories) is then one read instead of rebuilding a tree of up to 4,096 leaves.
-    for (let i = 0; i < events.length; i++)
+    const pathIds = entries.map((_, i) => inclusionProofNodeIds(i, tree.size));
+    pathIds.forEach((ids, i) =>
       ops.push({
         type: "put",
         key: K.receiptPath(firstSeq + i),
-        value: encodeReceiptPath(firstSeq, inclusionProofNodeIds(i, tree.size), tree),
-      });
+        value: encodeReceiptPath(firstSeq, ids, tree),
+      }),
+    );
     await this.store.write(ops, true);
     this.nextSeq = firstSeq + events.length;
     this.opts.onCommitted(this.nextSeq, {
@@ -311,7 +313,7 @@ export class GroupCommitter {
       leafHashes,
       subjects: entries.map((e) => e.subject),
     });
-    return groupReceipts(entries, group, tree);
+    return groupReceipts(entries, group, tree, pathIds);
   }
 
   /** Re-issues the receipt of an already stored event, byte for byte as first issued. */
@@ -382,7 +384,7 @@ export class GroupCommitter {
 const HEADER_CACHE_GROUPS = 4_096;
 
 /** `r:<seq>` value: the group's firstSeq (6 bytes, big-endian) then the path's 32-byte nodes. */
-function encodeReceiptPath(firstSeq: number, ids: MerkleNodeId[], tree: MerkleTree): Buffer {
+export function encodeReceiptPath(firstSeq: number, ids: MerkleNodeId[], tree: MerkleTree): Buffer {
   const out = Buffer.allocUnsafe(6 + 32 * ids.length);
   out.writeUIntBE(firstSeq, 0, 6);
   ids.forEach((id, k) => out.set(tree.levels[id.level]![id.index]!, 6 + 32 * k));
@@ -420,6 +422,7 @@ function groupReceipts(
   entries: readonly Entry[],
   group: ReceiptGroupRecord,
   tree: MerkleTree,
+  pathIds: readonly MerkleNodeId[][],
 ): Receipt[] {
   const hexLevels: Array<Array<Hex | undefined>> = tree.levels.map(
     (level) => new Array<Hex | undefined>(level.length),
@@ -434,7 +437,7 @@ function groupReceipts(
       entry,
       hexOf(0, i),
       group,
-      inclusionProofNodeIds(i, tree.size).map((id) => hexOf(id.level, id.index)),
+      pathIds[i]!.map((id) => hexOf(id.level, id.index)),
       times,
     ),
   );
