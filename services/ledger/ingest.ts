@@ -336,6 +336,8 @@ export class GroupCommitter {
     const headers = await this.groupHeaders(
       decoded.flatMap((d) => (d === undefined ? [] : [d.firstSeq])),
     );
+    // Receipts of one group share their times: formatted once per group, not per receipt.
+    const times = new Map<number, ReceiptTimes>();
     return Promise.all(
       seqs.map(async (seq, i) => {
         const entryJcs = entries[i];
@@ -348,13 +350,13 @@ export class GroupCommitter {
           invariant(group !== undefined, `seq ${seq} has a receipt group`);
           return receiptFromGroup(entry, group);
         }
-        return buildReceipt(
-          entry,
-          toHex(leafHash(Buffer.from(entryJcs, "utf8"))),
-          header,
-          stored.path.map((node) => toHex(node)),
-          receiptTimes(header),
-        );
+        let t = times.get(header.firstSeq);
+        if (t === undefined) times.set(header.firstSeq, (t = receiptTimes(header)));
+        const raw = paths[i]!;
+        const path: Hex[] = [];
+        for (let at = RECEIPT_PATH_HEADER_BYTES; at < raw.length; at += 32)
+          path.push(`0x${raw.toString("hex", at, at + 32)}`);
+        return buildReceipt(entry, toHex(leafHash(Buffer.from(entryJcs, "utf8"))), header, path, t);
       }),
     );
   }
@@ -383,19 +385,23 @@ export class GroupCommitter {
 
 const HEADER_CACHE_GROUPS = 4_096;
 
+const RECEIPT_PATH_HEADER_BYTES = 6;
+
 /** `r:<seq>` value: the group's firstSeq (6 bytes, big-endian) then the path's 32-byte nodes. */
 export function encodeReceiptPath(firstSeq: number, ids: MerkleNodeId[], tree: MerkleTree): Buffer {
-  const out = Buffer.allocUnsafe(6 + 32 * ids.length);
-  out.writeUIntBE(firstSeq, 0, 6);
-  ids.forEach((id, k) => out.set(tree.levels[id.level]![id.index]!, 6 + 32 * k));
+  const out = Buffer.allocUnsafe(RECEIPT_PATH_HEADER_BYTES + 32 * ids.length);
+  out.writeUIntBE(firstSeq, 0, RECEIPT_PATH_HEADER_BYTES);
+  ids.forEach((id, k) =>
+    out.set(tree.levels[id.level]![id.index]!, RECEIPT_PATH_HEADER_BYTES + 32 * k),
+  );
   return out;
 }
 
-function decodeReceiptPath(raw: Buffer): { firstSeq: number; path: Uint8Array[] } | undefined {
-  if (raw.length < 6 || (raw.length - 6) % 32 !== 0) return undefined;
-  const path: Uint8Array[] = [];
-  for (let at = 6; at < raw.length; at += 32) path.push(raw.subarray(at, at + 32));
-  return { firstSeq: raw.readUIntBE(0, 6), path };
+/** The group's firstSeq of an `r:` value; undefined when the value is not a path's layout. */
+function decodeReceiptPath(raw: Buffer): { firstSeq: number } | undefined {
+  if (raw.length < RECEIPT_PATH_HEADER_BYTES || (raw.length - RECEIPT_PATH_HEADER_BYTES) % 32 !== 0)
+    return undefined;
+  return { firstSeq: raw.readUIntBE(0, RECEIPT_PATH_HEADER_BYTES) };
 }
 
 export function receiptFromGroup(entry: Entry, group: ReceiptGroupRecord): Receipt {

@@ -213,8 +213,11 @@ export class Ledger {
   async inclusionPath(record: BatchRecord, seq: number): Promise<Hex[]> {
     const leafIndex = seq - record.header.firstSeq;
     const ids = inclusionProofNodeIds(leafIndex, record.header.count);
-    const nodes = await this.store.getLevelNodes(record.header.batchNo, ids, LEVEL_CHUNK_NODES);
-    return nodes.map((n) => toHex(n));
+    return (await this.store.getLevelNodesHex(
+      record.header.batchNo,
+      ids,
+      LEVEL_CHUNK_NODES,
+    )) as Hex[];
   }
 
   /**

@@ -13,7 +13,7 @@
 import { BUNDLE_FORMAT, type AnchorJson, type Bundle, type BundleStatus } from "../core/bundle.ts";
 import type { Entry } from "../core/entry.ts";
 import type { NativeEvent } from "../core/event.ts";
-import { type Hex, toHex } from "../core/hex.ts";
+import type { Hex } from "../core/hex.ts";
 import { inclusionProofNodeIds } from "../core/merkle.ts";
 import {
   type SubjectIndexProofJson,
@@ -148,15 +148,16 @@ async function historyEvents(
     const event = body ? (body.event as NativeEvent) : null;
     const receipt = receipts[i]!;
     const record = batches.bySeq.get(seq);
+    const shared = record && batches.shared.get(record);
     const bundle: Bundle = {
       format: BUNDLE_FORMAT,
       event: event as Record<string, unknown> | null,
       salt: body ? (body.salt as Hex) : null,
       entry,
       leafIndex: record ? seq - record.header.firstSeq : null,
-      batch: record ? { ...record.header } : null,
+      batch: shared ? shared.header : null,
       inclusion: record ? paths.get(seq)! : [],
-      anchor: record && record.state === "anchored" && record.anchor ? anchorJson(record) : null,
+      anchor: shared ? shared.anchor : null,
       receipt,
       status: record ? (record.state satisfies BundleStatus) : "unsealed",
     };
@@ -173,6 +174,11 @@ async function historyEvents(
 
 interface BatchLookup {
   bySeq: Map<number, BatchRecord>;
+  /**
+   * Per batch, the header and anchor its bundles cite: one object each, shared by every bundle
+   * of the batch (they are identical, and a history holds thousands of bundles).
+   */
+  shared: Map<BatchRecord, { header: BatchHeader; anchor: AnchorJson | null }>;
   /** The batch records touched, with the seqs of each. */
   groups: Array<{ record: BatchRecord; seqs: number[] }>;
 }
@@ -181,6 +187,7 @@ interface BatchLookup {
 async function batchesFor(ledger: Ledger, seqs: number[]): Promise<BatchLookup> {
   const bySeq = new Map<number, BatchRecord>();
   const groups: BatchLookup["groups"] = [];
+  const shared: BatchLookup["shared"] = new Map();
   let current: { record: BatchRecord; seqs: number[] } | undefined;
   for (const seq of seqs) {
     const h = current?.record.header;
@@ -191,11 +198,15 @@ async function batchesFor(ledger: Ledger, seqs: number[]): Promise<BatchLookup> 
       invariant(record !== undefined, `batch ${batchNo} exists`);
       current = { record, seqs: [] };
       groups.push(current);
+      shared.set(record, {
+        header: { ...record.header },
+        anchor: record.state === "anchored" && record.anchor ? anchorJson(record) : null,
+      });
     }
     current.seqs.push(seq);
     bySeq.set(seq, current.record);
   }
-  return { bySeq, groups };
+  return { bySeq, groups, shared };
 }
 
 /** Audit paths of every listed seq, reading each batch's stored levels once. */
@@ -205,14 +216,15 @@ async function inclusionPaths(ledger: Ledger, batches: BatchLookup): Promise<Map
     batches.groups.map(async ({ record, seqs }) => {
       const { firstSeq, count, batchNo } = record.header;
       const idsPerSeq = seqs.map((s) => inclusionProofNodeIds(s - firstSeq, count));
-      const nodes = await ledger.store.getLevelNodes(batchNo, idsPerSeq.flat(), LEVEL_CHUNK_NODES);
+      const nodes = (await ledger.store.getLevelNodesHex(
+        batchNo,
+        idsPerSeq.flat(),
+        LEVEL_CHUNK_NODES,
+      )) as Hex[];
       let at = 0;
       seqs.forEach((s, i) => {
         const n = idsPerSeq[i]!.length;
-        paths.set(
-          s,
-          nodes.slice(at, at + n).map((b) => toHex(b)),
-        );
+        paths.set(s, nodes.slice(at, at + n));
         at += n;
       });
     }),

@@ -309,26 +309,39 @@ export class LedgerStore {
   }
 
   /** Reads stored Merkle nodes of a batch: only the chunks holding the requested nodes. */
-  async getLevelNodes(
+  /**
+   * Stored Merkle nodes of one batch as 0x-hex, in the order of `ids`. Each chunk is read once,
+   * and a node cited several times (neighbouring audit paths share their upper levels) is
+   * encoded once: the same string is returned for every citation.
+   */
+  async getLevelNodesHex(
     batchNo: number,
-    ids: Array<{ level: number; index: number }>,
+    ids: ReadonlyArray<{ level: number; index: number }>,
     chunkNodes: number,
-  ): Promise<Buffer[]> {
-    const keys = [
-      ...new Set(
-        ids.map((id) => K.levelChunk(batchNo, id.level, Math.floor(id.index / chunkNodes))),
-      ),
-    ];
-    const chunks = new Map<string, Buffer | undefined>();
-    (await this.getManyRaw(keys)).forEach((v, i) => chunks.set(keys[i]!, v));
-    return ids.map((id) => {
-      const chunk = chunks.get(K.levelChunk(batchNo, id.level, Math.floor(id.index / chunkNodes)));
-      const offset = (id.index % chunkNodes) * 32;
-      if (!chunk || chunk.length < offset + 32)
-        throw new Error(
-          `stored Merkle node missing: batch ${batchNo} level ${id.level} index ${id.index}`,
-        );
-      return chunk.subarray(offset, offset + 32);
+  ): Promise<string[]> {
+    const chunkOf = new Map<string, number>();
+    const keyOf = ids.map((id) => {
+      const key = K.levelChunk(batchNo, id.level, Math.floor(id.index / chunkNodes));
+      if (!chunkOf.has(key)) chunkOf.set(key, chunkOf.size);
+      return chunkOf.get(key)!;
+    });
+    const chunks = await this.getManyRaw([...chunkOf.keys()]);
+    const hexOf = new Map<number, string>();
+    return ids.map((id, i) => {
+      // Levels are < 64 and indexes < 2^32: one number names a node.
+      const name = id.index * 64 + id.level;
+      let hex = hexOf.get(name);
+      if (hex === undefined) {
+        const chunk = chunks[keyOf[i]!];
+        const offset = (id.index % chunkNodes) * 32;
+        if (!chunk || chunk.length < offset + 32)
+          throw new Error(
+            `stored Merkle node missing: batch ${batchNo} level ${id.level} index ${id.index}`,
+          );
+        hex = "0x" + chunk.toString("hex", offset, offset + 32);
+        hexOf.set(name, hex);
+      }
+      return hex;
     });
   }
 
