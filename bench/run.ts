@@ -35,13 +35,17 @@ const program = new Command()
   .option("--history-samples <n>", "patient-history answers to time", "20")
   .option("--http-seconds <n>", "duration of each HTTP load run", "10")
   .option(
+    "--no-log-audit",
+    "skip the regulator-audit replay of the large log (≈ 18 min at 10,000,000 events)",
+  )
+  .option(
     "--only <names>",
     `comma-separated subset: ${Object.keys(SECTIONS).join(",")} (proof, patient, audit = log)`,
   )
   .parse();
 
 const o = program.opts<Record<string, string | undefined>>();
-const options: SectionOptions = {
+const counts = {
   bulkEvents: Number(o.bulkEvents),
   singleEvents: Number(o.singleEvents),
   httpSeconds: Number(o.httpSeconds),
@@ -50,7 +54,8 @@ const options: SectionOptions = {
   proofSamples: Number(o.proofSamples),
   historySamples: Number(o.historySamples),
 };
-for (const [flag, value] of Object.entries(options))
+const options: SectionOptions = { ...counts, logAudit: program.opts().logAudit !== false };
+for (const [flag, value] of Object.entries(counts))
   if (!Number.isSafeInteger(value) || value < 0) program.error(`${flag}: not a count: ${value}`);
 const only = o.only?.split(",").map((n) => ALIASES[n] ?? n);
 const unknown = only?.filter((n) => !(n in SECTIONS)) ?? [];

@@ -25,6 +25,8 @@ export interface SectionOptions {
   patientEvents: number;
   proofSamples: number;
   historySamples: number;
+  /** Replay the large log with the regulator audit (off with --no-log-audit). */
+  logAudit: boolean;
 }
 
 function say(message: string): void {
@@ -44,6 +46,7 @@ const sections: Record<string, (o: SectionOptions) => Promise<BenchRow[]>> = {
       patientEvents: o.patientEvents,
       proofSamples: o.proofSamples,
       historySamples: o.historySamples,
+      audit: o.logAudit,
       log: say,
     }),
   verify: () => benchPathVerification(10_000),
