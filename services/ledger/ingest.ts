@@ -326,10 +326,14 @@ export class GroupCommitter {
    * entry, its stored group audit path and its group's header (a few batched reads in all).
    * Events written before paths were stored fall back to rebuilding their group's tree.
    */
-  async receiptsFor(seqs: readonly number[]): Promise<Receipt[]> {
+  async receiptsFor(
+    seqs: readonly number[],
+    /** The events' entries (JCS), when the caller is reading them anyway (one read fewer). */
+    entriesRead?: Promise<Array<string | undefined>>,
+  ): Promise<Receipt[]> {
     if (seqs.length === 0) return [];
     const [entries, paths] = await Promise.all([
-      this.store.getEntriesJcs([...seqs]),
+      entriesRead ?? this.store.getEntriesJcs([...seqs]),
       this.store.getManyRaw(seqs.map(K.receiptPath)),
     ]);
     const decoded = paths.map((raw) => (raw === undefined ? undefined : decodeReceiptPath(raw)));

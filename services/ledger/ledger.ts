@@ -229,11 +229,19 @@ export class Ledger {
       throw new LedgerError("VALIDATION_FAILED", "seq must be a non-negative integer", "seq");
     if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
     // Independent reads, issued together: a proof's latency is one round of reads, then the path.
-    const [stored, receipt, record] = await Promise.all([
-      this.getEvent(seq),
-      this.committer.receiptFor(seq),
+    const entryRead = this.store.getEntryJcs(seq);
+    const [entryJcs, body, receipts, record] = await Promise.all([
+      entryRead,
+      this.store.getBody(seq),
+      this.committer.receiptsFor(
+        [seq],
+        entryRead.then((e) => [e]),
+      ),
       this.batchForSeq(seq),
     ]);
+    if (entryJcs === undefined) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
+    const stored = toStoredEvent(seq, entryJcs, body);
+    const receipt = receipts[0]!;
     const base = {
       format: BUNDLE_FORMAT as typeof BUNDLE_FORMAT,
       event: stored.event as Record<string, unknown> | null,
