@@ -4,6 +4,7 @@ import {
   type NodePath,
   type NodeReader,
   type SmtNode,
+  type SmtUpdate,
   applyUpdates,
   decodeSmtNode,
   encodeNodePath,
@@ -25,6 +26,13 @@ interface SubjectHead {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * A batch touches up to BATCH_MAX_EVENTS subjects and ≈ 10 nodes each: its update is prepared a
+ * slice at a time, with a turn of the event loop between, so requests are not held up by it.
+ */
+const YIELD_EVERY = 2_048;
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Latest index nodes kept in memory at most (≈ 100 bytes each plus Map overhead). */
 const NODE_CACHE_MAX = 200_000;
@@ -60,7 +68,10 @@ export class SubjectIndex {
     const subjects = [...bySubject.keys()];
     const heads = await this.store.getManyRaw(subjects.map(K.subjectHead));
     const ops: BatchOp[] = [];
-    const updates = subjects.map((subject, i) => {
+    const updates: SmtUpdate[] = [];
+    for (let i = 0; i < subjects.length; i++) {
+      if (i > 0 && i % YIELD_EVERY === 0) await turn();
+      const subject = subjects[i]!;
       const raw = heads[i];
       const head: SubjectHead = raw
         ? (JSON.parse(raw.toString("utf8")) as SubjectHead)
@@ -77,8 +88,8 @@ export class SubjectIndex {
           chain: toHex(chain),
         } satisfies SubjectHead),
       );
-      return { key: fromHex(subject), valueHash: historyValueHash(count, chain) };
-    });
+      updates.push({ key: fromHex(subject), valueHash: historyValueHash(count, chain) });
+    }
 
     const before = new Map<NodePath, Buffer | undefined>();
     const decode = (raw: Buffer | undefined) =>
@@ -97,7 +108,9 @@ export class SubjectIndex {
     const unreadValues = await this.latestRaw(unread);
     unread.forEach((p, i) => before.set(p, unreadValues[i]));
     const written: Array<[NodePath, Buffer | undefined]> = [];
-    for (const w of result.writes) {
+    for (let i = 0; i < result.writes.length; i++) {
+      if (i > 0 && i % YIELD_EVERY === 0) await turn();
+      const w = result.writes[i]!;
       const key = pathKey(w.path);
       ops.push({ type: "put", key: K.indexUndo(batchNo, key), value: before.get(w.path) ?? EMPTY });
       if (w.node === null) {
