@@ -18,13 +18,11 @@ import {
   leafHash,
 } from "../core/merkle.ts";
 import {
-  RECEIPT_DOMAIN,
   RECEIPT_FORMAT,
-  RECEIPT_TYPES,
   type Receipt,
   type ReceiptGroupMessage,
   type TypedDataSigner,
-  receiptGroupValue,
+  signReceiptGroup,
 } from "../core/receipt.ts";
 import { K } from "../store/keys.ts";
 import type { AppendRecord, LedgerStore } from "../store/ledger-store.ts";
@@ -210,6 +208,10 @@ export class GroupCommitter {
 
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
+      // One turn of the event loop before a group is cut: the callers whose events the last
+      // group acknowledged submit their next ones in that turn and share this group's signature
+      // and synced write, instead of trickling into groups of a few events each.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const group: Pending[] = [];
       let n = 0;
       // A single call larger than the limit still goes whole: splitting it would ack it twice.
@@ -279,11 +281,7 @@ export class GroupCommitter {
       issuedAt,
       anchorDeadline: issuedAt + this.opts.anchorDeadlineMs,
     };
-    const signature = await this.opts.signer.signTypedData(
-      RECEIPT_DOMAIN,
-      RECEIPT_TYPES,
-      receiptGroupValue(message),
-    );
+    const signature = await signReceiptGroup(this.opts.signer, message);
     const header: ReceiptGroupHeader = {
       ...message,
       signer: this.opts.signerAddress,

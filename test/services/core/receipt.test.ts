@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { Wallet } from "ethers";
+import { TypedDataEncoder, Wallet } from "ethers";
+import fc from "fast-check";
 import { toHex } from "../../../services/core/hex.ts";
 import { buildTree } from "../../../services/core/merkle.ts";
 import {
@@ -8,7 +9,10 @@ import {
   RECEIPT_TYPES,
   type Receipt,
   ReceiptError,
+  type ReceiptGroupMessage,
+  receiptGroupDigest,
   receiptGroupValue,
+  signReceiptGroup,
   verifyReceipt,
 } from "../../../services/core/receipt.ts";
 
@@ -60,6 +64,61 @@ function code(fn: () => unknown): string | undefined {
 }
 
 describe("core/receipt", () => {
+  const hex32 = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => toHex(b));
+  const message: fc.Arbitrary<ReceiptGroupMessage> = fc.record({
+    log: hex32,
+    firstSeq: fc.oneof(fc.nat(), fc.constantFrom(0, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER)),
+    count: fc.oneof(fc.integer({ min: 1, max: 4096 }), fc.constant(0xffffffff)),
+    leavesRoot: hex32,
+    issuedAt: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    anchorDeadline: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+  });
+
+  it("the hand-written EIP-712 digest equals ethers' TypedDataEncoder for any message", () => {
+    fc.assert(
+      fc.property(message, (m) => {
+        expect(receiptGroupDigest(m)).to.equal(
+          TypedDataEncoder.hash(RECEIPT_DOMAIN, RECEIPT_TYPES, receiptGroupValue(m)),
+        );
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("signs a group byte-identically to signTypedData, for a wallet and for any other signer", async () => {
+    // Any signer that is not a local key goes through signTypedData (a remote signer, say).
+    const remote = {
+      getAddress: () => signer.getAddress(),
+      signTypedData: signer.signTypedData.bind(signer),
+    };
+    await fc.assert(
+      fc.asyncProperty(message, async (m) => {
+        const expected = await signer.signTypedData(
+          RECEIPT_DOMAIN,
+          RECEIPT_TYPES,
+          receiptGroupValue(m),
+        );
+        expect(await signReceiptGroup(signer, m)).to.equal(expected);
+        expect(await signReceiptGroup(remote, m)).to.equal(expected);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it("refuses a message field that does not fit its EIP-712 type", () => {
+    const m: ReceiptGroupMessage = {
+      log,
+      firstSeq: 0,
+      count: 1,
+      leavesRoot: log,
+      issuedAt: 0,
+      anchorDeadline: 0,
+    };
+    expect(() => receiptGroupDigest({ ...m, count: 2 ** 32 })).to.throw(RangeError, /count/);
+    expect(() => receiptGroupDigest({ ...m, firstSeq: -1 })).to.throw(RangeError, /firstSeq/);
+    expect(() => receiptGroupDigest({ ...m, issuedAt: 1.5 })).to.throw(RangeError, /issuedAt/);
+  });
+
   it("every receipt of a group verifies on its own and recovers the signer", async () => {
     for (const r of await groupReceipts(7))
       expect(verifyReceipt(r).signer).to.equal(signer.address);
