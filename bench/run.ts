@@ -105,18 +105,11 @@ for (const name of wanted) {
   }
 }
 
-// Issue 10's budget for the default run (every section, default sizes): 10 minutes.
-const isDefaultRun =
-  !only &&
-  options.logAudit &&
-  program.options.every((opt) => {
-    const key = opt.attributeName();
-    return (
-      opt.defaultValue === undefined ||
-      typeof opt.defaultValue !== "string" ||
-      o[key] === opt.defaultValue
-    );
-  });
+// Issue 10's budget for the default run (every section, default sizes): 10 minutes. A run is
+// the default one when no option was given on the command line.
+const isDefaultRun = program.options.every((opt) =>
+  [undefined, "default"].includes(program.getOptionValueSource(opt.attributeName())),
+);
 if (isDefaultRun)
   rows.push({
     name: "the whole default run, wall clock (all sections, default sizes)",
