@@ -183,19 +183,48 @@ interface BatchLookup {
   groups: Array<{ record: BatchRecord; seqs: number[] }>;
 }
 
-/** The batch of each sealed seq: one seek and one read per batch touched (seqs ascending). */
+/**
+ * The batch of each sealed seq (seqs ascending): two seeks for the first and last batch, then one
+ * range read of the batch records between them (a seek and a read per batch when the events are
+ * few and far apart). A patient's 5,000 events in a 10,000,000-event
+ * log fall into ≈ 1,000 batches; a seek and a read per batch, one after the other, cost more than
+ * reading the records in order.
+ */
 async function batchesFor(ledger: Ledger, seqs: number[]): Promise<BatchLookup> {
   const bySeq = new Map<number, BatchRecord>();
   const groups: BatchLookup["groups"] = [];
   const shared: BatchLookup["shared"] = new Map();
+  if (seqs.length === 0) return { bySeq, groups, shared };
+  const [firstNo, lastNo] = await Promise.all([
+    ledger.store.batchNoForSeq(seqs[0]!),
+    ledger.store.batchNoForSeq(seqs[seqs.length - 1]!),
+  ]);
+  invariant(firstNo !== undefined && lastNo !== undefined, "sealed seqs have batches");
+  const span = lastNo - firstNo + 1;
+  // A few events far apart in a long log: a seek per batch reads less than the whole span.
+  const sparse = span > 4 * seqs.length + 64;
+  const records = sparse ? [] : await ledger.listBatches({ fromBatchNo: firstNo, limit: span });
+  let at = 0;
+  const recordFor = async (seq: number): Promise<BatchRecord | undefined> => {
+    if (sparse) {
+      const batchNo = await ledger.store.batchNoForSeq(seq);
+      return batchNo === undefined ? undefined : ledger.store.getBatch<BatchRecord>(batchNo);
+    }
+    while (at < records.length && seq >= records[at]!.header.firstSeq + records[at]!.header.count)
+      at++;
+    return records[at];
+  };
   let current: { record: BatchRecord; seqs: number[] } | undefined;
   for (const seq of seqs) {
     const h = current?.record.header;
     if (!current || !h || seq >= h.firstSeq + h.count) {
-      const batchNo = await ledger.store.batchNoForSeq(seq);
-      invariant(batchNo !== undefined, `sealed seq ${seq} has a batch`);
-      const record = await ledger.store.getBatch<BatchRecord>(batchNo);
-      invariant(record !== undefined, `batch ${batchNo} exists`);
+      const record = await recordFor(seq);
+      invariant(
+        record !== undefined &&
+          record.header.firstSeq <= seq &&
+          seq < record.header.firstSeq + record.header.count,
+        `sealed seq ${seq} has a batch`,
+      );
       current = { record, seqs: [] };
       groups.push(current);
       shared.set(record, {

@@ -48,6 +48,12 @@ export class LedgerStore {
     const db: Db = new ClassicLevel<string, Buffer>(location, {
       keyEncoding: "utf8",
       valueEncoding: "buffer",
+      // Table files of 32 MiB instead of LevelDB's 2 MiB: a 10,000,000-event log is ≈ 11 GB,
+      // ≈ 5,500 files of 2 MiB against LevelDB's 1,000 open files, so most random reads (proofs,
+      // histories, the sealer's index reads) reopened a file and re-read its index block: proof
+      // p50 went from 0.6 ms at 1,000,000 events to 3.1 ms at 10,000,000. At 32 MiB the same log
+      // is ≈ 350 files, all kept open.
+      maxFileSize: 32 * 1024 * 1024,
     });
     await db.open();
     return new LedgerStore(db);

@@ -125,6 +125,32 @@ describe("ledger/patient-history (Hardhat)", function () {
     expect(h.events[0]!.bundle.event).to.equal(null);
   });
 
+  it("finds each event's batch both when the events are dense and when few lie far apart", async () => {
+    // 80 batches of two events: DENSE has one in each (its batches are read as one range),
+    // SPARSE one in the first and one in the last (one seek per batch instead).
+    const BATCHES = 80;
+    for (let b = 0; b < BATCHES; b++) {
+      const sparse = b === 0 || b === BATCHES - 1;
+      await log.ledger.ingest([
+        patientEvent(sparse ? "MRN-SPARSE" : "MRN-FILLER"),
+        patientEvent("MRN-DENSE"),
+      ]);
+      await log.ledger.sealPending();
+    }
+    for (const [mrn, count] of [
+      ["MRN-DENSE", BATCHES],
+      ["MRN-SPARSE", 2],
+    ] as const) {
+      const h = await patientHistory(log.ledger, log.tagOf(mrn), { staffNames: false });
+      const all = [...h.events, ...h.notYetCovered];
+      expect(all.length, mrn).to.equal(count);
+      for (const e of all) {
+        expect(e.bundle.status, `${mrn} seq ${e.seq}`).to.equal("sealed");
+        expect(e.bundle, `${mrn} seq ${e.seq}`).to.deep.equal(await log.ledger.prove(e.seq));
+      }
+    }
+  });
+
   it("refuses a subject that is not a 32-byte tag", async () => {
     let error: unknown;
     try {
