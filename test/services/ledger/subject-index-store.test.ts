@@ -42,11 +42,12 @@ describe("ledger/subject-index-store (LevelDB)", function () {
   });
 
   it("gives the same roots and valid proofs when its node cache is far smaller than the tree", async () => {
-    // 40 batches over 300 subjects (≈ 600 nodes): a cache of 24 nodes evicts in every batch.
+    // 40 batches over 300 subjects (≈ 600 nodes): with the upper 2 levels always held (≤ 7
+    // nodes), a cache of 24 deeper nodes evicts in every batch.
     const small = await openStore();
     const large = await openStore();
     const CACHE = 24;
-    const tight = new SubjectIndex(small, -1, { nodeCacheMax: CACHE });
+    const tight = new SubjectIndex(small, -1, { nodeCacheMax: CACHE, upperLevels: 2 });
     const roomy = new SubjectIndex(large, -1);
     const subjects = Array.from({ length: 300 }, () => toHex(randomBytes(32)));
     const history = new Map<Hex, Array<{ seq: number; leafHash: Uint8Array }>>();
@@ -63,10 +64,13 @@ describe("ledger/subject-index-store (LevelDB)", function () {
       const a = await apply(small, tight, batchNo, events);
       const b = await apply(large, roomy, batchNo, events);
       expect(a, `batch ${batchNo}`).to.equal(b);
-      maxCached = Math.max(maxCached, tight.cachedNodes);
+      const { upper, deep } = tight.cachedNodes;
+      expect(upper).to.be.at.most(7);
+      maxCached = Math.max(maxCached, deep);
     }
     expect(maxCached).to.be.at.most(CACHE);
-    expect(roomy.cachedNodes).to.be.greaterThan(CACHE * 10);
+    const held = roomy.cachedNodes;
+    expect(held.upper + held.deep).to.be.greaterThan(CACHE * 10);
 
     const root = await tight.rootAt(39);
     expect(toHex(root)).to.equal(toHex(await roomy.rootAt(39)));
