@@ -186,9 +186,9 @@ interface BatchLookup {
 /**
  * The batch of each sealed seq (seqs ascending): two seeks for the first and last batch, then one
  * range read of the batch records between them (a seek and a read per batch when the events are
- * few and far apart). A patient's 5,000 events in a 10,000,000-event
- * log fall into ≈ 1,000 batches; a seek and a read per batch, one after the other, cost more than
- * reading the records in order.
+ * few and far apart). A patient's 5,000 events in a 10,000,000-event log fall into ≈ 1,000
+ * batches; a seek and a read per batch, one after the other, cost more than reading the records
+ * in order.
  */
 async function batchesFor(ledger: Ledger, seqs: number[]): Promise<BatchLookup> {
   const bySeq = new Map<number, BatchRecord>();
@@ -206,10 +206,7 @@ async function batchesFor(ledger: Ledger, seqs: number[]): Promise<BatchLookup> 
   const records = sparse ? [] : await ledger.listBatches({ fromBatchNo: firstNo, limit: span });
   let at = 0;
   const recordFor = async (seq: number): Promise<BatchRecord | undefined> => {
-    if (sparse) {
-      const batchNo = await ledger.store.batchNoForSeq(seq);
-      return batchNo === undefined ? undefined : ledger.store.getBatch<BatchRecord>(batchNo);
-    }
+    if (sparse) return ledger.batchForSeq(seq);
     while (at < records.length && seq >= records[at]!.header.firstSeq + records[at]!.header.count)
       at++;
     return records[at];
