@@ -116,6 +116,11 @@ const BATCH_RECORD: Json = {
     },
     state: { type: "string", enum: ["sealed", "submitted", "anchored"] },
     sealedAt: { type: "string", format: "date-time" },
+    tileHeight: {
+      type: "integer",
+      description:
+        "How the batch's Merkle nodes are stored (levels per tile); absent on batches sealed before tiles. Not part of the anchored header.",
+    },
     submission: { type: "object" },
     anchor: { type: "object" },
   },

@@ -41,8 +41,9 @@ import {
   ZERO_HASH,
   batchHeaderHash,
 } from "../verifier/chain-reads.ts";
-import { type BatchRecord, LEVEL_CHUNK_NODES } from "./batch.ts";
+import type { BatchRecord } from "./batch.ts";
 import { type ReceiptGroupRecord, encodeReceiptPath } from "./ingest.ts";
+import { nodeLayoutOf, nodeValues } from "./node-layout.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
 
 export type AuditFindingKind =
@@ -311,7 +312,8 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
           kind: "INDEX_ROOT_MISMATCH",
           message: `batch ${batchNo}: indexRoot ${header.indexRoot}, the rebuilt subject index has ${toHex(indexRoot)}`,
         });
-      if (leaves.length === count) await checkLevels(store, batchNo, tree.levels, report);
+      if (record && leaves.length === count)
+        await checkStoredNodes(store, record, tree.levels, report);
     }
     sealedEvents = Math.min(sealedEvents, total);
     // The accepted, not yet sealed tail.
@@ -367,6 +369,12 @@ function parseBatch(raw: Buffer): BatchRecord | undefined {
   const r = value as Record<string, unknown>;
   if (!BatchHeaderSchema.safeParse(r["header"]).success) return undefined;
   if (!["sealed", "submitted", "anchored"].includes(r["state"] as string)) return undefined;
+  const tileHeight = r["tileHeight"];
+  if (
+    tileHeight !== undefined &&
+    !(Number.isInteger(tileHeight) && (tileHeight as number) >= 1 && (tileHeight as number) <= 32)
+  )
+    return undefined;
   return value as BatchRecord;
 }
 
@@ -502,30 +510,22 @@ function checkBodyParsed(
     });
 }
 
-/** The stored Merkle levels serve every inclusion proof: they must be the recomputed ones. */
-async function checkLevels(
+/** The stored Merkle nodes serve every inclusion proof: they must be the recomputed ones. */
+async function checkStoredNodes(
   store: LedgerStore,
-  batchNo: number,
+  record: BatchRecord,
   levels: ReadonlyArray<ReadonlyArray<Uint8Array>>,
   report: (f: AuditFinding) => void,
 ): Promise<void> {
-  const keys: string[] = [];
-  const expected: Buffer[] = [];
-  levels.forEach((level, levelNo) => {
-    for (let chunk = 0; chunk * LEVEL_CHUNK_NODES < level.length; chunk++) {
-      keys.push(K.levelChunk(batchNo, levelNo, chunk));
-      expected.push(
-        Buffer.concat(level.slice(chunk * LEVEL_CHUNK_NODES, (chunk + 1) * LEVEL_CHUNK_NODES)),
-      );
-    }
-  });
-  const stored = await store.getManyRaw(keys);
-  const bad = stored.findIndex((v, i) => v === undefined || !v.equals(expected[i]!));
+  const { batchNo } = record.header;
+  const expected = nodeValues(batchNo, levels, nodeLayoutOf(record));
+  const stored = await store.getManyRaw(expected.map((v) => v.key));
+  const bad = stored.findIndex((v, i) => v === undefined || !v.equals(expected[i]!.value));
   if (bad >= 0)
     report({
       batchNo,
       kind: "STORED_LEVELS_MISMATCH",
-      message: `batch ${batchNo}: stored Merkle node chunk ${keys[bad]} differs from the recomputed tree`,
+      message: `batch ${batchNo}: stored Merkle nodes ${expected[bad]!.key} ${stored[bad] === undefined ? "are missing" : "differ from the recomputed tree"}`,
     });
 }
 

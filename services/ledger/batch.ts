@@ -36,9 +36,14 @@ export interface BatchRecord {
   header: BatchHeader;
   state: BatchState;
   sealedAt: string;
+  /**
+   * Levels per stored tile of the batch's Merkle nodes (node-layout.ts). Absent on batches sealed
+   * before tiles: their nodes are stored as level chunks of LEVEL_CHUNK_NODES.
+   */
+  tileHeight?: number;
   submission?: SubmissionRecord;
   anchor?: AnchorRecord;
 }
 
-/** Nodes per stored chunk of a Merkle level: 256 × 32 bytes = 8 KiB values. */
+/** Nodes per stored chunk of a Merkle level in the older layout: 256 × 32 bytes = 8 KiB values. */
 export const LEVEL_CHUNK_NODES = 256;

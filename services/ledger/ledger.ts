@@ -9,9 +9,10 @@ import { inclusionProofNodeIds } from "../core/merkle.ts";
 import type { Receipt, TypedDataSigner } from "../core/receipt.ts";
 import { K } from "../store/keys.ts";
 import { LedgerStore, type LogMeta, type StoredBody } from "../store/ledger-store.ts";
-import { type BatchRecord, LEVEL_CHUNK_NODES } from "./batch.ts";
+import type { BatchRecord } from "./batch.ts";
 import { LedgerError, invariant } from "./errors.ts";
 import { GroupCommitter, type IngestResult } from "./ingest.ts";
+import { nodeLayoutOf, nodeLocations } from "./node-layout.ts";
 import { Sealer } from "./seal.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
 
@@ -161,11 +162,17 @@ export class Ledger {
     return this.committer.receiptFor(seq);
   }
 
-  /** Receipts of stored events (ascending or not), re-issued as first issued, in bulk. */
-  async receipts(seqs: readonly number[]): Promise<Receipt[]> {
+  /**
+   * Receipts of stored events (ascending or not), re-issued as first issued, in bulk. Pass the
+   * events' entries (JCS) when they are being read anyway: they are not read twice.
+   */
+  async receipts(
+    seqs: readonly number[],
+    entriesRead?: Promise<Array<string | undefined>>,
+  ): Promise<Receipt[]> {
     for (const seq of seqs)
       if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
-    return this.committer.receiptsFor(seqs);
+    return this.committer.receiptsFor(seqs, entriesRead);
   }
 
   async getBatch(batchNo: number): Promise<BatchRecord> {
@@ -212,11 +219,10 @@ export class Ledger {
   /** The RFC 9162 audit path of `seq` in its batch, read from the stored levels. */
   async inclusionPath(record: BatchRecord, seq: number): Promise<Hex[]> {
     const leafIndex = seq - record.header.firstSeq;
-    const ids = inclusionProofNodeIds(leafIndex, record.header.count);
-    return (await this.store.getLevelNodesHex(
-      record.header.batchNo,
-      ids,
-      LEVEL_CHUNK_NODES,
+    const { batchNo, count } = record.header;
+    const ids = inclusionProofNodeIds(leafIndex, count);
+    return (await this.store.getNodesHex(
+      nodeLocations(batchNo, count, ids, nodeLayoutOf(record)),
     )) as Hex[];
   }
 

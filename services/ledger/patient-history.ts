@@ -21,9 +21,10 @@ import {
 } from "../core/subject-index-proof.ts";
 import { K } from "../store/keys.ts";
 import type { StoredBody } from "../store/ledger-store.ts";
-import { type BatchHeader, type BatchRecord, LEVEL_CHUNK_NODES } from "./batch.ts";
+import type { BatchHeader, BatchRecord } from "./batch.ts";
 import { LedgerError, invariant } from "./errors.ts";
 import type { Ledger } from "./ledger.ts";
+import { nodeLayoutOf, nodeLocations } from "./node-layout.ts";
 import { patientEventView } from "./queries.ts";
 
 export const PATIENT_HISTORY_FORMAT = "veritrail-patient-history/1";
@@ -124,18 +125,20 @@ async function historyEvents(
   opts: PatientHistoryOptions,
 ): Promise<PatientHistoryEvent[]> {
   const { store } = ledger;
-  const [entries, bodies] = await Promise.all([
-    store.getEntriesJcs(seqs),
-    store.getManyRaw(seqs.map(K.body)),
-  ]);
   const sealedThrough = ledger.sealedThrough;
-  const batches = await batchesFor(
+  // Every read that does not wait on another is issued at once; the audit paths wait only on
+  // the batch records.
+  const entriesRead = store.getEntriesJcs(seqs);
+  const batchesRead = batchesFor(
     ledger,
     seqs.filter((s) => s < sealedThrough),
   );
-  const [paths, receipts] = await Promise.all([
-    inclusionPaths(ledger, batches),
-    ledger.receipts(seqs),
+  const [entries, bodies, receipts, batches, paths] = await Promise.all([
+    entriesRead,
+    store.getManyRaw(seqs.map(K.body)),
+    ledger.receipts(seqs, entriesRead),
+    batchesRead,
+    batchesRead.then((b) => inclusionPaths(ledger, b)),
   ]);
   const out: PatientHistoryEvent[] = [];
   for (let i = 0; i < seqs.length; i++) {
@@ -242,10 +245,8 @@ async function inclusionPaths(ledger: Ledger, batches: BatchLookup): Promise<Map
     batches.groups.map(async ({ record, seqs }) => {
       const { firstSeq, count, batchNo } = record.header;
       const idsPerSeq = seqs.map((s) => inclusionProofNodeIds(s - firstSeq, count));
-      const nodes = (await ledger.store.getLevelNodesHex(
-        batchNo,
-        idsPerSeq.flat(),
-        LEVEL_CHUNK_NODES,
+      const nodes = (await ledger.store.getNodesHex(
+        nodeLocations(batchNo, count, idsPerSeq.flat(), nodeLayoutOf(record)),
       )) as Hex[];
       let at = 0;
       seqs.forEach((s, i) => {

@@ -3,13 +3,17 @@ import { type Hex, toHex, utf8 } from "../core/hex.ts";
 import { buildTree, leafHash } from "../core/merkle.ts";
 import { K } from "../store/keys.ts";
 import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
-import { type BatchHeader, type BatchRecord, LEVEL_CHUNK_NODES } from "./batch.ts";
+import type { BatchHeader, BatchRecord } from "./batch.ts";
 import { invariant } from "./errors.ts";
 import type { CommittedGroup } from "./ingest.ts";
+import { type NodeLayout, TILE_HEIGHT, nodeValues } from "./node-layout.ts";
 import type { SubjectIndex } from "./subject-index-store.ts";
 
 /** How many batches' worth of unsealed leaves the sealer keeps in memory at most. */
 const PENDING_LIMIT_BATCHES = 4;
+
+/** New batches store their nodes in tiles (node-layout.ts); their records say so. */
+const SEAL_LAYOUT: NodeLayout = { kind: "tiles", height: TILE_HEIGHT };
 
 export interface SealerOptions {
   logId: Hex;
@@ -208,17 +212,9 @@ export class Sealer {
     }
     invariant(leafHashes.length === count, `batch ${batchNo} has all ${count} entries`);
     const tree = buildTree(leafHashes);
-    const ops: BatchOp[] = [];
-    tree.levels.forEach((level, levelNo) => {
-      for (let chunk = 0; chunk * LEVEL_CHUNK_NODES < level.length; chunk++) {
-        const nodes = level.slice(chunk * LEVEL_CHUNK_NODES, (chunk + 1) * LEVEL_CHUNK_NODES);
-        ops.push({
-          type: "put",
-          key: K.levelChunk(batchNo, levelNo, chunk),
-          value: Buffer.concat(nodes),
-        });
-      }
-    });
+    const ops: BatchOp[] = nodeValues(batchNo, tree.levels, SEAL_LAYOUT).map(
+      ({ key, value }): BatchOp => ({ type: "put", key, value }),
+    );
     const index = await this.subjectIndex.prepareBatch(batchNo, subjects);
     for (const op of index.ops) ops.push(op);
     const header: BatchHeader = {
@@ -229,7 +225,12 @@ export class Sealer {
       eventsRoot: toHex(tree.root),
       indexRoot: index.root,
     };
-    const record: BatchRecord = { header, state: "sealed", sealedAt: new Date().toISOString() };
+    const record: BatchRecord = {
+      header,
+      state: "sealed",
+      sealedAt: new Date().toISOString(),
+      tileHeight: TILE_HEIGHT,
+    };
     ops.push(this.store.putJsonOp(K.batch(batchNo), record));
     ops.push({ type: "put", key: K.batchBySeq(firstSeq), value: Buffer.from(String(batchNo)) });
     await this.store.write(ops, true);

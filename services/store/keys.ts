@@ -15,7 +15,9 @@
  *   x:r:<org>:<requestId>          idempotency: (organization, requestId) -> seq
  *   k:<batchNo>                    batch record (header, state, anchor)
  *   q:<firstSeq>                   batch lookup by seq -> batchNo
- *   n:<batchNo>:<level>:<chunk>    stored Merkle levels of a batch, in chunks
+ *   p:<batchNo>:<tileLevel>:<tile> stored Merkle nodes of a batch, in tiles (node-layout.ts)
+ *   n:<batchNo>:<level>:<chunk>    stored Merkle levels of a batch, in chunks (batches sealed
+ *                                  before tiles)
  *   i:<nodePath>                   completeness-index node (latest)
  *   j:<batchNo>:<nodePath>         completeness-index node as it was before batch <batchNo>
  *   v:<subjectTag>                 a subject's history head (count, chain)
@@ -73,6 +75,8 @@ export const K = {
   batchBySeqPrefix: "q:",
   levelChunk: (batchNo: number, level: number, chunk: number) =>
     `n:${batchPart(batchNo)}:${level.toString(16).padStart(2, "0")}:${chunk.toString(16).padStart(8, "0")}`,
+  tile: (batchNo: number, tileLevel: number, tile: number) =>
+    `p:${batchPart(batchNo)}:${tileLevel.toString(16).padStart(2, "0")}:${tile.toString(16).padStart(8, "0")}`,
   indexNode: (path: string) => `i:${path}`,
   indexNodePrefix: "i:",
   indexUndo: (batchNo: number, path: string) => `j:${batchPart(batchNo)}:${path}`,

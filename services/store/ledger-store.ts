@@ -334,37 +334,30 @@ export class LedgerStore {
     return undefined;
   }
 
-  /** Reads stored Merkle nodes of a batch: only the chunks holding the requested nodes. */
   /**
-   * Stored Merkle nodes of one batch as 0x-hex, in the order of `ids`. Each chunk is read once,
-   * and a node cited several times (neighbouring audit paths share their upper levels) is
-   * encoded once: the same string is returned for every citation.
+   * Stored Merkle nodes as 0x-hex, in the order of `at` (each a value's key and the node's byte
+   * offset in it: node-layout.ts computes them). Each value is read once, and a node cited
+   * several times (neighbouring audit paths share their upper levels) is encoded once: the same
+   * string is returned for every citation.
    */
-  async getLevelNodesHex(
-    batchNo: number,
-    ids: ReadonlyArray<{ level: number; index: number }>,
-    chunkNodes: number,
-  ): Promise<string[]> {
-    const chunkOf = new Map<string, number>();
-    const keyOf = ids.map((id) => {
-      const key = K.levelChunk(batchNo, id.level, Math.floor(id.index / chunkNodes));
-      if (!chunkOf.has(key)) chunkOf.set(key, chunkOf.size);
-      return chunkOf.get(key)!;
+  async getNodesHex(at: ReadonlyArray<{ key: string; offset: number }>): Promise<string[]> {
+    const valueOf = new Map<string, number>();
+    const which = at.map(({ key }) => {
+      let i = valueOf.get(key);
+      if (i === undefined) valueOf.set(key, (i = valueOf.size));
+      return i;
     });
-    const chunks = await this.getManyRaw([...chunkOf.keys()]);
+    const values = await this.getManyRaw([...valueOf.keys()]);
     const hexOf = new Map<number, string>();
-    return ids.map((id, i) => {
-      // Levels are < 64 and indexes < 2^32: one number names a node.
-      const name = id.index * 64 + id.level;
+    return at.map(({ key, offset }, i) => {
+      // Stored values are a few KiB (offsets < 2^24) and fewer than 2^28: one number names a node.
+      const name = which[i]! * 2 ** 24 + offset;
       let hex = hexOf.get(name);
       if (hex === undefined) {
-        const chunk = chunks[keyOf[i]!];
-        const offset = (id.index % chunkNodes) * 32;
-        if (!chunk || chunk.length < offset + 32)
-          throw new Error(
-            `stored Merkle node missing: batch ${batchNo} level ${id.level} index ${id.index}`,
-          );
-        hex = "0x" + chunk.toString("hex", offset, offset + 32);
+        const value = values[which[i]!];
+        if (!value || value.length < offset + 32)
+          throw new Error(`stored Merkle node missing: ${key} at byte ${offset}`);
+        hex = "0x" + value.toString("hex", offset, offset + 32);
         hexOf.set(name, hex);
       }
       return hex;
