@@ -326,12 +326,12 @@ export class GroupCommitter {
    */
   async receiptsFor(
     seqs: readonly number[],
-    /** The events' entries (JCS), when the caller is reading them anyway (one read fewer). */
-    entriesRead?: Promise<Array<string | undefined>>,
+    /** The events' entries, when the caller is reading them anyway (not read or parsed twice). */
+    entriesRead?: Promise<Array<EntryRead | undefined>>,
   ): Promise<Receipt[]> {
     if (seqs.length === 0) return [];
     const [entries, paths] = await Promise.all([
-      entriesRead ?? this.store.getEntriesJcs([...seqs]),
+      entriesRead ?? this.store.getEntriesJcs([...seqs]).then((list) => list.map(parseEntryRead)),
       this.store.getManyRaw(seqs.map(K.receiptPath)),
     ]);
     const decoded = paths.map((raw) => (raw === undefined ? undefined : decodeReceiptPath(raw)));
@@ -342,9 +342,9 @@ export class GroupCommitter {
     const times = new Map<number, ReceiptTimes>();
     return Promise.all(
       seqs.map(async (seq, i) => {
-        const entryJcs = entries[i];
-        invariant(entryJcs !== undefined, `seq ${seq} has an entry`);
-        const entry = JSON.parse(entryJcs) as Entry;
+        const read = entries[i];
+        invariant(read !== undefined, `seq ${seq} has an entry`);
+        const { jcs: entryJcs, entry } = read;
         const stored = decoded[i];
         const header = stored && headers.get(stored.firstSeq);
         if (stored === undefined || header === undefined) {
@@ -386,6 +386,16 @@ export class GroupCommitter {
 }
 
 const HEADER_CACHE_GROUPS = 4_096;
+
+/** An entry as stored (JCS) and parsed. */
+export interface EntryRead {
+  jcs: string;
+  entry: Entry;
+}
+
+export function parseEntryRead(jcs: string | undefined): EntryRead | undefined {
+  return jcs === undefined ? undefined : { jcs, entry: JSON.parse(jcs) as Entry };
+}
 
 const RECEIPT_PATH_HEADER_BYTES = 6;
 

@@ -11,8 +11,8 @@ import { K } from "../store/keys.ts";
 import { LedgerStore, type LogMeta, type StoredBody } from "../store/ledger-store.ts";
 import type { BatchRecord } from "./batch.ts";
 import { LedgerError, invariant } from "./errors.ts";
-import { GroupCommitter, type IngestResult } from "./ingest.ts";
-import { nodeLayoutOf, nodeLocations } from "./node-layout.ts";
+import { type EntryRead, GroupCommitter, type IngestResult, parseEntryRead } from "./ingest.ts";
+import { nodeLayoutOf, nodeReads } from "./node-layout.ts";
 import { Sealer } from "./seal.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
 
@@ -164,11 +164,11 @@ export class Ledger {
 
   /**
    * Receipts of stored events (ascending or not), re-issued as first issued, in bulk. Pass the
-   * events' entries (JCS) when they are being read anyway: they are not read twice.
+   * events' entries when they are being read anyway: they are not read or parsed twice.
    */
   async receipts(
     seqs: readonly number[],
-    entriesRead?: Promise<Array<string | undefined>>,
+    entriesRead?: Promise<Array<EntryRead | undefined>>,
   ): Promise<Receipt[]> {
     for (const seq of seqs)
       if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
@@ -222,7 +222,7 @@ export class Ledger {
     const { batchNo, count } = record.header;
     const ids = inclusionProofNodeIds(leafIndex, count);
     return (await this.store.getNodesHex(
-      nodeLocations(batchNo, count, ids, nodeLayoutOf(record)),
+      nodeReads(batchNo, count, ids, nodeLayoutOf(record)),
     )) as Hex[];
   }
 
@@ -241,7 +241,7 @@ export class Ledger {
       this.store.getBody(seq),
       this.committer.receiptsFor(
         [seq],
-        entryRead.then((e) => [e]),
+        entryRead.then((e) => [parseEntryRead(e)]),
       ),
       this.batchForSeq(seq),
     ]);

@@ -30,10 +30,16 @@ export function nodeLayoutOf(record: Pick<BatchRecord, "tileHeight">): NodeLayou
     : { kind: "tiles", height: record.tileHeight };
 }
 
-/** Where a stored node lives: the value's key and the node's byte offset in it. */
-export interface NodeLocation {
-  key: string;
-  offset: number;
+/**
+ * What to read for a list of nodes: the distinct stored values (`keys`), and for each node the
+ * value it is in (`value[i]`, an index into `keys`) and its byte offset there (`offset[i]`).
+ * A patient's history asks for ≈ 70,000 nodes that lie in a few thousand values: keys are
+ * built once per value, not per node.
+ */
+export interface NodeReads {
+  keys: string[];
+  value: Uint32Array;
+  offset: Uint32Array;
 }
 
 /** Nodes at `level` of a tree of `size` leaves (buildTree's levels: odd last nodes carried up). */
@@ -41,32 +47,47 @@ function width(size: number, level: number): number {
   return Math.ceil(size / 2 ** level);
 }
 
-/** The location of each node id in batch `batchNo` (of `size` leaves) stored in `layout`. */
-export function nodeLocations(
+/** Where each node id of batch `batchNo` (of `size` leaves) stored in `layout` is. */
+export function nodeReads(
   batchNo: number,
   size: number,
   ids: readonly MerkleNodeId[],
   layout: NodeLayout,
-): NodeLocation[] {
+): NodeReads {
+  const keys: string[] = [];
+  const value = new Uint32Array(ids.length);
+  const offset = new Uint32Array(ids.length);
+  // A stored value is named by one number: (level or tile level) · 2^32 + (chunk or tile).
+  const seen = new Map<number, number>();
+  const valueIndex = (group: number, within: number, key: () => string): number => {
+    const name = group * 2 ** 32 + within;
+    let i = seen.get(name);
+    if (i === undefined) {
+      seen.set(name, (i = keys.length));
+      keys.push(key());
+    }
+    return i;
+  };
   if (layout.kind === "levels") {
     const n = layout.chunkNodes;
-    return ids.map((id) => ({
-      key: K.levelChunk(batchNo, id.level, Math.floor(id.index / n)),
-      offset: (id.index % n) * 32,
-    }));
+    ids.forEach((id, i) => {
+      const chunk = Math.floor(id.index / n);
+      value[i] = valueIndex(id.level, chunk, () => K.levelChunk(batchNo, id.level, chunk));
+      offset[i] = (id.index % n) * 32;
+    });
+    return { keys, value, offset };
   }
   const h = layout.height;
-  return ids.map((id) => {
+  ids.forEach((id, i) => {
     const t = Math.floor(id.level / h);
     const k = id.level - t * h;
     const j = Math.floor(id.index / 2 ** (h - k));
-    let offset = 0;
-    for (let m = 0; m < k; m++) offset += tileRowLength(size, t, j, m, h);
-    return {
-      key: K.tile(batchNo, t, j),
-      offset: (offset + id.index - j * 2 ** (h - k)) * 32,
-    };
+    let at = 0;
+    for (let m = 0; m < k; m++) at += tileRowLength(size, t, j, m, h);
+    value[i] = valueIndex(t, j, () => K.tile(batchNo, t, j));
+    offset[i] = (at + id.index - j * 2 ** (h - k)) * 32;
   });
+  return { keys, value, offset };
 }
 
 /** How many nodes row `m` of tile (t, j) holds. */

@@ -11,7 +11,6 @@
  * log is answered well under a second; bench/patient-bench.ts measures it).
  */
 import { BUNDLE_FORMAT, type AnchorJson, type Bundle, type BundleStatus } from "../core/bundle.ts";
-import type { Entry } from "../core/entry.ts";
 import type { NativeEvent } from "../core/event.ts";
 import type { Hex } from "../core/hex.ts";
 import { inclusionProofNodeIds } from "../core/merkle.ts";
@@ -23,8 +22,9 @@ import { K } from "../store/keys.ts";
 import type { StoredBody } from "../store/ledger-store.ts";
 import type { BatchHeader, BatchRecord } from "./batch.ts";
 import { LedgerError, invariant } from "./errors.ts";
+import { parseEntryRead } from "./ingest.ts";
 import type { Ledger } from "./ledger.ts";
-import { nodeLayoutOf, nodeLocations } from "./node-layout.ts";
+import { nodeLayoutOf, nodeReads } from "./node-layout.ts";
 import { patientEventView } from "./queries.ts";
 
 export const PATIENT_HISTORY_FORMAT = "veritrail-patient-history/1";
@@ -128,7 +128,7 @@ async function historyEvents(
   const sealedThrough = ledger.sealedThrough;
   // Every read that does not wait on another is issued at once; the audit paths wait only on
   // the batch records.
-  const entriesRead = store.getEntriesJcs(seqs);
+  const entriesRead = store.getEntriesJcs(seqs).then((list) => list.map(parseEntryRead));
   const batchesRead = batchesFor(
     ledger,
     seqs.filter((s) => s < sealedThrough),
@@ -143,9 +143,9 @@ async function historyEvents(
   const out: PatientHistoryEvent[] = [];
   for (let i = 0; i < seqs.length; i++) {
     const seq = seqs[i]!;
-    const entryJcs = entries[i];
-    invariant(entryJcs !== undefined, `indexed seq ${seq} has an entry`);
-    const entry = JSON.parse(entryJcs) as Entry;
+    const read = entries[i];
+    invariant(read !== undefined, `indexed seq ${seq} has an entry`);
+    const { entry } = read;
     const raw = bodies[i];
     const body = raw === undefined ? undefined : (JSON.parse(raw.toString("utf8")) as StoredBody);
     const event = body ? (body.event as NativeEvent) : null;
@@ -246,7 +246,7 @@ async function inclusionPaths(ledger: Ledger, batches: BatchLookup): Promise<Map
       const { firstSeq, count, batchNo } = record.header;
       const idsPerSeq = seqs.map((s) => inclusionProofNodeIds(s - firstSeq, count));
       const nodes = (await ledger.store.getNodesHex(
-        nodeLocations(batchNo, count, idsPerSeq.flat(), nodeLayoutOf(record)),
+        nodeReads(batchNo, count, idsPerSeq.flat(), nodeLayoutOf(record)),
       )) as Hex[];
       let at = 0;
       seqs.forEach((s, i) => {

@@ -335,33 +335,35 @@ export class LedgerStore {
   }
 
   /**
-   * Stored Merkle nodes as 0x-hex, in the order of `at` (each a value's key and the node's byte
-   * offset in it: node-layout.ts computes them). Each value is read once, and a node cited
-   * several times (neighbouring audit paths share their upper levels) is encoded once: the same
-   * string is returned for every citation.
+   * Stored Merkle nodes as 0x-hex: node i is the 32 bytes at `offset[i]` of the value under
+   * `keys[value[i]]` (node-layout.ts says where each node is). Each value is read once, and a
+   * node cited several times (neighbouring audit paths share their upper levels) is encoded
+   * once: the same string is returned for every citation.
    */
-  async getNodesHex(at: ReadonlyArray<{ key: string; offset: number }>): Promise<string[]> {
-    const valueOf = new Map<string, number>();
-    const which = at.map(({ key }) => {
-      let i = valueOf.get(key);
-      if (i === undefined) valueOf.set(key, (i = valueOf.size));
-      return i;
-    });
-    const values = await this.getManyRaw([...valueOf.keys()]);
+  async getNodesHex(at: {
+    keys: string[];
+    value: Uint32Array;
+    offset: Uint32Array;
+  }): Promise<string[]> {
+    const values = await this.getManyRaw(at.keys);
     const hexOf = new Map<number, string>();
-    return at.map(({ key, offset }, i) => {
-      // Stored values are a few KiB (offsets < 2^24) and fewer than 2^28: one number names a node.
-      const name = which[i]! * 2 ** 24 + offset;
+    const out = new Array<string>(at.value.length);
+    for (let i = 0; i < out.length; i++) {
+      const which = at.value[i]!;
+      const offset = at.offset[i]!;
+      // Stored values are a few KiB (offsets < 2^24): one number names a node.
+      const name = which * 2 ** 24 + offset;
       let hex = hexOf.get(name);
       if (hex === undefined) {
-        const value = values[which[i]!];
-        if (!value || value.length < offset + 32)
-          throw new Error(`stored Merkle node missing: ${key} at byte ${offset}`);
-        hex = "0x" + value.toString("hex", offset, offset + 32);
+        const stored = values[which];
+        if (!stored || stored.length < offset + 32)
+          throw new Error(`stored Merkle node missing: ${at.keys[which]} at byte ${offset}`);
+        hex = "0x" + stored.toString("hex", offset, offset + 32);
         hexOf.set(name, hex);
       }
-      return hex;
-    });
+      out[i] = hex;
+    }
+    return out;
   }
 
   async listBatches<T>(opts: {
