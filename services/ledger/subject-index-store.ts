@@ -18,6 +18,7 @@ import type { SubjectIndexProof } from "../core/subject-index-proof.ts";
 import { K } from "../store/keys.ts";
 import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
 import { invariant } from "./errors.ts";
+import { IndexNodeCache } from "./index-node-cache.ts";
 
 /** A subject's history digest as of the latest sealed batch. */
 interface SubjectHead {
@@ -35,16 +36,14 @@ const YIELD_EVERY = 2_048;
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
- * Latest index nodes kept in memory: every node down to UPPER_LEVELS (at most 2^17 of them, the
- * levels every batch of 10,000 subjects touches almost entirely), and at most NODE_CACHE_MAX
- * deeper ones (≈ 200 bytes each with the path and Map entry, so ≈ 200 MB when full). A log of
- * 1,000,000 events over 100,000 subjects has ≈ 200,000 nodes, all held; at 10,000,000 events
- * and 1,000,000 subjects the deep ones come and go.
+ * Latest index nodes kept in memory (index-node-cache.ts): every node down to UPPER_LEVELS (at
+ * most 2^17 of them, the levels every batch of 10,000 subjects touches almost entirely), and at
+ * most NODE_CACHE_MAX deeper ones (65 bytes each in a slab plus a Map entry: ≈ 100 MB when
+ * full). A log of 1,000,000 events over 100,000 subjects has ≈ 200,000 nodes, all held; at
+ * 10,000,000 events and 1,000,000 subjects the deep ones come and go.
  */
 const UPPER_LEVELS = 16;
 const NODE_CACHE_MAX = 1_000_000;
-/** Share of the deep nodes dropped, oldest first, when there are too many. */
-const NODE_CACHE_EVICT = 0.25;
 
 function pathKey(path: NodePath): string {
   return Buffer.from(encodeNodePath(path)).toString("hex");
@@ -57,21 +56,22 @@ function pathKey(path: NodePath): string {
  * sealed but not yet anchored. Undo records at or below the anchored batch are pruned.
  */
 export class SubjectIndex {
-  private readonly nodeCacheMax: number;
-  private readonly upperLevels: number;
+  private readonly cache: IndexNodeCache;
 
   constructor(
     private readonly store: LedgerStore,
     private latestBatchNo: number,
     opts: { nodeCacheMax?: number; upperLevels?: number } = {},
   ) {
-    this.nodeCacheMax = opts.nodeCacheMax ?? NODE_CACHE_MAX;
-    this.upperLevels = opts.upperLevels ?? UPPER_LEVELS;
+    this.cache = new IndexNodeCache(
+      opts.upperLevels ?? UPPER_LEVELS,
+      opts.nodeCacheMax ?? NODE_CACHE_MAX,
+    );
   }
 
   /** Latest nodes held in memory now: upper ones (bounded by their levels) and deep ones. */
   get cachedNodes(): { upper: number; deep: number } {
-    return { upper: this.upperCache.size, deep: this.deepCache.size };
+    return this.cache.size;
   }
 
   /** Computes the index update for one batch; the caller writes `ops` with the batch record. */
@@ -153,10 +153,9 @@ export class SubjectIndex {
     const prepared = this.prepared;
     this.prepared = undefined;
     if (prepared?.batchNo === batchNo) {
-      for (const [path, raw] of prepared.written) this.cacheNode(path, raw);
+      for (const [path, raw] of prepared.written) this.cache.set(path, raw);
     } else {
-      this.upperCache.clear();
-      this.deepCache.clear();
+      this.cache.clear();
     }
   }
 
@@ -166,47 +165,22 @@ export class SubjectIndex {
   // them, and the cache takes a batch's writes once they are durable); the nodes of one level
   // that miss are read in one multi-get.
 
-  private upperCache = new Map<NodePath, Buffer | undefined>();
-  private deepCache = new Map<NodePath, Buffer | undefined>();
   private prepared: { batchNo: number; written: Array<[NodePath, Buffer | undefined]> } | undefined;
-
-  private cacheFor(path: NodePath): Map<NodePath, Buffer | undefined> {
-    return path.length <= this.upperLevels ? this.upperCache : this.deepCache;
-  }
-
-  /**
-   * Caches the latest value at `path`. Upper nodes stay; deep ones are dropped a quarter at a
-   * time, oldest first (a Map keeps insertion order), when there are too many. Clearing the
-   * whole cache instead, as this did before, made every batch of a log just past the bound read
-   * all of its ≈ 60,000 nodes back from LevelDB: a 1,000,000-event log took 328 s to build
-   * instead of ≈ 200 s. Re-inserting each node on every write to keep the order exact cost
-   * ≈ 10 % of the sealer's time at 10,000,000 events (V8 rehashes a Map full of deleted slots).
-   */
-  private cacheNode(path: NodePath, raw: Buffer | undefined): void {
-    const cache = this.cacheFor(path);
-    cache.set(path, raw);
-    if (cache !== this.deepCache || cache.size <= this.nodeCacheMax) return;
-    let drop = Math.ceil(this.nodeCacheMax * NODE_CACHE_EVICT);
-    for (const oldest of cache.keys()) {
-      cache.delete(oldest);
-      if (--drop === 0) break;
-    }
-  }
 
   /** The latest stored nodes at `paths`: cached ones from memory, the rest in one multi-get. */
   private async latestRaw(paths: NodePath[]): Promise<Array<Buffer | undefined>> {
     const out = new Array<Buffer | undefined>(paths.length);
     const missing: number[] = [];
     paths.forEach((p, i) => {
-      const cache = this.cacheFor(p);
-      if (cache.has(p)) out[i] = cache.get(p);
-      else missing.push(i);
+      const cached = this.cache.get(p);
+      if (cached === null) missing.push(i);
+      else out[i] = cached;
     });
     if (missing.length > 0) {
       const raws = await this.store.getManyRaw(missing.map((i) => K.indexNode(pathKey(paths[i]!))));
       missing.forEach((i, k) => {
         out[i] = raws[k];
-        this.cacheNode(paths[i]!, raws[k]);
+        this.cache.set(paths[i]!, raws[k]);
       });
     }
     return out;
