@@ -216,14 +216,18 @@ export class Ledger {
     return this.getBatch(batchNo);
   }
 
-  /** The RFC 9162 audit path of `seq` in its batch, read from the stored levels. */
-  async inclusionPath(record: BatchRecord, seq: number): Promise<Hex[]> {
-    const leafIndex = seq - record.header.firstSeq;
-    const { batchNo, count } = record.header;
-    const ids = inclusionProofNodeIds(leafIndex, count);
-    return (await this.store.getNodesHex(
-      nodeReads(batchNo, count, ids, nodeLayoutOf(record)),
+  /**
+   * The RFC 9162 audit paths of `seqs` (all in the batch of `record`), read from its stored nodes
+   * in one multi-get: paths in one batch share their upper nodes, and those are read once.
+   */
+  async inclusionPaths(record: BatchRecord, seqs: readonly number[]): Promise<Hex[][]> {
+    const { batchNo, count, firstSeq } = record.header;
+    const idsPerSeq = seqs.map((s) => inclusionProofNodeIds(s - firstSeq, count));
+    const nodes = (await this.store.getNodesHex(
+      nodeReads(batchNo, count, idsPerSeq.flat(), nodeLayoutOf(record)),
     )) as Hex[];
+    let at = 0;
+    return idsPerSeq.map((ids) => nodes.slice(at, (at += ids.length)));
   }
 
   /**
@@ -279,7 +283,7 @@ export class Ledger {
       ...base,
       leafIndex: seq - record.header.firstSeq,
       batch: { ...record.header },
-      inclusion: await this.inclusionPath(record, seq),
+      inclusion: (await this.inclusionPaths(record, [seq]))[0]!,
       anchor,
       status,
     };

@@ -13,7 +13,6 @@
 import { BUNDLE_FORMAT, type AnchorJson, type Bundle, type BundleStatus } from "../core/bundle.ts";
 import type { NativeEvent } from "../core/event.ts";
 import type { Hex } from "../core/hex.ts";
-import { inclusionProofNodeIds } from "../core/merkle.ts";
 import {
   type SubjectIndexProofJson,
   subjectIndexProofToJson,
@@ -24,7 +23,6 @@ import type { BatchHeader, BatchRecord } from "./batch.ts";
 import { LedgerError, invariant } from "./errors.ts";
 import { parseEntryRead } from "./ingest.ts";
 import type { Ledger } from "./ledger.ts";
-import { nodeLayoutOf, nodeReads } from "./node-layout.ts";
 import { patientEventView } from "./queries.ts";
 
 export const PATIENT_HISTORY_FORMAT = "veritrail-patient-history/1";
@@ -238,22 +236,13 @@ async function batchesFor(ledger: Ledger, seqs: number[]): Promise<BatchLookup> 
   return { bySeq, groups, shared };
 }
 
-/** Audit paths of every listed seq, reading each batch's stored levels once. */
+/** Audit paths of every listed seq, reading each batch's stored nodes once. */
 async function inclusionPaths(ledger: Ledger, batches: BatchLookup): Promise<Map<number, Hex[]>> {
   const paths = new Map<number, Hex[]>();
   await Promise.all(
     batches.groups.map(async ({ record, seqs }) => {
-      const { firstSeq, count, batchNo } = record.header;
-      const idsPerSeq = seqs.map((s) => inclusionProofNodeIds(s - firstSeq, count));
-      const nodes = (await ledger.store.getNodesHex(
-        nodeReads(batchNo, count, idsPerSeq.flat(), nodeLayoutOf(record)),
-      )) as Hex[];
-      let at = 0;
-      seqs.forEach((s, i) => {
-        const n = idsPerSeq[i]!.length;
-        paths.set(s, nodes.slice(at, at + n));
-        at += n;
-      });
+      const found = await ledger.inclusionPaths(record, seqs);
+      seqs.forEach((s, i) => paths.set(s, found[i]!));
     }),
   );
   return paths;

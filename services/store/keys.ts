@@ -49,6 +49,11 @@ export function textPart(text: string): string {
   return Buffer.from(text, "utf8").toString("hex");
 }
 
+/** A stored value of a batch's Merkle nodes: `<prefix><batchNo>:<level>:<index>`. */
+function merkleValueKey(prefix: string, batchNo: number, level: number, index: number): string {
+  return `${prefix}${batchPart(batchNo)}:${level.toString(16).padStart(2, "0")}:${index.toString(16).padStart(8, "0")}`;
+}
+
 export const K = {
   logMeta: "m:log",
   entry: (seq: number) => `e:${seqPart(seq)}`,
@@ -74,9 +79,9 @@ export const K = {
   batchBySeq: (firstSeq: number) => `q:${seqPart(firstSeq)}`,
   batchBySeqPrefix: "q:",
   levelChunk: (batchNo: number, level: number, chunk: number) =>
-    `n:${batchPart(batchNo)}:${level.toString(16).padStart(2, "0")}:${chunk.toString(16).padStart(8, "0")}`,
+    merkleValueKey("n:", batchNo, level, chunk),
   tile: (batchNo: number, tileLevel: number, tile: number) =>
-    `p:${batchPart(batchNo)}:${tileLevel.toString(16).padStart(2, "0")}:${tile.toString(16).padStart(8, "0")}`,
+    merkleValueKey("p:", batchNo, tileLevel, tile),
   indexNode: (path: string) => `i:${path}`,
   indexNodePrefix: "i:",
   indexUndo: (batchNo: number, path: string) => `j:${batchPart(batchNo)}:${path}`,
