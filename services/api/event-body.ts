@@ -16,6 +16,8 @@ export interface DecodedEvents {
   events: NativeEvent[];
   /** Where each event's organization came from, for a 403 that names the field. */
   organizationFields: string[];
+  /** Where each event's requestId came from, for a 409 IDEMPOTENCY_CONFLICT naming the field. */
+  requestIdFields: string[];
 }
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
@@ -38,6 +40,11 @@ export function parseJson(text: string, where = "request body"): unknown {
   }
 }
 
+/** Where the organization and the requestId sit in each input format. */
+const NATIVE_FIELDS = { org: "source.organization", requestId: "requestId" };
+/** FHIR: the organization extension, and the BALP XrequestId entity. */
+const FHIR_FIELDS = { org: "source.extension", requestId: "entity" };
+
 function tooMany(count: number, max: number): ApiError {
   return new ApiError(
     "TOO_MANY_EVENTS",
@@ -51,9 +58,11 @@ function collect(
   prefix: (i: number) => string,
   parse: (item: unknown) => ReturnType<typeof parseNativeEvent>,
   orgField: string,
+  requestIdField: string,
 ): DecodedEvents {
   const events: NativeEvent[] = [];
   const organizationFields: string[] = [];
+  const requestIdFields: string[] = [];
   const issues: FieldIssue[] = [];
   items.forEach((item, i) => {
     const result = parse(item);
@@ -61,12 +70,13 @@ function collect(
     if (result.ok) {
       events.push(result.value);
       organizationFields.push(p === "" ? orgField : `${p}.${orgField}`);
+      requestIdFields.push(p === "" ? requestIdField : `${p}.${requestIdField}`);
     } else {
       issues.push(...(p === "" ? result.issues : prefixIssues(p, result.issues)));
     }
   });
   if (issues.length > 0) throw ApiError.fromIssues(issues);
-  return { events, organizationFields };
+  return { events, organizationFields, requestIdFields };
 }
 
 /**
@@ -86,7 +96,13 @@ export function decodeEvents(
       throw new ApiError("VALIDATION_FAILED", "at least one event is required", "$");
     if (lines.length > opts.maxEvents) throw tooMany(lines.length, opts.maxEvents);
     const items = lines.map((l, i) => parseJson(l, `line ${i + 1}`));
-    return collect(items, (i) => `[${i}]`, parseNativeEvent, "source.organization");
+    return collect(
+      items,
+      (i) => `[${i}]`,
+      parseNativeEvent,
+      NATIVE_FIELDS.org,
+      NATIVE_FIELDS.requestId,
+    );
   }
 
   const body = parseJson(text);
@@ -95,7 +111,13 @@ export function decodeEvents(
       if (body.length === 0)
         throw new ApiError("VALIDATION_FAILED", "at least one event is required", "$");
       if (body.length > opts.maxEvents) throw tooMany(body.length, opts.maxEvents);
-      return collect(body, (i) => `[${i}]`, parseNativeEvent, "source.organization");
+      return collect(
+        body,
+        (i) => `[${i}]`,
+        parseNativeEvent,
+        NATIVE_FIELDS.org,
+        NATIVE_FIELDS.requestId,
+      );
     }
     if (body === null || typeof body !== "object")
       throw new ApiError(
@@ -103,7 +125,7 @@ export function decodeEvents(
         "body must be an event object or an array of events",
         "$",
       );
-    return collect([body], () => "", parseNativeEvent, "source.organization");
+    return collect([body], () => "", parseNativeEvent, NATIVE_FIELDS.org, NATIVE_FIELDS.requestId);
   }
 
   // FHIR: the writer's organization fills source.organization when the extension is absent.
@@ -125,8 +147,9 @@ export function decodeEvents(
       bundle.entry.map((e) => e.resource),
       (i) => `entry[${i}].resource`,
       fromFhir,
-      "source.extension",
+      FHIR_FIELDS.org,
+      FHIR_FIELDS.requestId,
     );
   }
-  return collect([body], () => "", fromFhir, "source.extension");
+  return collect([body], () => "", fromFhir, FHIR_FIELDS.org, FHIR_FIELDS.requestId);
 }

@@ -92,14 +92,22 @@ export async function eraseEvent(
     if (stored.event === null || (await getTombstone(ledger, req.seq)) !== undefined)
       throw new LedgerError("CONFLICT", `event ${req.seq} is already erased`, "seq");
     const now = (opts.now ?? (() => new Date()))();
-    const event = erasureEvent(ledger, {
-      seq: req.seq,
-      legalBasis: req.legalBasis,
-      keyId: req.keyId,
-      organization: stored.event.source.organization,
-      recorded: now.toISOString(),
-    });
-    const [logged] = await ledger.ingest([event]);
+    const organization = stored.event.source.organization;
+    // A retry after a crash between logging and shredding finds its erasure event logged; a new
+    // one (another time) under the same request id would be an idempotency conflict.
+    const loggedSeq = await ledger.findRequest(organization, erasureRequestId(ledger, req.seq));
+    const [logged] =
+      loggedSeq !== undefined
+        ? [{ receipt: await ledger.receipt(loggedSeq) }]
+        : await ledger.ingest([
+            erasureEvent(ledger, {
+              seq: req.seq,
+              legalBasis: req.legalBasis,
+              keyId: req.keyId,
+              organization,
+              recorded: now.toISOString(),
+            }),
+          ]);
     invariant(logged !== undefined, "one receipt per ingested event");
     const tombstone: Tombstone = {
       seq: req.seq,
@@ -125,9 +133,7 @@ export function erasureEvent(
   ledger: Ledger,
   e: { seq: number; legalBasis: string; keyId: string; organization: string; recorded: string },
 ): NativeEvent {
-  const requestId = `vt-erasure-${toHex(
-    hmacSha256(fromHex(ledger.meta.logSecret), utf8(`veritrail/erasure/1|${e.seq}`)),
-  ).slice(2)}`;
+  const requestId = erasureRequestId(ledger, e.seq);
   const input = {
     recorded: e.recorded,
     action: "D",
@@ -164,6 +170,13 @@ export function erasureEvent(
   const parsed = parseNativeEvent(input);
   invariant(parsed.ok, `erasure event is valid: ${parsed.ok ? "" : JSON.stringify(parsed.issues)}`);
   return parsed.value;
+}
+
+/** The request id of the event that logs the erasure of `seq`: only the log can compute it. */
+function erasureRequestId(ledger: Ledger, seq: number): string {
+  return `vt-erasure-${toHex(
+    hmacSha256(fromHex(ledger.meta.logSecret), utf8(`veritrail/erasure/1|${seq}`)),
+  ).slice(2)}`;
 }
 
 /** The reference an erasure event uses for the erased event: log and seq, nothing else. */

@@ -1,6 +1,12 @@
 /** Errors the ledger's use cases raise for the caller's mistakes (mapped to 4xx by the API). */
 export type LedgerErrorCode =
-  "VALIDATION_FAILED" | "NOT_FOUND" | "FORBIDDEN" | "CONFLICT" | "UNAVAILABLE" | "BAD_CURSOR";
+  | "VALIDATION_FAILED"
+  | "NOT_FOUND"
+  | "FORBIDDEN"
+  | "CONFLICT"
+  | "IDEMPOTENCY_CONFLICT"
+  | "UNAVAILABLE"
+  | "BAD_CURSOR";
 
 export class LedgerError extends Error {
   constructor(
@@ -11,6 +17,37 @@ export class LedgerError extends Error {
   ) {
     super(message);
     this.name = "LedgerError";
+  }
+}
+
+/**
+ * An idempotency key reused for different content: (organization, requestId) already names an
+ * event, and the event now sent under it is not the same one (its JCS differs), or is not
+ * comparable any more (the original was erased). As the IETF Idempotency-Key draft and payment
+ * APIs do, such a retry is refused rather than answered with the receipt of an event the caller
+ * did not send (the second event would otherwise be dropped silently). `index` is the event's
+ * position in the request.
+ */
+export class IdempotencyConflictError extends LedgerError {
+  constructor(
+    readonly index: number,
+    readonly requestId: string,
+    /** The seq the requestId already names (absent when the clash is inside one request). */
+    readonly seq: number | undefined,
+    /** The earlier position in the same request that used the requestId for another event. */
+    readonly earlierIndex?: number,
+    /** The original was erased, so the two cannot be compared. */
+    readonly erased = false,
+  ) {
+    super(
+      "IDEMPOTENCY_CONFLICT",
+      seq === undefined
+        ? `requestId ${JSON.stringify(requestId)} is used for two different events in this request (positions ${earlierIndex} and ${index})`
+        : erased
+          ? `requestId ${JSON.stringify(requestId)} already names seq ${seq}, whose event was erased; it cannot be compared, so the retry is refused`
+          : `requestId ${JSON.stringify(requestId)} already names seq ${seq}, a different event; a retry must resend the identical event`,
+    );
+    this.name = "IdempotencyConflictError";
   }
 }
 

@@ -26,7 +26,7 @@ import {
 } from "../core/receipt.ts";
 import { K } from "../store/keys.ts";
 import type { AppendRecord, LedgerStore } from "../store/ledger-store.ts";
-import { invariant } from "./errors.ts";
+import { IdempotencyConflictError, invariant } from "./errors.ts";
 
 /** What the store keeps per group commit so any of its receipts can be re-issued verbatim. */
 export interface ReceiptGroupRecord {
@@ -88,8 +88,13 @@ export class GroupCommitter {
   private queue: Pending[] = [];
   private draining: Promise<void> | null = null;
   private nextSeq: number;
-  /** (org, requestId) of events queued or being written, so concurrent retries share one seq. */
-  private inFlightRequests = new Map<string, Promise<IngestResult>>();
+  /**
+   * (org, requestId) keys held by a call between its first look at the store and the durable
+   * write of its events; resolves when that call is over, whatever its outcome.
+   */
+  private inFlightRequests = new Map<string, Promise<void>>();
+  /** Events' JCS computed for the idempotency check, reused by the commit (not encoded twice). */
+  private readonly canonicalOf = new WeakMap<NativeEvent, string>();
   private closed = false;
   private readonly headerCache = new Map<number, ReceiptGroupHeader>();
 
@@ -105,7 +110,16 @@ export class GroupCommitter {
     return this.nextSeq;
   }
 
-  /** Accepts already-validated events and resolves once they are durable, in input order. */
+  /**
+   * Accepts already-validated events and resolves once they are durable, in input order.
+   *
+   * Idempotency: an event with a `requestId` whose (organization, requestId) already names a
+   * stored event is answered with that event's original receipt (`duplicate: true`) when it is
+   * the same event — byte-equal JCS (RFC 8785) of the validated event, so key order, whitespace
+   * and FHIR-vs-native input do not matter — and refused with IdempotencyConflictError
+   * otherwise. The same rule holds between events of one call and between concurrent calls; a
+   * call with a conflict stores none of its events.
+   */
   async submit(events: NativeEvent[]): Promise<IngestResult[]> {
     if (this.closed) throw new Error("ledger is closed");
     // Without request ids there is nothing to deduplicate: every event is fresh, in order.
@@ -114,68 +128,107 @@ export class GroupCommitter {
       const receipts = await written;
       return receipts.map((receipt) => ({ receipt, duplicate: false }));
     }
-    const slots: Array<Promise<IngestResult> | undefined> = new Array(events.length);
-    const claims: Array<{ index: number; key: string; deferred: Deferred<IngestResult> }> = [];
-    const seenHere = new Map<string, number>();
-    // Synchronous pass: claim every new (organization, requestId) before the first await, so a
-    // concurrent retry of the same request waits for this one instead of writing a twin.
+    for (;;) {
+      const results = await this.submitKeyed(events);
+      if (results !== undefined) return results;
+    }
+  }
+
+  /**
+   * One attempt of `submit` for a call with request ids; undefined when another call held one of
+   * its (organization, requestId) keys and has since finished: the caller tries again and then
+   * finds that call's event stored (or not, if it failed).
+   */
+  private async submitKeyed(events: NativeEvent[]): Promise<IngestResult[] | undefined> {
+    // Synchronous pass (no await until every key is claimed): repeats inside this call, and
+    // keys another call holds. A concurrent call with the same key is waited for, not raced.
+    const firstAt = new Map<string, number>();
+    const canonical: Array<string | undefined> = new Array(events.length);
+    const busy: Array<Promise<void>> = [];
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
       if (e.requestId === undefined) continue;
       const key = requestKey(e.source.organization, e.requestId);
-      const earlier = seenHere.get(key);
-      const inflight = this.inFlightRequests.get(key);
-      if (earlier !== undefined) {
-        slots[i] = asDuplicate(() => slots[earlier]!);
-      } else if (inflight) {
-        slots[i] = inflight.then((r) => ({ receipt: r.receipt, duplicate: true }));
-      } else {
-        const deferred = defer<IngestResult>();
-        this.inFlightRequests.set(key, deferred.promise);
-        claims.push({ index: i, key, deferred });
-        seenHere.set(key, i);
-        slots[i] = deferred.promise;
+      const text = jcs(e);
+      canonical[i] = text;
+      this.canonicalOf.set(e, text);
+      const earlier = firstAt.get(key);
+      if (earlier === undefined) {
+        firstAt.set(key, i);
+        const held = this.inFlightRequests.get(key);
+        if (held) busy.push(held);
+      } else if (canonical[earlier] !== text) {
+        throw new IdempotencyConflictError(i, e.requestId, undefined, earlier);
       }
     }
-    const release = () => {
-      for (const c of claims) this.inFlightRequests.delete(c.key);
-    };
+    if (busy.length > 0) {
+      await Promise.all(busy);
+      return undefined;
+    }
+    const done = latch();
+    for (const key of firstAt.keys()) this.inFlightRequests.set(key, done.promise);
     try {
-      const stored = await Promise.all(
-        claims.map((c) => {
-          const e = events[c.index]!;
+      const claimed = [...firstAt.values()];
+      const storedSeqs = await Promise.all(
+        claimed.map((i) => {
+          const e = events[i]!;
           return this.store.findRequest(e.source.organization, e.requestId!);
         }),
       );
-      const fresh: number[] = [];
-      const claimAt = new Map(claims.map((c, k) => [c.index, k]));
-      for (let i = 0; i < events.length; i++) {
-        const k = claimAt.get(i);
-        if (k !== undefined) {
-          const seq = stored[k];
-          if (seq !== undefined) {
-            claims[k]!.deferred.resolve({ receipt: await this.receiptFor(seq), duplicate: true });
-            continue;
-          }
-        }
-        if (slots[i] === undefined || k !== undefined) fresh.push(i);
-      }
-      if (fresh.length > 0) {
-        const written = this.enqueue(fresh.map((i) => events[i]!));
-        fresh.forEach((i, j) => {
-          const k = claimAt.get(i);
-          const one = written.then((rs) => ({ receipt: rs[j]!, duplicate: false }));
-          if (k !== undefined) claims[k]!.deferred.follow(one);
-          else slots[i] = one;
+      const found = claimed.flatMap((i, k) => {
+        const seq = storedSeqs[k];
+        return seq === undefined ? [] : [{ index: i, seq }];
+      });
+      const bodies = await this.store.getBodies(found.map((f) => f.seq));
+      found.forEach((f, k) => {
+        const body = bodies[k];
+        const requestId = events[f.index]!.requestId!;
+        if (body === undefined || body.event === null)
+          throw new IdempotencyConflictError(f.index, requestId, f.seq, undefined, true);
+        if (jcs(body.event) !== canonical[f.index])
+          throw new IdempotencyConflictError(f.index, requestId, f.seq);
+      });
+      const earlierReceipts = await this.receiptsFor(found.map((f) => f.seq));
+      const byKey = new Map<string, { receipt: Receipt; duplicate: boolean }>();
+      found.forEach((f, k) => {
+        const e = events[f.index]!;
+        byKey.set(requestKey(e.source.organization, e.requestId!), {
+          receipt: earlierReceipts[k]!,
+          duplicate: true,
         });
+      });
+      // Fresh: events without a request id, and the first use of each key not stored yet.
+      const fresh: number[] = [];
+      for (let i = 0; i < events.length; i++) {
+        const e = events[i]!;
+        if (e.requestId === undefined) fresh.push(i);
+        else {
+          const key = requestKey(e.source.organization, e.requestId);
+          if (firstAt.get(key) === i && !byKey.has(key)) fresh.push(i);
+        }
       }
-      const results = await Promise.all(slots.map((s) => s!));
-      release();
+      const written = fresh.length > 0 ? await this.enqueue(fresh.map((i) => events[i]!)) : [];
+      const results: IngestResult[] = new Array(events.length);
+      fresh.forEach((i, j) => {
+        results[i] = { receipt: written[j]!, duplicate: false };
+        const e = events[i]!;
+        if (e.requestId !== undefined)
+          byKey.set(requestKey(e.source.organization, e.requestId), {
+            receipt: written[j]!,
+            duplicate: true,
+          });
+      });
+      for (let i = 0; i < events.length; i++) {
+        if (results[i] !== undefined) continue;
+        const e = events[i]!;
+        results[i] = byKey.get(requestKey(e.source.organization, e.requestId!))!;
+      }
       return results;
-    } catch (error) {
-      for (const c of claims) c.deferred.reject(error);
-      release();
-      throw error;
+    } finally {
+      // Released only once the write is durable (or failed): a call that waited on these keys
+      // then reads the stored request index instead of racing this one.
+      for (const key of firstAt.keys()) this.inFlightRequests.delete(key);
+      done.resolve();
     }
   }
 
@@ -248,7 +301,7 @@ export class GroupCommitter {
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
       const salt = salts.subarray(i * SALT_BYTES, (i + 1) * SALT_BYTES);
-      const eventJcs = jcs(event);
+      const eventJcs = this.canonicalOf.get(event) ?? jcs(event);
       const saltHex = toHex(salt);
       const entry: Entry = {
         v: ENTRY_VERSION,
@@ -494,28 +547,11 @@ function buildReceipt(
   };
 }
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-  reject: (error: unknown) => void;
-  follow: (other: Promise<T>) => void;
-}
-
-function defer<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Rejections are also delivered through the caller's slot; avoid an unhandled duplicate.
-  promise.catch(() => undefined);
-  return { promise, resolve, reject, follow: (other) => other.then(resolve, reject) };
-}
-
-async function asDuplicate(first: () => Promise<IngestResult>): Promise<IngestResult> {
-  const r = await first();
-  return { receipt: r.receipt, duplicate: true };
+/** A promise and the function that resolves it. */
+function latch(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((res) => (resolve = res));
+  return { promise, resolve };
 }
 
 function requestKey(org: string, requestId: string): string {

@@ -124,6 +124,11 @@ export class Ledger {
     return this.committer.submit(events);
   }
 
+  /** The seq that (organization, requestId) names, if an event was stored under it. */
+  findRequest(organization: string, requestId: string): Promise<number | undefined> {
+    return this.store.findRequest(organization, requestId);
+  }
+
   async sealPending(): Promise<void> {
     await this.committer.flush();
     await this.sealer.sealAll();

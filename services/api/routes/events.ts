@@ -4,7 +4,8 @@ import type { Principal } from "../../ledger/api-keys.ts";
 import { type EventFilter, patientEventView } from "../../ledger/queries.ts";
 import type { ApiContext } from "../app.ts";
 import { allow, principalOf } from "../auth.ts";
-import { ApiError } from "../errors.ts";
+import { IdempotencyConflictError } from "../../ledger/errors.ts";
+import { ApiError, idempotencyConflict } from "../errors.ts";
 import { EVENT_MEDIA_TYPES, type EventMediaType, decodeEvents, decodeUtf8 } from "../event-body.ts";
 import { ListEventsQuery, SeqParams, parseRequest } from "../schemas.ts";
 
@@ -81,7 +82,11 @@ export function registerEventRoutes(app: Express, ctx: ApiContext): void {
             decoded.organizationFields[i],
           );
       });
-      const results = await ctx.ledger.ingest(decoded.events);
+      const results = await ctx.ledger.ingest(decoded.events).catch((error: unknown) => {
+        throw error instanceof IdempotencyConflictError
+          ? idempotencyConflict(error, decoded.requestIdFields[error.index] ?? "requestId")
+          : error;
+      });
       const fresh = results.filter((r) => !r.duplicate).length;
       ctx.metrics.eventsIngested.inc(fresh);
       ctx.metrics.duplicateEvents.inc(results.length - fresh);

@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import fc from "fast-check";
+import { toFhirAuditEvent } from "../../../../services/core/fhir-audit-event.ts";
 import type { StoredEvent } from "../../../../services/ledger/ledger.ts";
 import {
   HOSPITAL_ORG,
@@ -410,8 +411,13 @@ describe("api routes: events", function () {
           resourceType: "Bundle",
           type: "collection",
           entry: [
-            { resource: makeFhirAuditEvent("Read", { patient: false }) },
-            { resource: makeFhirAuditEvent("Query") },
+            {
+              resource: makeFhirAuditEvent("Read", {
+                patient: false,
+                overrides: { requestId: "bundle-read" },
+              }),
+            },
+            { resource: makeFhirAuditEvent("Query", { overrides: { requestId: "bundle-query" } }) },
           ],
         }),
         type: "application/fhir+json",
@@ -444,6 +450,95 @@ describe("api routes: events", function () {
       const batches = await api.request("GET", "/v1/batches?limit=1", { key: api.secrets.writer });
       expect(batches.status).to.equal(200);
       expect((batches.body as { batches: unknown[] }).batches).to.have.length(1);
+    });
+  });
+
+  describe("idempotency: a requestId names one event", () => {
+    type Conflict = {
+      error: { code: string; message: string; field: string; requestId: string; seq?: number };
+    };
+    const post = (body: unknown, raw?: string, type?: string) =>
+      api.request("POST", "/v1/events", {
+        key: api.secrets.writer,
+        ...(raw !== undefined ? { raw, type: type ?? "application/json" } : { body }),
+      });
+
+    it("a different event under a used requestId → 409 IDEMPOTENCY_CONFLICT naming the requestId and the original seq; nothing stored", async () => {
+      const original = eventFor(HOSPITAL_ORG, PATIENT_1, { requestId: "idem-1" });
+      const first = await post(original);
+      expect(first.status).to.equal(201);
+      const seq = (first.body as Receipts).receipts[0]!.receipt.seq;
+      const before = api.ledger.nextSeq;
+      const other = await post(eventFor(HOSPITAL_ORG, PATIENT_2, { requestId: "idem-1" }));
+      expect(other.status, other.text).to.equal(409);
+      const error = (other.body as Conflict).error;
+      expect(error).to.include({
+        code: "IDEMPOTENCY_CONFLICT",
+        requestId: "idem-1",
+        seq,
+        field: "requestId",
+      });
+      expect(error.message).to.include("idem-1").and.to.include(`seq ${seq}`);
+      expect(api.ledger.nextSeq).to.equal(before);
+      // The identical event, even re-serialised with another key order, gets the original receipt.
+      const reordered = JSON.stringify(Object.fromEntries(Object.entries(original).reverse()));
+      const again = await post(undefined, reordered);
+      expect(again.status).to.equal(201);
+      expect((again.body as Receipts).receipts[0]).to.deep.include({ duplicate: true });
+      expect((again.body as Receipts).receipts[0]!.receipt).to.deep.equal(
+        (first.body as Receipts).receipts[0]!.receipt,
+      );
+    });
+
+    it("in a bulk call: the conflicting event's position is the field, and none of the call is stored", async () => {
+      await post(eventFor(HOSPITAL_ORG, PATIENT_1, { requestId: "idem-2" }));
+      const before = api.ledger.nextSeq;
+      const res = await post([
+        eventFor(HOSPITAL_ORG, PATIENT_1, { requestId: "idem-2b" }),
+        eventFor(HOSPITAL_ORG, PATIENT_2, { requestId: "idem-2" }),
+      ]);
+      expect(res.status).to.equal(409);
+      expect((res.body as Conflict).error).to.include({
+        field: "[1].requestId",
+        requestId: "idem-2",
+      });
+      const twice = await post([
+        eventFor(HOSPITAL_ORG, PATIENT_1, { requestId: "idem-3" }),
+        eventFor(HOSPITAL_ORG, PATIENT_2, { requestId: "idem-3" }),
+      ]);
+      expect(twice.status).to.equal(409);
+      expect((twice.body as Conflict).error).to.include({
+        field: "[1].requestId",
+        requestId: "idem-3",
+      });
+      expect((twice.body as Conflict).error).to.not.have.property("seq");
+      expect(api.ledger.nextSeq).to.equal(before);
+    });
+
+    it("10 concurrent posts of two different events under one requestId: one stored, same event → its receipt, other → 409", async () => {
+      const a = eventFor(HOSPITAL_ORG, PATIENT_1, { requestId: "idem-4" });
+      const b = eventFor(HOSPITAL_ORG, PATIENT_2, { requestId: "idem-4" });
+      const before = api.ledger.nextSeq;
+      const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => post(i % 2 ? a : b)));
+      expect(api.ledger.nextSeq).to.equal(before + 1);
+      const created = answers.filter((r) => r.status === 201);
+      const conflicts = answers.filter((r) => r.status === 409);
+      expect(created).to.have.length(5);
+      expect(conflicts).to.have.length(5);
+      for (const c of conflicts) expect((c.body as Conflict).error.seq).to.equal(before);
+    });
+
+    it("FHIR: the XrequestId entity is the field named", async () => {
+      const fhir = (requestId: string, patient: typeof PATIENT_1) =>
+        JSON.stringify(toFhirAuditEvent(eventFor(HOSPITAL_ORG, patient, { requestId })));
+      const type = "application/fhir+json";
+      const ok = await post(undefined, fhir("idem-5", PATIENT_1), type);
+      expect(ok.status, ok.text).to.equal(201);
+      const same = await post(undefined, fhir("idem-5", PATIENT_1), type);
+      expect((same.body as Receipts).receipts[0]!.duplicate).to.equal(true);
+      const res = await post(undefined, fhir("idem-5", PATIENT_2), type);
+      expect(res.status, res.text).to.equal(409);
+      expect((res.body as Conflict).error).to.include({ field: "entity", requestId: "idem-5" });
     });
   });
 
