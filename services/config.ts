@@ -56,6 +56,24 @@ export const ConfigSchema = z.object({
   DATA_DIR: z.string().min(1).default("./data"),
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: int(0, 65535).default(8080),
+  /**
+   * The service's public origin (and path prefix, behind a proxy), e.g. https://audit.example.org.
+   * Every absolute URL the API answers with (FHIR fullUrl and paging links) starts with it;
+   * request headers (Host, X-Forwarded-*) never make a URL. Default: http://HOST:PORT.
+   */
+  PUBLIC_URL: z
+    .url({ protocol: /^https?$/ })
+    .refine((u) => !/[?#@]/.test(u), "must not carry credentials, a query or a fragment")
+    .transform((u) => u.replace(/\/+$/, ""))
+    .optional(),
+  /**
+   * HTTP server timeouts (Node's http.Server): complete request headers must arrive within
+   * HEADERS, the whole request (headers and body) within REQUEST; an idle keep-alive connection
+   * is closed after KEEP_ALIVE. A client too slow is answered 408 and disconnected.
+   */
+  HTTP_HEADERS_TIMEOUT_MS: int(1_000, 600_000).default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: int(1_000, 3_600_000).default(60_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(100, 600_000).default(5_000),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   /** A batch seals at this many events or after BATCH_MAX_WAIT_MS, whichever comes first. */
@@ -159,6 +177,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       variable: "RECEIPT_KEYSTORE_PASSWORD",
       message: "required with RECEIPT_KEYSTORE",
     });
+  if (c.HTTP_HEADERS_TIMEOUT_MS > c.HTTP_REQUEST_TIMEOUT_MS)
+    issues.push({
+      variable: "HTTP_HEADERS_TIMEOUT_MS",
+      message: `must not exceed HTTP_REQUEST_TIMEOUT_MS (${c.HTTP_REQUEST_TIMEOUT_MS})`,
+    });
+  if (c.PUBLIC_URL === undefined && c.PORT !== 0) c.PUBLIC_URL = defaultPublicUrl(c.HOST, c.PORT);
   if (c.CHAIN_MODE === "production") {
     if (!c.RPC_URL) issues.push({ variable: "RPC_URL", message: "required in production mode" });
     if (!c.CONTRACT_ADDRESS)
@@ -177,4 +201,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (issues.length > 0) throw new ConfigError(issues);
   return c;
+}
+
+/**
+ * http://HOST:PORT, as PUBLIC_URL's default. A wildcard bind address names no host a client
+ * could use, so links then say localhost; set PUBLIC_URL for anything reached from elsewhere.
+ */
+export function defaultPublicUrl(host: string, port: number): string {
+  const name = host === "0.0.0.0" || host === "::" ? "localhost" : host;
+  return `http://${name.includes(":") ? `[${name}]` : name}:${port}`;
 }

@@ -10,6 +10,7 @@ import { authenticate, perKeyRateLimit } from "./auth.ts";
 import { ApiError, errorHandler } from "./errors.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { registerFhirRoutes } from "./fhir.ts";
+import { checkHostHeader } from "./host-header.ts";
 import { observeRequests } from "./observe.ts";
 import { type AuditRouteOptions, registerAuditRoutes } from "./routes/audit.ts";
 import { registerBatchRoutes } from "./routes/batches.ts";
@@ -38,6 +39,8 @@ export type ApiConfig = Pick<
   Config,
   "MAX_BODY_BYTES" | "MAX_EVENTS_PER_REQUEST" | "RATE_LIMIT_PER_MINUTE" | "PATIENT_VIEW_STAFF_NAMES"
 > &
+  /** Absolute URLs in answers start with PUBLIC_URL; without it, the address the request came to. */
+  Partial<Pick<Config, "PUBLIC_URL">> &
   /** GET /v1/provenance's peer logs; none when absent. */
   Partial<Pick<Config, "PEER_LOGS" | "PEER_TIMEOUT_MS">>;
 
@@ -99,6 +102,7 @@ export function createApp(opts: AppOptions): Express {
   app.set("etag", false);
   app.set("query parser", "simple");
   app.use(observeRequests(opts.logger, metrics));
+  app.use(checkHostHeader());
   app.use(
     helmet({
       contentSecurityPolicy: {

@@ -1,30 +1,44 @@
 import type { ErrorRequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import type { FieldIssue } from "../core/event.ts";
-import { LedgerError, type LedgerErrorCode } from "../ledger/errors.ts";
+import { IdempotencyConflictError, LedgerError, type LedgerErrorCode } from "../ledger/errors.ts";
 
 /** Every error code the API answers with; the HTTP status is fixed per code. */
 export const API_ERROR_STATUS = {
   VALIDATION_FAILED: 400,
   MALFORMED_JSON: 400,
+  MALFORMED_REQUEST: 400,
   BAD_CURSOR: 400,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  REQUEST_TIMEOUT: 408,
   CONFLICT: 409,
+  IDEMPOTENCY_CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   TOO_MANY_EVENTS: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
+  HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
   UNAVAILABLE: 503,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERROR_STATUS;
 
-/** The one error shape: `{ "error": { "code", "message", "field"?, "issues"? } }`. */
+/**
+ * The one error shape: `{ "error": { "code", "message", "field"?, "issues"? } }`; an
+ * IDEMPOTENCY_CONFLICT also names the `requestId` and the `seq` it already stands for.
+ */
 export interface ErrorBody {
-  error: { code: ApiErrorCode; message: string; field?: string; issues?: FieldIssue[] };
+  error: {
+    code: ApiErrorCode;
+    message: string;
+    field?: string;
+    issues?: FieldIssue[];
+    requestId?: string;
+    seq?: number;
+  };
 }
 
 /** At most this many field issues are listed in one answer. */
@@ -37,6 +51,8 @@ export class ApiError extends Error {
     message: string,
     readonly field?: string,
     readonly issues?: FieldIssue[],
+    /** Named in the body next to the message (IDEMPOTENCY_CONFLICT: requestId and seq). */
+    readonly extra?: { requestId?: string; seq?: number },
   ) {
     super(message);
     this.name = "ApiError";
@@ -61,6 +77,8 @@ export class ApiError extends Error {
     const error: ErrorBody["error"] = { code: this.code, message: this.message };
     if (this.field !== undefined) error.field = this.field;
     if (this.issues !== undefined) error.issues = this.issues;
+    if (this.extra?.requestId !== undefined) error.requestId = this.extra.requestId;
+    if (this.extra?.seq !== undefined) error.seq = this.extra.seq;
     return { error };
   }
 }
@@ -70,17 +88,36 @@ const LEDGER_CODES: Record<LedgerErrorCode, ApiErrorCode> = {
   NOT_FOUND: "NOT_FOUND",
   FORBIDDEN: "FORBIDDEN",
   CONFLICT: "CONFLICT",
+  IDEMPOTENCY_CONFLICT: "IDEMPOTENCY_CONFLICT",
   UNAVAILABLE: "UNAVAILABLE",
   BAD_CURSOR: "BAD_CURSOR",
 };
 
-/** Errors raised by body-parser (`type` names what went wrong while reading the body). */
-function fromBodyParser(error: unknown): ApiError | undefined {
-  if (typeof error !== "object" || error === null || !("type" in error)) return undefined;
-  switch ((error as { type: unknown }).type) {
+/**
+ * Errors raised while Express read the request: body-parser's (`type` names what went wrong),
+ * the decompression stream's (zlib/brotli/zstd errors that body-parser passes on with status
+ * 400 and no type), and the router's URIError for a path segment that is not percent-encoding.
+ */
+function fromRequestReading(error: unknown): ApiError | undefined {
+  if (typeof error !== "object" || error === null) return undefined;
+  const { type, status, expose, code } = error as {
+    type?: unknown;
+    status?: unknown;
+    expose?: unknown;
+    code?: unknown;
+  };
+  switch (type) {
     case "entity.too.large":
       return new ApiError("PAYLOAD_TOO_LARGE", "request body is too large");
-    case "encoding.unsupported":
+    case "encoding.unsupported": {
+      const encoding = (error as { encoding?: unknown }).encoding;
+      return typeof encoding === "string"
+        ? new ApiError(
+            "UNSUPPORTED_MEDIA_TYPE",
+            `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported (identity, gzip, deflate, br)`,
+          )
+        : new ApiError("UNSUPPORTED_MEDIA_TYPE", "only UTF-8 bodies are accepted");
+    }
     case "charset.unsupported":
       return new ApiError("UNSUPPORTED_MEDIA_TYPE", "only UTF-8 bodies are accepted");
     case "request.aborted":
@@ -92,8 +129,23 @@ function fromBodyParser(error: unknown): ApiError | undefined {
     default:
       break;
   }
-  // Other http-errors that are the caller's (static files: 403 on `..`, 404, 416 ranges).
-  const { status, expose } = error as { status?: unknown; expose?: unknown };
+  if (status !== 400) return fromHttpError(status, expose);
+  if (error instanceof URIError)
+    return new ApiError(
+      "VALIDATION_FAILED",
+      "the URL path is not valid percent-encoding (RFC 3986 §2.1)",
+      "path",
+    );
+  if (type === undefined && typeof code === "string" && "errno" in error)
+    return new ApiError(
+      "MALFORMED_JSON",
+      "the request body is not valid data for its Content-Encoding",
+    );
+  return fromHttpError(status, expose);
+}
+
+/** Other http-errors that are the caller's (static files: 403 on `..`, 404, 416 ranges). */
+function fromHttpError(status: unknown, expose: unknown): ApiError | undefined {
   if (typeof status === "number" && status >= 400 && status < 500 && expose === true) {
     if (status === 404) return new ApiError("NOT_FOUND", "not found");
     if (status === 403) return new ApiError("FORBIDDEN", "forbidden");
@@ -102,15 +154,25 @@ function fromBodyParser(error: unknown): ApiError | undefined {
   return undefined;
 }
 
+/** 409 IDEMPOTENCY_CONFLICT naming the request's field, the requestId and the original seq. */
+export function idempotencyConflict(error: IdempotencyConflictError, field: string): ApiError {
+  return new ApiError("IDEMPOTENCY_CONFLICT", error.message, field, undefined, {
+    requestId: error.requestId,
+    ...(error.seq !== undefined ? { seq: error.seq } : {}),
+  });
+}
+
 /** Maps any thrown value to the API error it stands for; unknown errors become INTERNAL. */
 export function toApiError(error: unknown): { error: ApiError; unexpected: boolean } {
   if (error instanceof ApiError) return { error, unexpected: false };
+  if (error instanceof IdempotencyConflictError)
+    return { error: idempotencyConflict(error, "requestId"), unexpected: false };
   if (error instanceof LedgerError)
     return {
       error: new ApiError(LEDGER_CODES[error.code], error.message, error.field),
       unexpected: false,
     };
-  const parserError = fromBodyParser(error);
+  const parserError = fromRequestReading(error);
   if (parserError) return { error: parserError, unexpected: false };
   return { error: new ApiError("INTERNAL", "internal error"), unexpected: true };
 }
@@ -150,15 +212,19 @@ export const API_ERROR_CODE_SYSTEM = "https://veritrail.dev/fhir/CodeSystem/api-
 const ISSUE_TYPE: Record<ApiErrorCode, string> = {
   VALIDATION_FAILED: "invalid",
   MALFORMED_JSON: "structure",
+  MALFORMED_REQUEST: "structure",
   BAD_CURSOR: "invalid",
   UNAUTHENTICATED: "login",
   FORBIDDEN: "forbidden",
   NOT_FOUND: "not-found",
+  REQUEST_TIMEOUT: "timeout",
   CONFLICT: "conflict",
+  IDEMPOTENCY_CONFLICT: "conflict",
   PAYLOAD_TOO_LARGE: "too-costly",
   TOO_MANY_EVENTS: "too-costly",
   UNSUPPORTED_MEDIA_TYPE: "not-supported",
   RATE_LIMITED: "throttled",
+  HEADERS_TOO_LARGE: "too-costly",
   INTERNAL: "exception",
   UNAVAILABLE: "transient",
 };

@@ -96,8 +96,26 @@ function redactForPatient(resource: FhirAuditEvent, staffNames: boolean): FhirAu
   };
 }
 
-function baseUrl(req: Request): string {
-  return `${req.protocol}://${req.get("host") ?? "localhost"}`;
+/**
+ * The base of absolute URLs: PUBLIC_URL, or (when it is unset because the port was picked at
+ * listen time) the local address the connection came to. Never the Host header: a client could
+ * make the service hand out links to any host (and a malformed one made `new URL` throw).
+ */
+function baseUrl(ctx: ApiContext, req: Request): string {
+  if (ctx.config.PUBLIC_URL !== undefined) return ctx.config.PUBLIC_URL;
+  const { localAddress, localPort } = req.socket;
+  const host = localAddress?.includes(":") ? `[${localAddress}]` : (localAddress ?? "localhost");
+  return `http://${host}:${localPort ?? 80}`;
+}
+
+/** A search's self link: the route and the search parameters as accepted (already validated). */
+function searchUrl(base: string, query: Request["query"]): URL {
+  const url = new URL(`${base}/fhir/AuditEvent`);
+  for (const [name, value] of Object.entries(query)) {
+    for (const v of Array.isArray(value) ? value : [value])
+      if (typeof v === "string") url.searchParams.append(name, v);
+  }
+  return url;
 }
 
 export function registerFhirRoutes(app: Express, ctx: ApiContext): void {
@@ -143,8 +161,8 @@ function registerFhirSearch(app: Express, ctx: ApiContext): void {
         q._cursor === undefined ? { limit: q._count } : { cursor: q._cursor, limit: q._count },
       );
       const total = await countMatches(ctx, filter);
-      const base = baseUrl(req);
-      const self = new URL(`${base}${req.originalUrl}`);
+      const base = baseUrl(ctx, req);
+      const self = searchUrl(base, req.query);
       const link = [{ relation: "self", url: self.toString() }];
       if (page.nextCursor !== null) {
         const next = new URL(self);

@@ -53,6 +53,14 @@ const ERROR_SCHEMA: Json = {
           type: "string",
           description: "Path of the offending field, e.g. [2].agents[0].requestor",
         },
+        requestId: {
+          type: "string",
+          description: "IDEMPOTENCY_CONFLICT: the requestId that is already used",
+        },
+        seq: {
+          type: "integer",
+          description: "IDEMPOTENCY_CONFLICT: the seq of the event stored under that requestId",
+        },
         issues: {
           type: "array",
           items: {
@@ -272,7 +280,12 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
         }),
         ...errors("VALIDATION_FAILED", "MALFORMED_JSON"),
         ...authErrors,
-        ...errors("PAYLOAD_TOO_LARGE", "TOO_MANY_EVENTS", "UNSUPPORTED_MEDIA_TYPE"),
+        ...errors(
+          "IDEMPOTENCY_CONFLICT",
+          "PAYLOAD_TOO_LARGE",
+          "TOO_MANY_EVENTS",
+          "UNSUPPORTED_MEDIA_TYPE",
+        ),
       },
     },
     {

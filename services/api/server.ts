@@ -1,6 +1,8 @@
-import { type Server, createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { STATUS_CODES, type Server, createServer } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import type { Express } from "express";
+import type { Config } from "../config.ts";
+import type { ApiErrorCode } from "./errors.ts";
 
 export interface RunningServer {
   /** Base URL, e.g. http://127.0.0.1:8080 (the real port when 0 was asked for). */
@@ -10,11 +12,65 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
+/** The server's timeouts (config: HTTP_HEADERS_TIMEOUT_MS, …); defaults are the config's. */
+export type ServerTimeouts = Partial<
+  Pick<Config, "HTTP_HEADERS_TIMEOUT_MS" | "HTTP_REQUEST_TIMEOUT_MS" | "HTTP_KEEP_ALIVE_TIMEOUT_MS">
+>;
+
+const DEFAULT_TIMEOUTS = {
+  HTTP_HEADERS_TIMEOUT_MS: 10_000,
+  HTTP_REQUEST_TIMEOUT_MS: 60_000,
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: 5_000,
+};
+
+/** How often Node looks for requests past their headers/request timeout (its default is 30 s). */
+const TIMEOUT_CHECK_MS = 1_000;
+
+/**
+ * Answers an HTTP message Node's parser refused (bad request line or header syntax, headers too
+ * large, a request not received in time) with the API's error envelope instead of Node's bare
+ * status line, then closes the connection: after a parse error the stream cannot be trusted.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable || error.code === "ECONNRESET" || error.code === "EPIPE") {
+    socket.destroy();
+    return;
+  }
+  const [status, code, message]: [number, ApiErrorCode, string] =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "HEADERS_TOO_LARGE", "request headers are too large"]
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "REQUEST_TIMEOUT", "the request was not received in time"]
+        : [400, "MALFORMED_REQUEST", "the HTTP request is malformed"];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+      "Content-Type: application/json; charset=utf-8\r\n" +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      "Cache-Control: no-store\r\nConnection: close\r\n\r\n" +
+      body,
+  );
+}
+
 export async function startServer(
   app: Express,
-  opts: { host: string; port: number },
+  opts: { host: string; port: number; timeouts?: ServerTimeouts },
 ): Promise<RunningServer> {
-  const server = createServer(app);
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+  const server = createServer(
+    {
+      // A slow client (headers or a body trickling in, or shorter than its Content-Length) is
+      // answered 408 and cut off instead of holding a connection for Node's 5-minute default.
+      headersTimeout: timeouts.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeout: timeouts.HTTP_REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+      // The app checks Host itself and answers a missing or malformed one with its envelope.
+      requireHostHeader: false,
+    },
+    app,
+  );
+  server.keepAliveTimeout = timeouts.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+  server.on("clientError", answerClientError);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => {

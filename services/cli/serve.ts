@@ -40,7 +40,11 @@ export async function runService(config: Config, logger: Logger): Promise<Runnin
       statusProvider: () => system.anchorLoop.status(),
       processMetrics: true,
     });
-    const server = await startServer(app, { host: config.HOST, port: config.PORT });
+    const server = await startServer(app, {
+      host: config.HOST,
+      port: config.PORT,
+      timeouts: config,
+    });
     let stopping: Promise<void> | undefined;
     return {
       system,

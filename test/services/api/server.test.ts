@@ -1,6 +1,32 @@
 import { expect } from "chai";
 import express from "express";
+import net from "node:net";
 import { startServer } from "../../../services/api/server.ts";
+import { ConfigError, loadConfig } from "../../../services/config.ts";
+
+/** Writes `bytes`, then waits for the server to answer and close; resolves with what it said. */
+function slowClient(
+  url: string,
+  bytes: string,
+  waitMs: number,
+): Promise<{ answer: string; closedAfterMs: number }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const socket = net.connect(Number(port), hostname, () => socket.write(bytes));
+    let answer = "";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`still open after ${waitMs} ms; got ${JSON.stringify(answer)}`));
+    }, waitMs);
+    socket.on("data", (d: Buffer) => (answer += d.toString("utf8")));
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve({ answer, closedAfterMs: Date.now() - t0 });
+    });
+  });
+}
 
 describe("api server", () => {
   it("listens on port 0 and closes gracefully: a request in flight finishes, new ones are refused", async () => {
@@ -47,5 +73,80 @@ describe("api server", () => {
     const t0 = Date.now();
     await server.close(5_000);
     expect(Date.now() - t0).to.be.lessThan(2_000);
+  });
+
+  describe("timeouts (HTTP_HEADERS_TIMEOUT_MS, HTTP_REQUEST_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS)", () => {
+    const timeouts = {
+      HTTP_HEADERS_TIMEOUT_MS: 1_000,
+      HTTP_REQUEST_TIMEOUT_MS: 2_000,
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: 500,
+    };
+    const app = express();
+    app.post("/echo", express.raw({ type: () => true }), (req, res) => {
+      res.json({ bytes: (req.body as Buffer).length });
+    });
+    app.get("/", (_req, res) => {
+      res.json({ ok: true });
+    });
+
+    it("a body shorter than its Content-Length → 408 with the envelope, connection closed", async () => {
+      const server = await startServer(app, { host: "127.0.0.1", port: 0, timeouts });
+      try {
+        const { answer, closedAfterMs } = await slowClient(
+          server.url,
+          "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nonly ten b",
+          8_000,
+        );
+        expect(answer).to.match(/^HTTP\/1\.1 408 /);
+        expect(answer).to.include('"code":"REQUEST_TIMEOUT"');
+        expect(closedAfterMs).to.be.within(1_500, 5_000);
+      } finally {
+        await server.close(100);
+      }
+    });
+
+    it("headers that never finish → 408 after the headers timeout", async () => {
+      const server = await startServer(app, { host: "127.0.0.1", port: 0, timeouts });
+      try {
+        const { answer, closedAfterMs } = await slowClient(
+          server.url,
+          "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1",
+          8_000,
+        );
+        expect(answer).to.match(/^HTTP\/1\.1 408 /);
+        expect(closedAfterMs).to.be.within(500, 4_000);
+      } finally {
+        await server.close(100);
+      }
+    });
+
+    it("an idle keep-alive connection is closed after the keep-alive timeout", async () => {
+      const server = await startServer(app, { host: "127.0.0.1", port: 0, timeouts });
+      try {
+        const { answer, closedAfterMs } = await slowClient(
+          server.url,
+          "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+          5_000,
+        );
+        expect(answer).to.match(/^HTTP\/1\.1 200 /);
+        expect(closedAfterMs).to.be.within(300, 3_000);
+      } finally {
+        await server.close(100);
+      }
+    });
+
+    it("the defaults bound a slow body (60 s), not Node's 5 minutes; config validates them", () => {
+      const c = loadConfig({});
+      expect(c.HTTP_HEADERS_TIMEOUT_MS).to.equal(10_000);
+      expect(c.HTTP_REQUEST_TIMEOUT_MS).to.equal(60_000);
+      expect(c.HTTP_KEEP_ALIVE_TIMEOUT_MS).to.equal(5_000);
+      expect(() =>
+        loadConfig({ HTTP_HEADERS_TIMEOUT_MS: "30000", HTTP_REQUEST_TIMEOUT_MS: "20000" }),
+      ).to.throw(ConfigError, /HTTP_HEADERS_TIMEOUT_MS/);
+      expect(() => loadConfig({ HTTP_REQUEST_TIMEOUT_MS: "10" })).to.throw(
+        ConfigError,
+        /HTTP_REQUEST_TIMEOUT_MS/,
+      );
+    });
   });
 });
