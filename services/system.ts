@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { EmbeddedDevChain } from "./chain/dev-node.ts";
 import { DevDeployment } from "./chain/dev-deployment.ts";
 import type { Config } from "./config.ts";
-import { AnchorLoop, anchorLoopTuning } from "./ledger/anchor-loop.ts";
+import { AnchorLoop, type AnchorLoopEvent, anchorLoopTuning } from "./ledger/anchor-loop.ts";
 import { loadKeys, usesEmbeddedDevChain } from "./ledger/keys.ts";
 import { Ledger } from "./ledger/ledger.ts";
 
@@ -79,11 +79,7 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
           logger.error({ err }, "could not record the deployment"),
         );
       },
-      onEvent: (event) => {
-        if (event.type === "error") logger.warn({ anchor: event }, "anchoring error");
-        else if (event.type === "alarm") logger.error({ anchor: event }, "anchoring alarm");
-        else logger.debug({ anchor: event }, "anchoring");
-      },
+      onEvent: (event) => logAnchorEvent(logger, event),
     });
     anchorLoop.start();
     return {
@@ -102,6 +98,70 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
   } catch (error) {
     await chain?.stop();
     throw error;
+  }
+}
+
+const batches = (n: number): string => `${n} batch${n === 1 ? "" : "es"}`;
+const seconds = (ms: number): string => `${(ms / 1_000).toFixed(1)} s`;
+
+/**
+ * The anchor loop's events in the service log. What an operator needs to know without asking is
+ * at info: a registry deployed, a log (re-)registered, a development chain found reset and the
+ * log re-anchored, a backlog after a restart or an outage and when it is anchored. Each
+ * transaction is at debug; errors and alarms as warn and error.
+ */
+export function logAnchorEvent(logger: Logger, event: AnchorLoopEvent): void {
+  const anchor = event;
+  switch (event.type) {
+    case "deployed":
+      logger.info(
+        { anchor },
+        `deployed the registry on the development chain at ${event.contract}`,
+      );
+      break;
+    case "registered":
+      logger.info({ anchor }, `registered the log in the registry at ${event.contract}`);
+      break;
+    case "chain-reset":
+      logger.info(
+        { anchor },
+        event.redeployed
+          ? `the development chain was reset (${event.reason}): redeployed the registry at ${event.contract} (was ${event.previousContract}), re-registered the log, re-anchoring ${batches(event.backlog)} from LevelDB (${event.batchesReset} had been anchored)`
+          : `the log's registration was gone (${event.reason}): re-registered the log at ${event.contract}, re-anchoring ${batches(event.backlog)} from LevelDB (${event.batchesReset} had been anchored)`,
+      );
+      break;
+    case "backlog":
+      logger.info(
+        { anchor },
+        `resuming anchoring: ${batches(event.batches)} sealed, not anchored yet`,
+      );
+      break;
+    case "recovered":
+      logger.info(
+        { anchor },
+        `the chain answers again after ${event.failures} failed attempt${event.failures === 1 ? "" : "s"} over ${seconds(event.downMs)}: ${batches(event.lagBatches)} waiting to be anchored`,
+      );
+      break;
+    case "caught-up":
+      logger.info(
+        { anchor },
+        `anchoring caught up after the ${event.reason.replace("-", " ")}: ${batches(event.batches)} anchored in ${seconds(event.ms)}`,
+      );
+      break;
+    case "reorg":
+      logger.warn(
+        { anchor },
+        `reorg: re-anchoring from batch ${event.fromBatchNo} (${event.reason})`,
+      );
+      break;
+    case "error":
+      logger.warn({ anchor }, "anchoring error");
+      break;
+    case "alarm":
+      logger.error({ anchor }, "anchoring alarm");
+      break;
+    default:
+      logger.debug({ anchor }, "anchoring");
   }
 }
 

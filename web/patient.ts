@@ -183,6 +183,13 @@ function headline(v: HistoryVerdict, h: History): { title: string; detail: strin
   const accesses = `${n} access${n === 1 ? "" : "es"}`;
   switch (v.status) {
     case "verified":
+      if (n === 0)
+        return {
+          title: `✓ No access to your data has been logged up to batch ${v.asOf!.batchNo}`,
+          detail:
+            `Batch ${v.asOf!.batchNo} is anchored in block ${v.asOf!.blockNumber}, and the ` +
+            `blockchain confirms that the log holds no access to your data up to it.`,
+        };
       return {
         title: `✓ Complete as of batch ${v.asOf!.batchNo}, anchored in block ${v.asOf!.blockNumber}`,
         detail:

@@ -95,10 +95,31 @@ export type AnchorLoopEvent =
     }
   | { type: "rebroadcast"; batchNo: number; txHash: string; nonce: number }
   | { type: "reorg"; fromBatchNo: number; reason: string }
+  | { type: "deployed"; contract: string }
   | { type: "registered"; contract: string }
-  | { type: "chain-reset"; contract: string; reason: string; batchesReset: number }
+  | {
+      type: "chain-reset";
+      contract: string;
+      /** The registry address in use when the registry or the log registration was found gone. */
+      previousContract: string;
+      /** Whether the registry had to be deployed again (false: only the log registration was gone). */
+      redeployed: boolean;
+      reason: string;
+      /** Batches that were submitted or anchored before, now to be anchored again. */
+      batchesReset: number;
+      /** Sealed batches to anchor into the new registry, from batch 0. */
+      backlog: number;
+    }
+  /** Sealed batches not anchored yet when the loop started (a stop or crash left them). */
+  | { type: "backlog"; reason: "restart"; batches: number }
+  /** The RPC answers again after `failures` failed cycles over `downMs`. */
+  | { type: "recovered"; failures: number; downMs: number; lagBatches: number }
+  /** The backlog noted by `backlog` or `chain-reset` is anchored: `batches` in `ms`. */
+  | { type: "caught-up"; reason: CatchUpReason; batches: number; ms: number }
   | { type: "alarm"; alarm: AnchorAlarm }
   | { type: "error"; message: string };
+
+export type CatchUpReason = "restart" | "outage" | "chain-reset";
 
 /** The part of the Ledger the loop uses (so tests can wrap it). */
 export type AnchorLedger = Pick<
@@ -212,6 +233,10 @@ export class AnchorLoop {
   private alarm: AnchorAlarm | undefined;
   private lastError: string | undefined;
   private failures = 0;
+  private failingSince = 0;
+  /** A backlog being worked off, reported once it is anchored (for the operator's log). */
+  private catchUp:
+    { reason: CatchUpReason; since: number; from: number; through: number } | undefined;
   private running: Promise<void> | undefined;
   private stopping = false;
   private wakeUp: (() => void) | undefined;
@@ -362,6 +387,7 @@ export class AnchorLoop {
       let pause: number;
       try {
         const result = await this.cycle();
+        if (this.failures > 0) this.recovered();
         this.failures = 0;
         this.lastError = undefined;
         this.alarm = undefined; // only recoverable alarms get here
@@ -374,6 +400,7 @@ export class AnchorLoop {
           await this.sleep(this.o.retryMaxMs);
           continue;
         }
+        if (this.failures === 0) this.failingSince = Date.now();
         this.failures++;
         this.state = "backoff";
         this.lastError = errorSummary(error, this.o.rpcUrl);
@@ -390,6 +417,25 @@ export class AnchorLoop {
       }
       await this.sleep(pause);
     }
+  }
+
+  private recovered(): void {
+    const { lagBatches, anchoredThrough } = this.status();
+    this.emit({
+      type: "recovered",
+      failures: this.failures,
+      downMs: Date.now() - this.failingSince,
+      lagBatches,
+    });
+    if (lagBatches > 0 && this.catchUp === undefined) this.noteBacklog("outage", anchoredThrough);
+  }
+
+  /** Remembers the backlog [from, lastSealed] so its catching up can be reported. */
+  private noteBacklog(reason: CatchUpReason, from: number): void {
+    const batches = this.lastSealed + 1 - from;
+    if (batches <= 0) return;
+    this.catchUp = { reason, since: Date.now(), from, through: this.lastSealed };
+    if (reason === "restart") this.emit({ type: "backlog", reason, batches });
   }
 
   private raise(alarm: AnchorAlarm): void {
@@ -501,9 +547,11 @@ export class AnchorLoop {
       }
       // First start on a dev chain: deploy once.
       const bootstrap = new RegistryClient(provider, chainId, ZeroHash.slice(0, 42));
-      address = (await this.deployment.ensure(bootstrap)).address;
+      const ensured = await this.deployment.ensure(bootstrap);
+      address = ensured.address;
       this.contractAddress = address;
       this.opts.onContractChanged?.(address);
+      if (ensured.deployed) this.emit({ type: "deployed", contract: address });
     }
     this.client = new RegistryClient(provider, chainId, address);
     this.tracker = this.sharedTracker ?? NonceTracker.forAccount(provider, this.anchorerAddress);
@@ -532,7 +580,7 @@ export class AnchorLoop {
       this.tracker = undefined;
       throw new Error(`chain id changed from ${client.chainId} to ${chainId}; reconnecting`);
     }
-    const { address } = await this.deployment.ensure(client);
+    const { address, deployed } = await this.deployment.ensure(client);
     const target = address === client.address ? client : client.at(address);
     const ledger = this.opts.ledger;
     await target.registerLog(this.deployment.admin, {
@@ -547,11 +595,21 @@ export class AnchorLoop {
     this.flights.clear();
     const reset = await this.resetFrom(0);
     // A first start on a fresh dev chain is a registration, not a reset.
-    this.emit(
-      reset > 0
-        ? { type: "chain-reset", contract: address, reason: why, batchesReset: reset }
-        : { type: "registered", contract: address },
-    );
+    if (reset > 0 || (deployed && code === "CONTRACT_MISSING")) {
+      this.lastSealed = Math.max(this.lastSealed, await ledger.lastBatchNo());
+      this.emit({
+        type: "chain-reset",
+        contract: address,
+        previousContract: client.address,
+        redeployed: deployed,
+        reason: why,
+        batchesReset: reset,
+        backlog: this.lastSealed + 1,
+      });
+      this.noteBacklog("chain-reset", 0);
+    } else {
+      this.emit({ type: "registered", contract: address });
+    }
   }
 
   /**
@@ -611,6 +669,7 @@ export class AnchorLoop {
     }
     this.cursor = cursor;
     this.cursorSealedAt = await this.sealedAtOf(cursor);
+    this.noteBacklog("restart", cursor);
     // Re-check the latest anchored batches at once: the chain may have moved while we were down.
     this.lastRecheck = 0;
   }
@@ -690,6 +749,16 @@ export class AnchorLoop {
         gasUsed: mined.gasUsed,
         sentByThisRun: flight !== undefined,
       });
+      if (this.catchUp && batchNo >= this.catchUp.through) {
+        const { reason, since, from } = this.catchUp;
+        this.catchUp = undefined;
+        this.emit({
+          type: "caught-up",
+          reason,
+          batches: batchNo + 1 - from,
+          ms: Date.now() - since,
+        });
+      }
       for (const w of this.anchoredWaiters) {
         if (w.batchNo <= batchNo) {
           this.anchoredWaiters.delete(w);

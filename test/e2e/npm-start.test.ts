@@ -103,7 +103,7 @@ describe("npm start, end to end", function () {
       PORT: String(port),
       EMBEDDED_CHAIN_PORT: String(chainPort),
       BATCH_MAX_WAIT_MS: "200",
-      LOG_LEVEL: "warn",
+      LOG_LEVEL: "info",
     };
     const first = await npmStart(env);
     running.push(first);
@@ -192,14 +192,33 @@ describe("npm start, end to end", function () {
     expect(audit.body.events).to.equal(50);
     expect(audit.body.chain).to.not.equal(null);
 
+    const anchoredBatches = (await api<{ batches: unknown[] }>(base, admin, "GET", "/v1/batches"))
+      .body.batches.length;
     expect(await stop(first)).to.equal(0);
     running.pop();
 
     // Restart on the same data: no new admin key, the keys still work, every acknowledged
     // event is there, unchanged.
+    expect(first.output()).to.match(/deployed the registry on the development chain at 0x/);
+    expect(first.output()).to.match(/registered the log in the registry at 0x/);
+
     const second = await npmStart(env);
     running.push(second);
     expect(second.adminKey).to.equal(undefined);
+    // The embedded chain starts empty: the service says that it redeploys, re-registers and
+    // re-anchors every batch, and when it is done.
+    const caughtUp = new RegExp(
+      `anchoring caught up after the chain reset: ${anchoredBatches} batch(es)? anchored in`,
+    );
+    const until = Date.now() + 60_000;
+    while (!caughtUp.test(second.output()) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 250));
+    expect(second.output()).to.match(
+      new RegExp(
+        `the development chain was reset \\(no registry code at 0x[0-9a-fA-F]{40}\\): redeployed the registry at 0x[0-9a-fA-F]{40} \\(was 0x[0-9a-fA-F]{40}\\), re-registered the log, re-anchoring ${anchoredBatches} batch(es)? from LevelDB`,
+      ),
+    );
+    expect(second.output()).to.match(caughtUp);
     const keys = await api<unknown[]>(base, admin, "GET", "/v1/keys");
     expect(keys.status).to.equal(200);
     for (const r of receipts) {

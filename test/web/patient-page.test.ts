@@ -115,6 +115,23 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
     await page.screenshot({ path: path.join(ARTIFACTS, "patient-page.png"), fullPage: true });
   });
 
+  it("an empty history: 'No access to your data has been logged up to batch N'", async () => {
+    const keys = ApiKeys.forLedger(log.ledger);
+    const nobody = await keys.create({
+      role: "patient",
+      patient: { system: PATIENT_MRN_SYSTEM, value: "MRN-NEVER-SEEN" },
+    });
+    const status = await verdictAfter(nobody.secret);
+    expect(status, await page.innerText("#result")).to.equal("verified");
+    expect(await page.innerText("#summary-title")).to.equal(
+      "✓ No access to your data has been logged up to batch 1",
+    );
+    expect(await page.innerText("#summary-detail")).to.match(
+      /^Batch 1 is anchored in block \d+, and the blockchain confirms that the log holds no access to your data up to it\.$/,
+    );
+    expect(await page.isVisible("#timeline")).to.equal(false);
+  });
+
   it("talks only to the service and the RPC; no console errors", () => {
     const origins = new Set(requests.map((u) => new URL(u).origin));
     expect([...origins].sort()).to.deep.equal([new URL(node.url).origin, server.url].sort());

@@ -273,6 +273,21 @@ describe("anchor loop (real Hardhat node)", function () {
     console.log(
       `      backlog of ${backlog} batches after the outage anchored in ${Math.round(drainMs)} ms`,
     );
+    // The operator's log says when the chain came back, with the backlog, and when it drained.
+    const recovered = h.events.find((e) => e.type === "recovered");
+    expect(recovered, "a recovered event").to.not.equal(undefined);
+    if (recovered?.type !== "recovered") return;
+    expect(recovered.failures).to.be.greaterThan(0);
+    expect(recovered.downMs).to.be.greaterThan(1_000);
+    expect(recovered.lagBatches).to.be.greaterThanOrEqual(backlog);
+    const caughtUp = await waitFor(
+      "caught-up event",
+      async () => h.events.find((e) => e.type === "caught-up"),
+      30_000,
+    );
+    expect(caughtUp).to.include({ reason: "outage" });
+    if (caughtUp.type === "caught-up")
+      expect(caughtUp.batches).to.be.greaterThanOrEqual(recovered.lagBatches);
     loading = false;
     await load;
     await h.ledger.sealPending();
@@ -338,6 +353,14 @@ describe("anchor loop (real Hardhat node)", function () {
     const recognised = anchoredEvents(second.events).find((e) => e.batchNo === 3);
     expect(recognised).to.include({ txHash: sent.txHash, sentByThisRun: false });
     expect(anchoredEvents(second.events).map((e) => e.batchNo)).to.deep.equal([3, 4, 5]);
+    // Logged: three sealed batches waiting at the start, then caught up.
+    expect(second.events.filter((e) => e.type === "backlog")).to.deep.equal([
+      { type: "backlog", reason: "restart", batches: 3 },
+    ]);
+    expect(second.events.find((e) => e.type === "caught-up")).to.include({
+      reason: "restart",
+      batches: 3,
+    });
     await expectAllAnchored(second.ledger, client);
   });
 
@@ -765,6 +788,7 @@ describe("anchor loop (real Hardhat node)", function () {
       const last = await h.ledger.lastBatchNo();
       await h.loop.waitForAnchored(last, 20_000);
       const oldBundles = await Promise.all(seqs.map((s) => h.ledger.prove(s)));
+      expect(h.events.filter((e) => e.type === "deployed")).to.have.length(1);
       expect(h.events.filter((e) => e.type === "registered")).to.have.length(1);
       expect(h.events.filter((e) => e.type === "chain-reset")).to.have.length(0);
       const oldContract = h.loop.status().contract as string;
@@ -805,9 +829,18 @@ describe("anchor loop (real Hardhat node)", function () {
         async () => h.events.find((e) => e.type === "chain-reset"),
         30_000,
       );
-      expect(reset).to.include({ batchesReset: last + 1 });
+      expect(reset).to.include({
+        batchesReset: last + 1,
+        redeployed: true,
+        previousContract: oldContract,
+      });
+      if (reset?.type === "chain-reset") expect(reset.backlog).to.be.greaterThanOrEqual(last + 1);
       await h.ledger.sealPending();
       await h.loop.waitForAnchored(await h.ledger.lastBatchNo(), 30_000);
+      const caughtUp = h.events.find((e) => e.type === "caught-up");
+      expect(caughtUp).to.include({ reason: "chain-reset" });
+      if (caughtUp?.type === "caught-up" && reset?.type === "chain-reset")
+        expect(caughtUp.batches).to.equal(reset.backlog);
 
       const status = h.loop.status();
       expect(status.state).to.equal("running");
