@@ -114,7 +114,7 @@ export async function benchPatientHistory(log: BuiltLog, samples = 20): Promise<
   let count = 0;
   for (let k = 0; k < samples; k++) {
     const s = performance.now();
-    const h = await patientHistory(ledger, tag, { staffNames: false });
+    const h = await patientHistory(ledger, tag, { staffIdentity: "withhold" });
     history.push(performance.now() - s);
     count = h.events.length;
     if (k === 0) bytes = Buffer.byteLength(JSON.stringify(h));

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 import type { ApiKeys } from "../ledger/api-keys.ts";
 import type { Ledger } from "../ledger/ledger.ts";
+import { AccessPolicy } from "../ledger/access.ts";
 import { EventQueries } from "../ledger/queries.ts";
 import { authenticate, perKeyRateLimit } from "./auth.ts";
 import { ApiError, errorHandler } from "./errors.ts";
@@ -66,6 +67,8 @@ export interface ApiContext {
   ledger: Ledger;
   keys: ApiKeys;
   queries: EventQueries;
+  /** What each caller may do and see: every route asks it (services/ledger/access.ts). */
+  access: AccessPolicy;
   config: ApiConfig;
   metrics: ApiMetrics;
   statusProvider: (() => AnchorStatus) | undefined;
@@ -84,10 +87,16 @@ const DEFAULT_WEB_DIR = fileURLToPath(new URL("../../web/", import.meta.url));
 export function createApp(opts: AppOptions): Express {
   const metrics = new ApiMetrics(opts.statusProvider, { defaults: opts.processMetrics ?? false });
   opts.ledger.onSealed(() => metrics.batchesSealed.inc());
+  const queries = new EventQueries(opts.ledger);
   const ctx: ApiContext = {
     ledger: opts.ledger,
     keys: opts.keys,
-    queries: new EventQueries(opts.ledger),
+    queries,
+    access: new AccessPolicy({
+      patientStaffNames: opts.config.PATIENT_VIEW_STAFF_NAMES,
+      nextSeq: () => opts.ledger.nextSeq,
+      isInScope: (seq, scope) => queries.isInScope(seq, scope),
+    }),
     config: opts.config,
     metrics,
     statusProvider: opts.statusProvider,

@@ -1,6 +1,7 @@
 import type { Request, RequestHandler, Response } from "express";
 import { rateLimit } from "express-rate-limit";
-import type { ApiKeyRole, ApiKeys, Principal } from "../ledger/api-keys.ts";
+import type { AccessPolicy, Operation } from "../ledger/access.ts";
+import type { ApiKeys, Principal } from "../ledger/api-keys.ts";
 import { ApiError, sendError } from "./errors.ts";
 
 /** The authenticated caller of this request (set by `authenticate`). */
@@ -30,12 +31,10 @@ export function authenticate(keys: ApiKeys): RequestHandler {
   };
 }
 
-/** 403 unless the caller holds one of `roles`. */
-export function allow(...roles: ApiKeyRole[]): RequestHandler {
+/** 403 unless the access policy lets the caller's role perform `operation`. */
+export function authorize(policy: AccessPolicy, operation: Operation): RequestHandler {
   return (_req, res, next) => {
-    const { role } = principalOf(res);
-    if (!roles.includes(role))
-      throw new ApiError("FORBIDDEN", `role ${role} may not use this route`);
+    policy.permit(principalOf(res), operation);
     next();
   };
 }

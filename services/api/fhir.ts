@@ -1,10 +1,9 @@
 import type { Express, Request } from "express";
-import { type FhirAuditEvent, toFhirAuditEvent } from "../core/fhir-audit-event.ts";
-import type { Principal } from "../ledger/api-keys.ts";
+import { toFhirAuditEvent } from "../core/fhir-audit-event.ts";
 import type { EventFilter } from "../ledger/queries.ts";
 import { subjectTagOf } from "../ledger/reports.ts";
 import type { ApiContext } from "./app.ts";
-import { allow, principalOf } from "./auth.ts";
+import { authorize, principalOf } from "./auth.ts";
 import { ApiError, FHIR_JSON, answerErrorsAsFhir } from "./errors.ts";
 import { FhirAuditEventSearchQuery, SeqParams, parseRequest } from "./schemas.ts";
 
@@ -79,23 +78,6 @@ function patientTag(ctx: ApiContext, token: string): string {
   return subjectTagOf(ctx.ledger, system ? { system, value } : { value });
 }
 
-/** What a patient is shown of an agent: no personal identity of staff unless policy says so. */
-function redactForPatient(resource: FhirAuditEvent, staffNames: boolean): FhirAuditEvent {
-  if (staffNames) return resource;
-  return {
-    ...resource,
-    agent: resource.agent.map((a) => {
-      const copy = { ...a };
-      delete copy.name;
-      delete copy.altId;
-      delete copy.network;
-      // R4 agent.who is 0..1: a patient sees the role and organization, not the person.
-      delete (copy as { who?: unknown }).who;
-      return copy;
-    }),
-  };
-}
-
 /**
  * The base of absolute URLs: PUBLIC_URL, or (when it is unset because the port was picked at
  * listen time) the local address the connection came to. Never the Host header: a client could
@@ -136,22 +118,18 @@ function registerFhirSearch(app: Express, ctx: ApiContext): void {
     "/fhir/AuditEvent",
     ctx.authenticate,
     ctx.rateLimit,
-    allow("auditor", "patient"),
+    authorize(ctx.access, "fhir:read"),
     async (req, res) => {
-      const principal: Principal = principalOf(res);
+      const principal = principalOf(res);
       const q = parseRequest(FhirAuditEventSearchQuery, { ...req.query });
-      const filter: EventFilter = {};
-      if (q.patient !== undefined) filter.subject = patientTag(ctx, q.patient);
-      if (principal.role === "patient") {
-        if (filter.subject !== undefined && filter.subject !== principal.scope)
-          throw new ApiError(
-            "FORBIDDEN",
-            "a patient key may only search its own events",
-            "patient",
-          );
-        filter.subject = principal.scope ?? "";
-      }
-      if (q.organization !== undefined) filter.organization = q.organization;
+      const requested: EventFilter = {};
+      if (q.patient !== undefined) requested.subject = patientTag(ctx, q.patient);
+      if (q.organization !== undefined) requested.organization = q.organization;
+      const filter = ctx.access.listFilter(principal, {
+        filter: requested,
+        subjectField: "patient",
+        organizationField: "organization",
+      });
       if (q.date !== undefined) applyDates(filter, Array.isArray(q.date) ? q.date : [q.date]);
       if (filter.fromMs !== undefined && filter.toMs !== undefined && filter.toMs <= filter.fromMs)
         throw new ApiError("VALIDATION_FAILED", "the date range is empty", "date");
@@ -169,15 +147,13 @@ function registerFhirSearch(app: Express, ctx: ApiContext): void {
         next.searchParams.set("_cursor", page.nextCursor);
         link.push({ relation: "next", url: next.toString() });
       }
-      const staffNames = ctx.config.PATIENT_VIEW_STAFF_NAMES;
       const entry = page.events.flatMap((stored) => {
         if (stored.event === null) return [];
-        const resource = { id: String(stored.seq), ...toFhirAuditEvent(stored.event) };
+        const event = ctx.access.eventFor(principal, stored.event);
         return [
           {
             fullUrl: `${base}/fhir/AuditEvent/${stored.seq}`,
-            resource:
-              principal.role === "patient" ? redactForPatient(resource, staffNames) : resource,
+            resource: { id: String(stored.seq), ...toFhirAuditEvent(event) },
             search: { mode: "match" as const },
           },
         ];
@@ -201,26 +177,16 @@ function registerFhirRead(app: Express, ctx: ApiContext): void {
     "/fhir/AuditEvent/:seq",
     ctx.authenticate,
     ctx.rateLimit,
-    allow("auditor", "patient"),
+    authorize(ctx.access, "fhir:read"),
     async (req, res) => {
       const principal = principalOf(res);
       const { seq } = parseRequest(SeqParams, { ...req.params });
+      await ctx.access.checkEvent(principal, seq);
       const stored = await ctx.ledger.getEvent(seq);
-      if (
-        principal.role === "patient" &&
-        !(await ctx.queries.isInScope(seq, { subject: principal.scope ?? "" }))
-      )
-        throw new ApiError("FORBIDDEN", `event ${seq} is outside this key's scope`, "seq");
       if (stored.event === null)
         throw new ApiError("NOT_FOUND", `event ${seq} was erased; only its entry is kept`, "seq");
-      const resource = { id: String(seq), ...toFhirAuditEvent(stored.event) };
-      res
-        .type(FHIR_JSON)
-        .json(
-          principal.role === "patient"
-            ? redactForPatient(resource, ctx.config.PATIENT_VIEW_STAFF_NAMES)
-            : resource,
-        );
+      const event = ctx.access.eventFor(principal, stored.event);
+      res.type(FHIR_JSON).json({ id: String(seq), ...toFhirAuditEvent(event) });
     },
   );
 }

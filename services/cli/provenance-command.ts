@@ -53,11 +53,23 @@ const SideSchema = z.object({
 });
 type Side = z.infer<typeof SideSchema>;
 
+/** A side the API's access policy withheld from the key that asked (a writer's trace). */
+const WithheldSchema = z.object({ withheld: z.literal(true) });
+type Withheld = z.infer<typeof WithheldSchema>;
+const HopSideSchema = z.union([SideSchema, WithheldSchema]);
+
+const isWithheld = <T extends object>(s: T | Withheld): s is Withheld => "withheld" in s;
+
 const TraceSchema = z.object({
   dataHash: z.string().nullable().optional(),
   reference: z.string().nullable().optional(),
   hops: z.array(
-    z.object({ reference: z.string(), dataHash: z.string(), from: SideSchema, to: SideSchema }),
+    z.object({
+      reference: z.string(),
+      dataHash: z.string(),
+      from: HopSideSchema,
+      to: HopSideSchema,
+    }),
   ),
   unmatched: z.array(
     z.object({
@@ -211,17 +223,27 @@ async function readTrace(file: string): Promise<SourcedTrace> {
   return { source: file, trace: parseTrace(body, file) };
 }
 
-const sideKey = (s: Side) => `${s.logId}:${s.seq}`;
+const sideKey = (s: Side | Withheld) => (isWithheld(s) ? "withheld" : `${s.logId}:${s.seq}`);
 
 /**
  * Several answers (each API traces from its own log and its peers) as one trace: hops are
- * deduplicated by their two sides, and a transfer one source lists as unmatched but another
- * matched (it could not see the counterparty's log) counts as matched.
+ * deduplicated by their two sides, a hop with a side withheld from one key gives way to the same
+ * hop seen whole by another, and a transfer one source lists as unmatched but another matched
+ * (it could not see the counterparty's log) counts as matched.
  */
 export function mergeTraces(traces: Trace[]): Trace {
   const hops = new Map<string, Hop>();
   for (const t of traces)
     for (const hop of t.hops) hops.set(`${sideKey(hop.from)}>${sideKey(hop.to)}`, hop);
+  const whole = [...hops.values()].filter((h) => !isWithheld(h.from) && !isWithheld(h.to));
+  const wholeFrom = new Set(whole.map((h) => sideKey(h.from)));
+  const wholeTo = new Set(whole.map((h) => sideKey(h.to)));
+  for (const [key, hop] of hops) {
+    const seenWhole =
+      (isWithheld(hop.from) && wholeTo.has(sideKey(hop.to))) ||
+      (isWithheld(hop.to) && wholeFrom.has(sideKey(hop.from)));
+    if (seenWhole) hops.delete(key);
+  }
   const exported = new Set([...hops.values()].map((h) => sideKey(h.from)));
   const imported = new Set([...hops.values()].map((h) => sideKey(h.to)));
   const unmatched = new Map<string, Unmatched>();
@@ -231,9 +253,11 @@ export function mergeTraces(traces: Trace[]): Trace {
       if ((u.kind === "export" ? exported : imported).has(key)) continue;
       unmatched.set(`${u.kind}:${key}`, u);
     }
-  const sorted = [...hops.values()].sort(
-    (a, b) => a.from.recorded.localeCompare(b.from.recorded) || a.from.seq - b.from.seq,
-  );
+  const timeOf = (h: Hop) => [h.from, h.to].find((s): s is Side => !isWithheld(s));
+  const sorted = [...hops.values()].sort((a, b) => {
+    const [x, y] = [timeOf(a), timeOf(b)];
+    return (x?.recorded ?? "").localeCompare(y?.recorded ?? "") || (x?.seq ?? 0) - (y?.seq ?? 0);
+  });
   const first = traces[0];
   return {
     dataHash: traces.find((t) => typeof t.dataHash === "string")?.dataHash ?? null,
@@ -295,6 +319,8 @@ function transferEventOf(side: Side, code: string): TransferEvent | string {
  * recipient (an export without a recipient matches any importer, as in the ledger's matching).
  */
 export function checkHopMatch(hop: Hop, dataHash: string | null): string | null {
+  if (isWithheld(hop.from) || isWithheld(hop.to))
+    return `the ${isWithheld(hop.from) ? "export" : "import"} side was withheld from the key that asked (it names another organization): the hop cannot be checked`;
   const exp = transferEventOf(hop.from, EXPORT);
   if (typeof exp === "string") return `export: ${exp}`;
   const imp = transferEventOf(hop.to, IMPORT);
@@ -324,8 +350,8 @@ interface HopReport {
   hop: number;
   reference: string;
   dataHash: string;
-  from: SideReport;
-  to: SideReport;
+  from: SideReport | Withheld;
+  to: SideReport | Withheld;
   match: { ok: boolean; reason: string };
   ok: boolean;
 }
@@ -396,7 +422,7 @@ export async function runProvenance(
   // bundle, which the verifier checks against the RPC's chain id), else the first one's. A
   // bundle anchored in a registry of the server's choosing would otherwise verify on its own.
   const allSides = [
-    ...trace.hops.flatMap((h) => [h.from, h.to]),
+    ...trace.hops.flatMap((h) => [h.from, h.to]).filter((s): s is Side => !isWithheld(s)),
     ...trace.unmatched.map((u) => u.side),
   ];
   const firstAnchor = allSides.map((s) => anchorOf(s.bundle)).find((a) => a !== null) ?? null;
@@ -410,6 +436,8 @@ export async function runProvenance(
 
   const acceptable = (s: VerdictStatus) =>
     s === "verified" || (opts.allowPending && s === "pending");
+  const reportSide = async (side: Side | Withheld): Promise<SideReport | Withheld> =>
+    isWithheld(side) ? side : report(side);
   const report = async (side: Side): Promise<SideReport> => {
     const v = await verify(side);
     const problem = registryProblem(side.bundle, registry);
@@ -429,14 +457,11 @@ export async function runProvenance(
   try {
     hops = await Promise.all(
       trace.hops.map(async (hop, i) => {
-        const [from, to] = await Promise.all([report(hop.from), report(hop.to)]);
+        const [from, to] = await Promise.all([reportSide(hop.from), reportSide(hop.to)]);
         const mismatch = checkHopMatch(hop, opts.dataHash ?? null);
-        const ok =
-          acceptable(from.status) &&
-          acceptable(to.status) &&
-          from.registry === undefined &&
-          to.registry === undefined &&
-          mismatch === null;
+        const good = (s: SideReport | Withheld) =>
+          !isWithheld(s) && acceptable(s.status) && s.registry === undefined;
+        const ok = good(from) && good(to) && mismatch === null;
         return {
           hop: i + 1,
           reference: hop.reference,
@@ -469,8 +494,9 @@ export async function runProvenance(
   const unreadable = (trace.logs ?? []).filter((l) => !l.readable);
   const custody: string[] = [];
   for (const h of hops) {
-    if (custody[custody.length - 1] !== h.from.organization) custody.push(h.from.organization);
-    custody.push(h.to.organization);
+    if (!isWithheld(h.from) && custody[custody.length - 1] !== h.from.organization)
+      custody.push(h.from.organization);
+    if (!isWithheld(h.to)) custody.push(h.to.organization);
   }
   const failedHops = hops.filter((h) => !h.ok).length;
   const empty = hops.length === 0 && unmatched.length === 0;
@@ -498,7 +524,8 @@ export async function runProvenance(
   const item = trace.dataHash ? `data item ${trace.dataHash}` : `transfer ${trace.reference}`;
   w(`provenance of ${item} (from ${sources.map((s) => s.source).join(", ")})`);
   if (registry !== null) w(`registry ${registry.contract} on chain ${registry.chainId}`);
-  const sideLine = (label: string, s: SideReport) => {
+  const sideLine = (label: string, s: SideReport | Withheld) => {
+    if (isWithheld(s)) return `  ${MARK.bad} ${label.padEnd(7)}withheld from this key`;
     const good = acceptable(s.status) && s.registry === undefined;
     const mark = good ? (s.status === "pending" ? MARK.pending : MARK.ok) : MARK.bad;
     const what = `${s.status.toUpperCase()}${s.code ? ` ${s.code}` : ""}`;
@@ -506,7 +533,8 @@ export async function runProvenance(
     return `  ${mark} ${label.padEnd(7)}${where}: ${what}${s.registry ? `; ${s.registry}` : ""}`;
   };
   for (const h of hops) {
-    w(`hop ${h.hop}: ${h.reference}  ${h.from.organization} → ${h.to.organization}`);
+    const org = (s: SideReport | Withheld) => (isWithheld(s) ? "(withheld)" : s.organization);
+    w(`hop ${h.hop}: ${h.reference}  ${org(h.from)} → ${org(h.to)}`);
     w(sideLine("export", h.from));
     w(sideLine("import", h.to));
     w(`  ${h.match.ok ? MARK.ok : MARK.bad} match  ${h.match.reason}`);

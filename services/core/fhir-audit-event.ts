@@ -30,7 +30,8 @@ import {
   parseNativeEvent,
   toFieldIssues,
 } from "./event.ts";
-import type { Agent, Coding, Entity, FieldIssue, NativeEvent, ParseResult } from "./event.ts";
+import type { Coding, Entity, FieldIssue, NativeEvent, ParseResult } from "./event.ts";
+import type { AgentView, EventView } from "./disclosure.ts";
 import { utf8 } from "./hex.ts";
 
 /**
@@ -337,7 +338,7 @@ export interface FhirAgent {
   extension?: FhirExtension[];
   type?: FhirCodeableConcept;
   role?: FhirCodeableConcept[];
-  who: FhirReference;
+  who?: FhirReference;
   altId?: string;
   name?: string;
   requestor: boolean;
@@ -370,7 +371,7 @@ const REST_DATA_ROLES = new Set(["3", "4", "20"]);
  * PrivacyDisclosure); null when none fits (e.g. a failed access: BALP records failures
  * differently).
  */
-export function balpProfileOf(e: NativeEvent): string | null {
+export function balpProfileOf(e: EventView): string | null {
   const hasSubtype = (system: string, ...codes: string[]) =>
     e.subtype.some((s) => s.system === system && codes.includes(s.code));
   if (e.agents.length < 2) return null;
@@ -449,12 +450,13 @@ function orgExtension(organization: string): FhirExtension {
   return { url: EXT.organization, valueString: organization };
 }
 
-function agentToFhir(a: Agent, sourceOrg: string): FhirAgent {
+function agentToFhir(a: AgentView, sourceOrg: string): FhirAgent {
   return {
     ...(a.organization !== sourceOrg ? { extension: [orgExtension(a.organization)] } : {}),
     ...(a.type !== undefined ? { type: { coding: [coding(a.type)] } } : {}),
     ...(a.role !== undefined ? { role: a.role.map((r) => ({ coding: [coding(r)] })) } : {}),
-    who: identityToReference(a.who),
+    // R4 agent.who is 0..1: an agent shown without staff identity has none.
+    ...(a.who !== undefined ? { who: identityToReference(a.who) } : {}),
     ...(a.altId !== undefined ? { altId: a.altId } : {}),
     ...(a.userName !== undefined ? { name: a.userName } : {}),
     requestor: a.requestor,
@@ -481,8 +483,11 @@ function entityToFhir(en: Entity): FhirEntity {
   return out;
 }
 
-/** Maps a (parsed) native event to a BALP-conformant FHIR R4 AuditEvent. */
-export function toFhirAuditEvent(e: NativeEvent): FhirAuditEvent {
+/**
+ * Maps a (parsed) native event to a BALP-conformant FHIR R4 AuditEvent; an event whose agents'
+ * staff identity was left out (services/ledger/access.ts) maps to agents without it.
+ */
+export function toFhirAuditEvent(e: EventView): FhirAuditEvent {
   const ext: FhirExtension[] = [];
   if (e.breakGlass && !e.purposeOfUse.includes(BREAK_GLASS_PURPOSE)) {
     ext.push({ url: EXT.breakGlass, valueBoolean: true });
@@ -694,7 +699,7 @@ function agentFromFhir(a: FhirAgent, field: string, sourceOrg: unknown, issues: 
   const orgExt = ext.get(EXT.organization);
   const organization = orgExt ? valueOf(orgExt, "valueString", issues) : sourceOrg;
   const out: Draft = {
-    who: referenceToIdentity(a.who, `${field}.who`, issues, true),
+    who: a.who === undefined ? undefined : referenceToIdentity(a.who, `${field}.who`, issues, true),
     organization,
     requestor: a.requestor,
   };

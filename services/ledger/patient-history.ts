@@ -11,6 +11,7 @@
  * log is answered well under a second; bench/patient-bench.ts measures it).
  */
 import { BUNDLE_FORMAT, type AnchorJson, type Bundle, type BundleStatus } from "../core/bundle.ts";
+import type { EventView } from "../core/disclosure.ts";
 import type { NativeEvent } from "../core/event.ts";
 import type { Hex } from "../core/hex.ts";
 import {
@@ -21,9 +22,9 @@ import { K } from "../store/keys.ts";
 import type { StoredBody } from "../store/ledger-store.ts";
 import type { BatchHeader, BatchRecord } from "./batch.ts";
 import { LedgerError, invariant } from "./errors.ts";
+import { type StaffIdentity, redactEvent } from "./access.ts";
 import { parseEntryRead } from "./ingest.ts";
 import type { Ledger } from "./ledger.ts";
-import { patientEventView } from "./queries.ts";
 
 export const PATIENT_HISTORY_FORMAT = "veritrail-patient-history/1";
 
@@ -32,8 +33,8 @@ export interface PatientHistoryEvent {
   seq: number;
   /** The entry's recorded time (always present, even once the body is erased). */
   recorded: string;
-  /** The patient view (staff names per PATIENT_VIEW_STAFF_NAMES); null once erased. */
-  event: ReturnType<typeof patientEventView> | null;
+  /** The event as the access policy shows it to the caller (staff identity per policy); null once erased. */
+  event: EventView | null;
   erased: boolean;
   bundle: Bundle;
 }
@@ -58,8 +59,8 @@ export interface PatientHistory {
 }
 
 export interface PatientHistoryOptions {
-  /** PATIENT_VIEW_STAFF_NAMES. */
-  staffNames: boolean;
+  /** Staff identity shown or withheld (the access policy's decision for the caller). */
+  staffIdentity: StaffIdentity;
 }
 
 /** The latest batch in state `anchored`, or undefined when none is. */
@@ -165,7 +166,7 @@ async function historyEvents(
     out.push({
       seq,
       recorded: entry.recorded,
-      event: event ? patientEventView(event, { staffNames: opts.staffNames }) : null,
+      event: event ? redactEvent(event, opts.staffIdentity) : null,
       erased: event === null,
       bundle,
     });

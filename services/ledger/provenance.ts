@@ -2,6 +2,7 @@ import { type Bundle, BundleSchema } from "../core/bundle.ts";
 import { PURPOSE_OF_USE_CODES, SYSTEM, displayOf } from "../core/codes.ts";
 import { type NativeEvent, parseNativeEvent } from "../core/event.ts";
 import type { StoredEvent } from "./ledger.ts";
+import { invariant } from "./errors.ts";
 import type { EventQueries } from "./queries.ts";
 
 /**
@@ -121,11 +122,33 @@ export interface TransferSide {
   bundle: Bundle;
 }
 
+/**
+ * A side of a hop the caller may not see (services/ledger/access.ts): the hop exists, nothing
+ * of the other organization's event is shown.
+ */
+export interface WithheldSide {
+  withheld: true;
+}
+
+export const WITHHELD_SIDE: WithheldSide = Object.freeze({ withheld: true });
+
+export function isWithheld(side: TransferSide | WithheldSide): side is WithheldSide {
+  return "withheld" in side;
+}
+
 export interface TransferHop {
   reference: string;
   dataHash: string;
   from: TransferSide;
   to: TransferSide;
+}
+
+/** A hop as a caller is shown it: a side it may not see is withheld. */
+export interface ScopedHop {
+  reference: string;
+  dataHash: string;
+  from: TransferSide | WithheldSide;
+  to: TransferSide | WithheldSide;
 }
 
 export type UnmatchedReason =
@@ -152,6 +175,9 @@ export interface ProvenanceTrace {
   custody: string[];
   unmatched: UnmatchedTransfer[];
 }
+
+/** A trace as a caller is shown it (services/ledger/access.ts). */
+export type ScopedTrace = Omit<ProvenanceTrace, "hops"> & { hops: ScopedHop[] };
 
 interface Found {
   log: TransferLog;
@@ -260,42 +286,15 @@ export async function traceProvenance(
   return { dataHash, reference: opts.reference ?? null, hops, custody: custodyOf(hops), unmatched };
 }
 
-function custodyOf(hops: TransferHop[]): string[] {
+/** Organizations in custody order (the first sender, then each recipient); withheld sides name none. */
+export function custodyOf(hops: readonly ScopedHop[]): string[] {
   const custody: string[] = [];
   for (const hop of hops) {
-    if (custody[custody.length - 1] !== hop.from.organization) custody.push(hop.from.organization);
-    custody.push(hop.to.organization);
+    if (!isWithheld(hop.from) && custody[custody.length - 1] !== hop.from.organization)
+      custody.push(hop.from.organization);
+    if (!isWithheld(hop.to)) custody.push(hop.to.organization);
   }
   return custody;
-}
-
-/**
- * What a writer of `organization` may see of a trace: the hops it sent or received (both sides,
- * since the counterparty's proof is what makes the hop checkable), its own unmatched transfers,
- * unmatched imports elsewhere that claim one of its exports' references (someone says they
- * received its transfer), and unmatched exports addressed to it (someone says they sent it
- * something it never logged as received). Transfers between other institutions are left out.
- */
-export function traceForOrganization(
-  trace: ProvenanceTrace,
-  organization: string,
-): ProvenanceTrace {
-  const hops = trace.hops.filter(
-    (h) => h.from.organization === organization || h.to.organization === organization,
-  );
-  const ownRefs = new Set([
-    ...hops.filter((h) => h.from.organization === organization).map((h) => h.reference),
-    ...trace.unmatched
-      .filter((u) => u.kind === "export" && u.side.organization === organization)
-      .map((u) => u.reference),
-  ]);
-  const unmatched = trace.unmatched.filter(
-    (u) =>
-      u.side.organization === organization ||
-      (u.kind === "import" && ownRefs.has(u.reference)) ||
-      (u.kind === "export" && u.recipient === organization),
-  );
-  return { ...trace, hops, custody: custodyOf(hops), unmatched };
 }
 
 /** A log that could not be read (a peer API down, refusing the key, answering garbage). */
@@ -352,7 +351,8 @@ export interface FhirProvenance {
   resourceType: "Provenance";
   id: string;
   target: Array<{ reference?: string; identifier?: { system: string; value: string } }>;
-  occurredPeriod: { start: string; end: string };
+  /** From the export to the import; a withheld side's time is left out. */
+  occurredPeriod: { start?: string; end?: string };
   recorded: string;
   activity: { coding: Array<{ system: string; code: string; display: string }> };
   agent: Array<{
@@ -381,10 +381,15 @@ const orgRef = (organization: string) => ({
  * One FHIR R4 Provenance per hop: the transferred data (the export's data references, else the
  * transfer reference) is the target; the sender is the custodian that released it and the
  * recipient the custodian that received it; the proof of each side is named in an extension
- * (`log:seq`), so a reader can fetch and verify both bundles.
+ * (`log:seq`), so a reader can fetch and verify both bundles. A side withheld from the caller
+ * (services/ledger/access.ts) contributes nothing: no custodian, time, purpose or proof.
  */
-export function toFhirProvenance(hop: TransferHop): FhirProvenance {
-  const exported = hop.from.bundle.event as NativeEvent | null;
+export function toFhirProvenance(hop: ScopedHop): FhirProvenance {
+  const from = isWithheld(hop.from) ? undefined : hop.from;
+  const to = isWithheld(hop.to) ? undefined : hop.to;
+  const named = to ?? from;
+  invariant(named !== undefined, "a hop shows at least one side");
+  const exported = (from?.bundle.event ?? null) as NativeEvent | null;
   const whats = (exported?.entities ?? []).flatMap((e) => (e.what ? [e.what] : []));
   const custodian = (organization: string) => ({
     type: {
@@ -395,15 +400,19 @@ export function toFhirProvenance(hop: TransferHop): FhirProvenance {
     who: orgRef(organization),
   });
   const purposes = exported?.purposeOfUse ?? [];
+  const visible = [from, to].flatMap((s) => (s === undefined ? [] : [s]));
   return {
     resourceType: "Provenance",
-    id: `${hop.to.logId.slice(2, 18)}-${hop.to.seq}`,
+    id: `${named.logId.slice(2, 18)}-${named.seq}`,
     target:
       whats.length > 0
         ? whats.map((reference) => ({ reference }))
         : [{ identifier: { system: TRANSFER_REFERENCE_SYSTEM, value: hop.reference } }],
-    occurredPeriod: { start: hop.from.recorded, end: hop.to.recorded },
-    recorded: hop.to.recorded,
+    occurredPeriod: {
+      ...(from ? { start: from.recorded } : {}),
+      ...(to ? { end: to.recorded } : {}),
+    },
+    recorded: named.recorded,
     activity: {
       coding: [
         {
@@ -413,7 +422,7 @@ export function toFhirProvenance(hop: TransferHop): FhirProvenance {
         },
       ],
     },
-    agent: [custodian(hop.from.organization), custodian(hop.to.organization)],
+    agent: visible.map((s) => custodian(s.organization)),
     ...(purposes.length > 0
       ? {
           reason: purposes.map((code) => {
@@ -431,8 +440,7 @@ export function toFhirProvenance(hop: TransferHop): FhirProvenance {
       },
     ],
     extension: [
-      { url: PROOF_EXTENSION, valueString: `${hop.from.logId}:${hop.from.seq}` },
-      { url: PROOF_EXTENSION, valueString: `${hop.to.logId}:${hop.to.seq}` },
+      ...visible.map((s) => ({ url: PROOF_EXTENSION, valueString: `${s.logId}:${s.seq}` })),
       { url: `${PROOF_EXTENSION}-data-hash`, valueString: hop.dataHash },
     ],
   };
@@ -462,7 +470,7 @@ export interface FhirOperationOutcomeIssue {
  * export or import, naming its reason and the `log:seq` of its proof. FHIR JSON has no empty
  * arrays, so a trace with nothing in it is a Bundle without `entry`.
  */
-export function toFhirProvenanceBundle(trace: ProvenanceTrace, now = new Date()) {
+export function toFhirProvenanceBundle(trace: ScopedTrace, now = new Date()) {
   const entry: Array<{ resource: FhirProvenance | Record<string, unknown> }> = trace.hops.map(
     (hop) => ({ resource: toFhirProvenance(hop) }),
   );

@@ -218,38 +218,3 @@ function hasPurpose(e: NativeEvent, purpose: string): boolean {
     e.agents.some((a) => a.purposeOfUse?.includes(purpose) === true)
   );
 }
-
-/** What a patient is shown of an agent: GDPR C-579/21 owes role, organization and purpose. */
-export interface PatientAgentView {
-  role?: NativeEvent["agents"][number]["role"];
-  type?: NativeEvent["agents"][number]["type"];
-  organization: string;
-  requestor: boolean;
-  purposeOfUse?: string[];
-  who?: NativeEvent["agents"][number]["who"];
-  userName?: string;
-}
-
-/**
- * The patient-facing form of an event: staff identities (who, user name, alt id, network
- * address) are dropped unless `staffNames` (PATIENT_VIEW_STAFF_NAMES) says they are shown.
- */
-export function patientEventView(
-  event: NativeEvent,
-  opts: { staffNames: boolean },
-): Omit<NativeEvent, "agents"> & { agents: PatientAgentView[] } {
-  return {
-    ...event,
-    agents: event.agents.map((a) => {
-      const out: PatientAgentView = { organization: a.organization, requestor: a.requestor };
-      if (a.role !== undefined) out.role = a.role;
-      if (a.type !== undefined) out.type = a.type;
-      if (a.purposeOfUse !== undefined) out.purposeOfUse = a.purposeOfUse;
-      if (opts.staffNames) {
-        out.who = a.who;
-        if (a.userName !== undefined) out.userName = a.userName;
-      }
-      return out;
-    }),
-  };
-}

@@ -1,7 +1,9 @@
 import { DCM_EVENT_ID_CODES, PURPOSE_OF_USE_CODES, SYSTEM, displayOf } from "../core/codes.ts";
 import { subjectTag } from "../core/entry.ts";
+import type { EventView } from "../core/disclosure.ts";
 import type { NativeEvent } from "../core/event.ts";
 import { type Hex, fromHex } from "../core/hex.ts";
+import { type StaffIdentity, redactEvent } from "./access.ts";
 import { LedgerError } from "./errors.ts";
 import type { Ledger, StoredEvent } from "./ledger.ts";
 import type { EventQueries } from "./queries.ts";
@@ -125,7 +127,7 @@ export function defaultAccountingRange(now: Date): ReportRange {
   return { fromMs: from.getTime(), toMs: now.getTime() + 1 };
 }
 
-function purposesOf(e: NativeEvent): string[] {
+function purposesOf(e: EventView): string[] {
   const all = new Set<string>(e.purposeOfUse);
   for (const a of e.agents) for (const p of a.purposeOfUse ?? []) all.add(p);
   return [...all];
@@ -170,7 +172,7 @@ function purposeText(codes: string[]): string {
     : codes.map((c) => displayOf(PURPOSE_OF_USE_CODES, c) ?? c).join("; ");
 }
 
-function typeText(e: NativeEvent): string {
+function typeText(e: EventView): string {
   if (e.type.system === SYSTEM.dcm)
     return e.type.display ?? displayOf(DCM_EVENT_ID_CODES, e.type.code) ?? e.type.code;
   const sub = e.subtype.map((s) => s.display ?? s.code);
@@ -245,19 +247,20 @@ export async function accountingOfDisclosures(
 }
 
 /**
- * Every access to the subject's data. `staffNames` false leaves out who (the person), as
- * C-579/21 allows; dates, organizations, roles and purposes are always shown.
+ * Every access to the subject's data. With staff identity withheld (the access policy's
+ * patient-facing form) who (the person) is left out, as C-579/21 allows; dates, organizations,
+ * roles and purposes are always shown.
  */
 export async function accessReport(
   queries: EventQueries,
   subject: string,
   range: ReportRange,
-  opts: { staffNames: boolean },
+  opts: { staffIdentity: StaffIdentity },
 ): Promise<AccessReport> {
   checkRange(range);
   const accesses: AccessRow[] = [];
   for await (const stored of subjectEvents(queries, subject, range)) {
-    const e = stored.event;
+    const e = stored.event === null ? null : redactEvent(stored.event, opts.staffIdentity);
     if (e === null) {
       accesses.push({
         seq: stored.seq,
@@ -285,7 +288,8 @@ export async function accessReport(
         const out: AccessRow["agents"][number] = { organization: a.organization };
         const role = a.role?.map((r) => r.display ?? r.code).join(", ") ?? a.type?.display;
         if (role !== undefined) out.role = role;
-        if (opts.staffNames) out.who = a.who.display ?? a.userName ?? a.who.value;
+        const who = a.who?.display ?? a.userName ?? a.who?.value;
+        if (who !== undefined) out.who = who;
         return out;
       }),
       purpose: purposesOf(e),

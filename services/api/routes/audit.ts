@@ -3,7 +3,7 @@ import type { Express } from "express";
 import { auditLog } from "../../ledger/audit.ts";
 import type { ChainRpc } from "../../verifier/chain-reads.ts";
 import type { ApiContext } from "../app.ts";
-import { allow } from "../auth.ts";
+import { authorize } from "../auth.ts";
 import type { API_ERROR_STATUS } from "../errors.ts";
 import { ApiError } from "../errors.ts";
 
@@ -29,20 +29,26 @@ export function registerAuditRoutes(
   ctx: ApiContext,
   opts: AuditRouteOptions = {},
 ): void {
-  app.post("/v1/audit", ctx.authenticate, ctx.rateLimit, allow("auditor"), async (_req, res) => {
-    const events = ctx.ledger.nextSeq;
-    const max = opts.maxEvents ?? AUDIT_ROUTE_MAX_EVENTS;
-    if (events > max)
-      throw new ApiError(
-        "TOO_MANY_EVENTS",
-        `the log has ${events} events; this route audits up to ${max}: run \`veritrail audit\` instead`,
+  app.post(
+    "/v1/audit",
+    ctx.authenticate,
+    ctx.rateLimit,
+    authorize(ctx.access, "audit:run"),
+    async (_req, res) => {
+      const events = ctx.ledger.nextSeq;
+      const max = opts.maxEvents ?? AUDIT_ROUTE_MAX_EVENTS;
+      if (events > max)
+        throw new ApiError(
+          "TOO_MANY_EVENTS",
+          `the log has ${events} events; this route audits up to ${max}: run \`veritrail audit\` instead`,
+        );
+      const report = await auditLog(
+        ctx.ledger.store,
+        opts.chain ? { chain: await opts.chain() } : {},
       );
-    const report = await auditLog(
-      ctx.ledger.store,
-      opts.chain ? { chain: await opts.chain() } : {},
-    );
-    res.json(report);
-  });
+      res.json(report);
+    },
+  );
 }
 
 const AUDIT_REPORT_SCHEMA = {

@@ -1,11 +1,11 @@
 import type { Express } from "express";
 import type { ApiContext } from "../app.ts";
-import { allow } from "../auth.ts";
+import { authorize } from "../auth.ts";
 import { BatchNoParams, ListBatchesQuery, parseRequest } from "../schemas.ts";
 
 /** Batch headers and anchoring state: no event data, readable by admins, auditors, writers. */
 export function registerBatchRoutes(app: Express, ctx: ApiContext): void {
-  const guard = [ctx.authenticate, ctx.rateLimit, allow("admin", "auditor", "writer")];
+  const guard = [ctx.authenticate, ctx.rateLimit, authorize(ctx.access, "batches:read")];
 
   app.get("/v1/batches", ...guard, async (req, res) => {
     const q = parseRequest(ListBatchesQuery, { ...req.query });

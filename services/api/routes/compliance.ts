@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import type { Express, Response } from "express";
+import type { AccessPolicy, Operation } from "../../ledger/access.ts";
 import type { Principal } from "../../ledger/api-keys.ts";
 import { eraseEvent } from "../../ledger/erasure.ts";
 import { exportBundles } from "../../ledger/export.ts";
@@ -12,7 +13,7 @@ import {
   defaultAccountingRange,
 } from "../../ledger/reports.ts";
 import type { ApiContext } from "../app.ts";
-import { allow, principalOf } from "../auth.ts";
+import { authorize, principalOf } from "../auth.ts";
 import { ApiError } from "../errors.ts";
 import { decodeUtf8, parseJson } from "../event-body.ts";
 import { ErasureBody, ExportQuery, ReportQuery, SeqParams, parseRequest } from "../schemas.ts";
@@ -20,15 +21,16 @@ import { rawBody, requireMediaType } from "./events.ts";
 
 /** Erasure (admin), patient reports (patient: own; auditor: any) and the regulator's export. */
 export function registerComplianceRoutes(app: Express, ctx: ApiContext): void {
-  const guard = (...roles: Principal["role"][]) => [
+  const { access } = ctx;
+  const guard = (operation: Operation) => [
     ctx.authenticate,
     ctx.rateLimit,
-    allow(...roles),
+    authorize(access, operation),
   ];
 
   app.post(
     "/v1/events/:seq/erasure",
-    ...guard("admin"),
+    ...guard("events:erase"),
     requireMediaType(["application/json"]),
     rawBody(16 * 1024),
     async (req, res) => {
@@ -49,24 +51,29 @@ export function registerComplianceRoutes(app: Express, ctx: ApiContext): void {
     },
   );
 
-  app.get("/v1/reports/disclosures", ...guard("auditor", "patient"), async (req, res) => {
-    const { subject, range, format } = reportParams(req.query, principalOf(res), "six-years");
+  app.get("/v1/reports/disclosures", ...guard("reports:read"), async (req, res) => {
+    const { subject, range, format } = reportParams(
+      access,
+      req.query,
+      principalOf(res),
+      "six-years",
+    );
     const report = await accountingOfDisclosures(ctx.queries, subject, range);
     if (format === "csv") sendCsv(res, "accounting-of-disclosures.csv", accountingCsv(report));
     else res.json(report);
   });
 
-  app.get("/v1/reports/accesses", ...guard("auditor", "patient"), async (req, res) => {
+  app.get("/v1/reports/accesses", ...guard("reports:read"), async (req, res) => {
     const principal = principalOf(res);
-    const { subject, range, format } = reportParams(req.query, principal, "everything");
+    const { subject, range, format } = reportParams(access, req.query, principal, "everything");
     const report = await accessReport(ctx.queries, subject, range, {
-      staffNames: principal.role !== "patient" || ctx.config.PATIENT_VIEW_STAFF_NAMES,
+      staffIdentity: access.staffIdentityFor(principal),
     });
     if (format === "csv") sendCsv(res, "access-report.csv", accessCsv(report));
     else res.json(report);
   });
 
-  app.get("/v1/export", ...guard("auditor"), async (req, res) => {
+  app.get("/v1/export", ...guard("export:read"), async (req, res) => {
     const q = parseRequest(ExportQuery, { ...req.query });
     if (q.from !== undefined && q.to !== undefined && q.to <= q.from)
       throw new ApiError("VALIDATION_FAILED", "from must be before to", "from");
@@ -112,21 +119,13 @@ async function writeLine(res: Response, value: unknown): Promise<void> {
  * whole log by default (EHDS: at least three years; the log keeps everything).
  */
 function reportParams(
+  access: AccessPolicy,
   query: unknown,
   principal: Principal,
   defaultPeriod: "six-years" | "everything",
 ): { subject: string; range: ReportRange; format: "json" | "csv" } {
   const q = parseRequest(ReportQuery, { ...(query as Record<string, unknown>) });
-  let subject: string;
-  if (principal.role === "patient") {
-    if (q.subject !== undefined && q.subject !== principal.scope)
-      throw new ApiError("FORBIDDEN", "a patient key may only ask for its own report", "subject");
-    subject = principal.scope ?? "";
-  } else {
-    if (q.subject === undefined)
-      throw new ApiError("VALIDATION_FAILED", "subject is required (a subjectTag)", "subject");
-    subject = q.subject;
-  }
+  const subject = access.subjectFor(principal, q.subject);
   const now = new Date();
   const range =
     defaultPeriod === "six-years"

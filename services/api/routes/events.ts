@@ -1,9 +1,8 @@
 import express, { type Express, type RequestHandler } from "express";
-import type { StoredEvent } from "../../ledger/ledger.ts";
-import type { Principal } from "../../ledger/api-keys.ts";
-import { type EventFilter, patientEventView } from "../../ledger/queries.ts";
+import type { Operation } from "../../ledger/access.ts";
+import type { EventFilter } from "../../ledger/queries.ts";
 import type { ApiContext } from "../app.ts";
-import { allow, principalOf } from "../auth.ts";
+import { authorize, principalOf } from "../auth.ts";
 import { IdempotencyConflictError } from "../../ledger/errors.ts";
 import { ApiError, idempotencyConflict } from "../errors.ts";
 import { EVENT_MEDIA_TYPES, type EventMediaType, decodeEvents, decodeUtf8 } from "../event-body.ts";
@@ -32,56 +31,35 @@ export function rawBody(limit: number): RequestHandler {
   return express.raw({ type: () => true, limit });
 }
 
-/** What a caller is shown of one stored event; patients get the staff-redacted form. */
-export function eventView(stored: StoredEvent, principal: Principal, staffNames: boolean) {
-  const event =
-    stored.event !== null && principal.role === "patient"
-      ? patientEventView(stored.event, { staffNames })
-      : stored.event;
-  return { seq: stored.seq, entry: stored.entry, event, erased: stored.event === null };
-}
-
-/** 403 unless the caller may see `seq` (writers: their organization; patients: their tag). */
-async function checkReadScope(ctx: ApiContext, principal: Principal, seq: number): Promise<void> {
-  if (principal.role === "auditor") return;
-  const scope =
-    principal.role === "writer"
-      ? { organization: principal.scope ?? "" }
-      : { subject: principal.scope ?? "" };
-  if (!(await ctx.queries.isInScope(seq, scope)))
-    throw new ApiError("FORBIDDEN", `event ${seq} is outside this key's scope`, "seq");
-}
-
 export function registerEventRoutes(app: Express, ctx: ApiContext): void {
-  const { config } = ctx;
-  const guard = (...roles: Principal["role"][]) => [
+  const { config, access } = ctx;
+  const guard = (operation: Operation) => [
     ctx.authenticate,
     ctx.rateLimit,
-    allow(...roles),
+    authorize(access, operation),
   ];
 
   app.post(
     "/v1/events",
-    ...guard("writer"),
+    ...guard("events:write"),
     requireMediaType(EVENT_MEDIA_TYPES),
     rawBody(config.MAX_BODY_BYTES),
     async (req, res) => {
       const principal = principalOf(res);
-      const organization = principal.scope ?? "";
+      const organization = access.ownOrganization(principal);
       const body: unknown = req.body;
       const text = Buffer.isBuffer(body) ? decodeUtf8(body) : "";
       const decoded = decodeEvents(res.locals["mediaType"] as EventMediaType, text, {
         maxEvents: config.MAX_EVENTS_PER_REQUEST,
         organization,
       });
-      decoded.events.forEach((e, i) => {
-        if (e.source.organization !== organization)
-          throw new ApiError(
-            "FORBIDDEN",
-            `this key writes only for its own organization; ${decoded.organizationFields[i]} names another`,
-            decoded.organizationFields[i],
-          );
-      });
+      access.checkWrite(
+        principal,
+        decoded.events.map((e, i) => ({
+          value: e.source.organization,
+          field: decoded.organizationFields[i]!,
+        })),
+      );
       const results = await ctx.ledger.ingest(decoded.events).catch((error: unknown) => {
         throw error instanceof IdempotencyConflictError
           ? idempotencyConflict(error, decoded.requestIdFields[error.index] ?? "requestId")
@@ -96,45 +74,34 @@ export function registerEventRoutes(app: Express, ctx: ApiContext): void {
     },
   );
 
-  app.get("/v1/events", ...guard("writer", "auditor", "patient"), async (req, res) => {
+  app.get("/v1/events", ...guard("events:read"), async (req, res) => {
     const principal = principalOf(res);
     const q = parseRequest(ListEventsQuery, { ...req.query });
-    const filter: EventFilter = {};
-    if (q.organization !== undefined) filter.organization = q.organization;
-    if (q.from !== undefined) filter.fromMs = q.from;
-    if (q.to !== undefined) filter.toMs = q.to;
-    if (q.purpose !== undefined) filter.purpose = q.purpose;
-    if (q.type !== undefined) filter.type = q.type;
-    if (principal.role === "writer") {
-      if (q.organization !== undefined && q.organization !== principal.scope)
-        throw new ApiError(
-          "FORBIDDEN",
-          "a writer may only list its own organization's events",
-          "organization",
-        );
-      filter.organization = principal.scope ?? "";
-    }
-    if (principal.role === "patient") filter.subject = principal.scope ?? "";
+    const requested: EventFilter = {};
+    if (q.organization !== undefined) requested.organization = q.organization;
+    if (q.from !== undefined) requested.fromMs = q.from;
+    if (q.to !== undefined) requested.toMs = q.to;
+    if (q.purpose !== undefined) requested.purpose = q.purpose;
+    if (q.type !== undefined) requested.type = q.type;
+    const filter = access.listFilter(principal, { filter: requested });
     const page = await ctx.queries.listEvents(filter, { cursor: q.cursor, limit: q.limit });
     res.json({
-      events: page.events.map((e) => eventView(e, principal, config.PATIENT_VIEW_STAFF_NAMES)),
+      events: page.events.map((e) => access.storedEventView(principal, e)),
       nextCursor: page.nextCursor,
     });
   });
 
-  app.get("/v1/events/:seq", ...guard("writer", "auditor", "patient"), async (req, res) => {
+  app.get("/v1/events/:seq", ...guard("events:read"), async (req, res) => {
     const principal = principalOf(res);
     const { seq } = parseRequest(SeqParams, { ...req.params });
-    const stored = await ctx.ledger.getEvent(seq);
-    await checkReadScope(ctx, principal, seq);
-    res.json(eventView(stored, principal, config.PATIENT_VIEW_STAFF_NAMES));
+    await access.checkEvent(principal, seq);
+    res.json(access.storedEventView(principal, await ctx.ledger.getEvent(seq)));
   });
 
-  app.get("/v1/events/:seq/proof", ...guard("writer", "auditor", "patient"), async (req, res) => {
+  app.get("/v1/events/:seq/proof", ...guard("events:read"), async (req, res) => {
     const principal = principalOf(res);
     const { seq } = parseRequest(SeqParams, { ...req.params });
-    await ctx.ledger.getEvent(seq);
-    await checkReadScope(ctx, principal, seq);
+    await access.checkEvent(principal, seq);
     res.json(await ctx.ledger.prove(seq));
   });
 }

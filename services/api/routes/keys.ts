@@ -1,13 +1,13 @@
 import type { Express } from "express";
 import type { ApiContext } from "../app.ts";
-import { allow } from "../auth.ts";
+import { authorize } from "../auth.ts";
 import { decodeUtf8, parseJson } from "../event-body.ts";
 import { KeyIdParams, NewKeyBody, parseRequest } from "../schemas.ts";
 import { rawBody, requireMediaType } from "./events.ts";
 
 /** API key administration (admin only). The secret is in the creation answer and nowhere else. */
 export function registerKeyRoutes(app: Express, ctx: ApiContext): void {
-  const guard = [ctx.authenticate, ctx.rateLimit, allow("admin")];
+  const guard = [ctx.authenticate, ctx.rateLimit, authorize(ctx.access, "keys:manage")];
 
   app.post(
     "/v1/keys",

@@ -3,8 +3,8 @@ import type { Express } from "express";
 import type { Hex } from "../../core/hex.ts";
 import { patientHistory } from "../../ledger/patient-history.ts";
 import type { ApiContext } from "../app.ts";
-import { allow, principalOf } from "../auth.ts";
-import { API_ERROR_STATUS, ApiError } from "../errors.ts";
+import { authorize, principalOf } from "../auth.ts";
+import { API_ERROR_STATUS } from "../errors.ts";
 import { z } from "../openapi-zod.ts";
 import { parseRequest } from "../schemas.ts";
 
@@ -33,23 +33,16 @@ export function registerPatientRoutes(app: Express, ctx: ApiContext): void {
     "/v1/patient/history",
     ctx.authenticate,
     ctx.rateLimit,
-    allow("patient", "auditor"),
+    authorize(ctx.access, "history:read"),
     async (req, res) => {
       const principal = principalOf(res);
       const q = parseRequest(PatientHistoryQuery, { ...req.query });
-      let subject: string;
-      if (principal.role === "patient") {
-        const own = principal.scope ?? "";
-        if (q.subject !== undefined && q.subject !== own)
-          throw new ApiError("FORBIDDEN", "a patient key reads only its own history", "subject");
-        subject = own;
-      } else {
-        if (q.subject === undefined)
-          throw new ApiError("VALIDATION_FAILED", "an auditor must name the subject", "subject");
-        subject = q.subject;
-      }
-      const staffNames = principal.role === "auditor" || ctx.config.PATIENT_VIEW_STAFF_NAMES;
-      res.json(await patientHistory(ctx.ledger, subject as Hex, { staffNames }));
+      const subject = ctx.access.subjectFor(principal, q.subject);
+      res.json(
+        await patientHistory(ctx.ledger, subject as Hex, {
+          staffIdentity: ctx.access.staffIdentityFor(principal),
+        }),
+      );
     },
   );
 }

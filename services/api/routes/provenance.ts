@@ -3,17 +3,17 @@ import type { Express, RequestHandler } from "express";
 import { LOCAL_LOG_NAME, type PeerLog } from "../../config.ts";
 import {
   type ProvenanceTrace,
+  type ScopedTrace,
   type TransferLog,
   type UnreadableLog,
   apiTransferLog,
   ledgerTransferLog,
   readTransferLogs,
   toFhirProvenanceBundle,
-  traceForOrganization,
   traceProvenance,
 } from "../../ledger/provenance.ts";
 import type { ApiContext } from "../app.ts";
-import { allow, principalOf } from "../auth.ts";
+import { authorize, principalOf } from "../auth.ts";
 import { API_ERROR_STATUS, ApiError, FHIR_JSON, answerErrorsAsFhir } from "../errors.ts";
 import { z } from "../openapi-zod.ts";
 import { parseRequest } from "../schemas.ts";
@@ -57,7 +57,7 @@ export interface SearchedLog {
 }
 
 /** GET /v1/provenance's answer (format=json). */
-export type ProvenanceAnswer = ProvenanceTrace & {
+export type ProvenanceAnswer = ScopedTrace & {
   logs: SearchedLog[];
   /** False when a peer could not be read: hops through it may be missing or shown unmatched. */
   complete: boolean;
@@ -69,8 +69,9 @@ class PeerProofError extends Error {}
 /**
  * GET /v1/provenance: one data item's chain of custody across this log and the peer logs, every
  * hop with the veritrail-proof/1 bundles of its export and its import, plus the unmatched
- * transfers (services/ledger/provenance.ts). Auditors see the whole trace; a writer sees the hops
- * and unmatched transfers its own organization took part in. The answer is trusted no more than
+ * transfers (services/ledger/provenance.ts). What the caller sees of it is the access policy's
+ * (services/ledger/access.ts: a writer sees the other organization's side only when it names
+ * the writer's organization). The answer is trusted no more than
  * the service: `veritrail provenance` re-verifies every bundle against the chain.
  */
 export function registerProvenanceRoutes(
@@ -88,7 +89,7 @@ export function registerProvenanceRoutes(
     fhirErrors,
     ctx.authenticate,
     ctx.rateLimit,
-    allow("auditor", "writer"),
+    authorize(ctx.access, "provenance:read"),
     async (req, res) => {
       const principal = principalOf(res);
       const q = parseRequest(ProvenanceQuery, { ...req.query });
@@ -112,9 +113,9 @@ export function registerProvenanceRoutes(
         if (e instanceof PeerProofError) throw new ApiError("UNAVAILABLE", e.message);
         throw e;
       }
-      if (principal.role === "writer") trace = traceForOrganization(trace, principal.scope ?? "");
+      const scoped = ctx.access.provenance(principal, trace, q.dataHash !== undefined);
       if (q.format === "fhir") {
-        res.type(FHIR_JSON).send(JSON.stringify(toFhirProvenanceBundle(trace)));
+        res.type(FHIR_JSON).send(JSON.stringify(toFhirProvenanceBundle(scoped)));
         return;
       }
       const logs: SearchedLog[] = [
@@ -126,7 +127,7 @@ export function registerProvenanceRoutes(
             : { name: p.name, peer: true, readable: true };
         }),
       ];
-      const answer: ProvenanceAnswer = { ...trace, logs, complete: unreadable.size === 0 };
+      const answer: ProvenanceAnswer = { ...scoped, logs, complete: unreadable.size === 0 };
       res.json(answer);
     },
   );
@@ -171,6 +172,14 @@ const TRANSFER_SIDE: Record<string, unknown> = {
   },
 };
 
+const WITHHELD_SIDE: Record<string, unknown> = {
+  type: "object",
+  required: ["withheld"],
+  properties: { withheld: { const: true } },
+  description:
+    "A side of the hop the caller may not see: a writer sees the other organization's event only when it names the writer's organization (the recipient of an export, the source agent of an import).",
+};
+
 const PROVENANCE_TRACE: Record<string, unknown> = {
   type: "object",
   required: ["dataHash", "reference", "hops", "custody", "unmatched", "logs", "complete"],
@@ -186,8 +195,8 @@ const PROVENANCE_TRACE: Record<string, unknown> = {
         properties: {
           reference: { type: "string" },
           dataHash: { type: "string" },
-          from: ref("TransferSide"),
-          to: ref("TransferSide"),
+          from: { oneOf: [ref("TransferSide"), ref("WithheldSide")] },
+          to: { oneOf: [ref("TransferSide"), ref("WithheldSide")] },
         },
       },
     },
@@ -251,7 +260,11 @@ export function provenanceRouteDocs(): {
       ]),
     );
   return {
-    schemas: { TransferSide: TRANSFER_SIDE, ProvenanceTrace: PROVENANCE_TRACE },
+    schemas: {
+      TransferSide: TRANSFER_SIDE,
+      WithheldSide: WITHHELD_SIDE,
+      ProvenanceTrace: PROVENANCE_TRACE,
+    },
     paths: [
       {
         method: "get",

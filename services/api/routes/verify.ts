@@ -1,7 +1,7 @@
 import type { Express } from "express";
 import type { Verdict } from "../../verifier/verdict.ts";
 import type { ApiContext } from "../app.ts";
-import { allow } from "../auth.ts";
+import { authorize } from "../auth.ts";
 import { ApiError } from "../errors.ts";
 import { decodeUtf8, parseJson } from "../event-body.ts";
 import { rawBody, requireMediaType } from "./events.ts";
@@ -22,7 +22,7 @@ export function registerVerifyRoutes(app: Express, ctx: ApiContext): void {
     "/v1/verify",
     ctx.authenticate,
     ctx.rateLimit,
-    allow("admin", "auditor", "writer", "patient"),
+    authorize(ctx.access, "bundles:verify"),
     requireMediaType(["application/json"]),
     rawBody(MAX_BUNDLE_BYTES),
     async (req, res) => {

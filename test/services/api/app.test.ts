@@ -58,9 +58,9 @@ const CASES: RouteCase[] = [
       admin: 403,
       auditor: 200,
       writer: 200,
-      otherWriter: 403,
+      otherWriter: 404,
       patient1: 200,
-      patient2: 403,
+      patient2: 404,
     },
   },
   {
@@ -70,9 +70,9 @@ const CASES: RouteCase[] = [
     expect: {
       admin: 403,
       auditor: 200,
-      writer: 403,
+      writer: 404,
       otherWriter: 200,
-      patient1: 403,
+      patient1: 404,
       patient2: 200,
     },
   },
@@ -84,9 +84,9 @@ const CASES: RouteCase[] = [
       admin: 403,
       auditor: 200,
       writer: 200,
-      otherWriter: 403,
-      patient1: 403,
-      patient2: 403,
+      otherWriter: 404,
+      patient1: 404,
+      patient2: 404,
     },
   },
   {
@@ -97,9 +97,9 @@ const CASES: RouteCase[] = [
       admin: 403,
       auditor: 200,
       writer: 200,
-      otherWriter: 403,
+      otherWriter: 404,
       patient1: 200,
-      patient2: 403,
+      patient2: 404,
     },
   },
   {
@@ -109,9 +109,9 @@ const CASES: RouteCase[] = [
     expect: {
       admin: 403,
       auditor: 200,
-      writer: 403,
+      writer: 404,
       otherWriter: 200,
-      patient1: 403,
+      patient1: 404,
       patient2: 200,
     },
   },
@@ -213,6 +213,9 @@ describe("api app: every route × role", function () {
         expect(res.headers.get("cache-control")).to.equal("no-store");
         if (res.status === 403) {
           expect(res.body).to.have.nested.property("error.code", "FORBIDDEN");
+        }
+        if (res.status === 404) {
+          expect(res.body).to.have.nested.property("error.code", "NOT_FOUND");
         }
       });
     }
@@ -346,15 +349,15 @@ describe("api app: every route × role", function () {
       expect(t1).to.have.length(1);
       expect(t2).to.have.length(1);
       expect(t1[0]).to.not.equal(t2[0]);
-      // Patient 1's own event is seq 0; patient 2's are 1 and 2.
+      // Patient 1's own event is seq 0; patient 2's are 1 and 2: answered as if missing.
       for (const seq of [1, 2]) {
         expect(
           (await api.request("GET", `/v1/events/${seq}`, { key: api.secrets.patient1 })).status,
-        ).to.equal(403);
+        ).to.equal(404);
         expect(
           (await api.request("GET", `/v1/events/${seq}/proof`, { key: api.secrets.patient1 }))
             .status,
-        ).to.equal(403);
+        ).to.equal(404);
       }
     });
 

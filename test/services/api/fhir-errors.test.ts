@@ -82,7 +82,7 @@ describe("api/fhir: errors as OperationOutcome", function () {
     expect(two.issue.map((i) => i.expression)).to.have.deep.members([["foo"], ["bar"]]);
   });
 
-  it("auth failures: no key / bad key / revoked → 401 login (WWW-Authenticate kept); wrong role → 403 forbidden", async () => {
+  it("auth failures: no key / bad key / revoked → 401 login (WWW-Authenticate kept); wrong role → 403 forbidden; another patient's event → 404 like a missing one", async () => {
     for (const key of [undefined, "vt_AAAAAAAAAAAAAAAAAAAA", api.secrets.revoked]) {
       await expectOutcome("/fhir/AuditEvent", key, 401, "login");
       await expectOutcome(`/fhir/AuditEvent/${seq}`, key, 401, "login");
@@ -91,7 +91,7 @@ describe("api/fhir: errors as OperationOutcome", function () {
     expect(res.headers.get("www-authenticate")).to.match(/^Bearer realm="veritrail"/);
     for (const key of [api.secrets.writer, api.secrets.admin])
       await expectOutcome("/fhir/AuditEvent", key, 403, "forbidden");
-    await expectOutcome(`/fhir/AuditEvent/${seq}`, api.secrets.patient2, 403, "forbidden", "seq");
+    await expectOutcome(`/fhir/AuditEvent/${seq}`, api.secrets.patient2, 404, "not-found", "seq");
   });
 
   it("unknown resources, unknown ids and other methods → 404 not-found", async () => {

@@ -463,7 +463,7 @@ describe("api/fhir: GET /fhir/AuditEvent", function () {
     }
   });
 
-  it("GET /fhir/AuditEvent/{seq}: the fullUrl target; erased → 404; other patient's → 403", async () => {
+  it("GET /fhir/AuditEvent/{seq}: the fullUrl target; erased → 404; other patient's → 404 (as if missing)", async () => {
     const res = await api.request("GET", `/fhir/AuditEvent/${seqs["p1-export"]}`, {
       key: api.secrets.auditor,
     });
@@ -477,7 +477,7 @@ describe("api/fhir: GET /fhir/AuditEvent", function () {
     const other = await api.request("GET", `/fhir/AuditEvent/${seqs["p2"]}`, {
       key: api.secrets.patient1,
     });
-    expect(other.status).to.equal(403);
+    expect(other.status).to.equal(404);
     const own = await api.request("GET", `/fhir/AuditEvent/${seqs["p1-may"]}`, {
       key: api.secrets.patient1,
     });

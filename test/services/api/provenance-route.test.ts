@@ -502,6 +502,34 @@ describe("api/provenance: GET /v1/provenance and veritrail provenance across two
     expect(other.stdout).to.include("not in the registry");
   });
 
+  it("veritrail provenance --file: a hop with a side withheld from the key fails (cannot be checked); merged with a whole answer it verifies", async () => {
+    const saved = (await trace(`dataHash=${H2}`)).body as TraceJson;
+    const scoped = JSON.parse(JSON.stringify(saved)) as {
+      hops: Array<{ from: unknown; to: unknown }>;
+    };
+    scoped.hops[0]!.from = { withheld: true };
+    const scopedFile = path.join(tmp, "scoped.json");
+    const wholeFile = path.join(tmp, "whole.json");
+    await writeFile(scopedFile, JSON.stringify(scoped));
+    await writeFile(wholeFile, JSON.stringify(saved));
+    const alone = await cli(["provenance", "--file", scopedFile, "--rpc", node.url]);
+    expect(alone.code, alone.stdout + alone.stderr).to.equal(1);
+    expect(alone.stdout).to.include("withheld from this key");
+    expect(alone.stdout).to.include("HOP 1 FAILED");
+    expect(alone.stdout).to.include("HOP 2 VERIFIED");
+    const merged = await cli([
+      "provenance",
+      "--file",
+      scopedFile,
+      "--file",
+      wholeFile,
+      "--rpc",
+      node.url,
+    ]);
+    expect(merged.code, merged.stdout + merged.stderr).to.equal(0);
+    expect(merged.stdout).to.include("2 hops, 2 verified, 0 failed; 0 unmatched");
+  });
+
   it("several APIs: the lab alone cannot match the hospital's transfers, merged with the hospital's answer everything matches → exit 0", async () => {
     const labOnly = await cli([
       "provenance",

@@ -29,7 +29,9 @@ describe("ledger/patient-history (Hardhat)", function () {
 
   it("answers with no asOf and everything 'not yet covered' before any batch is anchored", async () => {
     await log.ledger.ingest([patientEvent("MRN-EARLY")]);
-    const h = await patientHistory(log.ledger, log.tagOf("MRN-EARLY"), { staffNames: false });
+    const h = await patientHistory(log.ledger, log.tagOf("MRN-EARLY"), {
+      staffIdentity: "withhold",
+    });
     expect(await latestAnchoredBatch(log.ledger)).to.equal(undefined);
     expect(h.asOf).to.equal(null);
     expect(h.proof).to.equal(null);
@@ -55,7 +57,7 @@ describe("ledger/patient-history (Hardhat)", function () {
     await log.ledger.ingest([patientEvent("MRN-A")]);
 
     const tag = log.tagOf("MRN-A");
-    const h = await patientHistory(log.ledger, tag, { staffNames: false });
+    const h = await patientHistory(log.ledger, tag, { staffIdentity: "withhold" });
     expect(h.format).to.equal(PATIENT_HISTORY_FORMAT);
     expect(h.subjectTag).to.equal(tag);
     expect(h.asOf?.batch.batchNo).to.equal(1);
@@ -88,8 +90,8 @@ describe("ledger/patient-history (Hardhat)", function () {
 
   it("hides staff names unless the policy shows them", async () => {
     const tag = log.tagOf("MRN-A");
-    const hidden = await patientHistory(log.ledger, tag, { staffNames: false });
-    const shown = await patientHistory(log.ledger, tag, { staffNames: true });
+    const hidden = await patientHistory(log.ledger, tag, { staffIdentity: "withhold" });
+    const shown = await patientHistory(log.ledger, tag, { staffIdentity: "disclose" });
     const agentsHidden = hidden.events[0]!.event!.agents;
     expect(agentsHidden.length).to.be.greaterThan(0);
     expect(agentsHidden.every((a) => a.who === undefined && a.userName === undefined)).to.equal(
@@ -101,7 +103,7 @@ describe("ledger/patient-history (Hardhat)", function () {
 
   it("proves non-membership for a patient with no events", async () => {
     const tag = log.tagOf("MRN-NOBODY");
-    const h = await patientHistory(log.ledger, tag, { staffNames: false });
+    const h = await patientHistory(log.ledger, tag, { staffIdentity: "withhold" });
     expect(h.events).to.deep.equal([]);
     expect(h.notYetCovered).to.deep.equal([]);
     const result = verifyCompleteness({
@@ -116,7 +118,7 @@ describe("ledger/patient-history (Hardhat)", function () {
   it("shows an erased event without its body, still covered", async () => {
     const tag = log.tagOf("MRN-B");
     await log.ledger.store.write([{ type: "del", key: K.body(2) }]);
-    const h = await patientHistory(log.ledger, tag, { staffNames: false });
+    const h = await patientHistory(log.ledger, tag, { staffIdentity: "withhold" });
     expect(h.events.map((e) => [e.seq, e.erased])).to.deep.equal([
       [2, true],
       [4, false],
@@ -141,7 +143,7 @@ describe("ledger/patient-history (Hardhat)", function () {
       ["MRN-DENSE", BATCHES],
       ["MRN-SPARSE", 2],
     ] as const) {
-      const h = await patientHistory(log.ledger, log.tagOf(mrn), { staffNames: false });
+      const h = await patientHistory(log.ledger, log.tagOf(mrn), { staffIdentity: "withhold" });
       const all = [...h.events, ...h.notYetCovered];
       expect(all.length, mrn).to.equal(count);
       for (const e of all) {
@@ -154,7 +156,7 @@ describe("ledger/patient-history (Hardhat)", function () {
   it("refuses a subject that is not a 32-byte tag", async () => {
     let error: unknown;
     try {
-      await patientHistory(log.ledger, "0x1234" as `0x${string}`, { staffNames: false });
+      await patientHistory(log.ledger, "0x1234" as `0x${string}`, { staffIdentity: "withhold" });
     } catch (e) {
       error = e;
     }

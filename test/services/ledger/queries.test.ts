@@ -7,7 +7,7 @@ import { subjectTag } from "../../../services/core/entry.ts";
 import type { NativeEvent } from "../../../services/core/event.ts";
 import { fromHex } from "../../../services/core/hex.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
-import { EventQueries, patientEventView } from "../../../services/ledger/queries.ts";
+import { EventQueries } from "../../../services/ledger/queries.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";
 
 function event(org: string, patient: string | null, purpose = "TREAT"): NativeEvent {
@@ -105,17 +105,5 @@ describe("ledger queries (real LevelDB)", () => {
       await other.close();
       await rm(otherDir, { recursive: true, force: true });
     }
-  });
-
-  it("patientEventView drops staff identities unless staff names are on", () => {
-    const e = makeNativeEvent();
-    const hidden = patientEventView(e, { staffNames: false });
-    expect(JSON.stringify(hidden)).to.not.include("Dr. Anna Weber");
-    expect(JSON.stringify(hidden)).to.not.include("aweber");
-    expect(hidden.agents.map((a) => a.organization)).to.deep.equal(
-      e.agents.map((a) => a.organization),
-    );
-    const shown = patientEventView(e, { staffNames: true });
-    expect(JSON.stringify(shown)).to.include("Dr. Anna Weber");
   });
 });

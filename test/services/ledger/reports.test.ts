@@ -160,7 +160,7 @@ describe("ledger/reports", () => {
   it("access report: every event of the patient, erased ones as such, staff names only when allowed", async () => {
     const tag = subjectTagOf(ledger, PATIENT);
     const range = { fromMs: 0, toMs: Date.parse("2030-01-01T00:00:00Z") };
-    const hidden = await accessReport(queries, tag, range, { staffNames: false });
+    const hidden = await accessReport(queries, tag, range, { staffIdentity: "withhold" });
     const expected = Object.entries(seqOf)
       .filter(([k]) => k !== "other-patient")
       .map(([, s]) => s)
@@ -171,7 +171,7 @@ describe("ledger/reports", () => {
     const read = hidden.accesses.find((a) => a.seq === seqOf["read"])!;
     expect(read.agents.every((a) => a.who === undefined)).to.equal(true);
     expect(read.purpose).to.deep.equal(["TREAT"]);
-    const shown = await accessReport(queries, tag, range, { staffNames: true });
+    const shown = await accessReport(queries, tag, range, { staffIdentity: "disclose" });
     const readShown = shown.accesses.find((a) => a.seq === seqOf["read"])!;
     expect(readShown.agents.map((a) => a.who)).to.include("Dr. Anna Weber");
   });
@@ -204,7 +204,9 @@ describe("ledger/reports", () => {
     expect(quoted[8]).to.equal(`/v1/events/${seqOf["quoted"]}/proof`);
 
     const access = parseCsv(
-      accessCsv(await accessReport(queries, tag, { fromMs: 0, toMs: 2e12 }, { staffNames: false })),
+      accessCsv(
+        await accessReport(queries, tag, { fromMs: 0, toMs: 2e12 }, { staffIdentity: "withhold" }),
+      ),
     );
     expect(access[0]![0]).to.equal("seq");
     expect(access.slice(1).map((r) => Number(r[0]))).to.include(seqOf["to-erase"]);
@@ -221,7 +223,7 @@ describe("ledger/reports", () => {
       queries,
       subjectTagOf(ledger, PATIENT),
       { fromMs: 10, toMs: 10 },
-      { staffNames: false },
+      { staffIdentity: "withhold" },
     ).catch((e: unknown) => e);
     expect(err).to.have.property("code", "VALIDATION_FAILED");
   });

@@ -18,7 +18,7 @@ describe("verifier/completeness: verifyPatientHistory (Hardhat)", function () {
   let log: AnchoredLog;
   let provider: JsonRpcProvider;
   const opts = { confirmations: 1 };
-  const staff = { staffNames: false };
+  const staff = { staffIdentity: "withhold" as const };
 
   before(async () => {
     node = await HardhatNode.start();
