@@ -6,6 +6,7 @@ import type { Config } from "../config.ts";
 import type { ApiKeys } from "../ledger/api-keys.ts";
 import type { Ledger } from "../ledger/ledger.ts";
 import { AccessPolicy } from "../ledger/access.ts";
+import type { AnchoringStatus, LogStatus } from "../ledger/log-status.ts";
 import { EventQueries } from "../ledger/queries.ts";
 import { authenticate, perKeyRateLimit } from "./auth.ts";
 import { ApiError, errorHandler } from "./errors.ts";
@@ -21,19 +22,14 @@ import { registerKeyRoutes } from "./routes/keys.ts";
 import { registerOpsRoutes } from "./routes/ops.ts";
 import { registerPatientRoutes } from "./routes/patient.ts";
 import { registerProvenanceRoutes } from "./routes/provenance.ts";
+import { registerStatusRoutes } from "./routes/status.ts";
 import { type BundleVerifier, registerVerifyRoutes } from "./routes/verify.ts";
 
 /**
- * What /readyz and /metrics need from the anchor loop: `AnchorLoop.status()` fits (declared
- * structurally so the API does not depend on the loop's other fields).
+ * What /readyz, /metrics and /v1/status need from the anchor loop: `AnchorLoop.status()` fits
+ * (declared structurally so the API does not depend on the loop's other fields).
  */
-export interface AnchorStatus {
-  state: string;
-  lagBatches: number;
-  lagMs: number;
-  anchoredThrough?: number;
-  alarm?: { code: string; message: string };
-}
+export type AnchorStatus = AnchoringStatus;
 
 /** The settings the API reads (a subset of the validated service config). */
 export type ApiConfig = Pick<
@@ -60,6 +56,11 @@ export interface AppOptions {
   processMetrics?: boolean;
   /** POST /v1/audit: the chain to compare headers with (local replay only without it). */
   audit?: AuditRouteOptions;
+  /**
+   * The trust policy (veritrail-trust/1) this service publishes for verifiers, shown by
+   * GET /v1/status and `veritrail status`: its fingerprint, issuer and file. Absent → null.
+   */
+  trustPolicy?: () => LogStatus["trust"];
 }
 
 /** What the route modules share. */
@@ -72,6 +73,7 @@ export interface ApiContext {
   config: ApiConfig;
   metrics: ApiMetrics;
   statusProvider: (() => AnchorStatus) | undefined;
+  trustPolicy: (() => LogStatus["trust"]) | undefined;
   verifier: BundleVerifier | undefined;
   webDir: string;
   authenticate: RequestHandler;
@@ -100,6 +102,7 @@ export function createApp(opts: AppOptions): Express {
     config: opts.config,
     metrics,
     statusProvider: opts.statusProvider,
+    trustPolicy: opts.trustPolicy,
     verifier: opts.verifier,
     webDir: opts.webDir ?? DEFAULT_WEB_DIR,
     authenticate: authenticate(opts.keys),
@@ -134,6 +137,7 @@ export function createApp(opts: AppOptions): Express {
   registerOpsRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   registerBatchRoutes(app, ctx);
+  registerStatusRoutes(app, ctx);
   registerKeyRoutes(app, ctx);
   registerVerifyRoutes(app, ctx);
   registerPatientRoutes(app, ctx);

@@ -9,6 +9,7 @@ import { EntrySchema } from "../core/entry.ts";
 import { NativeEventSchema } from "../core/event.ts";
 import { FhirAuditEventSchema } from "../core/fhir-audit-event.ts";
 import { ReceiptSchema } from "../core/receipt.ts";
+import { LogStatusSchema } from "../ledger/log-status.ts";
 import type { ApiConfig } from "./app.ts";
 import { API_ERROR_STATUS } from "./errors.ts";
 import { auditRouteDocs } from "./routes/audit.ts";
@@ -224,6 +225,7 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
   registry.registerComponent("schemas", "EventView", EVENT_VIEW);
   registry.registerComponent("schemas", "ApiKey", KEY_VIEW);
   registry.registerComponent("schemas", "BatchRecord", BATCH_RECORD);
+  registry.registerComponent("schemas", "LogStatus", jsonSchemaOf(LogStatusSchema, "output"));
 
   const authErrors = errors("UNAUTHENTICATED", "FORBIDDEN", "RATE_LIMITED");
   const paths: RouteConfig[] = [
@@ -359,6 +361,19 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
       responses: {
         200: json("The batch.", ref("BatchRecord")),
         ...errors("VALIDATION_FAILED", "NOT_FOUND"),
+        ...authErrors,
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/status",
+      summary:
+        "The log's status: events accepted, sealed, anchored; backlog; alarms (admin, auditor)",
+      description:
+        "Counts and addresses only, never event data. `veritrail status` prints it; `veritrail status --wait` polls it until every event accepted so far is anchored.",
+      security: BEARER,
+      responses: {
+        200: json("The status.", ref("LogStatus")),
         ...authErrors,
       },
     },

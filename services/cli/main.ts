@@ -8,7 +8,9 @@ import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { registerExportCommand } from "./export-command.ts";
 import { registerAuditCommand } from "./audit-command.ts";
+import { registerKeysCommand } from "./keys-command.ts";
 import { registerProvenanceCommand } from "./provenance-command.ts";
+import { registerStatusCommand } from "./status-command.ts";
 import { registerVerifyCommand } from "./verify-command.ts";
 
 export const EXIT_OK = 0;
@@ -43,7 +45,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerAuditCommand(program, ctx);
   registerExportCommand(program, ctx);
   registerProvenanceCommand(program, ctx);
-  // serve, keys, export, audit: each registers itself here the same way.
+  registerKeysCommand(program, ctx);
+  registerStatusCommand(program, ctx);
   return program;
 }
 

@@ -38,6 +38,7 @@ export type Operation =
   | "events:write"
   | "events:read"
   | "batches:read"
+  | "status:read"
   | "bundles:verify"
   | "keys:manage"
   | "history:read"
@@ -53,6 +54,8 @@ export const ALLOWED_ROLES: Readonly<Record<Operation, readonly ApiKeyRole[]>> =
   "events:read": ["writer", "auditor", "patient"],
   // Batch records hold headers and anchoring state, no event data.
   "batches:read": ["admin", "auditor", "writer"],
+  // Counts, addresses and alarms of the whole log: for its operators and auditors.
+  "status:read": ["admin", "auditor"],
   "bundles:verify": ["admin", "auditor", "writer", "patient"],
   "keys:manage": ["admin"],
   "history:read": ["patient", "auditor"],

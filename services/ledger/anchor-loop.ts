@@ -631,10 +631,22 @@ export class AnchorLoop {
       if (!last) break;
       from = last.header.batchNo + 1;
     }
-    this.cursor = fromBatchNo;
-    this.cursorSealedAt = await this.sealedAtOf(fromBatchNo);
+    await this.moveCursor(fromBatchNo);
     for (const [batchNo] of this.flights) if (batchNo >= fromBatchNo) this.flights.delete(batchNo);
     return reset;
+  }
+
+  /**
+   * Moves the cursor to `to`, with its batch's seal time (read when not given). The batch may be
+   * sealed while that read is in flight: the time the seal listener recorded then stands (lag
+   * would otherwise read 0 for as long as the batch waits).
+   */
+  private async moveCursor(to: number, sealedAt?: number): Promise<void> {
+    this.cursor = to;
+    this.cursorSealedAt = sealedAt;
+    if (sealedAt !== undefined) return;
+    const read = await this.sealedAtOf(to);
+    if (this.cursor === to && read !== undefined) this.cursorSealedAt = read;
   }
 
   private async sealedAtOf(batchNo: number): Promise<number | undefined> {
@@ -667,8 +679,7 @@ export class AnchorLoop {
       if (!last) break;
       cursor = last.header.batchNo + 1;
     }
-    this.cursor = cursor;
-    this.cursorSealedAt = await this.sealedAtOf(cursor);
+    await this.moveCursor(cursor);
     this.noteBacklog("restart", cursor);
     // Re-check the latest anchored batches at once: the chain may have moved while we were down.
     this.lastRecheck = 0;
@@ -737,10 +748,8 @@ export class AnchorLoop {
       };
       await ledger.saveBatchState({ ...record, state: "anchored", anchor });
       this.flights.delete(batchNo);
-      this.cursor = batchNo + 1;
-      this.cursorSealedAt = records[i + 1]
-        ? Date.parse(records[i + 1]?.sealedAt ?? "")
-        : await this.sealedAtOf(batchNo + 1);
+      const next = records[i + 1];
+      await this.moveCursor(batchNo + 1, next ? Date.parse(next.sealedAt) : undefined);
       this.emit({
         type: "anchored",
         batchNo,

@@ -437,6 +437,29 @@ const ROWS: Row[] = [
     cells: { admin: 200, writerA: 200, writerB: 200, auditor: 200, patient1: 200, patient2: 200 },
   },
   {
+    name: "GET /v1/status",
+    method: "GET",
+    path: () => "/v1/status",
+    cells: {
+      admin: 200,
+      writerA: 403,
+      writerB: 403,
+      auditor: [
+        200,
+        (res, t) => {
+          // Counts of the whole log, no event data (nothing anchored: no chain in this test).
+          const status = res.body as { events: { accepted: number; anchored: number } };
+          expect(status.events.accepted).to.be.at.least(t.seq.toErase + 1);
+          expect(status.events.anchored).to.equal(0);
+          for (const secret of [HOSPITAL_ORG, LAB_ORG, PATIENT_1.value, "Dr. Anna Weber"])
+            expect(res.text).to.not.include(secret);
+        },
+      ],
+      patient1: 403,
+      patient2: 403,
+    },
+  },
+  {
     name: "POST /v1/keys",
     method: "POST",
     path: () => "/v1/keys",

@@ -142,6 +142,19 @@ const CASES: RouteCase[] = [
     },
   },
   {
+    name: "GET /v1/status",
+    method: "GET",
+    path: "/v1/status",
+    expect: {
+      admin: 200,
+      auditor: 200,
+      writer: 403,
+      otherWriter: 403,
+      patient1: 403,
+      patient2: 403,
+    },
+  },
+  {
     name: "POST /v1/keys",
     method: "POST",
     path: "/v1/keys",

@@ -2,29 +2,18 @@ import { expect } from "chai";
 import { mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { PassThrough, Writable } from "node:stream";
+import { PassThrough } from "node:stream";
 import { runCli } from "../../../services/cli/main.ts";
 import type { AuditReport } from "../../../services/ledger/audit.ts";
 import { K } from "../../../services/store/keys.ts";
 import { LedgerStore } from "../../../services/store/ledger-store.ts";
 import { AnchoredLog, patientEvent } from "../../support/anchored-log.ts";
 import { HardhatNode, freePort } from "../../support/hardhat-node.ts";
-
-class Capture extends Writable {
-  text = "";
-  columns = 100;
-  constructor(readonly isTTY: boolean) {
-    super();
-  }
-  override _write(chunk: Buffer, _enc: string, done: () => void): void {
-    this.text += chunk.toString("utf8");
-    done();
-  }
-}
+import { CapturedStream } from "../../support/running-service.ts";
 
 async function audit(args: string[], tty = false) {
-  const stdout = new Capture(false);
-  const stderr = new Capture(tty);
+  const stdout = new CapturedStream(false);
+  const stderr = new CapturedStream(tty);
   const code = await runCli(["node", "veritrail", "audit", ...args], {
     stdout,
     stderr,

@@ -12,9 +12,14 @@ import { startServer } from "../../../services/api/server.ts";
 import { loadConfig } from "../../../services/config.ts";
 import { ApiKeys } from "../../../services/ledger/api-keys.ts";
 import { eraseEvent } from "../../../services/ledger/erasure.ts";
-import { LAB_ORG } from "../../fixtures/events.ts";
+import { HOSPITAL_ORG, LAB_ORG } from "../../fixtures/events.ts";
 import { AnchoredLog, patientEvent } from "../../support/anchored-log.ts";
 import { HardhatNode } from "../../support/hardhat-node.ts";
+import {
+  type TestService,
+  startTestService,
+  veritrailInProcess,
+} from "../../support/running-service.ts";
 
 const BIN = path.resolve(import.meta.dirname, "../../../bin/veritrail.js");
 
@@ -185,5 +190,73 @@ describe("cli/export-command: a stream that breaks off", () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe("cli/export-command: progress against a running service", function () {
+  this.timeout(120_000);
+  let service: TestService;
+  let auditor: string;
+  let posted = 0;
+
+  before(async () => {
+    service = await startTestService();
+    const key = async (body: unknown) => {
+      const res = await fetch(`${service.url}/v1/keys`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${service.adminKey}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify(body),
+      });
+      return ((await res.json()) as { secret: string }).secret;
+    };
+    const writer = await key({ role: "writer", organization: HOSPITAL_ORG });
+    auditor = await key({ role: "auditor" });
+    const events = Array.from({ length: 40 }, (_, i) => ({
+      ...patientEvent(`MRN-EXPORT-${i % 4}`),
+      requestId: `export-progress-${i}`,
+    }));
+    const res = await fetch(`${service.url}/v1/events`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${writer}`, "content-type": "application/json" },
+      body: JSON.stringify(events),
+    });
+    expect(res.status).to.equal(201);
+    posted = events.length;
+  });
+  after(async () => {
+    await service?.stop();
+  });
+
+  it("on a terminal: a progress bar out of the log's size, every bundle on stdout", async () => {
+    const r = await veritrailInProcess(["export", "--url", service.url, "--key", auditor], {
+      tty: true,
+    });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.match(new RegExp(`exporting .* ${posted}/${posted} bundles`));
+    expect(r.stderr).to.include(`veritrail export: ${posted} bundles exported`);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines).to.have.length(posted);
+    expect(lines.map((l) => (JSON.parse(l) as { entry: { seq: number } }).entry.seq)).to.deep.equal(
+      Array.from({ length: posted }, (_, i) => i),
+    );
+  });
+
+  it("a filtered export has no total to show: it counts", async () => {
+    const r = await veritrailInProcess(
+      ["export", "--url", service.url, "--key", auditor, "--organization", HOSPITAL_ORG],
+      { tty: true },
+    );
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.match(new RegExp(`exporting ${posted} bundles`));
+    expect(r.stderr).to.not.match(/\d+\/\d+ bundles/);
+  });
+
+  it("--help", async () => {
+    const r = await veritrailInProcess(["export", "--help"]);
+    expect(r.code).to.equal(0);
+    expect(r.stdout).to.include("--organization <org>").and.include("env: VERITRAIL_KEY");
   });
 });
