@@ -128,8 +128,19 @@ export const ConfigSchema = z.object({
   MAX_BODY_BYTES: int(1_024, 64 * 1024 * 1024).default(8 * 1024 * 1024),
   /** Most events accepted in one POST /v1/events (413 beyond). */
   MAX_EVENTS_PER_REQUEST: int(1, 100_000).default(1_000),
-  /** Per API key, requests per minute. */
-  RATE_LIMIT_PER_MINUTE: int(1, 10_000_000).default(600_000),
+  /**
+   * Requests per minute with one live API key (1,000/s on average: 4 × a large hospital's peak
+   * of 250 events/s sent one by one), and from one IP address without a live key (no key, or
+   * an unknown or revoked one: pages, health checks, failed logins). See api/rate-limit.ts.
+   */
+  RATE_LIMIT_PER_MINUTE: int(1, 10_000_000).default(60_000),
+  RATE_LIMIT_PER_IP_PER_MINUTE: int(1, 10_000_000).default(600),
+  /**
+   * Reverse proxies in front of the service whose X-Forwarded-For is believed (Express's
+   * "trust proxy" hop count): the client address that per-IP limits count. 0: none, the
+   * connection's own address.
+   */
+  TRUST_PROXY: int(0, 10).default(0),
   /** Patient-facing output: show staff names or only role and organization (GDPR C-579/21). */
   PATIENT_VIEW_STAFF_NAMES: bool.default(false),
   /** Other Veritrail APIs searched by GET /v1/provenance (PeerLogsSchema); none by default. */

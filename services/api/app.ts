@@ -1,5 +1,10 @@
 import { fileURLToPath } from "node:url";
-import express, { type ErrorRequestHandler, type Express, type RequestHandler } from "express";
+import express, {
+  type ErrorRequestHandler,
+  type Express,
+  type Request,
+  type RequestHandler,
+} from "express";
 import helmet from "helmet";
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
@@ -8,12 +13,13 @@ import type { Ledger } from "../ledger/ledger.ts";
 import { AccessPolicy } from "../ledger/access.ts";
 import type { AnchoringStatus, LogStatus } from "../ledger/log-status.ts";
 import { EventQueries } from "../ledger/queries.ts";
-import { authenticate, perKeyRateLimit } from "./auth.ts";
-import { ApiError, errorHandler } from "./errors.ts";
+import { authenticate } from "./auth.ts";
+import { ApiError, answerErrorsAsFhir, errorHandler } from "./errors.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { registerFhirRoutes } from "./fhir.ts";
 import { checkHostHeader } from "./host-header.ts";
 import { observeRequests } from "./observe.ts";
+import { rateLimits } from "./rate-limit.ts";
 import { type AuditRouteOptions, registerAuditRoutes } from "./routes/audit.ts";
 import { registerBatchRoutes } from "./routes/batches.ts";
 import { registerComplianceRoutes } from "./routes/compliance.ts";
@@ -34,7 +40,12 @@ export type AnchorStatus = AnchoringStatus;
 /** The settings the API reads (a subset of the validated service config). */
 export type ApiConfig = Pick<
   Config,
-  "MAX_BODY_BYTES" | "MAX_EVENTS_PER_REQUEST" | "RATE_LIMIT_PER_MINUTE" | "PATIENT_VIEW_STAFF_NAMES"
+  | "MAX_BODY_BYTES"
+  | "MAX_EVENTS_PER_REQUEST"
+  | "RATE_LIMIT_PER_MINUTE"
+  | "RATE_LIMIT_PER_IP_PER_MINUTE"
+  | "TRUST_PROXY"
+  | "PATIENT_VIEW_STAFF_NAMES"
 > &
   /** Absolute URLs in answers start with PUBLIC_URL; without it, the address the request came to. */
   Partial<Pick<Config, "PUBLIC_URL">> &
@@ -77,14 +88,23 @@ export interface ApiContext {
   verifier: BundleVerifier | undefined;
   webDir: string;
   authenticate: RequestHandler;
-  rateLimit: RequestHandler;
+}
+
+/** FHIR interactions: /fhir/*, and provenance asked for as FHIR. */
+function isFhirRequest(req: Request): boolean {
+  return (
+    req.path === "/fhir" ||
+    req.path.startsWith("/fhir/") ||
+    (req.path === "/v1/provenance" && req.query["format"] === "fhir")
+  );
 }
 
 const DEFAULT_WEB_DIR = fileURLToPath(new URL("../../web/", import.meta.url));
 
 /**
  * The Express app: thin routes over the ledger's use cases (STYLE.md §6), bearer API keys with
- * roles and scopes, one error format, per-key rate limits, metrics and redacted access logs.
+ * roles and scopes, one error format, rate limits per key and per address, metrics and redacted
+ * access logs.
  */
 export function createApp(opts: AppOptions): Express {
   const metrics = new ApiMetrics(opts.statusProvider, { defaults: opts.processMetrics ?? false });
@@ -106,15 +126,21 @@ export function createApp(opts: AppOptions): Express {
     verifier: opts.verifier,
     webDir: opts.webDir ?? DEFAULT_WEB_DIR,
     authenticate: authenticate(opts.keys),
-    rateLimit: perKeyRateLimit(opts.config.RATE_LIMIT_PER_MINUTE),
   };
 
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
   app.set("query parser", "simple");
+  if (opts.config.TRUST_PROXY > 0) app.set("trust proxy", opts.config.TRUST_PROXY);
   app.use(observeRequests(opts.logger, metrics));
+  // The checks below run before any route: under /fhir their errors are OperationOutcomes too.
+  app.use((req, res, next) => {
+    if (isFhirRequest(req)) answerErrorsAsFhir(res);
+    next();
+  });
   app.use(checkHostHeader());
+  app.use(rateLimits(opts.keys, opts.config));
   app.use(
     helmet({
       contentSecurityPolicy: {

@@ -117,7 +117,6 @@ function registerFhirSearch(app: Express, ctx: ApiContext): void {
   app.get(
     "/fhir/AuditEvent",
     ctx.authenticate,
-    ctx.rateLimit,
     authorize(ctx.access, "fhir:read"),
     async (req, res) => {
       const principal = principalOf(res);
@@ -176,7 +175,6 @@ function registerFhirRead(app: Express, ctx: ApiContext): void {
   app.get(
     "/fhir/AuditEvent/:seq",
     ctx.authenticate,
-    ctx.rateLimit,
     authorize(ctx.access, "fhir:read"),
     async (req, res) => {
       const principal = principalOf(res);

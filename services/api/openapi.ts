@@ -577,6 +577,7 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
           type: "object",
           properties: { status: { const: "ok" } },
         }),
+        ...errors("RATE_LIMITED"),
       },
     },
     {
@@ -589,6 +590,7 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
           "Not ready: the ledger is closed or the anchor loop raised an alarm.",
           ref("Error"),
         ),
+        ...errors("RATE_LIMITED"),
       },
     },
     {
@@ -600,6 +602,7 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
           description: "Prometheus text format.",
           content: { "text/plain": { schema: { type: "string" } } },
         },
+        ...errors("RATE_LIMITED"),
       },
     },
   ];

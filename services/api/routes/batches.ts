@@ -5,7 +5,7 @@ import { BatchNoParams, ListBatchesQuery, parseRequest } from "../schemas.ts";
 
 /** Batch headers and anchoring state: no event data, readable by admins, auditors, writers. */
 export function registerBatchRoutes(app: Express, ctx: ApiContext): void {
-  const guard = [ctx.authenticate, ctx.rateLimit, authorize(ctx.access, "batches:read")];
+  const guard = [ctx.authenticate, authorize(ctx.access, "batches:read")];
 
   app.get("/v1/batches", ...guard, async (req, res) => {
     const q = parseRequest(ListBatchesQuery, { ...req.query });

@@ -22,11 +22,7 @@ import { rawBody, requireMediaType } from "./events.ts";
 /** Erasure (admin), patient reports (patient: own; auditor: any) and the regulator's export. */
 export function registerComplianceRoutes(app: Express, ctx: ApiContext): void {
   const { access } = ctx;
-  const guard = (operation: Operation) => [
-    ctx.authenticate,
-    ctx.rateLimit,
-    authorize(access, operation),
-  ];
+  const guard = (operation: Operation) => [ctx.authenticate, authorize(access, operation)];
 
   app.post(
     "/v1/events/:seq/erasure",

@@ -7,7 +7,7 @@ import { rawBody, requireMediaType } from "./events.ts";
 
 /** API key administration (admin only). The secret is in the creation answer and nowhere else. */
 export function registerKeyRoutes(app: Express, ctx: ApiContext): void {
-  const guard = [ctx.authenticate, ctx.rateLimit, authorize(ctx.access, "keys:manage")];
+  const guard = [ctx.authenticate, authorize(ctx.access, "keys:manage")];
 
   app.post(
     "/v1/keys",

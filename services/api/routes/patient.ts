@@ -32,7 +32,6 @@ export function registerPatientRoutes(app: Express, ctx: ApiContext): void {
   app.get(
     "/v1/patient/history",
     ctx.authenticate,
-    ctx.rateLimit,
     authorize(ctx.access, "history:read"),
     async (req, res) => {
       const principal = principalOf(res);

@@ -88,7 +88,6 @@ export function registerProvenanceRoutes(
     "/v1/provenance",
     fhirErrors,
     ctx.authenticate,
-    ctx.rateLimit,
     authorize(ctx.access, "provenance:read"),
     async (req, res) => {
       const principal = principalOf(res);

@@ -21,7 +21,6 @@ export function registerVerifyRoutes(app: Express, ctx: ApiContext): void {
   app.post(
     "/v1/verify",
     ctx.authenticate,
-    ctx.rateLimit,
     authorize(ctx.access, "bundles:verify"),
     requireMediaType(["application/json"]),
     rawBody(MAX_BUNDLE_BYTES),

@@ -291,6 +291,26 @@ describe("api app: every route × role", function () {
       });
       expect(unknown.status).to.equal(404);
     });
+    it("the last live admin key → 409 CONFLICT naming id, and it keeps working", async () => {
+      const self = (await api.keys.authenticate(api.secrets.admin))!;
+      const admins = (await api.keys.list()).filter((k) => k.role === "admin" && !k.revokedAt);
+      for (const other of admins.filter((k) => k.id !== self.id))
+        expect(
+          (await api.request("DELETE", `/v1/keys/${other.id}`, { key: api.secrets.admin })).status,
+        ).to.equal(200);
+      const res = await api.request("DELETE", `/v1/keys/${self.id}`, { key: api.secrets.admin });
+      expect(res.status).to.equal(409);
+      expect(res.body).to.deep.include({
+        error: {
+          code: "CONFLICT",
+          message: `API key ${self.id} is the last live admin key; create another admin key before revoking it`,
+          field: "id",
+        },
+      });
+      expect((await api.request("GET", "/v1/keys", { key: api.secrets.admin })).status).to.equal(
+        200,
+      );
+    });
     it("a malformed id → 400 naming id", async () => {
       for (const id of ["not-an-id", "key_XYZ", "key_00000000000000001"]) {
         const res = await api.request("DELETE", `/v1/keys/${id}`, { key: api.secrets.admin });

@@ -6,7 +6,16 @@ import path from "node:path";
 import { subjectTag } from "../../../services/core/entry.ts";
 import { fromHex } from "../../../services/core/hex.ts";
 import { ApiKeys } from "../../../services/ledger/api-keys.ts";
+import type { LedgerError } from "../../../services/ledger/errors.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
+
+async function assertRejects(p: Promise<unknown>, message: RegExp): Promise<void> {
+  const outcome = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(String(outcome)).to.match(message);
+}
 
 describe("ledger api keys (real LevelDB)", () => {
   let dir: string;
@@ -123,5 +132,22 @@ describe("ledger api keys (real LevelDB)", () => {
     const first = await keys.authenticate(a.secret);
     if (first) first.role = "admin";
     expect(await keys.authenticate(a.secret)).to.have.property("role", "auditor");
+  });
+
+  it("the last live admin key cannot be revoked (409), not even by two revocations at once", async () => {
+    const a = await keys.create({ role: "admin" });
+    const b = await keys.create({ role: "admin" });
+    await keys.create({ role: "auditor" });
+    const outcomes = await Promise.allSettled([keys.revoke(a.key.id), keys.revoke(b.key.id)]);
+    expect(outcomes.map((o) => o.status).sort()).to.deep.equal(["fulfilled", "rejected"]);
+    const refused = outcomes.find((o) => o.status === "rejected")!;
+    expect((refused.reason as LedgerError).code).to.equal("CONFLICT");
+    expect((refused.reason as LedgerError).message).to.match(/last live admin key/);
+    const live = (await keys.list()).filter((k) => k.role === "admin" && !k.revokedAt);
+    expect(live).to.have.length(1);
+    // With another admin created, the former last one can go.
+    const c = await keys.create({ role: "admin" });
+    await keys.revoke(live[0]!.id);
+    await assertRejects(keys.revoke(c.key.id), /last live admin key/);
   });
 });
