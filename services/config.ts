@@ -117,6 +117,17 @@ export const ConfigSchema = z.object({
     .string()
     .regex(/^0x[0-9a-fA-F]{64}$/, "must be a 0x-prefixed 32-byte hex key")
     .optional(),
+  /**
+   * The key that seals the log secret (which keys every subject tag) at rest: 32 bytes as 0x-hex,
+   * or an encrypted JSON keystore whose private key is used. Required in production; without it
+   * in development the secret stays in clear under DATA_DIR (said at start).
+   */
+  LOG_SECRET_KEY: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{64}$/, "must be a 0x-prefixed 32-byte hex key")
+    .optional(),
+  LOG_SECRET_KEYSTORE: z.string().min(1).optional(),
+  LOG_SECRET_KEYSTORE_PASSWORD: z.string().optional(),
   RECEIPT_KEYSTORE: z.string().min(1).optional(),
   RECEIPT_KEYSTORE_PASSWORD: z.string().optional(),
   RECEIPT_PRIVATE_KEY: z
@@ -188,6 +199,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       variable: "RECEIPT_KEYSTORE_PASSWORD",
       message: "required with RECEIPT_KEYSTORE",
     });
+  if (c.LOG_SECRET_KEYSTORE && c.LOG_SECRET_KEYSTORE_PASSWORD === undefined)
+    issues.push({
+      variable: "LOG_SECRET_KEYSTORE_PASSWORD",
+      message: "required with LOG_SECRET_KEYSTORE",
+    });
+  if (c.LOG_SECRET_KEYSTORE && c.LOG_SECRET_KEY)
+    issues.push({
+      variable: "LOG_SECRET_KEY",
+      message: "set either LOG_SECRET_KEYSTORE or LOG_SECRET_KEY, not both",
+    });
   if (c.HTTP_HEADERS_TIMEOUT_MS > c.HTTP_REQUEST_TIMEOUT_MS)
     issues.push({
       variable: "HTTP_HEADERS_TIMEOUT_MS",
@@ -208,6 +229,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       issues.push({
         variable: "RECEIPT_KEYSTORE",
         message: "a receipt key (keystore or RECEIPT_PRIVATE_KEY) is required in production mode",
+      });
+    if (!c.LOG_SECRET_KEYSTORE && !c.LOG_SECRET_KEY)
+      issues.push({
+        variable: "LOG_SECRET_KEY",
+        message:
+          "a key sealing the log secret at rest (LOG_SECRET_KEYSTORE or LOG_SECRET_KEY) is required in production mode",
       });
   }
   if (issues.length > 0) throw new ConfigError(issues);

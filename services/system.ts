@@ -1,12 +1,16 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { EmbeddedDevChain } from "./chain/dev-node.ts";
 import { DevDeployment } from "./chain/dev-deployment.ts";
 import type { Config } from "./config.ts";
 import { AnchorLoop, type AnchorLoopEvent, anchorLoopTuning } from "./ledger/anchor-loop.ts";
-import { loadKeys, usesEmbeddedDevChain } from "./ledger/keys.ts";
+import { loadKeys, loadLogSecretKey, usesEmbeddedDevChain } from "./ledger/keys.ts";
 import { Ledger } from "./ledger/ledger.ts";
+import { makeTreePrivate, restrictNewFileModes, writePrivateFile } from "./private-files.ts";
+
+/** The embedded dev chain's pid file, under DATA_DIR (see chain/dev-node.ts). */
+export const DEV_CHAIN_PID_FILE = "dev-chain.pid";
 
 /** Where the dev deployment's address is kept, so `npm start` deploys the registry once. */
 interface DeploymentFile {
@@ -32,7 +36,8 @@ export interface RunningSystem {
  */
 export async function startSystem(config: Config, logger: Logger): Promise<RunningSystem> {
   const dataDir = path.resolve(config.DATA_DIR);
-  await mkdir(dataDir, { recursive: true });
+  restrictNewFileModes();
+  await makeTreePrivate(dataDir);
   const embedded = usesEmbeddedDevChain(config);
   let chain: EmbeddedDevChain | undefined;
   let rpcUrl = config.RPC_URL;
@@ -41,7 +46,12 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
       { port: config.EMBEDDED_CHAIN_PORT },
       "starting the embedded Hardhat node on 127.0.0.1",
     );
-    chain = await EmbeddedDevChain.start({ port: config.EMBEDDED_CHAIN_PORT });
+    chain = await EmbeddedDevChain.start({
+      port: config.EMBEDDED_CHAIN_PORT,
+      pidFile: path.join(dataDir, DEV_CHAIN_PID_FILE),
+      onOrphanStopped: (pid) =>
+        logger.warn({ pid }, "stopped the embedded Hardhat node a previous run left behind"),
+    });
     rpcUrl = chain.url;
     if (config.CONFIRMATIONS > 1) await chain.mineEvery(1_000);
   }
@@ -49,7 +59,9 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
 
   try {
     const keys = await loadKeys(config, { embeddedChain: embedded });
+    const logSecretKey = await loadLogSecretKey(config);
     const ledger = await Ledger.open({
+      ...(logSecretKey ? { logSecretKey: logSecretKey.key } : {}),
       location: path.join(dataDir, "ledger"),
       receiptSigner: keys.receiptSigner.wallet,
       batchMaxEvents: config.BATCH_MAX_EVENTS,
@@ -58,6 +70,12 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
       groupCommitMaxEvents: config.GROUP_COMMIT_MAX_EVENTS,
       onBackgroundError: (error) => logger.error({ err: error }, "sealing failed"),
     });
+    if (logSecretKey)
+      logger.info({ key: logSecretKey.origin }, "the log secret is sealed at rest in DATA_DIR");
+    else
+      logger.warn(
+        "the log secret is stored in clear in DATA_DIR (development mode): set LOG_SECRET_KEY or LOG_SECRET_KEYSTORE to seal it",
+      );
     const deploymentPath = path.join(dataDir, "deployment.json");
     const saved = await readDeployment(deploymentPath);
     const contractAddress = config.CONTRACT_ADDRESS ?? saved?.contract;
@@ -175,5 +193,5 @@ async function readDeployment(file: string): Promise<DeploymentFile | undefined>
 }
 
 async function writeDeployment(file: string, deployment: DeploymentFile): Promise<void> {
-  await writeFile(file, JSON.stringify(deployment, null, 2) + "\n");
+  await writePrivateFile(file, JSON.stringify(deployment, null, 2) + "\n");
 }

@@ -114,6 +114,9 @@ export function banner(service: RunningService, config: Config): string {
     `  registry       ${service.system.contractAddress() ?? "(deployed on the dev chain once anchoring starts)"}`,
     `  anchorer       ${service.system.anchorerAddress}   receipt signer ${service.system.ledger.signerAddress}`,
     `  data           ${config.DATA_DIR}`,
+    service.system.ledger.logSecretAtRest === "sealed"
+      ? "  log secret     sealed at rest"
+      : "  log secret     stored in clear in DATA_DIR (development; set LOG_SECRET_KEY to seal it)",
   ];
   if (service.firstAdminKey) {
     lines.push(

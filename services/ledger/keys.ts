@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { Wallet, getAddress } from "ethers";
+import { Wallet, getAddress, getBytes, hexlify } from "ethers";
 import type { RegistryClient, SignerPeriod } from "../chain/registry-client.ts";
 import type { Config } from "../config.ts";
 
@@ -247,6 +247,53 @@ export async function loadKeys(
     };
   }
   return keys;
+}
+
+/**
+ * The key that seals the log secret at rest (LOG_SECRET_KEY, or the private key of the
+ * LOG_SECRET_KEYSTORE keystore); undefined when neither is set, which the config allows only in
+ * development (the secret then stays in clear, and the service says so at start).
+ */
+export async function loadLogSecretKey(
+  config: Pick<
+    Config,
+    "CHAIN_MODE" | "LOG_SECRET_KEY" | "LOG_SECRET_KEYSTORE" | "LOG_SECRET_KEYSTORE_PASSWORD"
+  >,
+): Promise<{ key: Uint8Array; origin: string } | undefined> {
+  if (config.LOG_SECRET_KEY !== undefined && config.LOG_SECRET_KEYSTORE !== undefined)
+    throw new KeyError(
+      "KEY_CONFLICT",
+      "LOG_SECRET_KEY",
+      "set either LOG_SECRET_KEYSTORE or LOG_SECRET_KEY, not both",
+    );
+  let loaded: { key: Uint8Array; origin: string } | undefined;
+  if (config.LOG_SECRET_KEYSTORE !== undefined) {
+    if (config.LOG_SECRET_KEYSTORE_PASSWORD === undefined)
+      throw new KeyError(
+        "KEY_MISSING",
+        "LOG_SECRET_KEYSTORE_PASSWORD",
+        "required with LOG_SECRET_KEYSTORE",
+      );
+    const wallet = await walletFromKeystore(
+      config.LOG_SECRET_KEYSTORE,
+      config.LOG_SECRET_KEYSTORE_PASSWORD,
+      "LOG_SECRET_KEYSTORE",
+    );
+    loaded = { key: getBytes(wallet.privateKey), origin: "LOG_SECRET_KEYSTORE" };
+  } else if (config.LOG_SECRET_KEY !== undefined) {
+    loaded = { key: getBytes(config.LOG_SECRET_KEY), origin: "LOG_SECRET_KEY" };
+  }
+  if (
+    loaded !== undefined &&
+    config.CHAIN_MODE === "production" &&
+    PUBLIC_DEV_KEYS.has(hexlify(loaded.key))
+  )
+    throw new KeyError(
+      "KEY_INSECURE",
+      loaded.origin,
+      "this is a public Hardhat development key; never use it in production",
+    );
+  return loaded;
 }
 
 export interface ReceiptSignerRotation {

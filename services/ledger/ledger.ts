@@ -9,6 +9,12 @@ import { inclusionProofNodeIds } from "../core/merkle.ts";
 import type { Receipt, TypedDataSigner } from "../core/receipt.ts";
 import { K } from "../store/keys.ts";
 import { LedgerStore, type LogMeta, type StoredBody } from "../store/ledger-store.ts";
+import {
+  LogSecretError,
+  type SealedLogSecret,
+  openLogSecret,
+  sealLogSecret,
+} from "./log-secret.ts";
 import type { BatchRecord } from "./batch.ts";
 import { LedgerError, invariant } from "./errors.ts";
 import { type EntryRead, GroupCommitter, type IngestResult, parseEntryRead } from "./ingest.ts";
@@ -26,6 +32,12 @@ export interface LedgerOptions {
   groupCommitMaxEvents: number;
   /** Only used when the log is created: a fixed logId (tests); random otherwise. */
   newLogId?: Hex;
+  /**
+   * Key material (32 bytes) that seals the log secret at rest (ledger/log-secret.ts). Without
+   * it the secret is stored in clear, which only development allows; a log whose secret is
+   * sealed does not open without it, and a log whose secret is in clear gets it sealed.
+   */
+  logSecretKey?: Uint8Array;
   onSealed?: (record: BatchRecord) => void;
   onBackgroundError?: (error: unknown) => void;
 }
@@ -52,22 +64,14 @@ export class Ledger {
     private readonly sealer: Sealer,
     readonly subjectIndex: SubjectIndex,
     readonly signerAddress: string,
+    private readonly secretSealed: boolean,
   ) {}
 
   static async open(opts: LedgerOptions): Promise<Ledger> {
     await mkdir(path.dirname(path.resolve(opts.location)), { recursive: true });
     const store = await LedgerStore.open(opts.location);
     try {
-      let meta = await store.getMeta();
-      if (!meta) {
-        meta = {
-          logId: opts.newLogId ?? toHex(randomBytes(32)),
-          logSecret: toHex(randomBytes(32)),
-          createdAt: new Date().toISOString(),
-          formatVersion: 1,
-        };
-        await store.putMeta(meta);
-      }
+      const meta = await openLogMeta(store, opts);
       const nextSeq = await store.nextSeq();
       const last = await store.lastBatch<BatchRecord>();
       const subjectIndex = new SubjectIndex(store, last ? last.header.batchNo : -1);
@@ -92,7 +96,15 @@ export class Ledger {
         maxGroupEvents: opts.groupCommitMaxEvents,
         onCommitted: (next, group) => sealer.accepted(next, group),
       });
-      const ledger = new Ledger(store, meta, committer, sealer, subjectIndex, signerAddress);
+      const ledger = new Ledger(
+        store,
+        meta,
+        committer,
+        sealer,
+        subjectIndex,
+        signerAddress,
+        opts.logSecretKey !== undefined,
+      );
       holder.ledger = ledger;
       sealer.start();
       return ledger;
@@ -100,6 +112,11 @@ export class Ledger {
       await store.close();
       throw error;
     }
+  }
+
+  /** Whether the log secret is sealed on disk (a key was given) or in clear. */
+  get logSecretAtRest(): "sealed" | "clear" {
+    return this.secretSealed ? "sealed" : "clear";
   }
 
   get logId(): Hex {
@@ -302,4 +319,47 @@ function toStoredEvent(seq: number, entryJcs: string, body: StoredBody | undefin
     event: body ? (body.event as NativeEvent) : null,
     salt: body ? (body.salt as Hex) : null,
   };
+}
+
+/**
+ * The log's metadata with its secret in clear (in memory only), creating it on first open. On
+ * disk the secret is sealed when a key is given (and sealed now, with the clear copy purged, if
+ * it was stored in clear before); a sealed secret without the key refuses to open.
+ */
+async function openLogMeta(
+  store: LedgerStore,
+  opts: Pick<LedgerOptions, "newLogId" | "logSecretKey">,
+): Promise<LogMeta> {
+  const key = opts.logSecretKey;
+  const stored = await store.getMeta();
+  if (!stored) {
+    const secret = randomBytes(32);
+    const base = {
+      logId: opts.newLogId ?? toHex(randomBytes(32)),
+      createdAt: new Date().toISOString(),
+      formatVersion: 1 as const,
+    };
+    await store.putMeta(
+      key === undefined
+        ? { ...base, logSecret: toHex(secret) }
+        : { ...base, logSecretSealed: sealLogSecret(secret, key, base.logId) },
+    );
+    return { ...base, logSecret: toHex(secret) };
+  }
+  const { logSecretSealed, logSecret, ...rest } = stored;
+  if (logSecretSealed !== undefined) {
+    if (key === undefined)
+      throw new LogSecretError(
+        "the log secret in DATA_DIR is sealed: set LOG_SECRET_KEY or LOG_SECRET_KEYSTORE to the key it was sealed under",
+      );
+    const secret = openLogSecret(logSecretSealed as SealedLogSecret, key, stored.logId);
+    return { ...rest, logSecret: toHex(secret) };
+  }
+  invariant(logSecret !== undefined, "log metadata holds the log secret, sealed or in clear");
+  if (key !== undefined)
+    await store.putMeta(
+      { ...rest, logSecretSealed: sealLogSecret(fromHex(logSecret), key, stored.logId) },
+      { purge: true },
+    );
+  return { ...rest, logSecret };
 }

@@ -12,6 +12,15 @@ export interface LogMeta {
   formatVersion: 1;
 }
 
+/**
+ * Log metadata as stored: the log secret either in clear (`logSecret`, development without a
+ * key) or sealed under the operator's key (`logSecretSealed`, ledger/log-secret.ts).
+ */
+export type StoredLogMeta = Omit<LogMeta, "logSecret"> & {
+  logSecret?: string;
+  logSecretSealed?: unknown;
+};
+
 /** One event as handed to the store by the ledger, ready to be written. */
 export interface AppendRecord {
   seq: number;
@@ -134,12 +143,17 @@ export class LedgerStore {
 
   // ---- log metadata -------------------------------------------------------------------------
 
-  async getMeta(): Promise<LogMeta | undefined> {
-    return this.getJson<LogMeta>(K.logMeta);
+  async getMeta(): Promise<StoredLogMeta | undefined> {
+    return this.getJson<StoredLogMeta>(K.logMeta);
   }
 
-  async putMeta(meta: LogMeta): Promise<void> {
+  /**
+   * Writes the metadata; `purge` then compacts its key so an earlier value (a secret that was in
+   * clear) leaves the write-ahead log and table files too, as eraseBody does for bodies.
+   */
+  async putMeta(meta: StoredLogMeta, opts: { purge?: boolean } = {}): Promise<void> {
     await this.write([this.putJsonOp(K.logMeta, meta)]);
+    if (opts.purge) await this.db.compactRange(K.logMeta, `${K.logMeta}\u0000`);
   }
 
   // ---- events -------------------------------------------------------------------------------

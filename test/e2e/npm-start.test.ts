@@ -5,13 +5,37 @@
  */
 import { expect } from "chai";
 import { JsonRpcProvider } from "ethers";
-import { mkdtemp, rm } from "node:fs/promises";
+import { lstat, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { verifyBundle } from "../../services/verifier/verify-bundle.ts";
 import { makeNativeEvent } from "../fixtures/events.ts";
 import { freePort } from "../support/hardhat-node.ts";
 import { type Started, npmStart, stop } from "../support/npm-start.ts";
+
+/** Pids whose parent is `pid` (Linux /proc). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, "utf8").catch(() => "");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (ppid === pid) out.push(Number(name));
+  }
+  return out;
+}
+
+/** Every path under `dir` with its permission bits, as `mode path` lines. */
+async function modesUnder(dir: string): Promise<string[]> {
+  const lines: string[] = [];
+  const walk = async (at: string): Promise<void> => {
+    const info = await lstat(at);
+    lines.push(`${(info.mode & 0o777).toString(8)} ${path.relative(dir, at) || "."}`);
+    if (info.isDirectory()) for (const n of await readdir(at)) await walk(path.join(at, n));
+  };
+  await walk(dir);
+  return lines;
+}
 
 async function api<T>(
   base: string,
@@ -188,6 +212,96 @@ describe("npm start, end to end", function () {
       expect(proof.body.receipt.leafHash).to.equal(r.leafHash);
     }
     expect(await stop(second)).to.equal(0);
+    running.pop();
+  });
+
+  it("restarts after kill -9 with no manual step (the embedded node died with it); DATA_DIR is private", async () => {
+    const port = await freePort();
+    const chainPort = await freePort();
+    const data = path.join(dataDir, "killed");
+    const env = {
+      DATA_DIR: data,
+      PORT: String(port),
+      EMBEDDED_CHAIN_PORT: String(chainPort),
+      BATCH_MAX_WAIT_MS: "200",
+      LOG_LEVEL: "warn",
+    };
+    const base = `http://127.0.0.1:${port}`;
+    const first = await npmStart(env);
+    running.push(first);
+    const admin = first.adminKey!;
+    const writer = await api<{ secret: string }>(base, admin, "POST", "/v1/keys", {
+      role: "writer",
+      organization: "org:st-mary-general",
+    });
+    const e = makeNativeEvent({ requestId: "kill9-e2e" });
+    const posted = await api<{ receipts: Array<{ receipt: { seq: number } }> }>(
+      base,
+      writer.body.secret,
+      "POST",
+      "/v1/events",
+      { ...e, source: { ...e.source, organization: "org:st-mary-general" } },
+    );
+    expect(posted.status).to.equal(201);
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const proof = await api<{ status: string }>(
+        base,
+        writer.body.secret,
+        "GET",
+        "/v1/events/0/proof",
+      );
+      if (proof.body.status === "anchored") break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+
+    // Everything under DATA_DIR is the user's alone: LevelDB's files, deployment.json, the pid file.
+    const modes = await modesUnder(data);
+    expect(modes).to.include.members([
+      "700 .",
+      "700 ledger",
+      "600 deployment.json",
+      "600 dev-chain.pid",
+    ]);
+    expect(modes.some((l) => l.startsWith("600 ledger/CURRENT"))).to.equal(true);
+    expect(
+      modes.filter((l) => !/^(700|600) /.test(l)),
+      modes.join("\n"),
+    ).to.deep.equal([]);
+
+    // kill -9 of the service process alone (npm's child, the exec'd node), then of the whole
+    // npm group: each time `npm start` must come back on the same ports and data.
+    const [service] = await childrenOf(first.child.pid!);
+    expect(service).to.be.a("number");
+    const chainPid = Number(
+      (JSON.parse(await readFile(path.join(data, "dev-chain.pid"), "utf8")) as { pid: number }).pid,
+    );
+    process.kill(service!, "SIGKILL");
+    await stop(first, "SIGKILL");
+    running.pop();
+    const second = await npmStart(env);
+    running.push(second);
+    expect(second.output()).to.not.include("could not start");
+    const nodeGone = await readFile(`/proc/${chainPid}/stat`, "utf8").then(
+      () => false,
+      () => true,
+    );
+    expect(nodeGone, "the first embedded node is gone").to.equal(true);
+    expect((await api<unknown>(base, admin, "GET", "/v1/events/0", undefined)).status).to.equal(
+      403,
+    );
+    expect((await api<unknown>(base, writer.body.secret, "GET", "/v1/events/0")).status).to.equal(
+      200,
+    );
+
+    await stop(second, "SIGKILL");
+    running.pop();
+    const third = await npmStart(env);
+    running.push(third);
+    expect((await api<unknown>(base, writer.body.secret, "GET", "/v1/events/0")).status).to.equal(
+      200,
+    );
+    expect(await stop(third)).to.equal(0);
     running.pop();
   });
 });

@@ -8,7 +8,6 @@ export function registerStatusRoutes(app: Express, ctx: ApiContext): void {
   app.get(
     "/v1/status",
     ctx.authenticate,
-    ctx.rateLimit,
     authorize(ctx.access, "status:read"),
     async (_req, res) => {
       res.json(await logStatus(ctx.ledger, ctx.statusProvider?.(), ctx.trustPolicy?.() ?? null));

@@ -109,6 +109,7 @@ describe("keys", () => {
       CHAIN_MODE: "production",
       RPC_URL: "http://127.0.0.1:1",
       CONTRACT_ADDRESS: "0x" + "11".repeat(20),
+      LOG_SECRET_KEY: "0x" + "44".repeat(32),
     };
     const file = await keystore(ANCHORER_KEY, "pw");
     await expectKeyError(
