@@ -1,10 +1,12 @@
 /**
- * The service as a user runs it (`node --import tsx scripts/start.ts`, what `npm start` execs),
- * in its own process group on free loopback ports, with everything it prints captured. The
- * reliability scenarios kill it with SIGKILL, stop it with SIGTERM and restart it on the same
- * DATA_DIR; `kill` always targets the group so nothing outlives a scenario.
+ * The service as a user runs it (`node --import tsx scripts/start.ts`, what `npm start` execs;
+ * or `npm start` itself, with `npmStart`), in its own process group on free loopback ports,
+ * with everything it prints captured. The reliability scenarios kill it with SIGKILL, stop it
+ * with SIGTERM and restart it on the same DATA_DIR; `kill` always targets the group so nothing
+ * outlives a scenario.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
@@ -43,7 +45,7 @@ export class ServiceProcess {
   /** Starts the service with `env` added to this process's environment; waits for the banner. */
   static async start(
     env: Record<string, string>,
-    opts: { readyTimeoutMs?: number } = {},
+    opts: { readyTimeoutMs?: number; npmStart?: boolean } = {},
   ): Promise<ServiceProcess> {
     if (!exitHookInstalled) {
       exitHookInstalled = true;
@@ -51,7 +53,10 @@ export class ServiceProcess {
         for (const child of running) killGroup(child, "SIGKILL");
       });
     }
-    const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
+    const [command, args] = opts.npmStart
+      ? ["npm", ["start", "--silent"]]
+      : [process.execPath, ["--import", "tsx", "scripts/start.ts"]];
+    const child = spawn(command, args, {
       cwd: REPO,
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -78,6 +83,22 @@ export class ServiceProcess {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /**
+   * The service's own process: the spawned one, or under `npm start` npm's child (the script's
+   * shell execs node, so that child is the service). Linux /proc.
+   */
+  async servicePid(): Promise<number | undefined> {
+    const pid = this.child.pid;
+    if (pid === undefined) return undefined;
+    for (const name of await readdir("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      const stat = await readFile(`/proc/${name}/stat`, "utf8").catch(() => "");
+      const [, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(ppid) === pid && stat.includes("(node)")) return Number(name);
+    }
+    return pid;
   }
 
   get output(): string {

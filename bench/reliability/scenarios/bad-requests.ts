@@ -1,14 +1,20 @@
 /**
  * (e) Bad requests: generated with fast-check — malformed JSON, wrong types, unknown fields,
  * wrong content types, bodies over MAX_BODY_BYTES, bad paths, seqs, batch numbers, cursors and
- * limits, wrong methods, bad keys — against the running service. None may get a 5xx, the
- * process must stay up, and the stored log must be unchanged: nothing after the last good
+ * limits, wrong methods, bad keys, path segments that are not percent-encoding, compressed
+ * bodies that do not decompress, malformed and foreign Host headers, malformed HTTP, and slow
+ * clients (a body shorter than its Content-Length, headers that never end, a body trickled in)
+ * — against the running service. None may get a 5xx, every request gets an answer (a slow one
+ * a 408 after HTTP_REQUEST_TIMEOUT_MS), the process must stay up, no answer may build a URL from
+ * the Host it was sent, and the stored log must be unchanged: nothing after the last good
  * event, and a sample of stored events byte-identical before and after.
  *
  * Every generated body is invalid by construction (a field of the wrong JSON type, an unknown
  * key under a strict schema, a non-JSON text, …), so no request may store anything.
  */
 import fc from "fast-check";
+import net from "node:net";
+import zlib from "node:zlib";
 import { freePort } from "../../../test/support/hardhat-node.ts";
 import { Load, WRITER_ORG, call, createKey, writerEvent } from "../client.ts";
 import { type ScenarioResult, ScenarioReport } from "../result.ts";
@@ -30,10 +36,29 @@ interface BadRequest {
   kind: string;
   method: string;
   path: string;
-  key: "writer" | "admin" | "none" | "malformed";
+  key: "writer" | "admin" | "auditor" | "none" | "malformed";
   contentType?: string;
-  body?: string;
+  contentEncoding?: string;
+  body?: string | Uint8Array<ArrayBuffer>;
+  /** Sent over a raw socket as given (a Host or HTTP syntax fetch would not send). */
+  raw?: RawRequest;
+  /** The answer must not contain this (a foreign Host must never make a URL). */
+  mustNotEcho?: string;
 }
+
+/** Raw HTTP/1.1 bytes: `head` is the request line and headers without the blank line. */
+interface RawRequest {
+  head: string;
+  body?: Uint8Array;
+  /** After sending, go silent (the server must time the request out). */
+  stall?: boolean;
+  /** Send the body one byte at a time, this many ms apart. */
+  trickleMs?: number;
+}
+
+/** The service's request timeouts in this scenario, short so slow clients are cheap to test. */
+const HEADERS_TIMEOUT_MS = 1_000;
+const REQUEST_TIMEOUT_MS = 2_000;
 
 type Json = ReturnType<typeof JSON.parse>;
 
@@ -266,8 +291,173 @@ const bodies: Record<
   })),
 };
 
+/** A percent sign not followed by two hex digits, or an escape that is not UTF-8. */
+const badEscape = fc.oneof(
+  fc.constantFrom(
+    "%",
+    "%f",
+    "%zz",
+    "%%",
+    "%ff",
+    "%c0%af",
+    "%E0%A4%A",
+    "%80",
+    "%ed%a0%80",
+    "%fe%ff",
+  ),
+  fc.integer({ min: 0x80, max: 0xff }).map((b) => `%${b.toString(16)}`),
+  fc
+    .string({ minLength: 0, maxLength: 1 })
+    .filter((c) => !/[0-9A-Fa-f]/.test(c))
+    .map((c) => `%${encodeURIComponent(c)}`.replace(/%25/g, "%")),
+);
+
+const compressedTargets = ["/v1/events", "/v1/keys", "/v1/verify"] as const;
+const eventBytes = Buffer.from(JSON.stringify(event));
+
+/** A Host value that is not RFC 3986 host[:port]. */
+const malformedHost = fc.oneof(
+  fc.constantFrom(
+    "a b",
+    "[::1",
+    "::1]",
+    "x:99999",
+    "x:-1",
+    "%%",
+    "%zz.example",
+    "user@example.com",
+    "example.com:80:80",
+    "example.com/path",
+    "exa\u00e9mple.com",
+    "[not-an-ip]",
+    "host\u0001name",
+  ),
+  fc
+    .string({ minLength: 1, maxLength: 30 })
+    .map((t) => `${t}\u0020x`)
+    .filter((t) => !/[\r\n]/.test(t)),
+);
+
+const rawRoutes = [
+  "/fhir/AuditEvent",
+  "/v1/events",
+  "/v1/batches",
+  "/healthz",
+  "/v1/keys",
+] as const;
+
+/** The kinds only a raw socket can send; also percent-escapes and compressed bodies. */
+const edges: Record<string, fc.Arbitrary<BadRequest>> = {
+  percentEscape: fc
+    .tuple(
+      fc.constantFrom(
+        ["GET", "/v1/events/", ""],
+        ["GET", "/v1/events/", "/proof"],
+        ["GET", "/v1/batches/", ""],
+        ["DELETE", "/v1/keys/", ""],
+        ["POST", "/v1/events/", "/erasure"],
+        ["GET", "/fhir/AuditEvent/", ""],
+      ),
+      badEscape,
+      fc.constantFrom<BadRequest["key"]>("none", "writer", "admin", "auditor"),
+    )
+    .map(([[method, prefix, suffix], escape, key]) => ({
+      kind: "percent-escape",
+      method: method!,
+      path: `${prefix}${escape}${suffix}`,
+      key,
+    })),
+  brokenCompression: fc
+    .tuple(
+      fc.constantFrom(...compressedTargets),
+      fc.constantFrom("gzip", "deflate", "br", "x-gzip"),
+      fc.oneof(
+        fc.uint8Array({ minLength: 0, maxLength: 64 }).map((b) => new Uint8Array(b)),
+        fc
+          .integer({ min: 1, max: 30 })
+          .map((n) => new Uint8Array(zlib.gzipSync(eventBytes).subarray(0, n))),
+        fc
+          .integer({ min: 1, max: 30 })
+          .map((n) => new Uint8Array(zlib.deflateSync(eventBytes).subarray(0, n))),
+      ),
+    )
+    .map(([path, encoding, body]) => ({
+      kind: "broken compressed body",
+      method: "POST",
+      path,
+      key: path === "/v1/keys" ? ("admin" as const) : ("writer" as const),
+      contentType: "application/json",
+      contentEncoding: encoding,
+      body,
+    })),
+  badHost: fc.tuple(fc.constantFrom(...rawRoutes), malformedHost).map(([path, host]) => ({
+    kind: "bad Host",
+    method: "GET",
+    path,
+    key: "auditor" as const,
+    raw: { head: `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nAUTH\r\nConnection: close` },
+  })),
+  foreignHost: fc
+    .tuple(
+      fc.constantFrom("evil.example.com", "attacker.test:8443", "[2001:db8::1]:80"),
+      fc.constantFrom("/fhir/AuditEvent?_count=2", "http://evil.example.com/fhir/AuditEvent"),
+    )
+    .map(([host, target]) => ({
+      kind: "foreign Host",
+      method: "GET",
+      path: target,
+      key: "auditor" as const,
+      mustNotEcho: host.replace(/:\d+$/, "").replace(/^\[|\]$/g, ""),
+      raw: {
+        head: `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nX-Forwarded-Host: ${host}\r\nAUTH\r\nConnection: close`,
+      },
+    })),
+  malformedHttp: fc
+    .constantFrom(
+      "GET /healthz HTTP/9.Q\r\nHost: x",
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here",
+      "GE T /healthz HTTP/1.1\r\nHost: x",
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1",
+      "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6",
+      "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3",
+      `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}`,
+    )
+    .map((head) => ({
+      kind: "malformed HTTP",
+      method: "RAW",
+      path: head.split(" ")[1] ?? "",
+      key: "none" as const,
+      raw: { head: `${head}\r\nConnection: close` },
+    })),
+};
+
+/** Slow clients: each costs HTTP_REQUEST_TIMEOUT_MS of a worker, so they are drawn rarely. */
+const slowClient: fc.Arbitrary<BadRequest> = fc
+  .constantFrom("short body", "endless headers", "trickled body")
+  .map((how) => {
+    const head = `POST /v1/events HTTP/1.1\r\nHost: x\r\nAUTH\r\nContent-Type: application/json\r\nContent-Length: ${eventBytes.length}`;
+    return {
+      kind: `slow client (${how})`,
+      method: "POST",
+      path: "/v1/events",
+      key: "writer" as const,
+      raw:
+        how === "short body"
+          ? { head, body: eventBytes.subarray(0, 10), stall: true }
+          : how === "endless headers"
+            ? { head: "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1", stall: true }
+            : { head, body: eventBytes.subarray(0, 40), trickleMs: 100 },
+    };
+  });
+
 const badRequest: fc.Arbitrary<BadRequest> = fc
-  .oneof(...Object.values(bodies))
+  .oneof(
+    ...[...Object.values(bodies), ...Object.values(edges)].map((arbitrary) => ({
+      arbitrary: arbitrary as fc.Arbitrary<Omit<BadRequest, "key"> & { key?: BadRequest["key"] }>,
+      weight: 20,
+    })),
+    { arbitrary: slowClient, weight: 1 },
+  )
   .chain((r) =>
     r.key
       ? fc.constant({ ...r, key: r.key })
@@ -275,6 +465,67 @@ const badRequest: fc.Arbitrary<BadRequest> = fc
           .constantFrom<BadRequest["key"]>("writer", "writer", "writer", "none")
           .map((key) => ({ ...r, key })),
   );
+
+/** Kinds that may be answered 2xx: a verdict for a junk bundle, a FHIR search with a foreign Host. */
+const EXPECTED_2XX = new Set(["bad bundle", "foreign Host"]);
+
+/** The kinds this scenario must have sent at least once (the rest are drawn often anyway). */
+const EDGE_KINDS = {
+  "percent-escape": true,
+  "broken compressed body": true,
+  "bad Host": true,
+  "foreign Host": true,
+  "malformed HTTP": true,
+  "slow client (short body)": true,
+  "slow client (endless headers)": true,
+  "slow client (trickled body)": true,
+};
+
+/**
+ * One request over a raw socket: `AUTH` in the head becomes the Authorization header (or goes).
+ * Resolves with the answer's status and text once the server has answered and closed.
+ */
+function rawExchange(
+  base: string,
+  raw: RawRequest,
+  key: string | undefined,
+): Promise<{ status: number; text: string }> {
+  const { hostname, port } = new URL(base);
+  const head = raw.head.replace(/\r\nAUTH/, key ? `\r\nAuthorization: Bearer ${key}` : "");
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    let trickle: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer within 15 s to ${raw.head.split("\r\n")[0]!.slice(0, 60)}`));
+    }, 15_000);
+    socket.on("connect", () => {
+      socket.write(Buffer.from(`${head}\r\n${raw.stall && !raw.body ? "" : "\r\n"}`, "latin1"));
+      const body = raw.body;
+      if (body === undefined) return;
+      if (raw.trickleMs === undefined) {
+        socket.write(body);
+        return;
+      }
+      let at = 0;
+      trickle = setInterval(() => {
+        if (at < body.length && !socket.destroyed) socket.write(body.subarray(at, ++at));
+      }, raw.trickleMs);
+    });
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      clearTimeout(timer);
+      if (trickle) clearInterval(trickle);
+      const text = Buffer.concat(chunks).toString("utf8");
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1]);
+      if (Number.isNaN(status))
+        reject(new Error(`closed without an answer: ${raw.head.slice(0, 60)}`));
+      else resolve({ status, text });
+    });
+  });
+}
 
 export async function runBadRequests(opts: BadRequestsOptions): Promise<ScenarioResult> {
   const report = new ScenarioReport(
@@ -291,6 +542,13 @@ export async function runBadRequests(opts: BadRequestsOptions): Promise<Scenario
         EMBEDDED_CHAIN_PORT: String(await freePort()),
         MAX_BODY_BYTES: String(MAX_BODY_BYTES),
         BATCH_MAX_WAIT_MS: "200",
+        HTTP_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS),
+        HTTP_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
+        // The bad requests come from one address, a third of them without a key: limits as low
+        // as the defaults would answer most of them 429 and test the limiter instead of the
+        // handlers (the limits have tests of their own).
+        RATE_LIMIT_PER_MINUTE: "10000000",
+        RATE_LIMIT_PER_IP_PER_MINUTE: "10000000",
         LOG_LEVEL: "warn",
       });
       const base = service.baseUrl;
@@ -318,20 +576,27 @@ export async function runBadRequests(opts: BadRequestsOptions): Promise<Scenario
           }),
         );
       const before = await snapshot();
+      const auditorKey = await createKey(base, adminKey, { role: "auditor" });
       const keyFor = (key: BadRequest["key"]): string | undefined =>
         key === "writer"
           ? writerKey
           : key === "admin"
             ? adminKey
-            : key === "malformed"
-              ? "vt_not-a-key"
-              : undefined;
+            : key === "auditor"
+              ? auditorKey
+              : key === "malformed"
+                ? "vt_not-a-key"
+                : undefined;
       const statuses = new Map<number, number>();
       const fiveHundreds: string[] = [];
       // Some generated requests are harmless reads (a verdict for a junk bundle, an empty page).
       const answered2xx = new Map<string, number>();
       const examples2xx: string[] = [];
       let networkErrors = 0;
+      const networkExamples: string[] = [];
+      const kinds = new Map<string, number>();
+      const slowNot408: string[] = [];
+      const echoed: string[] = [];
       let sent = 0;
       const chunk = 1_000;
       while (sent < opts.requests) {
@@ -342,27 +607,40 @@ export async function runBadRequests(opts: BadRequestsOptions): Promise<Scenario
             const r = batch[i]!;
             const key = keyFor(r.key);
             try {
-              const response = await fetch(base + r.path, {
-                method: r.method,
-                headers: {
-                  ...(key ? { authorization: `Bearer ${key}` } : {}),
-                  ...(r.contentType !== undefined ? { "content-type": r.contentType } : {}),
-                },
-                ...(r.body !== undefined && r.method !== "GET" ? { body: r.body } : {}),
-                signal: AbortSignal.timeout(15_000),
-              });
-              await response.arrayBuffer();
-              statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
-              if (response.status < 300)
-                answered2xx.set(r.kind, (answered2xx.get(r.kind) ?? 0) + 1);
-              if (response.status < 300 && r.kind !== "bad bundle" && examples2xx.length < 3)
+              let status: number;
+              let text: string;
+              if (r.raw) {
+                ({ status, text } = await rawExchange(base, r.raw, key));
+              } else {
+                const response = await fetch(base + r.path, {
+                  method: r.method,
+                  headers: {
+                    ...(key ? { authorization: `Bearer ${key}` } : {}),
+                    ...(r.contentType !== undefined ? { "content-type": r.contentType } : {}),
+                    ...(r.contentEncoding !== undefined
+                      ? { "content-encoding": r.contentEncoding }
+                      : {}),
+                  },
+                  ...(r.body !== undefined && r.method !== "GET" ? { body: r.body } : {}),
+                  signal: AbortSignal.timeout(15_000),
+                });
+                status = response.status;
+                text = await response.text();
+              }
+              statuses.set(status, (statuses.get(status) ?? 0) + 1);
+              kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1);
+              if (status < 300) answered2xx.set(r.kind, (answered2xx.get(r.kind) ?? 0) + 1);
+              if (status < 300 && !EXPECTED_2XX.has(r.kind) && examples2xx.length < 3)
                 examples2xx.push(`${r.method} ${r.path.slice(0, 60)}`);
-              if (response.status >= 500)
-                fiveHundreds.push(
-                  `${response.status} ${r.kind}: ${r.method} ${r.path.slice(0, 80)}`,
-                );
-            } catch {
+              if (status >= 500)
+                fiveHundreds.push(`${status} ${r.kind}: ${r.method} ${r.path.slice(0, 80)}`);
+              if (r.kind.startsWith("slow client") && status !== 408)
+                slowNot408.push(`${status} ${r.kind}`);
+              if (r.mustNotEcho !== undefined && text.includes(r.mustNotEcho))
+                echoed.push(`${r.kind}: ${r.mustNotEcho} in the answer to ${r.path}`);
+            } catch (error) {
               networkErrors++;
+              if (networkExamples.length < 3) networkExamples.push(`${r.kind}: ${String(error)}`);
             }
           }
         };
@@ -388,7 +666,30 @@ export async function runBadRequests(opts: BadRequestsOptions): Promise<Scenario
       report.check(
         "no crash: every request answered, service healthy after",
         !service.exited && health?.status === 200 && networkErrors === 0 && sent === opts.requests,
-        `${sent} sent, ${networkErrors} without an answer, /healthz ${health?.status ?? "down"}`,
+        `${sent} sent, ${networkErrors} without an answer${networkExamples.length ? ` (${networkExamples.join("; ")})` : ""}, /healthz ${health?.status ?? "down"}`,
+      );
+      const slow = [...kinds].filter(([k]) => k.startsWith("slow client"));
+      report.check(
+        `slow clients are answered 408 within HTTP_REQUEST_TIMEOUT_MS (${REQUEST_TIMEOUT_MS} ms here)`,
+        slowNot408.length === 0 && slow.length > 0,
+        slowNot408.length
+          ? slowNot408.slice(0, 3).join("; ")
+          : slow.map(([k, n]) => `${k} ${n}`).join(", "),
+      );
+      report.check(
+        "no answer builds a URL from the Host it was sent (PUBLIC_URL only)",
+        echoed.length === 0 && (kinds.get("foreign Host") ?? 0) > 0,
+        echoed.length
+          ? echoed.slice(0, 3).join("; ")
+          : `${kinds.get("foreign Host") ?? 0} requests with a foreign Host / X-Forwarded-Host`,
+      );
+      report.check(
+        "every kind of bad input was sent",
+        [...Object.keys(EDGE_KINDS)].every((k) => (kinds.get(k) ?? 0) > 0),
+        [...kinds]
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, n]) => `${k} ${n}`)
+          .join(", "),
       );
       const unchanged = before.every((b, i) => b === after[i]);
       report.check(
