@@ -158,6 +158,10 @@ export const ConfigSchema = z.object({
   PEER_LOGS: PeerLogsSchema.default([]),
   /** Per request to a peer API (a peer that never answers is reported as unreadable). */
   PEER_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  /** Largest answer read from a peer API (a page of events, a proof); beyond it the peer is unreadable. */
+  PEER_MAX_RESPONSE_BYTES: int(64 * 1024, 256 * 1024 * 1024).default(16 * 1024 * 1024),
+  /** Everything read from one peer for one trace (all pages) must arrive within this. */
+  PEER_TOTAL_TIMEOUT_MS: int(1_000, 3_600_000).default(60_000),
   /** Start a local Hardhat node when no RPC_URL is given (npm start's embedded default). */
   EMBEDDED_CHAIN: bool.default(true),
   /** Port of the embedded Hardhat node (always bound to 127.0.0.1). */

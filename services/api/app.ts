@@ -50,7 +50,12 @@ export type ApiConfig = Pick<
   /** Absolute URLs in answers start with PUBLIC_URL; without it, the address the request came to. */
   Partial<Pick<Config, "PUBLIC_URL">> &
   /** GET /v1/provenance's peer logs; none when absent. */
-  Partial<Pick<Config, "PEER_LOGS" | "PEER_TIMEOUT_MS">>;
+  Partial<
+    Pick<
+      Config,
+      "PEER_LOGS" | "PEER_TIMEOUT_MS" | "PEER_MAX_RESPONSE_BYTES" | "PEER_TOTAL_TIMEOUT_MS"
+    >
+  >;
 
 export interface AppOptions {
   ledger: Ledger;
@@ -171,7 +176,15 @@ export function createApp(opts: AppOptions): Express {
   registerComplianceRoutes(app, ctx);
   registerProvenanceRoutes(app, ctx, {
     peers: opts.config.PEER_LOGS ?? [],
-    peerTimeoutMs: opts.config.PEER_TIMEOUT_MS ?? 10_000,
+    peerLimits: {
+      timeoutMs: opts.config.PEER_TIMEOUT_MS ?? 10_000,
+      ...(opts.config.PEER_MAX_RESPONSE_BYTES !== undefined
+        ? { maxResponseBytes: opts.config.PEER_MAX_RESPONSE_BYTES }
+        : {}),
+      ...(opts.config.PEER_TOTAL_TIMEOUT_MS !== undefined
+        ? { totalTimeoutMs: opts.config.PEER_TOTAL_TIMEOUT_MS }
+        : {}),
+    },
   });
   registerFhirRoutes(app, ctx);
 

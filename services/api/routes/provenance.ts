@@ -6,6 +6,7 @@ import {
   type ScopedTrace,
   type TransferLog,
   type UnreadableLog,
+  type PeerLimits,
   apiTransferLog,
   ledgerTransferLog,
   readTransferLogs,
@@ -44,8 +45,8 @@ export const ProvenanceQuery = z.strictObject({
 export interface ProvenanceRouteOptions {
   /** Other institutions' APIs anchored in the same registry (config PEER_LOGS). */
   peers: PeerLog[];
-  /** Per request to a peer (config PEER_TIMEOUT_MS). */
-  peerTimeoutMs: number;
+  /** How much of a peer is read, for how long (PEER_TIMEOUT_MS, PEER_MAX_RESPONSE_BYTES, …). */
+  peerLimits: PeerLimits;
 }
 
 /** One log the trace searched: this service's own, or a peer's API, and whether it answered. */
@@ -99,7 +100,7 @@ export function registerProvenanceRoutes(
           "dataHash",
         );
       const local = ledgerTransferLog(LOCAL_LOG_NAME, ctx.ledger, ctx.queries);
-      const peers = opts.peers.map((p) => guardProofs(p.name, peerLog(p, opts.peerTimeoutMs)));
+      const peers = opts.peers.map((p) => guardProofs(p.name, peerLog(p, opts.peerLimits)));
       const read = await readTransferLogs(peers);
       const unreadable = new Map<string, UnreadableLog>(read.unreadable.map((u) => [u.log, u]));
       let trace: ProvenanceTrace;
@@ -132,8 +133,8 @@ export function registerProvenanceRoutes(
   );
 }
 
-function peerLog(peer: PeerLog, timeoutMs: number): TransferLog {
-  return apiTransferLog(peer.name, peer.url, peer.auditorKey, { timeoutMs });
+function peerLog(peer: PeerLog, limits: PeerLimits): TransferLog {
+  return apiTransferLog(peer.name, peer.url, peer.auditorKey, limits);
 }
 
 /** A peer's proof that cannot be fetched is a 503 naming the peer, not an internal error. */
