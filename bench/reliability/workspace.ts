@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { jsonRpc } from "../../test/support/hardhat-node.ts";
 import { registryInterface } from "../../services/chain/registry-client.ts";
+import type { AckedReceipt } from "./client.ts";
+import { sleep } from "./service-process.ts";
 
 export async function withTempDir<T>(label: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(tmpdir(), `veritrail-${label}-`));
@@ -54,4 +56,25 @@ export function batchSequenceProblems(headers: readonly AnchoredHeader[]): strin
 
 export function randomInt(min: number, max: number): number {
   return min + Math.floor(Math.random() * (max - min + 1));
+}
+
+/**
+ * Until the new chain's registry holds batches covering every acknowledged seq (the service
+ * notices the reset on its next recheck, then re-anchors from batch 0), or the timeout.
+ */
+export async function waitReanchored(
+  rpcUrl: string,
+  acked: readonly AckedReceipt[],
+  timeoutMs: number,
+): Promise<void> {
+  const logId = acked[0]?.log;
+  if (logId === undefined) return;
+  const maxSeq = Math.max(...acked.map((r) => r.seq));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const anchored = await anchoredOnChain(rpcUrl, logId).catch(() => []);
+    const last = anchored.at(-1);
+    if (last && last.firstSeq + last.count > maxSeq) return;
+    await sleep(250);
+  }
 }

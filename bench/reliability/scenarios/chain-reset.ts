@@ -24,7 +24,7 @@ import {
 } from "../client.ts";
 import { type ScenarioResult, ScenarioReport } from "../result.ts";
 import { ServiceProcess, sleep } from "../service-process.ts";
-import { anchoredOnChain, withTempDir } from "../workspace.ts";
+import { waitReanchored, withTempDir } from "../workspace.ts";
 
 export interface ChainResetOptions {
   resets: number;
@@ -66,27 +66,6 @@ async function waitGone(pid: number, timeoutMs: number): Promise<void> {
       return;
     }
     await sleep(100);
-  }
-}
-
-/**
- * Until the new chain's registry holds batches covering every acknowledged seq (the service
- * notices the reset on its next recheck, then re-anchors from batch 0), or the timeout.
- */
-async function waitReanchored(
-  rpcUrl: string,
-  acked: readonly AckedReceipt[],
-  timeoutMs: number,
-): Promise<void> {
-  const logId = acked[0]?.log;
-  if (logId === undefined) return;
-  const maxSeq = Math.max(...acked.map((r) => r.seq));
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const anchored = await anchoredOnChain(rpcUrl, logId).catch(() => []);
-    const last = anchored.at(-1);
-    if (last && last.firstSeq + last.count > maxSeq) return;
-    await sleep(250);
   }
 }
 

@@ -23,7 +23,13 @@ import {
 } from "../client.ts";
 import { type ScenarioResult, ScenarioReport } from "../result.ts";
 import { ServiceProcess, sleep } from "../service-process.ts";
-import { anchoredOnChain, batchSequenceProblems, randomInt, withTempDir } from "../workspace.ts";
+import {
+  anchoredOnChain,
+  batchSequenceProblems,
+  randomInt,
+  waitReanchored,
+  withTempDir,
+} from "../workspace.ts";
 
 export interface Kill9Options {
   cycles: number;
@@ -142,6 +148,9 @@ export async function runKill9(opts: Kill9Options): Promise<ScenarioResult> {
           failedStarts.push(`cycle ${cycle + 1}: ${String(error).slice(0, 300)}`);
           break;
         }
+        // The fresh chain has nothing yet, while LevelDB still says "anchored" (on the chain
+        // that died): wait until the anchor loop has noticed and re-anchored past the last seq.
+        await waitReanchored(rpcUrl, all, opts.anchorTimeoutMs);
         const check = await checkAcknowledged(base, writerKey, rpcUrl, load.acked, {
           anchorTimeoutMs: opts.anchorTimeoutMs,
         });
