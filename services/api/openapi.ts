@@ -465,7 +465,7 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
       path: "/v1/events/{seq}/erasure",
       summary: "Erase an event's body and salt (admin; GDPR Art. 17 crypto-shredding)",
       description:
-        "Deletes the event body and its salt in one synced write with a tombstone; the entry and every proof stay. The erasure is logged as a new event naming the seq only.",
+        "Deletes the event body and its salt in one synced write with a tombstone, and destroys the key the body was sealed under, so no file of the log holds it in a form anyone can open (docs/compliance.md); the entry and every proof stay. The erasure is logged as a new event naming the seq only. Answers only once all of that is on disk.",
       security: BEARER,
       request: {
         params: SeqParams,
@@ -474,7 +474,15 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
       responses: {
         201: json("The tombstone and the receipt of the logged erasure event.", {
           type: "object",
-          properties: { tombstone: { type: "object" }, receipt: ref("Receipt") },
+          properties: {
+            tombstone: { type: "object" },
+            receipt: ref("Receipt"),
+            residue: {
+              enum: ["none", "plaintext-until-compaction"],
+              description:
+                "none: nothing of the body is left in a form anyone can open; plaintext-until-compaction: the body was written (by an earlier version) before bodies were sealed, and LevelDB keeps its plain text until a compaction rewrites those files.",
+            },
+          },
         }),
         ...errors("VALIDATION_FAILED", "MALFORMED_JSON", "NOT_FOUND", "CONFLICT"),
         ...errors("UNSUPPORTED_MEDIA_TYPE"),

@@ -33,7 +33,7 @@ import {
   historyValueHash,
 } from "../core/subject-index.ts";
 import { K, parseSeqPart, prefixEnd, seqPart } from "../store/keys.ts";
-import type { LedgerStore } from "../store/ledger-store.ts";
+import { BodyUnreadable, type LedgerStore } from "../store/ledger-store.ts";
 import {
   ChainReads,
   type ChainRpc,
@@ -190,9 +190,12 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
       const leaf = leafHash(raw);
       leaves.push(leaf);
       const entry = checkEntry(seq, raw, logId, report);
-      const body = bodies.get(seq);
-      if (body === undefined) erased++;
-      else if (entry) checkBody(seq, entry.commitment, body, report);
+      const stored = bodies.get(seq);
+      if (stored === undefined) erased++;
+      else {
+        const body = await openBody(store, seq, stored, report);
+        if (body !== undefined && entry) checkBody(seq, entry.commitment, body, report);
+      }
       const group = groups.covering(seq) ?? (await groups.containing(seq));
       if (!group)
         report({
@@ -450,6 +453,26 @@ function checkEntryParsed(
 const BODY_HEAD = Buffer.from('{"event":');
 const BODY_SALT = Buffer.from(',"salt":"');
 const BODY_TAIL_BYTES = BODY_SALT.length + 66 + 2;
+
+/**
+ * A stored body as JSON text: opened with its epoch's key (LedgerStore.openBody). One whose key
+ * went while the audit read it (an erasure re-keyed its epoch) is read again; one that does not
+ * open under its key was altered on disk and is reported.
+ */
+async function openBody(
+  store: LedgerStore,
+  seq: number,
+  stored: Buffer,
+  report: (f: AuditFinding) => void,
+): Promise<Buffer | undefined> {
+  try {
+    return store.openBody(seq, stored) ?? (await store.getBodiesJson([seq]))[0];
+  } catch (e) {
+    if (!(e instanceof BodyUnreadable)) throw e;
+    report({ seq, kind: "BODY_MALFORMED", message: e.message });
+    return undefined;
+  }
+}
 
 function checkBody(seq: number, commitment: Hex, raw: Buffer, report: (f: AuditFinding) => void) {
   // Fast path: slice the event's JCS text out of the stored layout and hash it as it is. A

@@ -43,6 +43,13 @@ export interface ErasureResult {
   tombstone: Tombstone;
   /** The receipt of the event that logs the erasure. */
   receipt: Receipt;
+  /**
+   * What is left of the body on disk once the answer is given: `none` (it was sealed under a
+   * key that is now destroyed: no file holds it in a form anyone can open), or, for a body
+   * written before bodies were sealed, `plaintext-until-compaction` (LevelDB keeps the old
+   * table files that hold it until a compaction rewrites them; see docs/compliance.md).
+   */
+  residue: "none" | "plaintext-until-compaction";
 }
 
 export const MAX_LEGAL_BASIS_CHARS = 256;
@@ -117,8 +124,12 @@ export async function eraseEvent(
       reason: req.reason,
       erasureSeq: logged.receipt.seq,
     };
-    await ledger.store.eraseBody(req.seq, tombstone);
-    return { tombstone, receipt: logged.receipt };
+    const { legacyPlaintext } = await ledger.eraseBody(req.seq, tombstone);
+    return {
+      tombstone,
+      receipt: logged.receipt,
+      residue: legacyPlaintext ? "plaintext-until-compaction" : "none",
+    };
   } finally {
     running.delete(req.seq);
   }

@@ -95,6 +95,8 @@ export class GroupCommitter {
   private inFlightRequests = new Map<string, Promise<void>>();
   /** Events' JCS computed for the idempotency check, reused by the commit (not encoded twice). */
   private readonly canonicalOf = new WeakMap<NativeEvent, string>();
+  /** Settles when no group write (or exclusive task) is in flight; see `exclusive`. */
+  private writeLock: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly headerCache = new Map<number, ReceiptGroupHeader>();
 
@@ -241,6 +243,20 @@ export class GroupCommitter {
     return written;
   }
 
+  /**
+   * Runs `task` while no group is being written, holding later groups back until it is done:
+   * erasure re-seals an epoch's bodies under a new key and must not race a group sealing
+   * bodies of that epoch under the old one.
+   */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.writeLock.then(task);
+    this.writeLock = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
   /** Waits for every queued event to be written. */
   async flush(): Promise<void> {
     while (this.draining) await this.draining;
@@ -277,7 +293,7 @@ export class GroupCommitter {
         n += p.events.length;
       }
       try {
-        const receipts = await this.commit(group.flatMap((p) => p.events));
+        const receipts = await this.exclusive(() => this.commit(group.flatMap((p) => p.events)));
         let offset = 0;
         for (const p of group) {
           p.resolve(
@@ -344,6 +360,7 @@ export class GroupCommitter {
       ...header,
       leafHashes: Buffer.concat(leafHashes).toString("base64"),
     };
+    await this.store.prepareAppend(firstSeq + events.length - 1);
     const ops = this.store.appendOps(records);
     ops.push(this.store.putJsonOp(K.group(firstSeq), group));
     ops.push(this.store.putJsonOp(K.groupHeader(firstSeq), header));

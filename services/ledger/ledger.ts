@@ -158,6 +158,14 @@ export class Ledger {
     await this.store.close();
   }
 
+  /**
+   * Erases the body and salt of `seq` for good, with its tombstone (LedgerStore.eraseBody),
+   * while no group is being written: the re-sealing of its epoch must not race new bodies.
+   */
+  async eraseBody(seq: number, tombstone: unknown): Promise<{ legacyPlaintext: boolean }> {
+    return this.committer.exclusive(() => this.store.eraseBody(seq, tombstone));
+  }
+
   async getEvent(seq: number): Promise<StoredEvent> {
     const [entryJcs, body] = await Promise.all([
       this.store.getEntryJcs(seq),

@@ -18,7 +18,6 @@ import {
   type SubjectIndexProofJson,
   subjectIndexProofToJson,
 } from "../core/subject-index-proof.ts";
-import { K } from "../store/keys.ts";
 import type { StoredBody } from "../store/ledger-store.ts";
 import type { BatchHeader, BatchRecord } from "./batch.ts";
 import { LedgerError, invariant } from "./errors.ts";
@@ -134,7 +133,7 @@ async function historyEvents(
   );
   const [entries, bodies, receipts, batches, paths] = await Promise.all([
     entriesRead,
-    store.getManyRaw(seqs.map(K.body)),
+    store.getBodiesJson(seqs),
     ledger.receipts(seqs, entriesRead),
     batchesRead,
     batchesRead.then((b) => inclusionPaths(ledger, b)),

@@ -4,7 +4,8 @@
  *
  *   m:log                          log metadata (logId, secret)
  *   e:<seq>                        entry (JCS text) — kept forever, even after erasure
- *   b:<seq>                        event body + salt — deleted on erasure
+ *   b:<seq>                        event body + salt, sealed under its epoch key (body-keys.ts) —
+ *                                  deleted on erasure, and the key destroyed
  *   t:<seq>                        erasure tombstone (when, legal basis, who) of an erased body
  *   g:<firstSeq>                   receipt group (one signature over a group commit) + its leaves
  *   h:<firstSeq>                   receipt group header alone (signature, times, root; no leaves)

@@ -1,4 +1,6 @@
 import { ClassicLevel } from "classic-level";
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { BodyKeys, EPOCH_SEQS, epochOf } from "./body-keys.ts";
 import { K, parseSeqPart, prefixEnd, seqPart } from "./keys.ts";
 
 type Db = ClassicLevel<string, Buffer>;
@@ -39,6 +41,17 @@ export interface StoredBody {
   salt: string;
 }
 
+/**
+ * A stored body is sealed with AES-256-GCM under its epoch's key (body-keys.ts): 0x01, the key's
+ * generation (u32 BE), a random 96-bit nonce, the ciphertext, the 16-byte tag; the body's key
+ * name is the associated data, so a body moved to another seq does not open. Bodies written
+ * before (plain JSON, first byte `{`) are read as they are.
+ */
+const SEALED_BODY = 0x01;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const SEALED_HEAD = 1 + 4 + NONCE_BYTES;
+
 /** Ops added to a chained batch between two turns of the event loop. */
 const WRITE_SLICE_OPS = 4_096;
 
@@ -51,7 +64,10 @@ const dec = <T>(buf: Buffer): T => JSON.parse(buf.toString("utf8")) as T;
  * acknowledge anything to a caller are synced (fsync) before they resolve.
  */
 export class LedgerStore {
-  private constructor(readonly db: Db) {}
+  private constructor(
+    readonly db: Db,
+    private readonly bodyKeys: BodyKeys,
+  ) {}
 
   static async open(location: string): Promise<LedgerStore> {
     const db: Db = new ClassicLevel<string, Buffer>(location, {
@@ -65,11 +81,26 @@ export class LedgerStore {
       maxFileSize: 32 * 1024 * 1024,
     });
     await db.open();
-    return new LedgerStore(db);
+    let bodyKeys: BodyKeys;
+    try {
+      bodyKeys = await BodyKeys.open(location);
+    } catch (error) {
+      await db.close();
+      throw error;
+    }
+    const store = new LedgerStore(db, bodyKeys);
+    try {
+      await store.settleInterruptedErasures();
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+    return store;
   }
 
   async close(): Promise<void> {
     await this.db.close();
+    await this.bodyKeys.close();
   }
 
   get isOpen(): boolean {
@@ -183,7 +214,11 @@ export class LedgerStore {
         key: K.entry(r.seq),
         value: Buffer.from(entry.buffer, entry.byteOffset, entry.byteLength),
       });
-      ops.push({ type: "put", key: K.body(r.seq), value: Buffer.from(r.bodyJson, "utf8") });
+      ops.push({
+        type: "put",
+        key: K.body(r.seq),
+        value: this.sealBody(r.seq, Buffer.from(r.bodyJson, "utf8")),
+      });
       if (r.subject !== null)
         ops.push({ type: "put", key: K.bySubject(r.subject, r.seq), value: empty });
       let orgPrefix = orgPrefixes.get(r.organization);
@@ -214,32 +249,136 @@ export class LedgerStore {
     }
   }
 
+  /**
+   * Makes sure the body keys of seqs up to `lastSeq` exist before `appendOps` seals bodies
+   * with them (a key is written and synced once per EPOCH_SEQS seqs).
+   */
+  async prepareAppend(lastSeq: number): Promise<void> {
+    await this.bodyKeys.ensure(lastSeq);
+  }
+
   async getBody(seq: number): Promise<StoredBody | undefined> {
-    return this.getJson<StoredBody>(K.body(seq));
+    return (await this.getBodies([seq]))[0];
   }
 
   async getBodies(seqs: number[]): Promise<Array<StoredBody | undefined>> {
-    return (await this.getManyRaw(seqs.map(K.body))).map((b) =>
-      b ? dec<StoredBody>(b) : undefined,
+    return (await this.getBodiesJson(seqs)).map((b) => (b ? dec<StoredBody>(b) : undefined));
+  }
+
+  /** Bodies as JSON text (UTF-8), opened; undefined where there is none (never, or erased). */
+  async getBodiesJson(seqs: number[]): Promise<Array<Buffer | undefined>> {
+    const raws = await this.getManyRaw(seqs.map(K.body));
+    const out = raws.map((raw, i) =>
+      raw === undefined ? undefined : this.openBody(seqs[i]!, raw),
     );
+    // A body read just before an erasure re-keyed its epoch opens under the new key only: read
+    // it again (the re-encrypted one is on disk by the time the old key is gone).
+    for (let i = 0; i < seqs.length; i++) {
+      for (let tries = 0; out[i] === null && tries < 3; tries++) {
+        const raw = await this.getRaw(K.body(seqs[i]!));
+        out[i] = raw === undefined ? undefined : this.openBody(seqs[i]!, raw);
+      }
+      if (out[i] === null) throw new BodyUnreadable(seqs[i]!, "the key it names does not exist");
+    }
+    return out as Array<Buffer | undefined>;
   }
 
   /**
-   * Crypto-shredding of one event: deletes its body and salt and writes the tombstone in one
-   * synced batch, so there is never a moment with neither (or both) on disk.
+   * A stored body value as JSON text: opened with its epoch key, or as stored when written
+   * before bodies were sealed. null when its key no longer exists (erased, or re-keyed since
+   * it was read); throws when it does not open under the key it names (altered on disk).
    */
-  async eraseBody(seq: number, tombstone: unknown): Promise<void> {
-    await this.write(
-      [
-        { type: "del", key: K.body(seq) },
-        { type: "put", key: K.tombstone(seq), value: enc(tombstone) },
-      ],
-      true,
-    );
-    // A LevelDB delete only writes a deletion marker: the old value stays in the write-ahead
-    // log and table files until compaction. Compacting the key's range flushes the memtable
-    // (retiring the log file that held the put) and rewrites the tables that held the value.
-    await this.db.compactRange(K.body(seq), K.body(seq + 1));
+  openBody(seq: number, raw: Buffer): Buffer | null {
+    if (raw[0] !== SEALED_BODY) return raw;
+    if (raw.length < SEALED_HEAD + TAG_BYTES) throw new BodyUnreadable(seq, "too short");
+    const generation = raw.readUInt32BE(1);
+    const key = this.bodyKeys.find(seq, generation);
+    if (key === undefined) {
+      // An older generation: re-keyed by an erasure since it was read. Any other: not ours.
+      if (generation < (this.bodyKeys.currentGeneration(seq) ?? 0)) return null;
+      throw new BodyUnreadable(seq, `it names key generation ${generation}, which never existed`);
+    }
+    const decipher = createDecipheriv("aes-256-gcm", key, raw.subarray(5, SEALED_HEAD));
+    decipher.setAAD(Buffer.from(K.body(seq), "latin1"));
+    decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
+    try {
+      return Buffer.concat([
+        decipher.update(raw.subarray(SEALED_HEAD, raw.length - TAG_BYTES)),
+        decipher.final(),
+      ]);
+    } catch {
+      throw new BodyUnreadable(seq, "it does not open under its key (altered on disk)");
+    }
+  }
+
+  private sealBody(seq: number, plain: Buffer, key = this.bodyKeys.current(seq)): Buffer {
+    const out = Buffer.allocUnsafe(SEALED_HEAD + plain.length + TAG_BYTES);
+    out[0] = SEALED_BODY;
+    out.writeUInt32BE(key.generation, 1);
+    const nonce = randomBytes(NONCE_BYTES);
+    nonce.copy(out, 5);
+    const cipher = createCipheriv("aes-256-gcm", key.key, nonce);
+    cipher.setAAD(Buffer.from(K.body(seq), "latin1"));
+    let at = SEALED_HEAD;
+    at += cipher.update(plain).copy(out, at);
+    at += cipher.final().copy(out, at);
+    cipher.getAuthTag().copy(out, at);
+    return out;
+  }
+
+  /**
+   * Erases one event's body and salt for good (GDPR Art. 17), with the tombstone written in
+   * the same synced batch. Bodies reach LevelDB only sealed under their epoch's key
+   * (body-keys.ts), so erasing re-seals every other body of the epoch under a fresh key, deletes
+   * this one, and then overwrites the old key in its file: when this resolves, no file holds
+   * the body in a form anyone can open. The caller keeps appends out meanwhile (the epoch's
+   * key changes under them). Returns whether the body had been written before bodies were
+   * sealed: such plain text stays in LevelDB's files until a compaction rewrites them.
+   */
+  async eraseBody(seq: number, tombstone: unknown): Promise<{ legacyPlaintext: boolean }> {
+    const epoch = epochOf(seq);
+    const legacyPlaintext = (await this.getRaw(K.body(seq)))?.[0] === 0x7b;
+    const next = await this.bodyKeys.beginRotation(epoch);
+    const ops: BatchOp[] = [];
+    for await (const [key, raw] of this.db.iterator({
+      gte: K.body(epoch * EPOCH_SEQS),
+      lt: K.body((epoch + 1) * EPOCH_SEQS),
+    })) {
+      const other = parseSeqPart(key.slice(K.bodyPrefix.length));
+      if (other === seq) continue;
+      const plain = this.openBody(other, raw);
+      if (plain === null) throw new Error(`invariant violated: body ${other} has no key`);
+      ops.push({ type: "put", key, value: this.sealBody(other, plain, next) });
+      plain.fill(0);
+    }
+    ops.push({ type: "del", key: K.body(seq) });
+    ops.push({ type: "put", key: K.tombstone(seq), value: enc(tombstone) });
+    await this.write(ops, true);
+    await this.bodyKeys.finishRotation(epoch);
+    return { legacyPlaintext };
+  }
+
+  /**
+   * An erasure interrupted by a crash left a pending key: if any body of the epoch is still
+   * sealed under the current key, the re-sealing batch never landed (it is atomic) and the
+   * pending key is dropped; otherwise it landed and the old key is destroyed now.
+   */
+  private async settleInterruptedErasures(): Promise<void> {
+    for (const epoch of this.bodyKeys.interrupted) {
+      const current = this.bodyKeys.current(epoch * EPOCH_SEQS).generation;
+      let underCurrent = false;
+      for await (const raw of this.db.values({
+        gte: K.body(epoch * EPOCH_SEQS),
+        lt: K.body((epoch + 1) * EPOCH_SEQS),
+      })) {
+        if (raw[0] === SEALED_BODY && raw.readUInt32BE(1) === current) {
+          underCurrent = true;
+          break;
+        }
+      }
+      if (underCurrent) await this.bodyKeys.abortRotation(epoch);
+      else await this.bodyKeys.finishRotation(epoch);
+    }
   }
 
   async getTombstone<T>(seq: number): Promise<T | undefined> {
@@ -397,5 +536,16 @@ export class LedgerStore {
       : { gte: K.batch(opts.fromBatchNo ?? 0), lt: prefixEnd(K.batchPrefix), limit: opts.limit };
     for await (const [, v] of this.db.iterator(range)) out.push(dec<T>(v));
     return out;
+  }
+}
+
+/** A stored body that cannot be opened (altered or truncated on disk). */
+export class BodyUnreadable extends Error {
+  constructor(
+    readonly seq: number,
+    reason: string,
+  ) {
+    super(`body ${seq} cannot be read: ${reason}`);
+    this.name = "BodyUnreadable";
   }
 }

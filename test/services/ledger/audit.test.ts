@@ -333,7 +333,10 @@ describe("ledger/audit: a log of several read pages (real LevelDB, no chain)", f
     const r = await auditWith(
       (raw) => {
         const body = (seq: number) =>
-          JSON.parse(raw.get(K.body(seq))!.toString("utf8")) as { event: unknown; salt: string };
+          JSON.parse(ledger.store.openBody(seq, raw.get(K.body(seq))!)!.toString("utf8")) as {
+            event: unknown;
+            salt: string;
+          };
         const reordered = body(1_500);
         const upper = body(1_501);
         const entry = raw.get(K.entry(1_502))!.toString("utf8");

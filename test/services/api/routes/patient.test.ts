@@ -157,7 +157,8 @@ describe("api routes: GET /v1/patient/history, POST /v1/audit", function () {
   it("POST /v1/audit reports tampering", async () => {
     const key = K.body(2);
     const original = (await api.ledger.store.getRaw(key))!;
-    const body = JSON.parse(original.toString("utf8")) as { event: { purposeOfUse: string[] } };
+    const plain = (await api.ledger.store.getBodiesJson([2]))[0]!;
+    const body = JSON.parse(plain.toString("utf8")) as { event: { purposeOfUse: string[] } };
     body.event.purposeOfUse = ["TREAT"];
     await api.ledger.store.write([{ type: "put", key, value: Buffer.from(JSON.stringify(body)) }]);
     try {
