@@ -1,3 +1,9 @@
+import {
+  FIELD_SALT_BYTES,
+  type FieldSalts,
+  committedForm,
+  redactableValues,
+} from "../services/core/disclosure.ts";
 import { ClassicLevel } from "classic-level";
 import { Wallet } from "ethers";
 import { randomBytes } from "node:crypto";
@@ -131,13 +137,17 @@ async function ingestFloor(total: number, perBatch: number): Promise<number> {
       const seq = done + j;
       const salt = salts.subarray(j * SALT_BYTES, (j + 1) * SALT_BYTES);
       const eventJcs = jcs(event);
+      // Entry v2: a field salt and digest per redactable (staff identity) value.
+      const fieldSalts: FieldSalts = {};
+      for (const { pointer } of redactableValues(event))
+        fieldSalts[pointer] = toHex(randomBytes(FIELD_SALT_BYTES));
       const entryJcs = encodeEntry({
         v: ENTRY_VERSION,
         log: logId,
         seq,
         recorded: event.recorded,
-        commitment: commitmentOfCanonical(salt, eventJcs),
-        subject: event.patient ? subjectTag(secret, event.patient) : null,
+        commitment: commitmentOfCanonical(salt, jcs(committedForm(event, fieldSalts))),
+        subject: event.patient ? subjectTag(secret, event.patient, "jcs") : null,
       });
       const entryBytes = Buffer.from(entryJcs, "utf8");
       leafHash(entryBytes);

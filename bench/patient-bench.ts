@@ -16,9 +16,7 @@ import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { subjectTag } from "../services/core/entry.ts";
 import type { NativeEvent } from "../services/core/event.ts";
-import { fromHex } from "../services/core/hex.ts";
 import { auditLog } from "../services/ledger/audit.ts";
 import { Ledger } from "../services/ledger/ledger.ts";
 import { patientHistory } from "../services/ledger/patient-history.ts";
@@ -106,7 +104,7 @@ function sizeLabel(log: BuiltLog): string {
 /** History + completeness proof for the target patient, `samples` times, and the naive baseline. */
 export async function benchPatientHistory(log: BuiltLog, samples = 20): Promise<BenchRow[]> {
   const { ledger } = log;
-  const tag = subjectTag(fromHex(ledger.meta.logSecret), TARGET);
+  const tag = ledger.subjectTagOf(TARGET);
   const last = await ledger.lastBatchNo();
   const history: number[] = [];
   const proofOnly: number[] = [];

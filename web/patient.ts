@@ -42,6 +42,8 @@ interface HistoryEvent {
   recorded: string;
   event: EventView | null;
   erased: boolean;
+  /** The event exists but is withheld whole (an entry v1 event; its date is still proven). */
+  withheld?: boolean;
 }
 
 interface History {
@@ -105,7 +107,17 @@ function purposeText(e: EventView): string {
 }
 
 function columns(h: HistoryEvent): string[] {
-  if (h.event === null) return [when(h.recorded), "(erased on request)", "", "", "", ""];
+  if (h.event === null)
+    return [
+      when(h.recorded),
+      h.withheld === true
+        ? "(details withheld: logged before staff identity could be hidden on its own)"
+        : "(erased on request)",
+      "",
+      "",
+      "",
+      "",
+    ];
   const e = h.event;
   const agent = requestor(e);
   const staff = agent?.userName ?? agent?.who?.display;

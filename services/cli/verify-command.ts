@@ -1,6 +1,8 @@
 /**
- * `veritrail verify <bundle.json|bundles.ndjson|-> --rpc <url>`: checks proof bundles against
- * the chain the user names, with the standalone verifier (no Veritrail API involved).
+ * `veritrail verify <bundle.json|bundles.ndjson|history.json|-> --rpc <url>`: checks proof
+ * bundles — or a patient's whole history (veritrail-patient-history/1: every bundle, and that
+ * the list is complete) — against the chain the user names, with the standalone verifier (no
+ * Veritrail API involved).
  *
  * Exit code: 0 only when every bundle is verified (pending ones too with --allow-pending);
  * 1 when any bundle failed, is pending or could not be checked; 2 for a usage error, an
@@ -10,6 +12,11 @@ import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
 import { readFile } from "node:fs/promises";
 import type { Check, Verdict, VerdictStatus } from "../verifier/verdict.ts";
+import {
+  type HistoryVerdict,
+  PATIENT_HISTORY_FORMAT,
+  verifyPatientHistory,
+} from "../verifier/completeness.ts";
 import { RpcUnavailableError, connectRpc, redact } from "../verifier/rpc.ts";
 import {
   type BundleLine,
@@ -32,9 +39,9 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
   program
     .command("verify")
     .description(
-      "verify proof bundles (veritrail-proof/1) against the chain: one JSON bundle, NDJSON, or - for stdin",
+      "verify proof bundles (veritrail-proof/1) against the chain: one JSON bundle, NDJSON, or - for stdin; or a patient history (GET /v1/patient/history), bundles and completeness",
     )
-    .argument("<input>", "bundle.json, bundles.ndjson, or - to read standard input")
+    .argument("<input>", "bundle.json, bundles.ndjson, history.json, or - to read standard input")
     .addOption(rpcOption("JSON-RPC URL of a node of the chain the bundles name"))
     .addOption(confirmationsOption())
     .option("--json", "print the verdicts as JSON on stdout", false)
@@ -107,6 +114,9 @@ export async function runVerify(
     return EXIT_USAGE;
   }
   const lines = splitInput(text);
+  const first = lines.length === 1 && lines[0] && "value" in lines[0] ? lines[0].value : undefined;
+  if ((first as { format?: unknown } | undefined)?.format === PATIENT_HISTORY_FORMAT)
+    return runVerifyHistory(first, opts, ctx);
   if (lines.length === 0) {
     ctx.stderr.write(`veritrail verify: ${input} holds no bundle\n`);
     return EXIT_USAGE;
@@ -159,5 +169,48 @@ export async function runVerify(
         `${summary.failed} failed, ${summary.error} not checked\n`,
     );
   }
+  return ok ? EXIT_OK : EXIT_NEGATIVE;
+}
+
+/**
+ * A patient's history (veritrail-patient-history/1): every bundle verified, and the list proven
+ * complete against the subject-index root anchored on-chain (services/verifier/completeness.ts).
+ * Exit 0 only when it is complete (a history with nothing anchored yet is pending: 0 only with
+ * --allow-pending).
+ */
+async function runVerifyHistory(
+  history: unknown,
+  opts: VerifyCommandOptions,
+  ctx: CliContext,
+): Promise<number> {
+  let provider;
+  try {
+    provider = await connectRpc(opts.rpc, { timeoutMs: opts.timeout });
+  } catch (e) {
+    const message = e instanceof RpcUnavailableError ? e.message : String(e);
+    ctx.stderr.write(`veritrail verify: ${message}\n`);
+    return EXIT_USAGE;
+  }
+  let verdict: HistoryVerdict;
+  try {
+    verdict = await verifyPatientHistory(history, provider, { confirmations: opts.confirmations });
+  } finally {
+    provider.destroy();
+  }
+  const ok = verdict.ok || (opts.allowPending && verdict.status === "pending");
+  if (opts.json) {
+    ctx.stdout.write(`${JSON.stringify({ ok, rpc: redact(opts.rpc), history: verdict })}\n`);
+    return ok ? EXIT_OK : EXIT_NEGATIVE;
+  }
+  const events = [...verdict.events, ...verdict.notYetCovered];
+  for (const e of events)
+    if (e.verdict.status !== "verified") ctx.stdout.write(`seq ${e.seq}: ${headline(e.verdict)}\n`);
+  for (const f of verdict.findings) ctx.stdout.write(`  ✗ ${f.code}: ${f.message}\n`);
+  const tag = (history as { subjectTag?: string }).subjectTag;
+  ctx.stdout.write(
+    verdict.status === "verified"
+      ? `COMPLETE: ${verdict.events.length} events of subject ${tag}, each verified, and no event left out up to batch ${verdict.asOf!.batchNo} (anchored in block ${verdict.asOf!.blockNumber})${verdict.notYetCovered.length > 0 ? `; ${verdict.notYetCovered.length} later events not yet covered` : ""}\n`
+      : `NOT COMPLETE (${verdict.status}): ${verdict.code ?? ""}\n`,
+  );
   return ok ? EXIT_OK : EXIT_NEGATIVE;
 }

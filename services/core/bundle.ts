@@ -35,6 +35,16 @@ export const AnchorSchema = z
   })
   .strict();
 
+/** `disclosures` (entry v2): field salts of the redactable values shown in clear, by pointer. */
+export const DisclosuresSchema = z.record(
+  z.string().regex(/^\/agents\/(0|[1-9][0-9]*)\/(who|userName|altId|network)$/, {
+    message: "must name a redactable path /agents/<i>/<who|userName|altId|network>",
+  }),
+  z
+    .string()
+    .regex(/^0x[0-9a-f]{32}$/, { message: "must be 0x-prefixed lowercase hex of 16 bytes" }),
+);
+
 export const BundleStatusSchema = z.enum(["unsealed", "sealed", "submitted", "anchored"]);
 export type BundleStatus = z.infer<typeof BundleStatusSchema>;
 
@@ -45,6 +55,8 @@ export const BundleSchema = z
     // an outside verifier must be able to check bundles of event versions it does not know.
     event: z.record(z.string(), z.unknown()).nullable(),
     salt: hex32.nullable(),
+    /** Entry v2 only: field salts of the redactable values shown in clear (DESIGN.md). */
+    disclosures: DisclosuresSchema.optional(),
     entry: EntrySchema,
     leafIndex: uint.nullable(),
     batch: BatchHeaderSchema.nullable(),
@@ -77,7 +89,6 @@ export type AnchorJson = z.infer<typeof AnchorSchema>;
 /** What a field parser returns for input it declines. */
 export const DECLINED: unique symbol = Symbol("declined");
 type FieldParser = (value: unknown) => unknown;
-type Fields = Readonly<Record<string, FieldParser>>;
 
 const leaf =
   (accepts: (value: unknown) => boolean): FieldParser =>
@@ -97,6 +108,14 @@ const fastHex32 = leaf(isHex32);
 const fastUint = leaf(isUint);
 const fastCount = leaf(isCount);
 
+/** Any value decided by its zod schema (rare fields: no fast path of their own). */
+function byZodValue(schema: z.ZodType): FieldParser {
+  return (value) => {
+    const r = schema.safeParse(value);
+    return r.success ? r.data : DECLINED;
+  };
+}
+
 /** A string field decided by its own zod schema; the last accepted string is remembered. */
 function byZod(schema: z.ZodType): FieldParser {
   let lastAccepted: string | undefined;
@@ -110,24 +129,49 @@ function byZod(schema: z.ZodType): FieldParser {
   };
 }
 
+/** A parser for an optional field: an absent field stays absent (zod's `.optional()`). */
+type OptionalField = { optional: FieldParser };
+type FieldSpec = FieldParser | OptionalField;
+type Fields = Readonly<Record<string, FieldSpec>>;
+
+const optional = (parse: FieldParser): OptionalField => ({ optional: parse });
+
+/** A field's check as one function (an optional field accepts undefined), for the tests. */
+export function fieldCheck(spec: FieldSpec): FieldParser {
+  if (typeof spec === "function") return spec;
+  return (value) => (value === undefined ? undefined : spec.optional(value));
+}
+
 function strictObject(fields: Fields): FieldParser {
   const keys = Object.keys(fields);
-  const parsers = keys.map((k) => fields[k]!);
+  const specs = keys.map((k) => fields[k]!);
+  const required = specs.filter((s) => typeof s === "function").length;
   return (input) => {
     if (typeof input !== "object" || input === null || Array.isArray(input)) return DECLINED;
-    // zod's strict check walks `for…in`; every key it sees must be a field, and all be there.
-    let seen = 0;
+    // zod's strict check walks `for…in`; every key it sees must be a field, and all required
+    // ones be there.
+    let seenRequired = 0;
     for (const key in input) {
       if (!Object.prototype.hasOwnProperty.call(fields, key)) return DECLINED;
-      seen++;
+      if (typeof fields[key] === "function") seenRequired++;
     }
-    if (seen !== keys.length) return DECLINED;
+    if (seenRequired !== required) return DECLINED;
     const record = input as Record<string, unknown>;
     const out: Record<string, unknown> = {};
     for (let i = 0; i < keys.length; i++) {
-      const value = parsers[i]!(record[keys[i]!]);
+      const spec = specs[i]!;
+      const key = keys[i]!;
+      if (typeof spec !== "function") {
+        if (!Object.prototype.hasOwnProperty.call(record, key) || record[key] === undefined)
+          continue;
+        const value = spec.optional(record[key]);
+        if (value === DECLINED) return DECLINED;
+        out[key] = value;
+        continue;
+      }
+      const value = spec(record[key]);
       if (value === DECLINED) return DECLINED;
-      out[keys[i]!] = value;
+      out[key] = value;
     }
     return out;
   };
@@ -181,7 +225,7 @@ const entryShape = EntrySchema.shape;
 /** The fast path's field tables, exported for the tests that hold them against the schemas. */
 export const FAST_FIELDS = {
   entry: {
-    v: leaf((v) => v === 1),
+    v: leaf((v) => v === 1 || v === 2),
     log: fastHex32,
     seq: fastUint,
     recorded: byZod(entryShape.recorded),
@@ -227,6 +271,7 @@ const fastBundleFields = {
   format: leaf((v) => v === BUNDLE_FORMAT),
   event: nullable(fastEventRecord),
   salt: nullable(fastHex32),
+  disclosures: optional(byZodValue(DisclosuresSchema)),
   entry: strictObject(FAST_FIELDS.entry),
   leafIndex: nullable(fastUint),
   batch: nullable(strictObject(FAST_FIELDS.batch)),

@@ -4,8 +4,14 @@ import { type Hex, isHex32, toHex, utf8 } from "./hex.ts";
 import { jcs } from "./jcs.ts";
 import { leafHash } from "./merkle.ts";
 
-/** Version of the entry format (DESIGN.md "Entry"). */
-export const ENTRY_VERSION = 1;
+/**
+ * Version of the entry format new events get (DESIGN.md "Entry v2: log time and selective
+ * disclosure"): `recorded` is the log's clock, and the commitment is over the event with its
+ * staff identity behind per-field digests. Entries of version 1 (`recorded` as the writer sent
+ * it, commitment over the event itself) keep verifying.
+ */
+export const ENTRY_VERSION = 2;
+export type EntryVersion = 1 | 2;
 
 const RFC3339_MS_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const hex32 = z
@@ -15,7 +21,7 @@ const hex32 = z
 /** What the log commits to for one event: the leaf. Field names and shape are fixed by DESIGN.md. */
 export const EntrySchema = z
   .object({
-    v: z.literal(ENTRY_VERSION),
+    v: z.union([z.literal(1), z.literal(2)]),
     log: hex32,
     seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
     recorded: z.string().regex(RFC3339_MS_UTC, "must be RFC 3339 UTC with milliseconds"),
@@ -25,7 +31,7 @@ export const EntrySchema = z
   .strict();
 
 export type Entry = {
-  v: typeof ENTRY_VERSION;
+  v: EntryVersion;
   log: Hex;
   seq: number;
   recorded: string;
@@ -51,11 +57,26 @@ export function commitmentOfCanonical(salt: Uint8Array, eventJcs: string): Hex {
 }
 
 /**
- * The canonical string form of a patient identifier, FHIR token style `system|value`
- * (an absent system is the empty string), so the same patient maps to one tag.
+ * How a log turns a patient identifier into the HMAC input of its subject tags; recorded in the
+ * log's metadata when the log is created and never changed (the tags are in its entries).
+ *
+ * - `jcs`: JCS([system, value]) with an absent system as null — unambiguous: no two
+ *   identifiers give one input. Every log created since issue 19.
+ * - `pipe`: `system|value` (absent system: empty). Both parts may contain `|`, so
+ *   {system "urn:a", value "b|PAT"} and {system "urn:a|b", value "PAT"} got one tag. Kept for
+ *   the logs created with it, whose entries carry such tags.
  */
-export function patientKey(patient: { system?: string | undefined; value: string }): string {
-  return `${patient.system ?? ""}|${patient.value}`;
+export type SubjectDerivation = "jcs" | "pipe";
+export const SUBJECT_DERIVATIONS: readonly SubjectDerivation[] = ["jcs", "pipe"];
+
+/** The HMAC input for a patient identifier under `derivation`. */
+export function patientKey(
+  patient: { system?: string | undefined; value: string },
+  derivation: SubjectDerivation,
+): string {
+  return derivation === "jcs"
+    ? jcs([patient.system ?? null, patient.value])
+    : `${patient.system ?? ""}|${patient.value}`;
 }
 
 /**
@@ -65,8 +86,9 @@ export function patientKey(patient: { system?: string | undefined; value: string
 export function subjectTag(
   logSecret: Uint8Array,
   patient: { system?: string | undefined; value: string },
+  derivation: SubjectDerivation,
 ): Hex {
-  return toHex(hmacSha256(logSecret, utf8(patientKey(patient))));
+  return toHex(hmacSha256(logSecret, utf8(patientKey(patient, derivation))));
 }
 
 export function encodeEntry(entry: Entry): string {

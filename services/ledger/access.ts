@@ -1,5 +1,13 @@
 import { SYSTEM } from "../core/codes.ts";
-import { type EventView, withoutStaffIdentity } from "../core/disclosure.ts";
+import {
+  type EventView,
+  type FieldSalts,
+  presentEvent,
+  withoutStaffIdentity,
+} from "../core/disclosure.ts";
+import type { Entry } from "../core/entry.ts";
+import type { Hex } from "../core/hex.ts";
+import type { StoredBody } from "../store/ledger-store.ts";
 import type { NativeEvent } from "../core/event.ts";
 import type { ApiKeyRole, Principal } from "./api-keys.ts";
 import { LedgerError } from "./errors.ts";
@@ -270,6 +278,40 @@ export type StaffIdentity = "disclose" | "withhold";
  */
 export function redactEvent(event: NativeEvent, staffIdentity: StaffIdentity): EventView {
   return staffIdentity === "withhold" ? withoutStaffIdentity(event) : event;
+}
+
+/** What a bundle carries of a stored event: the event as shown, its salt, its disclosures. */
+export interface BundleContent {
+  event: Record<string, unknown> | null;
+  salt: Hex | null;
+  /** Entry v2 only: the field salts of the redactable values shown in clear. */
+  disclosures?: FieldSalts;
+  /** True when the event exists but the caller is not shown it (an entry v1 event, below). */
+  withheld: boolean;
+}
+
+/**
+ * The same redaction for proof bundles. Entry v2: each staff-identity value either in clear with
+ * its field salt in `disclosures`, or, when withheld, as `{"_sd": digest}` — the bundle still
+ * verifies (DESIGN.md "Entry v2"). Entry v1 commits to the event as a whole: no field can be
+ * left out without breaking the commitment, so when staff identity is withheld the event and
+ * salt are withheld entirely (the entry, its inclusion and its anchor still prove that an event
+ * was logged at that seq and when).
+ */
+export function bundleContent(
+  entry: Entry,
+  body: StoredBody | undefined,
+  staffIdentity: StaffIdentity,
+): BundleContent {
+  if (body === undefined) return { event: null, salt: null, withheld: false };
+  const event = body.event as Record<string, unknown>;
+  const salt = body.salt as Hex;
+  if (entry.v === 1)
+    return staffIdentity === "withhold"
+      ? { event: null, salt: null, withheld: true }
+      : { event, salt, withheld: false };
+  const shown = presentEvent(event, body.fieldSalts ?? {}, () => staffIdentity === "withhold");
+  return { event: shown.event, salt, disclosures: shown.disclosures, withheld: false };
 }
 
 /** The answer for a seq that does not exist — and for one the caller may not see. */

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { subjectTag } from "../core/entry.ts";
 import { sha256 } from "../core/hash.ts";
-import { fromHex, toHex, utf8 } from "../core/hex.ts";
+import { toHex, utf8 } from "../core/hex.ts";
 import { ApiKeyStore, type ApiKeyRecord, type ApiKeyRole } from "../store/api-key-store.ts";
 import { LedgerError } from "./errors.ts";
 import type { Ledger } from "./ledger.ts";
@@ -86,7 +85,7 @@ function principalCacheFor(store: object): PrincipalCache {
 export class ApiKeys {
   private constructor(
     private readonly keys: ApiKeyStore,
-    private readonly logSecret: Uint8Array,
+    private readonly tagOf: (patient: { system?: string | undefined; value: string }) => string,
     private readonly now: () => Date,
     private readonly cache: PrincipalCache,
   ) {}
@@ -94,7 +93,7 @@ export class ApiKeys {
   static forLedger(ledger: Ledger, now: () => Date = () => new Date()): ApiKeys {
     return new ApiKeys(
       new ApiKeyStore(ledger.store),
-      fromHex(ledger.meta.logSecret),
+      (patient) => ledger.subjectTagOf(patient),
       now,
       principalCacheFor(ledger.store),
     );
@@ -104,7 +103,7 @@ export class ApiKeys {
   async create(request: NewApiKey): Promise<{ secret: string; key: ApiKeyView }> {
     let scope: string | null = null;
     if (request.role === "writer") scope = request.organization;
-    if (request.role === "patient") scope = subjectTag(this.logSecret, request.patient);
+    if (request.role === "patient") scope = this.tagOf(request.patient);
     const secret = SECRET_PREFIX + randomBytes(32).toString("base64url");
     const record: ApiKeyRecord = {
       id: `key_${randomBytes(8).toString("hex")}`,

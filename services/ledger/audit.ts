@@ -20,6 +20,7 @@
  * Each discrepancy is reported as a finding `{ batchNo?, seq?, kind, message }`; the audit never
  * stops at the first one. Memory is O(subjects + one batch), time O(events).
  */
+import { type FieldSalts, committedForm } from "../core/disclosure.ts";
 import { type BatchHeaderJson, BatchHeaderSchema } from "../core/bundle.ts";
 import { type Entry, EntrySchema, commitmentOfCanonical, encodeEntry } from "../core/entry.ts";
 import { type Hex, bytesEqual, fromHex, isHex32, toHex } from "../core/hex.ts";
@@ -194,7 +195,9 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
       if (stored === undefined) erased++;
       else {
         const body = await openBody(store, seq, stored, report);
-        if (body !== undefined && entry) checkBody(seq, entry.commitment, body, report);
+        if (body !== undefined && entry)
+          if (entry.v === 2) checkBodyV2(seq, entry.commitment, body, report);
+          else checkBody(seq, entry.commitment, body, report);
       }
       const group = groups.covering(seq) ?? (await groups.containing(seq));
       if (!group)
@@ -387,14 +390,14 @@ function parseBatch(raw: Buffer): BatchRecord | undefined {
  * the parse, the schema and the re-encoding are only needed for text that does not.
  */
 const CANONICAL_ENTRY =
-  /^\{"commitment":"(0x[0-9a-f]{64})","log":"(0x[0-9a-f]{64})","recorded":"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)","seq":(0|[1-9][0-9]{0,15}),"subject":(?:null|"(0x[0-9a-f]{64})"),"v":1\}$/;
+  /^\{"commitment":"(0x[0-9a-f]{64})","log":"(0x[0-9a-f]{64})","recorded":"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)","seq":(0|[1-9][0-9]{0,15}),"subject":(?:null|"(0x[0-9a-f]{64})"),"v":([12])\}$/;
 
 function checkEntry(
   seq: number,
   raw: Buffer,
   logId: string | null,
   report: (f: AuditFinding) => void,
-): Pick<Entry, "commitment" | "subject"> | undefined {
+): Pick<Entry, "commitment" | "subject" | "v"> | undefined {
   // latin1 maps each byte to one char: any non-ASCII byte fails the pattern and takes the
   // general path below, which decodes UTF-8.
   const m = CANONICAL_ENTRY.exec(raw.toString("latin1"));
@@ -408,7 +411,11 @@ function checkEntry(
       });
     if (logId !== null && m[2] !== logId)
       report({ seq, kind: "ENTRY_LOG_MISMATCH", message: `entry ${seq} names log ${m[2]}` });
-    return { commitment: m[1] as Hex, subject: (m[5] ?? null) as Hex | null };
+    return {
+      commitment: m[1] as Hex,
+      subject: (m[5] ?? null) as Hex | null,
+      v: Number(m[6]) as Entry["v"],
+    };
   }
   return checkEntryParsed(seq, raw, logId, report);
 }
@@ -496,6 +503,52 @@ function checkBody(seq: number, commitment: Hex, raw: Buffer, report: (f: AuditF
       return;
   }
   checkBodyParsed(seq, commitment, raw, report);
+}
+
+/** Entry v2: the commitment is over C(event), the event with its field digests (core/disclosure). */
+function checkBodyV2(
+  seq: number,
+  commitment: Hex,
+  raw: Buffer,
+  report: (f: AuditFinding) => void,
+): void {
+  let body: BodyJson & { fieldSalts?: unknown };
+  try {
+    body = JSON.parse(raw.toString("utf8")) as BodyJson;
+  } catch {
+    report({ seq, kind: "BODY_MALFORMED", message: `body ${seq} is not JSON` });
+    return;
+  }
+  const fieldSalts = body.fieldSalts;
+  if (
+    typeof body !== "object" ||
+    body === null ||
+    !isHex32(body.salt) ||
+    typeof body.event !== "object" ||
+    body.event === null ||
+    typeof fieldSalts !== "object" ||
+    fieldSalts === null
+  ) {
+    report({
+      seq,
+      kind: "BODY_MALFORMED",
+      message: `body ${seq} lacks an event object, a 32-byte salt or its field salts`,
+    });
+    return;
+  }
+  let committed: unknown;
+  try {
+    committed = committedForm(body.event, fieldSalts as FieldSalts);
+  } catch (e) {
+    report({ seq, kind: "BODY_MALFORMED", message: `body ${seq}: ${(e as Error).message}` });
+    return;
+  }
+  if (commitmentOfCanonical(fromHex(body.salt), jcs(committed)) !== commitment)
+    report({
+      seq,
+      kind: "COMMITMENT_MISMATCH",
+      message: `body ${seq} does not match the entry's commitment`,
+    });
 }
 
 function checkBodyParsed(

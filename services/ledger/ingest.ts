@@ -1,8 +1,16 @@
 import { randomBytes } from "node:crypto";
+import {
+  FIELD_SALT_BYTES,
+  type FieldSalts,
+  committedForm,
+  redactableValues,
+} from "../core/disclosure.ts";
 import type { NativeEvent } from "../core/event.ts";
 import {
   type Entry,
   ENTRY_VERSION,
+  type EntryVersion,
+  type SubjectDerivation,
   SALT_BYTES,
   commitmentOfCanonical,
   encodeEntry,
@@ -66,6 +74,13 @@ interface Pending {
 export interface GroupCommitOptions {
   logId: Hex;
   logSecret: Uint8Array;
+  subjectDerivation: SubjectDerivation;
+  /** The recorded time of the last v2 entry stored (ms): the log clock never goes below it. */
+  lastRecordedMs: number;
+  /** The clock entry.recorded is read from (default: `now`). */
+  logClock?: () => number;
+  /** Entries of this version (default ENTRY_VERSION); 1 only to write old-format logs in tests. */
+  entryVersion?: () => EntryVersion;
   signer: TypedDataSigner;
   signerAddress: string;
   anchorDeadlineMs: number;
@@ -100,12 +115,15 @@ export class GroupCommitter {
   private closed = false;
   private readonly headerCache = new Map<number, ReceiptGroupHeader>();
 
+  private lastRecordedMs: number;
+
   constructor(
     private readonly store: LedgerStore,
     nextSeq: number,
     private readonly opts: GroupCommitOptions,
   ) {
     this.nextSeq = nextSeq;
+    this.lastRecordedMs = opts.lastRecordedMs;
   }
 
   get pendingSeq(): number {
@@ -314,29 +332,35 @@ export class GroupCommitter {
     const leafHashes: Uint8Array[] = [];
     const entries: Entry[] = [];
     const salts = randomBytes(SALT_BYTES * events.length);
+    // The log's own clock (entry v2): never what the writer sent, never going back in seq order,
+    // so a writer cannot move an access out of an accounting period.
+    const recordedMs = Math.max((this.opts.logClock ?? now)(), this.lastRecordedMs);
+    this.lastRecordedMs = recordedMs;
+    const recorded = new Date(recordedMs).toISOString();
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
       const salt = salts.subarray(i * SALT_BYTES, (i + 1) * SALT_BYTES);
       const eventJcs = this.canonicalOf.get(event) ?? jcs(event);
-      const saltHex = toHex(salt);
-      const entry: Entry = {
-        v: ENTRY_VERSION,
+      const built = buildEntry(event, eventJcs, salt, {
+        version: this.opts.entryVersion?.() ?? ENTRY_VERSION,
         log: this.opts.logId,
         seq: firstSeq + i,
-        recorded: event.recorded,
-        commitment: commitmentOfCanonical(salt, eventJcs),
-        subject: event.patient ? subjectTag(this.opts.logSecret, event.patient) : null,
-      };
+        recorded,
+        subject: event.patient
+          ? subjectTag(this.opts.logSecret, event.patient, this.opts.subjectDerivation)
+          : null,
+      });
+      const { entry } = built;
       const entryBytes = Buffer.from(encodeEntry(entry), "utf8");
       entries.push(entry);
       leafHashes.push(leafHash(entryBytes));
       records.push({
         seq: entry.seq,
         entryBytes,
-        bodyJson: `{"event":${eventJcs},"salt":"${saltHex}"}`,
+        bodyJson: built.bodyJson,
         subject: entry.subject,
         organization: event.source.organization,
-        recordedMs: Date.parse(event.recorded),
+        recordedMs: Date.parse(entry.recorded),
         requestId: event.requestId,
       });
     }
@@ -453,6 +477,52 @@ export class GroupCommitter {
     });
     return out;
   }
+}
+
+/**
+ * One event's entry and stored body. Version 2 (DESIGN.md "Entry v2"): a 16-byte field salt per
+ * redactable value (staff identity in `agents[i]`), the commitment over the committed form
+ * C(event) with those values behind their digests, and the field salts stored with the body so
+ * bundles can disclose or withhold each value. Version 1: the commitment over the event itself
+ * and `recorded` as the writer sent it (old-format logs, written by tests only).
+ */
+export function buildEntry(
+  event: NativeEvent,
+  eventJcs: string,
+  salt: Uint8Array,
+  e: { version: EntryVersion; log: Hex; seq: number; recorded: string; subject: Hex | null },
+): { entry: Entry; bodyJson: string } {
+  const saltHex = toHex(salt);
+  if (e.version === 1) {
+    return {
+      entry: {
+        v: 1,
+        log: e.log,
+        seq: e.seq,
+        recorded: event.recorded,
+        commitment: commitmentOfCanonical(salt, eventJcs),
+        subject: e.subject,
+      },
+      bodyJson: `{"event":${eventJcs},"salt":"${saltHex}"}`,
+    };
+  }
+  const values = redactableValues(event);
+  const bytes = randomBytes(FIELD_SALT_BYTES * values.length);
+  const fieldSalts: FieldSalts = {};
+  values.forEach(({ pointer }, k) => {
+    fieldSalts[pointer] = toHex(bytes.subarray(k * FIELD_SALT_BYTES, (k + 1) * FIELD_SALT_BYTES));
+  });
+  return {
+    entry: {
+      v: 2,
+      log: e.log,
+      seq: e.seq,
+      recorded: e.recorded,
+      commitment: commitmentOfCanonical(salt, jcs(committedForm(event, fieldSalts))),
+      subject: e.subject,
+    },
+    bodyJson: `{"event":${eventJcs},"salt":"${saltHex}","fieldSalts":${JSON.stringify(fieldSalts)}}`,
+  };
 }
 
 const HEADER_CACHE_GROUPS = 4_096;

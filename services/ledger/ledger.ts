@@ -2,7 +2,12 @@ import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { BUNDLE_FORMAT, type Bundle, type BundleStatus } from "../core/bundle.ts";
-import type { Entry } from "../core/entry.ts";
+import {
+  type Entry,
+  type EntryVersion,
+  type SubjectDerivation,
+  subjectTag,
+} from "../core/entry.ts";
 import type { NativeEvent } from "../core/event.ts";
 import { type Hex, fromHex, toHex } from "../core/hex.ts";
 import { inclusionProofNodeIds } from "../core/merkle.ts";
@@ -16,6 +21,7 @@ import {
   sealLogSecret,
 } from "./log-secret.ts";
 import type { BatchRecord } from "./batch.ts";
+import { type StaffIdentity, bundleContent } from "./access.ts";
 import { LedgerError, invariant } from "./errors.ts";
 import { type EntryRead, GroupCommitter, type IngestResult, parseEntryRead } from "./ingest.ts";
 import { nodeLayoutOf, nodeReads } from "./node-layout.ts";
@@ -30,6 +36,16 @@ export interface LedgerOptions {
   batchMaxWaitMs: number;
   anchorDeadlineMs: number;
   groupCommitMaxEvents: number;
+  /**
+   * The clock `entry.recorded` is read from (ms since the epoch; default Date.now). Tests set it
+   * to build logs that span time; receipts are always issued on the real clock.
+   */
+  logClock?: () => number;
+  /**
+   * Tests only: the version of the entries written (asked per group; 1 is the format of logs
+   * written before entry v2, so a test log can hold both, as an upgraded log does).
+   */
+  entryVersion?: () => EntryVersion;
   /** Only used when the log is created: a fixed logId (tests); random otherwise. */
   newLogId?: Hex;
   /**
@@ -90,6 +106,10 @@ export class Ledger {
       const committer = new GroupCommitter(store, nextSeq, {
         logId: meta.logId as Hex,
         logSecret: fromHex(meta.logSecret),
+        subjectDerivation: meta.subjectDerivation ?? "pipe",
+        lastRecordedMs: await lastLogTime(store, nextSeq),
+        ...(opts.entryVersion !== undefined ? { entryVersion: opts.entryVersion } : {}),
+        ...(opts.logClock !== undefined ? { logClock: opts.logClock } : {}),
         signer: opts.receiptSigner,
         signerAddress,
         anchorDeadlineMs: opts.anchorDeadlineMs,
@@ -121,6 +141,16 @@ export class Ledger {
 
   get logId(): Hex {
     return this.meta.logId as Hex;
+  }
+
+  /** How this log turns patient identifiers into subject tags (fixed at its creation). */
+  get subjectDerivation(): SubjectDerivation {
+    return this.meta.subjectDerivation ?? "pipe";
+  }
+
+  /** The keyed subject tag of a patient identifier in this log (the secret stays here). */
+  subjectTagOf(patient: { system?: string | undefined; value: string }): Hex {
+    return subjectTag(fromHex(this.meta.logSecret), patient, this.subjectDerivation);
   }
 
   /** Seqs [0, nextSeq) are acknowledged. */
@@ -264,7 +294,10 @@ export class Ledger {
    * The `veritrail-proof/1` bundle for one event. Before anchoring it carries the receipt and
    * says how far the event has got (`status`); `anchor` is null until the batch is anchored.
    */
-  async prove(seq: number): Promise<Bundle> {
+  async prove(
+    seq: number,
+    opts: { staffIdentity: StaffIdentity } = { staffIdentity: "disclose" },
+  ): Promise<Bundle> {
     if (!Number.isSafeInteger(seq) || seq < 0)
       throw new LedgerError("VALIDATION_FAILED", "seq must be a non-negative integer", "seq");
     if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
@@ -280,13 +313,15 @@ export class Ledger {
       this.batchForSeq(seq),
     ]);
     if (entryJcs === undefined) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
-    const stored = toStoredEvent(seq, entryJcs, body);
+    const entry = JSON.parse(entryJcs) as Entry;
+    const content = bundleContent(entry, body, opts.staffIdentity);
     const receipt = receipts[0]!;
     const base = {
       format: BUNDLE_FORMAT as typeof BUNDLE_FORMAT,
-      event: stored.event as Record<string, unknown> | null,
-      salt: stored.salt,
-      entry: stored.entry,
+      event: content.event,
+      salt: content.salt,
+      ...(content.disclosures !== undefined ? { disclosures: content.disclosures } : {}),
+      entry,
       receipt,
     };
     if (!record) {
@@ -320,6 +355,18 @@ export class Ledger {
   }
 }
 
+/**
+ * The log clock's floor at start: the recorded time of the last entry when it is a v2 entry (a
+ * v1 entry's time is the writer's, which may lie anywhere), else 0.
+ */
+async function lastLogTime(store: LedgerStore, nextSeq: number): Promise<number> {
+  if (nextSeq === 0) return 0;
+  const last = await store.getEntryJcs(nextSeq - 1);
+  if (last === undefined) return 0;
+  const entry = JSON.parse(last) as Entry;
+  return entry.v === 2 ? Date.parse(entry.recorded) : 0;
+}
+
 function toStoredEvent(seq: number, entryJcs: string, body: StoredBody | undefined): StoredEvent {
   return {
     seq,
@@ -346,6 +393,7 @@ async function openLogMeta(
       logId: opts.newLogId ?? toHex(randomBytes(32)),
       createdAt: new Date().toISOString(),
       formatVersion: 1 as const,
+      subjectDerivation: "jcs" as const,
     };
     await store.putMeta(
       key === undefined

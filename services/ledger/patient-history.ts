@@ -21,7 +21,7 @@ import {
 import type { StoredBody } from "../store/ledger-store.ts";
 import type { BatchHeader, BatchRecord } from "./batch.ts";
 import { LedgerError, invariant } from "./errors.ts";
-import { type StaffIdentity, redactEvent } from "./access.ts";
+import { type StaffIdentity, bundleContent, redactEvent } from "./access.ts";
 import { parseEntryRead } from "./ingest.ts";
 import type { Ledger } from "./ledger.ts";
 
@@ -35,6 +35,11 @@ export interface PatientHistoryEvent {
   /** The event as the access policy shows it to the caller (staff identity per policy); null once erased. */
   event: EventView | null;
   erased: boolean;
+  /**
+   * Present (true) when the event exists but is withheld from this caller: an entry v1 event
+   * cannot hide staff identity field by field (access.ts bundleContent).
+   */
+  withheld?: true;
   bundle: Bundle;
 }
 
@@ -150,10 +155,12 @@ async function historyEvents(
     const receipt = receipts[i]!;
     const record = batches.bySeq.get(seq);
     const shared = record && batches.shared.get(record);
+    const content = bundleContent(entry, body, opts.staffIdentity);
     const bundle: Bundle = {
       format: BUNDLE_FORMAT,
-      event: event as Record<string, unknown> | null,
-      salt: body ? (body.salt as Hex) : null,
+      event: content.event,
+      salt: content.salt,
+      ...(content.disclosures !== undefined ? { disclosures: content.disclosures } : {}),
       entry,
       leafIndex: record ? seq - record.header.firstSeq : null,
       batch: shared ? shared.header : null,
@@ -165,8 +172,10 @@ async function historyEvents(
     out.push({
       seq,
       recorded: entry.recorded,
-      event: event ? redactEvent(event, opts.staffIdentity) : null,
+      // What the bundle does not show, the view does not claim: a withheld event has no view.
+      event: event && !content.withheld ? redactEvent(event, opts.staffIdentity) : null,
       erased: event === null,
+      ...(content.withheld ? { withheld: true } : {}),
       bundle,
     });
   }

@@ -1,8 +1,7 @@
 import { DCM_EVENT_ID_CODES, PURPOSE_OF_USE_CODES, SYSTEM, displayOf } from "../core/codes.ts";
-import { subjectTag } from "../core/entry.ts";
 import type { EventView } from "../core/disclosure.ts";
 import type { NativeEvent } from "../core/event.ts";
-import { type Hex, fromHex } from "../core/hex.ts";
+import type { Hex } from "../core/hex.ts";
 import { type StaffIdentity, redactEvent } from "./access.ts";
 import { LedgerError } from "./errors.ts";
 import type { Ledger, StoredEvent } from "./ledger.ts";
@@ -68,7 +67,10 @@ export interface ProofRef {
 }
 
 export interface DisclosureRow extends ProofRef {
+  /** When the log accepted the event (entry.recorded: the log's clock for entry v2). */
   date: string;
+  /** When the logging system says it happened (the event's own `recorded`). */
+  sourceTime: string;
   recipient: { organization: string; name?: string; address?: string };
   description: string;
   purpose: string[];
@@ -76,7 +78,10 @@ export interface DisclosureRow extends ProofRef {
 }
 
 export interface AccessRow extends ProofRef {
+  /** When the log accepted the event (entry.recorded: the log's clock for entry v2). */
   date: string;
+  /** When the logging system says it happened; null once erased. */
+  sourceTime: string | null;
   erased: boolean;
   action: string | null;
   type: string | null;
@@ -113,7 +118,7 @@ export function subjectTagOf(
   ledger: Ledger,
   patient: { system?: string | undefined; value: string },
 ): Hex {
-  return subjectTag(fromHex(ledger.meta.logSecret), patient);
+  return ledger.subjectTagOf(patient);
 }
 
 export function proofUrl(seq: number): string {
@@ -229,7 +234,8 @@ export async function accountingOfDisclosures(
     const purpose = purposesOf(e);
     disclosures.push({
       seq: stored.seq,
-      date: e.recorded,
+      date: stored.entry.recorded,
+      sourceTime: e.recorded,
       recipient: recipientOf(e),
       description: describe(e),
       purpose,
@@ -265,6 +271,7 @@ export async function accessReport(
       accesses.push({
         seq: stored.seq,
         date: stored.entry.recorded,
+        sourceTime: null,
         erased: true,
         action: null,
         type: null,
@@ -279,7 +286,8 @@ export async function accessReport(
     }
     accesses.push({
       seq: stored.seq,
-      date: e.recorded,
+      date: stored.entry.recorded,
+      sourceTime: e.recorded,
       erased: false,
       action: e.action,
       type: typeText(e),
@@ -330,6 +338,7 @@ export function accountingCsv(report: AccountingReport): string {
     [
       "seq",
       "date",
+      "source_time",
       "recipient",
       "recipient_name",
       "recipient_address",
@@ -341,6 +350,7 @@ export function accountingCsv(report: AccountingReport): string {
     report.disclosures.map((d) => [
       d.seq,
       d.date,
+      d.sourceTime,
       d.recipient.organization,
       d.recipient.name ?? null,
       d.recipient.address ?? null,
@@ -357,6 +367,7 @@ export function accessCsv(report: AccessReport): string {
     [
       "seq",
       "date",
+      "source_time",
       "erased",
       "action",
       "type",
@@ -370,6 +381,7 @@ export function accessCsv(report: AccessReport): string {
     report.accesses.map((a) => [
       a.seq,
       a.date,
+      a.sourceTime,
       a.erased,
       a.action,
       a.type,

@@ -1,5 +1,6 @@
 import { ClassicLevel } from "classic-level";
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import type { SubjectDerivation } from "../core/entry.ts";
 import { BodyKeys, EPOCH_SEQS, epochOf } from "./body-keys.ts";
 import { K, parseSeqPart, prefixEnd, seqPart } from "./keys.ts";
 
@@ -12,6 +13,11 @@ export interface LogMeta {
   logSecret: string;
   createdAt: string;
   formatVersion: 1;
+  /**
+   * How this log derives subject tags (core/entry.ts SubjectDerivation), fixed when the log is
+   * created; absent in logs created before it was recorded, which use "pipe".
+   */
+  subjectDerivation?: SubjectDerivation;
 }
 
 /**
@@ -39,6 +45,8 @@ export interface AppendRecord {
 export interface StoredBody {
   event: unknown;
   salt: string;
+  /** Entry v2: the 16-byte salt of each redactable value, by JSON pointer. */
+  fieldSalts?: Record<string, `0x${string}`>;
 }
 
 /**

@@ -14,6 +14,7 @@
  * Imports only services/core and ethers, like the rest of the verifier (browser bundle).
  */
 import type { Bundle } from "../core/bundle.ts";
+import { REDACTABLE_AGENT_FIELDS } from "../core/disclosure.ts";
 import { type Entry, entryLeafHash } from "../core/entry.ts";
 import { fromHex, isHex32 } from "../core/hex.ts";
 import { type CompletenessErrorCode, verifyCompleteness } from "../core/subject-index-proof.ts";
@@ -86,6 +87,7 @@ interface HistoryEventInput {
   recorded: string;
   event: Record<string, unknown> | null;
   erased: boolean;
+  withheld?: boolean;
   bundle: unknown;
 }
 
@@ -293,6 +295,13 @@ async function checkAsOfAnchored(
 
 /** The fields a patient is shown must be the bundle's event's (the view is the server's word). */
 function viewMismatch(e: HistoryEventInput, b: Bundle): string | undefined {
+  if (e.withheld === true) {
+    // An event withheld whole (an entry v1 event whose staff identity may not be shown): the
+    // entry still proves when it was logged; nothing else may be claimed.
+    if (e.erased) return "an event cannot be both erased and withheld";
+    if (e.event !== null || b.event !== null) return "a withheld event shows content";
+    return undefined;
+  }
   if (e.erased !== (b.event === null)) return "erased flag differs from the bundle";
   if (e.event === null || b.event === null)
     return e.event === b.event ? undefined : "view present for an erased event";
@@ -320,6 +329,11 @@ function viewMismatch(e: HistoryEventInput, b: Bundle): string | undefined {
       if (JSON.stringify(v[field]) !== JSON.stringify(a[field]))
         return `view agent ${i} ${field} differs from the bundle's event`;
     }
+    // Staff identity shown in the view must be what the bundle discloses, never more.
+    for (const field of REDACTABLE_AGENT_FIELDS) {
+      if (v[field] !== undefined && JSON.stringify(v[field]) !== JSON.stringify(a[field]))
+        return `view agent ${i} ${field} is not what the bundle discloses`;
+    }
   }
   return undefined;
 }
@@ -339,6 +353,8 @@ function readShape(value: unknown): HistoryInput | string {
       if (!Number.isSafeInteger(ev["seq"])) return `${name}[${i}].seq must be an integer`;
       if (typeof ev["recorded"] !== "string") return `${name}[${i}].recorded must be a string`;
       if (typeof ev["erased"] !== "boolean") return `${name}[${i}].erased must be a boolean`;
+      if (ev["withheld"] !== undefined && ev["withheld"] !== true)
+        return `${name}[${i}].withheld must be true when present`;
       if (ev["event"] !== null && (typeof ev["event"] !== "object" || Array.isArray(ev["event"])))
         return `${name}[${i}].event must be an object or null`;
     }

@@ -5,6 +5,7 @@
  */
 import { getAddress } from "ethers";
 import { type Bundle, BundleSchema, parseBundleFast } from "../core/bundle.ts";
+import { rebuildCommitted } from "../core/disclosure.ts";
 import { type Entry, entryLeafHash, eventCommitment } from "../core/entry.ts";
 import { type Hex, fromHex, toHex } from "../core/hex.ts";
 import { MerkleProofError, verifyInclusionHex } from "../core/merkle.ts";
@@ -46,6 +47,13 @@ export function parseBundle(
 function contradictionIn(b: Bundle): string | undefined {
   if ((b.event === null) !== (b.salt === null))
     return "event and salt must both be present or both be null (erased)";
+  if (b.entry.v === 1 && b.disclosures !== undefined)
+    return "disclosures belong to entry v2 bundles; this entry is v1 (its commitment has no field digests)";
+  if (b.entry.v === 2 && b.event !== null) {
+    // An `_sd` object outside the redactable paths, or a disclosure for no clear value.
+    const rebuilt = rebuildCommitted(b.event, b.disclosures);
+    if (!rebuilt.ok && rebuilt.code === "BUNDLE_MALFORMED") return rebuilt.reason;
+  }
   const sealed = b.status !== "unsealed";
   if ((b.batch !== null) !== sealed)
     return `status ${b.status} but batch is ${b.batch ? "set" : "null"}`;
@@ -80,13 +88,32 @@ function isChecksummed(address: string): boolean {
   return ok;
 }
 
-/** Step 1: commitment = SHA-256(salt ‖ JCS(event)); skipped for an erased event. */
+/**
+ * Step 1: entry v1, commitment = SHA-256(salt ‖ JCS(event)); entry v2, SHA-256(salt ‖
+ * JCS(C(event))) with C(event) rebuilt from the values shown in clear (each with its field salt
+ * from `disclosures`) and the withheld `{"_sd": …}` digests (DESIGN.md "Entry v2"). Skipped for
+ * an erased event.
+ */
 export function checkCommitment(b: Bundle): Check {
   if (b.event === null || b.salt === null)
     return skip("commitment", "erased: the event body and its salt were deleted");
+  let committed: unknown = b.event;
+  let withheld: string[] = [];
+  if (b.entry.v === 2) {
+    const rebuilt = rebuildCommitted(b.event, b.disclosures);
+    if (!rebuilt.ok)
+      return fail(
+        "commitment",
+        rebuilt.code === "DISCLOSURE_MISSING" ? "DISCLOSURE_MISSING" : "COMMITMENT_MISMATCH",
+        rebuilt.reason,
+      );
+    committed = rebuilt.committed;
+    withheld = rebuilt.withheld;
+  }
+  const form = b.entry.v === 2 ? "JCS(C(event))" : "JCS(event)";
   let computed: Hex;
   try {
-    computed = eventCommitment(fromHex(b.salt), b.event);
+    computed = eventCommitment(fromHex(b.salt), committed);
   } catch (e) {
     return fail("commitment", "COMMITMENT_MISMATCH", `event cannot be canonicalised: ${msg(e)}`);
   }
@@ -94,9 +121,13 @@ export function checkCommitment(b: Bundle): Check {
     return fail(
       "commitment",
       "COMMITMENT_MISMATCH",
-      `SHA-256(salt ‖ JCS(event)) is ${computed}, entry.commitment is ${b.entry.commitment}`,
+      `SHA-256(salt ‖ ${form}) is ${computed}, entry.commitment is ${b.entry.commitment}`,
     );
-  return pass("commitment", "SHA-256(salt ‖ JCS(event)) equals entry.commitment");
+  const hidden =
+    withheld.length === 0
+      ? ""
+      : `; ${withheld.length} value(s) withheld, each proven by its digest (${withheld.join(", ")})`;
+  return pass("commitment", `SHA-256(salt ‖ ${form}) equals entry.commitment${hidden}`);
 }
 
 /**

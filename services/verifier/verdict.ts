@@ -31,6 +31,8 @@ export type VerifierErrorCode =
   | "BUNDLE_MALFORMED"
   /** SHA-256(salt ‖ JCS(event)) differs from entry.commitment (step commitment). */
   | "COMMITMENT_MISMATCH"
+  /** Entry v2: a redactable value is shown in clear without its field salt (step commitment). */
+  | "DISCLOSURE_MISSING"
   /** entry.log ≠ batch.logId, entry.seq ≠ batch.firstSeq + leafIndex, or leafIndex ≥ count. */
   | "ENTRY_BATCH_MISMATCH"
   /** The receipt's log/seq/recorded/leafHash do not describe this entry (step entry). */

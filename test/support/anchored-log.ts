@@ -7,9 +7,8 @@ import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { subjectTag } from "../../services/core/entry.ts";
 import type { NativeEvent } from "../../services/core/event.ts";
-import { type Hex, fromHex } from "../../services/core/hex.ts";
+import type { Hex } from "../../services/core/hex.ts";
 import { DevDeployment } from "../../services/chain/dev-deployment.ts";
 import { loadConfig } from "../../services/config.ts";
 import { AnchorLoop } from "../../services/ledger/anchor-loop.ts";
@@ -20,6 +19,7 @@ import { SubjectIndex } from "../../services/ledger/subject-index-store.ts";
 import { LedgerStore } from "../../services/store/ledger-store.ts";
 import { PATIENT_MRN_SYSTEM, makeNativeEvent } from "../fixtures/events.ts";
 import { HARDHAT_ACCOUNTS, type HardhatNode } from "./hardhat-node.ts";
+import { TestLogClock } from "./log-clock.ts";
 
 export const ADMIN = new Wallet(HARDHAT_ACCOUNTS[0].privateKey);
 export const ANCHORER = new Wallet(HARDHAT_ACCOUNTS[1].privateKey);
@@ -43,11 +43,20 @@ export class AnchoredLog {
     readonly dir: string,
     public ledger: Ledger,
     readonly deployment: DevDeployment,
+    /** The log clock (entry.recorded): real time unless a test sets it. */
+    readonly clock: TestLogClock,
   ) {}
 
   static async create(node: HardhatNode): Promise<AnchoredLog> {
     const dir = await mkdtemp(path.join(tmpdir(), "veritrail-anchored-"));
-    const log = new AnchoredLog(node, dir, await openLedger(dir), new DevDeployment(ADMIN));
+    const clock = new TestLogClock();
+    const log = new AnchoredLog(
+      node,
+      dir,
+      await openLedger(dir, clock),
+      new DevDeployment(ADMIN),
+      clock,
+    );
     // Receipts must be issued after the signer's on-chain period began (block time, seconds).
     const loop = log.loop();
     try {
@@ -72,10 +81,7 @@ export class AnchoredLog {
   }
 
   tagOf(mrn: string): Hex {
-    return subjectTag(fromHex(this.ledger.meta.logSecret), {
-      system: PATIENT_MRN_SYSTEM,
-      value: mrn,
-    });
+    return this.ledger.subjectTagOf({ system: PATIENT_MRN_SYSTEM, value: mrn });
   }
 
   get contract(): string {
@@ -122,7 +128,7 @@ export class AnchoredLog {
   async reopen(action: (dir: string) => Promise<void> = async () => undefined): Promise<void> {
     await this.ledger.close();
     await action(this.dir);
-    this.ledger = await openLedger(this.dir);
+    this.ledger = await openLedger(this.dir, this.clock);
   }
 
   /**
@@ -181,10 +187,11 @@ class SkippingIndex extends SubjectIndex {
   }
 }
 
-async function openLedger(dir: string): Promise<Ledger> {
+async function openLedger(dir: string, clock: TestLogClock): Promise<Ledger> {
   const defaults = loadConfig({});
   return Ledger.open({
     location: dir,
+    logClock: clock.now,
     receiptSigner: RECEIPT_SIGNER,
     batchMaxEvents: 100_000,
     batchMaxWaitMs: 3_600_000,

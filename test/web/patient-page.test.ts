@@ -11,6 +11,7 @@ import type { PatientHistory } from "../../services/ledger/patient-history.ts";
 import { buildWeb } from "../../scripts/build-web.ts";
 import { LAB_ORG, PATIENT_MRN_SYSTEM } from "../fixtures/events.ts";
 import { AnchoredLog, patientEvent } from "../support/anchored-log.ts";
+import { ingestAtTheirTimes } from "../support/log-clock.ts";
 import { openObservedPage } from "../support/browser.ts";
 import { HardhatNode } from "../support/hardhat-node.ts";
 
@@ -36,7 +37,8 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
     const mrn = "MRN-PAGE-0042";
     const at = (day: number, hour: number) =>
       `2025-03-${String(day).padStart(2, "0")}T${String(hour).padStart(2, "0")}:15:00.000Z`;
-    await log.ledger.ingest([
+    // Each logged at its own time (entry v2 takes recorded from the log clock).
+    await ingestAtTheirTimes(log.ledger, log.clock, [
       patientEvent(mrn, { recorded: at(3, 9) }),
       patientEvent("MRN-SOMEONE-ELSE", { recorded: at(3, 10) }),
       patientEvent(mrn, { recorded: at(4, 14), action: "U", purposeOfUse: ["TREAT"] }),
@@ -45,12 +47,12 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
     const lab = patientEvent(mrn, { recorded: at(9, 8), purposeOfUse: ["PATRQT"] });
     lab.source = { ...lab.source, organization: LAB_ORG };
     lab.agents = lab.agents.map((a) => ({ ...a, organization: LAB_ORG }));
-    await log.ledger.ingest([
+    await ingestAtTheirTimes(log.ledger, log.clock, [
       lab,
       patientEvent(mrn, { recorded: at(12, 16), purposeOfUse: ["HPAYMT"] }),
     ]);
     await log.sealAndAnchor();
-    await log.ledger.ingest([patientEvent(mrn, { recorded: at(20, 11) })]);
+    await ingestAtTheirTimes(log.ledger, log.clock, [patientEvent(mrn, { recorded: at(20, 11) })]);
 
     const keys = ApiKeys.forLedger(log.ledger);
     patientKey = (
@@ -105,9 +107,18 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
     expect(rows[2]![5]).to.match(/patient requested/i);
     expect(rows[1]![6]).to.equal("Updated · read");
     expect(rows[0]![6]).to.equal("Read");
-    // Staff names are hidden by default (PATIENT_VIEW_STAFF_NAMES=false): the role stays.
+    // Staff names are hidden by default (PATIENT_VIEW_STAFF_NAMES=false): the role stays, and
+    // the history the page verified carries no staff identity at all, not even in its proof
+    // bundles (entry v2: withheld values as their digests), yet it verified as complete.
     const text = await page.innerText("#timeline");
     expect(text).to.not.match(/Weber/);
+    const served = await fetch(`${server.url}/v1/patient/history`, {
+      headers: { authorization: `Bearer ${patientKey}` },
+    });
+    const raw = await served.text();
+    for (const staff of ["Dr. Anna Weber", "aweber", "u-38117", "ehr-frontend-07", "10.20.30.41"])
+      expect(raw).to.not.include(staff);
+    expect(raw).to.include('"_sd":"0x');
     const later = await page.$$eval("#later tbody tr", (trs) =>
       trs.map((tr) => tr.getAttribute("data-ok")),
     );

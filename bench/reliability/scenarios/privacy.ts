@@ -5,9 +5,18 @@
  * the plain SHA-256 of the value and of `system|value` — are searched for in every transaction
  * input and event log of the chain, in every receipt, in everything the service printed at
  * LOG_LEVEL=debug, and in /metrics. The scan must find data in each place (so it is not
- * vacuous) and no identifier anywhere.
+ * vacuous) and no identifier anywhere. Then, as a patient sees it with PATIENT_VIEW_STAFF_NAMES
+ * off (the default): the patient's history, proofs, event list and FHIR resources hold no staff
+ * identity — not even inside the proof bundles — and the same history verifies as complete
+ * against the chain, with the library and with `veritrail verify`.
  */
 import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { PassThrough, Writable } from "node:stream";
+import { runCli } from "../../../services/cli/main.ts";
+import { verifyPatientHistory } from "../../../services/verifier/completeness.ts";
+import { connectRpc } from "../../../services/verifier/rpc.ts";
 import { sha256 } from "../../../services/core/hash.ts";
 import { toHex, utf8 } from "../../../services/core/hex.ts";
 import { patientKey } from "../../../services/core/entry.ts";
@@ -76,7 +85,8 @@ export async function runPrivacyScan(opts: PrivacyOptions): Promise<ScenarioResu
     p.value,
     toHex(utf8(p.value)).slice(2),
     toHex(sha256(utf8(p.value))).slice(2),
-    toHex(sha256(utf8(patientKey(p)))).slice(2),
+    toHex(sha256(utf8(patientKey(p, "jcs")))).slice(2),
+    toHex(sha256(utf8(patientKey(p, "pipe")))).slice(2),
   ]);
   const find = (haystack: string): string[] => {
     const lower = haystack.toLowerCase();
@@ -168,6 +178,8 @@ export async function runPrivacyScan(opts: PrivacyOptions): Promise<ScenarioResu
           ? `found ${inMetrics.slice(0, 3).join(", ")}`
           : `${metrics.text.length} bytes scanned`,
       );
+      await checkPatientFacing(report, base, adminKey, rpcUrl, patients[0]!, dataDir);
+
       await service.kill("SIGTERM", 10_000);
       const output = service.output;
       const inLogs = find(output);
@@ -182,4 +194,78 @@ export async function runPrivacyScan(opts: PrivacyOptions): Promise<ScenarioResu
     }
   });
   return report.finish();
+}
+
+/** Staff identity the events carry (test/fixtures/events.ts): none of it may reach a patient. */
+const STAFF = ["Dr. Anna Weber", "aweber", "u-38117", "ehr-frontend-07", "10.20.30.41"];
+
+async function checkPatientFacing(
+  report: ScenarioReport,
+  base: string,
+  adminKey: string,
+  rpcUrl: string,
+  patient: { system: string; value: string },
+  dataDir: string,
+): Promise<void> {
+  const created = await call<{ secret: string }>(base, adminKey, "POST", "/v1/keys", {
+    role: "patient",
+    patient,
+  });
+  const key = created.body.secret;
+  const history = await call<{ events: Array<{ seq: number }> }>(
+    base,
+    key,
+    "GET",
+    "/v1/patient/history",
+  );
+  const seq = history.body.events[0]?.seq ?? 0;
+  const answers = [
+    history,
+    await call(base, key, "GET", `/v1/events/${seq}/proof`),
+    await call(base, key, "GET", `/v1/events/${seq}`),
+    await call(base, key, "GET", "/v1/events?limit=1000"),
+    await call(base, key, "GET", "/fhir/AuditEvent?_count=1000"),
+    await call(base, key, "GET", `/fhir/AuditEvent/${seq}`),
+    await call(base, key, "GET", "/v1/reports/accesses"),
+  ];
+  const leaks = answers.flatMap((a) => STAFF.filter((s) => a.text.includes(s)));
+  const served = answers.every((a) => a.status === 200) && history.body.events.length > 0;
+  report.check(
+    "no staff identity in a patient's history, proofs, events, FHIR resources or report",
+    served && leaks.length === 0 && history.text.includes('"_sd":"0x'),
+    leaks.length > 0
+      ? `found ${[...new Set(leaks)].join(", ")}`
+      : `${answers.length} answers, ${history.body.events.length} events, staff values withheld as digests`,
+  );
+  const provider = await connectRpc(rpcUrl);
+  let verdict;
+  try {
+    verdict = await verifyPatientHistory(history.body, provider, { confirmations: 1 });
+  } finally {
+    provider.destroy();
+  }
+  report.check(
+    "the patient's redacted history verifies as complete (library)",
+    verdict.status === "verified",
+    `${verdict.status}${verdict.code ? ` ${verdict.code}` : ""}, ${verdict.count ?? 0} events proven complete`,
+  );
+  const file = path.join(dataDir, "patient-history.json");
+  await writeFile(file, history.text);
+  let out = "";
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      out += chunk.toString("utf8");
+      cb();
+    },
+  });
+  const code = await runCli(["node", "veritrail", "verify", file, "--rpc", rpcUrl], {
+    stdout: sink,
+    stderr: sink,
+    stdin: new PassThrough(),
+  });
+  report.check(
+    "the same history verifies as complete (veritrail verify)",
+    code === 0 && out.includes("COMPLETE:"),
+    `exit ${code}: ${out.trim().split("\n").pop() ?? ""}`,
+  );
 }

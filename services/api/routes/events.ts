@@ -98,6 +98,6 @@ export function registerEventRoutes(app: Express, ctx: ApiContext): void {
     const principal = principalOf(res);
     const { seq } = parseRequest(SeqParams, { ...req.params });
     await access.checkEvent(principal, seq);
-    res.json(await ctx.ledger.prove(seq));
+    res.json(await ctx.ledger.prove(seq, { staffIdentity: access.staffIdentityFor(principal) }));
   });
 }

@@ -1,7 +1,6 @@
+import { ingestAtTheirTimes } from "../../support/log-clock.ts";
 import { expect } from "chai";
-import { subjectTag } from "../../../services/core/entry.ts";
 import { SYSTEM } from "../../../services/core/codes.ts";
-import { fromHex } from "../../../services/core/hex.ts";
 import { eraseEvent } from "../../../services/ledger/erasure.ts";
 import { fhirDateRange } from "../../../services/api/fhir.ts";
 import { HOSPITAL_ORG, LAB_ORG, makeBalpNativeEvent } from "../../fixtures/events.ts";
@@ -291,7 +290,7 @@ describe("api/fhir: GET /fhir/AuditEvent", function () {
 
   before(async () => {
     api = await startTestApi();
-    tag1 = subjectTag(fromHex(api.ledger.meta.logSecret), PATIENT_1);
+    tag1 = api.ledger.subjectTagOf(PATIENT_1);
     const named: Array<[string, ReturnType<typeof eventFor>]> = [
       ["p1-may", eventFor(HOSPITAL_ORG, PATIENT_1)],
       ["p2", eventFor(HOSPITAL_ORG, PATIENT_2)],
@@ -317,7 +316,11 @@ describe("api/fhir: GET /fhir/AuditEvent", function () {
       ["p1-erased", eventFor(HOSPITAL_ORG, PATIENT_1, { recorded: "2024-09-01T00:00:00.000Z" })],
       ["nobody", eventFor(HOSPITAL_ORG, null)],
     ];
-    const results = await api.ledger.ingest(named.map(([, e]) => e));
+    const results = await ingestAtTheirTimes(
+      api.ledger,
+      api.clock,
+      named.map(([, e]) => e),
+    );
     named.forEach(([k], i) => (seqs[k] = results[i]!.receipt.seq));
     await eraseEvent(api.ledger, {
       seq: seqs["p1-erased"]!,

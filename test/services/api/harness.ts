@@ -1,3 +1,4 @@
+import { TestLogClock } from "../../support/log-clock.ts";
 import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -47,6 +48,8 @@ export function eventFor(
 export interface TestApi {
   url: string;
   ledger: Ledger;
+  /** The log clock entry.recorded is read from (real time unless set). */
+  clock: TestLogClock;
   keys: ApiKeys;
   /** Everything the app logged, as written (JSON lines). */
   logs: string[];
@@ -88,7 +91,9 @@ export async function startTestApi(
   } = {},
 ): Promise<TestApi> {
   const dir = await mkdtemp(path.join(tmpdir(), "veritrail-api-"));
+  const clock = new TestLogClock();
   const ledger = await Ledger.open({
+    logClock: clock.now,
     location: path.join(dir, "ledger"),
     receiptSigner: signer,
     batchMaxEvents: overrides.batchMaxEvents ?? 1_000,
@@ -121,6 +126,7 @@ export async function startTestApi(
   return {
     url: server.url,
     ledger,
+    clock,
     keys,
     logs,
     secrets,

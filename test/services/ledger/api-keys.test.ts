@@ -66,7 +66,7 @@ describe("ledger api keys (real LevelDB)", () => {
   it("a patient key stores the subjectTag, never the patient identifier", async () => {
     const patient = { system: "urn:oid:1.2.3", value: "MRN-KEYS-0001" };
     const created = await keys.create({ role: "patient", patient });
-    expect(created.key.scope).to.equal(subjectTag(fromHex(ledger.meta.logSecret), patient));
+    expect(created.key.scope).to.equal(subjectTag(fromHex(ledger.meta.logSecret), patient, "jcs"));
     const db = await rawDatabase();
     expect(db).to.not.include("MRN-KEYS-0001");
   });

@@ -336,6 +336,7 @@ describe("ledger/audit: a log of several read pages (real LevelDB, no chain)", f
           JSON.parse(ledger.store.openBody(seq, raw.get(K.body(seq))!)!.toString("utf8")) as {
             event: unknown;
             salt: string;
+            fieldSalts: unknown;
           };
         const reordered = body(1_500);
         const upper = body(1_501);
@@ -344,7 +345,13 @@ describe("ledger/audit: a log of several read pages (real LevelDB, no chain)", f
           // Same event and salt, other member order: valid, the commitment still matches.
           {
             key: K.body(1_500),
-            value: Buffer.from(JSON.stringify({ salt: reordered.salt, event: reordered.event })),
+            value: Buffer.from(
+              JSON.stringify({
+                salt: reordered.salt,
+                event: reordered.event,
+                fieldSalts: reordered.fieldSalts,
+              }),
+            ),
           },
           {
             key: K.body(1_501),

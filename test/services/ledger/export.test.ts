@@ -1,3 +1,4 @@
+import { TestLogClock, ingestAtTheirTimes } from "../../support/log-clock.ts";
 import { expect } from "chai";
 import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -13,6 +14,7 @@ describe("ledger/export: exportBundles", () => {
   let ledger: Ledger;
   let queries: EventQueries;
   const TOTAL = EXPORT_PAGE * 2 + 37;
+  const clock = new TestLogClock();
 
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), "veritrail-export-"));
@@ -23,6 +25,7 @@ describe("ledger/export: exportBundles", () => {
       batchMaxWaitMs: 3_600_000,
       anchorDeadlineMs: 3_600_000,
       groupCommitMaxEvents: 4_096,
+      logClock: clock.now,
     });
     queries = new EventQueries(ledger);
     const events = Array.from({ length: TOTAL }, (_, i) => {
@@ -32,7 +35,8 @@ describe("ledger/export: exportBundles", () => {
       delete e.requestId;
       return i % 3 === 0 ? { ...e, source: { ...e.source, organization: LAB_ORG } } : e;
     });
-    await ledger.ingest(events);
+    // Logged when they say they happened (the log clock; the time filter is the log's time).
+    await ingestAtTheirTimes(ledger, clock, events);
     await ledger.sealPending();
   });
 

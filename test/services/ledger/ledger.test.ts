@@ -1,9 +1,15 @@
+import { rebuildCommitted } from "../../../services/core/disclosure.ts";
 import { expect } from "chai";
 import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { entryLeafHash, eventCommitment, patientKey } from "../../../services/core/entry.ts";
+import {
+  entryLeafHash,
+  eventCommitment,
+  patientKey,
+  subjectTag,
+} from "../../../services/core/entry.ts";
 import { sha256 } from "../../../services/core/hash.ts";
 import { fromHex, toHex, utf8 } from "../../../services/core/hex.ts";
 import { verifyInclusion } from "../../../services/core/merkle.ts";
@@ -220,8 +226,12 @@ describe("ledger (real LevelDB)", function () {
       const bundle = await ledger.prove(seq);
       expect(bundle.status).to.equal("sealed");
       expect(bundle.anchor).to.equal(null);
+      // Entry v2: the commitment is over C(event), rebuilt from the disclosed field salts.
+      expect(bundle.entry.v).to.equal(2);
+      const rebuilt = rebuildCommitted(bundle.event!, bundle.disclosures);
+      if (!rebuilt.ok) expect.fail(rebuilt.reason);
       expect(bundle.entry.commitment).to.equal(
-        eventCommitment(fromHex(bundle.salt!), bundle.event),
+        eventCommitment(fromHex(bundle.salt!), rebuilt.committed),
       );
       expect(bundle.entry.seq).to.equal(bundle.batch!.firstSeq + bundle.leafIndex!);
       expect(bundle.entry.log).to.equal(bundle.batch!.logId);
@@ -282,14 +292,38 @@ describe("ledger (real LevelDB)", function () {
     expect(claim.member).to.equal(true);
   });
 
+  it("a new log records its subject derivation (jcs); a log created before keeps system|value", async () => {
+    ledger = await Ledger.open(options(dir));
+    expect(ledger.meta.subjectDerivation).to.equal("jcs");
+    const p = { system: "urn:a", value: "b|PAT" };
+    expect(ledger.subjectTagOf(p)).to.equal(subjectTag(fromHex(ledger.meta.logSecret), p, "jcs"));
+    // A log written before the derivation was recorded: its metadata has no such field.
+    const { subjectDerivation: _recorded, ...older } = ledger.meta;
+    await ledger.store.putMeta(older);
+    await ledger.close();
+    ledger = await Ledger.open(options(dir));
+    expect(ledger.subjectDerivation).to.equal("pipe");
+    expect(ledger.subjectTagOf(p)).to.equal(subjectTag(fromHex(ledger.meta.logSecret), p, "pipe"));
+    const [r] = await ledger.ingest([patientEvent("PIPE-1")]);
+    expect(r!.receipt.seq).to.equal(0);
+    expect((await ledger.getEvent(0)).entry.subject).to.equal(
+      ledger.subjectTagOf({ system: "urn:oid:2.16.840.1.113883.4.1", value: "PIPE-1" }),
+    );
+  });
+
   it("keeps patient identifiers out of entries, batch headers and stored indexes", async () => {
     ledger = await Ledger.open(options(dir, { batchMaxEvents: 5 }));
     const ids = ["MRN-4471-SECRET", "MRN-9902-SECRET"];
     await ledger.ingest(ids.flatMap((id) => [patientEvent(id), patientEvent(id)]));
     await ledger.sealPending();
     const needles = ids.flatMap((id) => {
-      const key = patientKey({ system: "urn:oid:2.16.840.1.113883.4.1", value: id });
-      return [id, toHex(sha256(utf8(id))).slice(2), toHex(sha256(utf8(key))).slice(2)];
+      const p = { system: "urn:oid:2.16.840.1.113883.4.1", value: id };
+      return [
+        id,
+        toHex(sha256(utf8(id))).slice(2),
+        toHex(sha256(utf8(patientKey(p, "jcs")))).slice(2),
+        toHex(sha256(utf8(patientKey(p, "pipe")))).slice(2),
+      ];
     });
     for await (const [key, value] of ledger.store.scan({})) {
       if (key.startsWith("b:")) continue; // the event body itself, never anchored or shared

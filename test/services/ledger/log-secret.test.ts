@@ -65,7 +65,7 @@ describe("log secret at rest (real LevelDB)", () => {
     const [r] = await ledger.ingest([{ ...makeNativeEvent(), patient: PATIENT }]);
     expect(r!.receipt.seq).to.equal(0);
     const tag = (await ledger.getEvent(0)).entry.subject;
-    expect(tag).to.equal(subjectTag(fromHex(secret), PATIENT));
+    expect(tag).to.equal(subjectTag(fromHex(secret), PATIENT, "jcs"));
     for await (const [, v] of ledger.store.scan({}))
       expect(v.toString("latin1")).to.not.include(secret.slice(2));
     await ledger.close();

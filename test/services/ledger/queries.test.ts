@@ -3,9 +3,7 @@ import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { subjectTag } from "../../../services/core/entry.ts";
 import type { NativeEvent } from "../../../services/core/event.ts";
-import { fromHex } from "../../../services/core/hex.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { EventQueries } from "../../../services/ledger/queries.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";
@@ -71,7 +69,7 @@ describe("ledger queries (real LevelDB)", () => {
 
   it("scope checks use the indexes: organization and subject", async () => {
     const queries = new EventQueries(ledger);
-    const tag = subjectTag(fromHex(ledger.meta.logSecret), { value: "p-1" });
+    const tag = ledger.subjectTagOf({ value: "p-1" });
     expect(await queries.isInScope(0, { organization: "org:a" })).to.equal(true);
     expect(await queries.isInScope(1, { organization: "org:a" })).to.equal(false);
     expect(await queries.isInScope(10, { subject: tag })).to.equal(true);

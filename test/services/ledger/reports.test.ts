@@ -1,3 +1,4 @@
+import { TestLogClock, ingestAtTheirTimes } from "../../support/log-clock.ts";
 import { expect } from "chai";
 import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -48,6 +49,7 @@ describe("ledger/reports", () => {
   let ledger: Ledger;
   let queries: EventQueries;
   const seqOf: Record<string, number> = {};
+  const clock = new TestLogClock();
 
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), "veritrail-reports-"));
@@ -58,6 +60,7 @@ describe("ledger/reports", () => {
       batchMaxWaitMs: 3_600_000,
       anchorDeadlineMs: 3_600_000,
       groupCommitMaxEvents: 1_000,
+      logClock: clock.now,
     });
     queries = new EventQueries(ledger);
     const named: Array<[string, NativeEvent]> = [
@@ -96,8 +99,14 @@ describe("ledger/reports", () => {
       ],
       ["to-erase", disclosure(["PUBHLTH"])],
     ];
-    const results = await ledger.ingest(named.map(([, e]) => e));
-    named.forEach(([name], i) => (seqOf[name] = results[i]!.receipt.seq));
+    // Each logged at its own time (the log clock, which never goes back: the old one first).
+    const order = [...named.filter(([k]) => k === "old"), ...named.filter(([k]) => k !== "old")];
+    const results = await ingestAtTheirTimes(
+      ledger,
+      clock,
+      order.map(([, e]) => e),
+    );
+    order.forEach(([name], i) => (seqOf[name] = results[i]!.receipt.seq));
     await eraseEvent(ledger, {
       seq: seqOf["to-erase"]!,
       legalBasis: "GDPR Art. 17",
@@ -188,6 +197,7 @@ describe("ledger/reports", () => {
     expect(table[0]).to.deep.equal([
       "seq",
       "date",
+      "source_time",
       "recipient",
       "recipient_name",
       "recipient_address",
@@ -197,11 +207,11 @@ describe("ledger/reports", () => {
       "proof",
     ]);
     expect(table).to.have.length(report.disclosures.length + 1);
-    for (const row of table) expect(row).to.have.length(9);
+    for (const row of table) expect(row).to.have.length(10);
     const quoted = table.find((r) => r[0] === String(seqOf["quoted"]))!;
-    expect(quoted[3]).to.equal("County Court, Civil Division");
-    expect(quoted[5]).to.equal('Discharge summary, "cardiology"; =cmd');
-    expect(quoted[8]).to.equal(`/v1/events/${seqOf["quoted"]}/proof`);
+    expect(quoted[4]).to.equal("County Court, Civil Division");
+    expect(quoted[6]).to.equal('Discharge summary, "cardiology"; =cmd');
+    expect(quoted[9]).to.equal(`/v1/events/${seqOf["quoted"]}/proof`);
 
     const access = parseCsv(
       accessCsv(
@@ -210,12 +220,67 @@ describe("ledger/reports", () => {
     );
     expect(access[0]![0]).to.equal("seq");
     expect(access.slice(1).map((r) => Number(r[0]))).to.include(seqOf["to-erase"]);
-    expect(access.every((r) => r.length === 11)).to.equal(true);
+    expect(access.every((r) => r.length === 12)).to.equal(true);
 
     expect(csvField("=SUM(A1)")).to.equal("'=SUM(A1)");
     expect(csvField("@x,y")).to.equal('"\'@x,y"');
     expect(csvField(null)).to.equal("");
     expect(csvField(12)).to.equal("12");
+  });
+
+  it("a writer's recorded far in the past or future does not move entry.recorded: the event lands in the period the log accepted it", async () => {
+    const patient = { system: "urn:oid:2.16.840.1.113883.4.1", value: "PAT-BACKDATED" };
+    const acceptedAt = Date.parse("2030-03-01T12:00:00.000Z");
+    clock.ms = acceptedAt;
+    const [past, future] = await ledger.ingest([
+      disclosure(["PUBHLTH"], { patient, recorded: "0000-01-01T00:00:00.000Z" }),
+      disclosure(["PUBHLTH"], { patient, recorded: "9999-12-31T23:59:59.999Z" }),
+    ]);
+    clock.ms = undefined;
+    for (const r of [past!, future!]) {
+      expect(r.receipt.recorded).to.equal("2030-03-01T12:00:00.000Z");
+      expect((await ledger.getEvent(r.receipt.seq)).entry.recorded).to.equal(
+        "2030-03-01T12:00:00.000Z",
+      );
+    }
+    const tag = subjectTagOf(ledger, patient);
+    const march = { fromMs: Date.parse("2030-03-01T00:00:00.000Z"), toMs: acceptedAt + 1 };
+    const report = await accountingOfDisclosures(queries, tag, march);
+    expect(report.disclosures.map((d) => [d.seq, d.date, d.sourceTime])).to.deep.equal([
+      [past!.receipt.seq, "2030-03-01T12:00:00.000Z", "0000-01-01T00:00:00.000Z"],
+      [future!.receipt.seq, "2030-03-01T12:00:00.000Z", "9999-12-31T23:59:59.999Z"],
+    ]);
+    // Not in the periods the writer's times would have put them in.
+    for (const range of [
+      {
+        fromMs: Date.parse("0000-01-01T00:00:00.000Z"),
+        toMs: Date.parse("0001-01-01T00:00:00.000Z"),
+      },
+      {
+        fromMs: Date.parse("9999-01-01T00:00:00.000Z"),
+        toMs: Date.parse("9999-12-31T23:59:59.999Z") + 1,
+      },
+    ])
+      expect((await accountingOfDisclosures(queries, tag, range)).disclosures).to.deep.equal([]);
+    const accesses = await accessReport(queries, tag, march, { staffIdentity: "withhold" });
+    expect(accesses.accesses.map((a) => a.sourceTime)).to.deep.equal([
+      "0000-01-01T00:00:00.000Z",
+      "9999-12-31T23:59:59.999Z",
+    ]);
+  });
+
+  it("the log clock never goes back: entry.recorded is non-decreasing in seq", async () => {
+    const before = ledger.nextSeq;
+    clock.ms = Date.parse("2020-01-01T00:00:00.000Z");
+    await ledger.ingest([disclosure(["PUBHLTH"])]);
+    clock.ms = undefined;
+    let last = "";
+    for (let seq = 0; seq < ledger.nextSeq; seq++) {
+      const { entry } = await ledger.getEvent(seq);
+      expect(entry.recorded >= last, `seq ${seq}: ${entry.recorded} < ${last}`).to.equal(true);
+      last = entry.recorded;
+    }
+    expect((await ledger.getEvent(before)).entry.recorded > "2020-01-01").to.equal(true);
   });
 
   it("refuses an empty period", async () => {

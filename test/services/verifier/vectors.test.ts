@@ -53,6 +53,7 @@ describe("verifier vectors (real ledger anchored on a Hardhat node)", function (
         "ANCHOR_TX_MISMATCH",
         "BUNDLE_MALFORMED",
         "COMMITMENT_MISMATCH",
+        "DISCLOSURE_MISSING",
         "ENTRY_BATCH_MISMATCH",
         "HEADER_MISMATCH",
         "NOT_ANCHORED",

@@ -14,6 +14,7 @@ import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Bundle } from "../../../services/core/bundle.ts";
+import { fieldDigest } from "../../../services/core/disclosure.ts";
 import { type Hex, fromHex, toHex } from "../../../services/core/hex.ts";
 import { RECEIPT_DOMAIN, RECEIPT_TYPES, receiptGroupValue } from "../../../services/core/receipt.ts";
 import { loadConfig } from "../../../services/config.ts";
@@ -29,7 +30,7 @@ export const RECEIPT_SIGNER = new Wallet(HARDHAT_ACCOUNTS[2].privateKey);
 /** Signs receipts but is registered nowhere. */
 export const STRANGER = new Wallet(HARDHAT_ACCOUNTS[5].privateKey);
 
-export type BaseName = "fresh" | "erased" | "pending" | "unsealed";
+export type BaseName = "fresh" | "erased" | "pending" | "unsealed" | "withheld" | "v1";
 
 export type Mutation =
   | { op: "set"; path: string; value: unknown }
@@ -41,6 +42,8 @@ export type Mutation =
   | { op: "swap"; path: string; i: number; j: number }
   | { op: "delete"; path: string }
   | { op: "copyFrom"; base: BaseName; path: string }
+  /** Entry v2: show the redactable value at `pointer` as its `{"_sd": digest}`, salt dropped. */
+  | { op: "withhold"; pointer: string }
   | { op: "resignReceipt"; signer: "registered" | "stranger"; issuedAtOffsetMs?: number };
 
 export interface VectorCase {
@@ -73,6 +76,9 @@ export interface GeneratedBundles {
 const BATCH_EVENTS = 10;
 const FRESH_SEQ = 5;
 const ERASED_SEQ = 3;
+/** Seqs below this are written as entry v1 (a log upgraded in the middle of its first batch). */
+const V1_EVENTS = 3;
+const V1_SEQ = 1;
 
 /**
  * A ledger anchored on `node`: batch 0 (10 events) anchored; seq 3 erased; batch 1 sealed with
@@ -89,6 +95,7 @@ export async function generateBundles(node: HardhatNode): Promise<GeneratedBundl
     batchMaxWaitMs: 3_600_000,
     anchorDeadlineMs: defaults.ANCHOR_DEADLINE_MS,
     groupCommitMaxEvents: defaults.GROUP_COMMIT_MAX_EVENTS,
+    entryVersion: () => (ledger.nextSeq < V1_EVENTS ? 1 : 2),
   });
   const loop = new AnchorLoop({
     ledger,
@@ -110,10 +117,14 @@ export async function generateBundles(node: HardhatNode): Promise<GeneratedBundl
     await waitUntil("wall clock past registration", async () => Date.now() > (registeredAt + 1) * 1000);
 
     const run = `${process.pid}-${Date.now()}`;
-    const events = Array.from({ length: BATCH_EVENTS }, (_, i) =>
-      makeNativeEvent({ requestId: `req-vector-${run}-${i}` }),
-    );
-    await ledger.ingest(events);
+    const events = Array.from({ length: BATCH_EVENTS }, (_, i) => {
+      const e = makeNativeEvent({ requestId: `req-vector-${run}-${i}` });
+      // Every redactable path present: who, userName, altId, network.
+      e.agents[2]!.altId = `EMP-${i}`;
+      e.agents[2]!.network = { address: "10.1.2.3", type: "2" };
+      return e;
+    });
+    for (let i = 0; i < events.length; i += V1_EVENTS) await ledger.ingest(events.slice(i, i + V1_EVENTS));
     await ledger.sealPending();
     await loop.waitForAnchored(0, 60_000);
     await loop.stop();
@@ -126,6 +137,10 @@ export async function generateBundles(node: HardhatNode): Promise<GeneratedBundl
     await ledger.ingest([makeNativeEvent({ requestId: `req-vector-${run}-unsealed` })]);
 
     const fresh = await ledger.prove(FRESH_SEQ);
+    const withheld = await ledger.prove(FRESH_SEQ, { staffIdentity: "withhold" });
+    const v1 = await ledger.prove(V1_SEQ);
+    if (fresh.entry.v !== 2 || v1.entry.v !== 1 || v1.disclosures !== undefined)
+      throw new Error("unexpected entry versions in the generated bundles");
     const erased = await ledger.prove(ERASED_SEQ);
     const pending = await ledger.prove(BATCH_EVENTS);
     const unsealed = await ledger.prove(BATCH_EVENTS + 1);
@@ -134,7 +149,7 @@ export async function generateBundles(node: HardhatNode): Promise<GeneratedBundl
     if (unsealed.status !== "unsealed") throw new Error(`seq ${BATCH_EVENTS + 1} got sealed`);
     await node.mine(3);
     return {
-      bases: { fresh, erased, pending, unsealed },
+      bases: { fresh, erased, pending, unsealed, withheld, v1 },
       chainId: fresh.anchor.chainId,
       contract: fresh.anchor.contract,
       anchorBlock: fresh.anchor.blockNumber,
@@ -261,6 +276,18 @@ async function applyMutation(
     case "resignReceipt":
       b.receipt = await resignedReceipt(b as unknown as Bundle, m);
       return;
+    case "withhold": {
+      const disclosures = b["disclosures"] as Record<string, Hex>;
+      const salt = disclosures[m.pointer];
+      if (salt === undefined) throw new Error(`no disclosure for ${m.pointer}`);
+      const [, , index, field] = m.pointer.split("/");
+      const agent = (b["event"] as { agents: Array<Record<string, unknown>> }).agents[
+        Number(index)
+      ]!;
+      agent[field!] = { _sd: fieldDigest(fromHex(salt), m.pointer, agent[field!]) };
+      delete disclosures[m.pointer];
+      return;
+    }
   }
 }
 

@@ -1,6 +1,5 @@
+import { ingestAtTheirTimes } from "../../../support/log-clock.ts";
 import { expect } from "chai";
-import { subjectTag } from "../../../../services/core/entry.ts";
-import { fromHex } from "../../../../services/core/hex.ts";
 import { K } from "../../../../services/store/keys.ts";
 import { HOSPITAL_ORG, LAB_ORG, makeBalpNativeEvent } from "../../../fixtures/events.ts";
 import { parseCsv } from "../../ledger/rfc4180.ts";
@@ -21,9 +20,8 @@ describe("api routes: erasure, reports, export", function () {
 
   before(async () => {
     api = await startTestApi();
-    const secret = fromHex(api.ledger.meta.logSecret);
-    tag1 = subjectTag(secret, PATIENT_1);
-    tag2 = subjectTag(secret, PATIENT_2);
+    tag1 = api.ledger.subjectTagOf(PATIENT_1);
+    tag2 = api.ledger.subjectTagOf(PATIENT_2);
     const exportPub = {
       ...makeBalpNativeEvent("PrivacyDisclosureSource"),
       patient: PATIENT_1,
@@ -39,7 +37,11 @@ describe("api routes: erasure, reports, export", function () {
       ["toErase", eventFor(HOSPITAL_ORG, PATIENT_1, { recorded: "2024-05-02T00:00:00.000Z" })],
       ["late", eventFor(LAB_ORG, PATIENT_1, { recorded: "2025-01-01T00:00:00.000Z" })],
     ];
-    const results = await api.ledger.ingest(named.map(([, e]) => e));
+    const results = await ingestAtTheirTimes(
+      api.ledger,
+      api.clock,
+      named.map(([, e]) => e),
+    );
     named.forEach(([k], i) => (seqs[k] = results[i]!.receipt.seq));
   });
   after(async () => {

@@ -1,3 +1,4 @@
+import { ingestAtTheirTimes } from "../../../support/log-clock.ts";
 import { expect } from "chai";
 import fc from "fast-check";
 import { toFhirAuditEvent } from "../../../../services/core/fhir-audit-event.ts";
@@ -552,7 +553,7 @@ describe("api routes: events", function () {
           purposeOfUse: i % 5 === 0 ? ["ETREAT"] : ["TREAT"],
         }),
       );
-      await lister.ledger.ingest(events);
+      await ingestAtTheirTimes(lister.ledger, lister.clock, events);
     });
     after(async () => {
       await lister.close();

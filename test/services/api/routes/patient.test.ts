@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { createApp } from "../../../../services/api/app.ts";
 import { startServer } from "../../../../services/api/server.ts";
 import { loadConfig } from "../../../../services/config.ts";
-import { type Entry, entryLeafHash, subjectTag } from "../../../../services/core/entry.ts";
+import { type Entry, entryLeafHash } from "../../../../services/core/entry.ts";
 import { type Hex, fromHex } from "../../../../services/core/hex.ts";
 import { verifyCompleteness } from "../../../../services/core/subject-index-proof.ts";
 import type { AuditReport } from "../../../../services/ledger/audit.ts";
@@ -41,9 +41,8 @@ describe("api routes: GET /v1/patient/history, POST /v1/audit", function () {
 
   before(async () => {
     api = await startTestApi();
-    const secret = fromHex(api.ledger.meta.logSecret);
-    tag1 = subjectTag(secret, PATIENT_1);
-    tag2 = subjectTag(secret, PATIENT_2);
+    tag1 = api.ledger.subjectTagOf(PATIENT_1);
+    tag2 = api.ledger.subjectTagOf(PATIENT_2);
     await api.ledger.ingest([
       eventFor(HOSPITAL_ORG, PATIENT_1),
       eventFor(HOSPITAL_ORG, PATIENT_2),
