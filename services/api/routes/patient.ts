@@ -88,10 +88,17 @@ const PATIENT_HISTORY_EVENT_SCHEMA = {
     seq: { type: "integer" },
     recorded: { type: "string", format: "date-time" },
     event: {
-      description: "The patient view of the event (staff names per policy); null once erased.",
+      description:
+        "The event as the caller may see it (staff identity per PATIENT_VIEW_STAFF_NAMES for patient keys); null once erased or withheld.",
       oneOf: [{ type: "object" }, { type: "null" }],
     },
     erased: { type: "boolean" },
+    withheld: {
+      type: "boolean",
+      const: true,
+      description:
+        "Present when the event exists but is withheld from this caller whole: an entry v1 event cannot hide staff identity field by field. Its bundle has event and salt null; its entry still proves when it was logged.",
+    },
     bundle: { $ref: "#/components/schemas/ProofBundle" },
   },
 };
