@@ -1,10 +1,13 @@
 import { expect } from "chai";
 import type { Bundle } from "../../../services/core/bundle.ts";
 import type { NativeEvent } from "../../../services/core/event.ts";
+import { rebuildCommitted, redactableValues } from "../../../services/core/disclosure.ts";
+import type { Entry } from "../../../services/core/entry.ts";
 import {
   ALLOWED_ROLES,
   AccessPolicy,
   type Operation,
+  bundleContent,
   redactEvent,
 } from "../../../services/ledger/access.ts";
 import type { Principal } from "../../../services/ledger/api-keys.ts";
@@ -169,6 +172,41 @@ describe("ledger/access: the access policy", () => {
     expect(policy(true).staffIdentityFor(patient1)).to.equal("disclose");
     expect(policy(false).staffIdentityFor(auditor)).to.equal("disclose");
     expect(policy(false).staffIdentityFor(writerA)).to.equal("disclose");
+  });
+
+  it("bundleContent: entry v2 withholds each staff value as its digest; entry v1 can only withhold the event whole", () => {
+    const event = makeNativeEvent();
+    const salt = `0x${"ab".repeat(32)}` as const;
+    const fieldSalts: Record<string, `0x${string}`> = {};
+    for (const { pointer } of redactableValues(event)) fieldSalts[pointer] = `0x${"cd".repeat(16)}`;
+    const v2 = { v: 2 } as Entry;
+    const v1 = { v: 1 } as Entry;
+    const shown = bundleContent(v2, { event, salt, fieldSalts }, "disclose");
+    expect(shown.event).to.deep.equal(event);
+    expect(Object.keys(shown.disclosures!).sort()).to.deep.equal(Object.keys(fieldSalts).sort());
+    const hidden = bundleContent(v2, { event, salt, fieldSalts }, "withhold");
+    expect(hidden.disclosures).to.deep.equal({});
+    expect(hidden.withheld).to.equal(false);
+    const text = JSON.stringify(hidden.event);
+    for (const s of ["Dr. Anna Weber", "aweber", "u-38117", "10.20.30.41"])
+      expect(text).to.not.include(s);
+    const rebuilt = rebuildCommitted(hidden.event!, hidden.disclosures);
+    expect(rebuilt.ok && rebuilt.withheld.length).to.equal(Object.keys(fieldSalts).length);
+    expect(bundleContent(v1, { event, salt }, "disclose")).to.deep.equal({
+      event,
+      salt,
+      withheld: false,
+    });
+    expect(bundleContent(v1, { event, salt }, "withhold")).to.deep.equal({
+      event: null,
+      salt: null,
+      withheld: true,
+    });
+    expect(bundleContent(v2, undefined, "withhold")).to.deep.equal({
+      event: null,
+      salt: null,
+      withheld: false,
+    });
   });
 
   describe("provenance: the other side is shown only when it names the writer's organization", () => {
