@@ -107,6 +107,25 @@ describe("verify page in headless Chromium (real Hardhat node)", function () {
     await page.screenshot({ path: path.join(ARTIFACTS, "verify-ok.png"), fullPage: true });
   });
 
+  it("verifies a patient-facing bundle (entry v2, staff identity withheld) and an entry v1 bundle; names DISCLOSURE_MISSING", async () => {
+    for (const base of ["withheld", "v1"] as const) {
+      const encoded = Buffer.from(JSON.stringify(g.bases[base])).toString("base64url");
+      const target = `${site.url}/verify#bundle=${encoded}&rpc=${encodeURIComponent(node.url)}`;
+      const status = await verdictAfter(() => page.goto(target));
+      expect(status, `${base}: ${await page.innerText("#result")}`).to.equal("verified");
+    }
+    expect(JSON.stringify(g.bases.withheld)).to.not.include("Dr. Anna Weber");
+    expect(await page.innerText("#result")).to.not.include("Dr. Anna Weber");
+    const missing = structuredClone(g.bases.fresh) as unknown as {
+      disclosures: Record<string, string>;
+    };
+    delete missing.disclosures["/agents/2/who"];
+    const encoded = Buffer.from(JSON.stringify(missing)).toString("base64url");
+    const target = `${site.url}/verify#bundle=${encoded}&rpc=${encodeURIComponent(node.url)}`;
+    expect(await verdictAfter(() => page.goto(target))).to.equal("failed");
+    expect(await page.innerText("#result")).to.include("DISCLOSURE_MISSING");
+  });
+
   it("rejects a tampered bundle pasted into the form, naming the failed step", async () => {
     const c = (await loadCases()).find((x) => x.desc === "altered event field (requestId)")!;
     const tampered = await buildCase(c, g);
