@@ -222,6 +222,36 @@ describe("ledger/erasure on disk: nothing of an erased body is left under the da
     await ledger.close();
   });
 
+  it("a log written before bodies were sealed: its plain bodies still read; erasing one says plain text may remain", async () => {
+    const location = path.join(dir, "ledger");
+    const ledger = await Ledger.open({
+      location,
+      receiptSigner: signer,
+      batchMaxEvents: 1_000,
+      batchMaxWaitMs: 3_600_000,
+      anchorDeadlineMs: 3_600_000,
+      groupCommitMaxEvents: 4_096,
+      entryVersion: () => 1,
+    });
+    const rs = await ledger.ingest([markedEvent("legacy-a"), markedEvent("legacy-b")]);
+    const [a, b] = rs.map((r) => r.receipt.seq) as [number, number];
+    // As an earlier version stored them: the body as plain JSON.
+    for (const seq of [a, b]) {
+      const plain = (await ledger.store.getBodiesJson([seq]))[0]!;
+      await ledger.store.write([{ type: "put", key: K.body(seq), value: plain }]);
+    }
+    const before = await ledger.getEvent(b);
+    const result = await erase(ledger, a);
+    expect(result.residue).to.equal("plaintext-until-compaction");
+    expect((await ledger.getEvent(a)).event).to.equal(null);
+    // The other body of the epoch was re-sealed on the way and reads as before.
+    expect((await ledger.store.getRaw(K.body(b)))![0]).to.equal(0x01);
+    expect(await ledger.getEvent(b)).to.deep.equal(before);
+    const audit = await auditLog(ledger.store);
+    expect(audit.findings).to.deep.equal([]);
+    await ledger.close();
+  });
+
   it("an erasure interrupted after its batch landed is finished at the next open (the old key goes)", async () => {
     const location = path.join(dir, "ledger");
     const ledger = await openLedger(location);
