@@ -99,7 +99,7 @@ export function tableBlocks(file: Buffer): { blocks: Buffer[]; snappy: number } 
  * writing (a live log), a file can vanish between listing and reading (it holds nothing then)
  * and a table can still be half-written: the whole read is then tried again, a few times.
  */
-export async function readEverything(dir: string, tries = 10): Promise<FileContents[]> {
+export async function readEverything(dir: string, tries = 100): Promise<FileContents[]> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await readOnce(dir);
