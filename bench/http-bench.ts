@@ -10,7 +10,8 @@ import { ApiKeys } from "../services/ledger/api-keys.ts";
 import { Ledger } from "../services/ledger/ledger.ts";
 import { createLogger } from "../services/logger.ts";
 import { benchEvent } from "./ledger-bench.ts";
-import type { BenchRow } from "./table.ts";
+import { openLoopPost } from "./open-loop.ts";
+import { type BenchRow, percentile } from "./table.ts";
 
 /**
  * HTTP ingest over loopback with autocannon: the real app (auth, validation, durable group
@@ -26,6 +27,7 @@ async function withApi<T>(fn: (url: string, writerKey: string) => Promise<T>): P
     batchMaxWaitMs: 1_000,
     anchorDeadlineMs: 3_600_000,
     groupCommitMaxEvents: 4_096,
+    sealWorker: true,
   });
   const keys = ApiKeys.forLedger(ledger);
   const writer = await keys.create({ role: "writer", organization: "Organization/hospital-a" });
@@ -48,6 +50,50 @@ async function withApi<T>(fn: (url: string, writerKey: string) => Promise<T>): P
 function run(opts: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     autocannon({ ...opts, workers: 1 }, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+/**
+ * Single-event POSTs offered at a fixed rate (open loop, latency from each request's scheduled
+ * time): the latency a writer sees at a given load, not at saturation.
+ */
+export async function benchHttpOffered(opts: {
+  seconds: number;
+  rate: number;
+}): Promise<BenchRow[]> {
+  return withApi(async (url, key) => {
+    const result = await openLoopPost({
+      url: `${url}/v1/events`,
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify(benchEvent(1, 1000)),
+      rate: opts.rate,
+      seconds: opts.seconds,
+    });
+    const ok = result.statuses["201"] ?? 0;
+    const answered = result.latencies.filter((l) => Number.isFinite(l));
+    if (ok !== result.latencies.length)
+      throw new Error(
+        `open-loop bench: ${ok} of ${result.latencies.length} answered 201 (${JSON.stringify(result.statuses)}, ${result.errors} errors)`,
+      );
+    const rate = opts.rate.toLocaleString("en");
+    return [
+      {
+        name: `HTTP single-event POST at ${rate} events/s offered (open loop), latency p50`,
+        value: percentile(answered, 50),
+        unit: "ms",
+      },
+      {
+        name: `HTTP single-event POST at ${rate} events/s offered (open loop), latency p99`,
+        value: percentile(answered, 99),
+        unit: "ms",
+        target: { op: "<=", value: 25 },
+      },
+      {
+        name: `HTTP single-event POST at ${rate} events/s offered (open loop), latency max`,
+        value: Math.max(...answered),
+        unit: "ms",
+      },
+    ];
   });
 }
 
@@ -105,7 +151,10 @@ export async function benchHttpBulk(opts: {
       headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
       body,
     });
-    if (result.non2xx > 0 || result.errors > 0)
+    // 503 OVERLOADED is the backlog bound at work (the run outpaces sealing): counted, not an
+    // error; anything else non-2xx is.
+    const overloaded = result.statusCodeStats?.["503"]?.count ?? 0;
+    if (result.non2xx > overloaded || result.errors > 0)
       throw new Error(
         `HTTP bulk bench saw ${result.non2xx} non-2xx answers and ${result.errors} errors`,
       );
@@ -115,6 +164,7 @@ export async function benchHttpBulk(opts: {
         value: (result["2xx"] * opts.perCall) / opts.seconds,
         unit: "events/s",
         target: { op: ">=", value: 50_000 },
+        ...(overloaded > 0 ? { note: `${overloaded} calls answered 503 OVERLOADED` } : {}),
       },
     ];
   });

@@ -105,6 +105,19 @@ for (const name of wanted) {
   }
 }
 
+// The HTTP saturation rate of single events next to the in-process one of the same run: what
+// HTTP (parsing, validation, auth, the answer) costs on top of the ledger.
+const inProcessSingles = rows.find(
+  (r) => r.name.startsWith("single-event calls,") && r.unit === "events/s",
+);
+const httpSingles = rows.find(
+  (r) => r.name.startsWith("HTTP single-event POST,") && r.unit === "events/s",
+);
+if (inProcessSingles && httpSingles) {
+  httpSingles.baselineName = "in-process single-event calls (same run)";
+  httpSingles.baseline = inProcessSingles.value;
+}
+
 // Issue 10's budget for the default run (every section, default sizes): 10 minutes. A run is
 // the default one when no option was given on the command line.
 const isDefaultRun = program.options.every((opt) =>

@@ -9,7 +9,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { benchAckToAnchor, benchGas } from "./chain-bench.ts";
-import { benchHttpBulk, benchHttpSingle } from "./http-bench.ts";
+import { benchHttpBulk, benchHttpOffered, benchHttpSingle } from "./http-bench.ts";
 import { benchLargeLog } from "./large-log.ts";
 import { benchBulkIngest, benchConcurrentSingles } from "./ledger-bench.ts";
 import { benchMerkleBuilders } from "./merkle-builders.ts";
@@ -37,6 +37,7 @@ const sections: Record<string, (o: SectionOptions) => Promise<BenchRow[]>> = {
   bulk: (o) => benchBulkIngest({ total: o.bulkEvents, perCall: 1_000 }),
   single: (o) => benchConcurrentSingles({ total: o.singleEvents, concurrency: 64 }),
   http: async (o) => [
+    ...(await benchHttpOffered({ seconds: o.httpSeconds, rate: 2_000 })),
     ...(await benchHttpSingle({ seconds: o.httpSeconds, connections: 64 })),
     ...(await benchHttpBulk({ seconds: o.httpSeconds, connections: 4, perCall: 1_000 })),
   ],

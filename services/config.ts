@@ -83,6 +83,28 @@ export const ConfigSchema = z.object({
   ANCHOR_DEADLINE_MS: int(1_000, 30 * 24 * 3_600_000).default(3_600_000),
   /** Upper bound on events in one group commit (one synced LevelDB write). */
   GROUP_COMMIT_MAX_EVENTS: int(1, 100_000).default(4_096),
+  /**
+   * Backpressure (services/ledger/ingest-gate.ts): at most this many acknowledged-but-unsealed
+   * events, none of them acknowledged more than INGEST_MAX_UNSEALED_AGE_MS ago, and at most
+   * INGEST_MAX_UNANCHORED_BATCHES sealed-but-unanchored batches; past any, a write waits up to INGEST_BACKPRESSURE_WAIT_MS for room and is then answered 503
+   * OVERLOADED with Retry-After. The bounds keep the work ahead of a new event, and so its time
+   * to anchor, well inside ANCHOR_DEADLINE_MS.
+   */
+  INGEST_MAX_UNSEALED_EVENTS: int(1, 10_000_000).default(50_000),
+  /**
+   * ... and while the oldest unsealed event was acknowledged more than this long ago (default:
+   * 10 s, or two BATCH_MAX_WAIT_MS when that is longer).
+   */
+  INGEST_MAX_UNSEALED_AGE_MS: int(100, 3_600_000).default(10_000),
+  INGEST_MAX_UNANCHORED_BATCHES: int(1, 1_000_000).default(256),
+  INGEST_BACKPRESSURE_WAIT_MS: int(0, 60_000).default(1_000),
+  /**
+   * Memory of the sealing worker (services/ledger/index-worker.ts): completeness-index nodes
+   * below the upper 16 levels it keeps in memory (≈ 80 bytes each), and its V8 heap limit.
+   * Both bound the service's memory whatever the size of the log.
+   */
+  INDEX_NODE_CACHE_MAX: int(0, 50_000_000).default(500_000),
+  SEAL_WORKER_HEAP_MB: int(32, 16_384).default(128),
 
   /** development: a local chain that may be reset (redeploy + re-anchor); production: never. */
   CHAIN_MODE: z.enum(["development", "production"]).default("development"),
@@ -213,12 +235,28 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       variable: "LOG_SECRET_KEY",
       message: "set either LOG_SECRET_KEYSTORE or LOG_SECRET_KEY, not both",
     });
+  // A bound below one batch would leave sealing to the timer (one partial batch per wait).
+  if (c.INGEST_MAX_UNSEALED_EVENTS < Math.max(c.BATCH_MAX_EVENTS, c.MAX_EVENTS_PER_REQUEST))
+    issues.push({
+      variable: "INGEST_MAX_UNSEALED_EVENTS",
+      message: `must be at least BATCH_MAX_EVENTS (${c.BATCH_MAX_EVENTS}) and MAX_EVENTS_PER_REQUEST (${c.MAX_EVENTS_PER_REQUEST})`,
+    });
   if (c.HTTP_HEADERS_TIMEOUT_MS > c.HTTP_REQUEST_TIMEOUT_MS)
     issues.push({
       variable: "HTTP_HEADERS_TIMEOUT_MS",
       message: `must not exceed HTTP_REQUEST_TIMEOUT_MS (${c.HTTP_REQUEST_TIMEOUT_MS})`,
     });
   if (c.PUBLIC_URL === undefined && c.PORT !== 0) c.PUBLIC_URL = defaultPublicUrl(c.HOST, c.PORT);
+  // The age bound must leave a partial batch its full wait (BATCH_MAX_WAIT_MS) and then some:
+  // its default follows a longer wait; a value set below two waits is refused.
+  if (c.INGEST_MAX_UNSEALED_AGE_MS < 2 * c.BATCH_MAX_WAIT_MS) {
+    if ("INGEST_MAX_UNSEALED_AGE_MS" in known)
+      issues.push({
+        variable: "INGEST_MAX_UNSEALED_AGE_MS",
+        message: `must be at least twice BATCH_MAX_WAIT_MS (${2 * c.BATCH_MAX_WAIT_MS})`,
+      });
+    else c.INGEST_MAX_UNSEALED_AGE_MS = 2 * c.BATCH_MAX_WAIT_MS;
+  }
   if (c.CHAIN_MODE === "production") {
     if (!c.RPC_URL) issues.push({ variable: "RPC_URL", message: "required in production mode" });
     if (!c.CONTRACT_ADDRESS)

@@ -68,6 +68,15 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
       batchMaxWaitMs: config.BATCH_MAX_WAIT_MS,
       anchorDeadlineMs: config.ANCHOR_DEADLINE_MS,
       groupCommitMaxEvents: config.GROUP_COMMIT_MAX_EVENTS,
+      sealWorker: true,
+      indexNodeCacheMax: config.INDEX_NODE_CACHE_MAX,
+      sealWorkerHeapMb: config.SEAL_WORKER_HEAP_MB,
+      ingestLimits: {
+        maxUnsealedEvents: config.INGEST_MAX_UNSEALED_EVENTS,
+        maxUnsealedAgeMs: config.INGEST_MAX_UNSEALED_AGE_MS,
+        maxUnanchoredBatches: config.INGEST_MAX_UNANCHORED_BATCHES,
+        waitMs: config.INGEST_BACKPRESSURE_WAIT_MS,
+      },
       onBackgroundError: (error) => logger.error({ err: error }, "sealing failed"),
     });
     if (logSecretKey)
@@ -99,6 +108,7 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
       },
       onEvent: (event) => logAnchorEvent(logger, event),
     });
+    ledger.expectAnchoring();
     anchorLoop.start();
     return {
       ledger,

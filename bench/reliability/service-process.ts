@@ -53,12 +53,14 @@ export class ServiceProcess {
         for (const child of running) killGroup(child, "SIGKILL");
       });
     }
+    // Directly, with the Node flags and environment `npm start` gives the service.
+    const runtime = await serviceRuntime();
     const [command, args] = opts.npmStart
       ? ["npm", ["start", "--silent"]]
-      : [process.execPath, ["--import", "tsx", "scripts/start.ts"]];
+      : [process.execPath, [...runtime.nodeArgs, "scripts/start.ts"]];
     const child = spawn(command, args, {
       cwd: REPO,
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...runtime.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
@@ -134,6 +136,34 @@ export class ServiceProcess {
     running.delete(child);
     return code;
   }
+}
+
+/**
+ * The Node flags and environment `npm start` runs the service with (its memory settings: V8
+ * heap limit, glibc malloc arenas), read from package.json so the two never differ.
+ */
+export async function serviceRuntime(): Promise<{
+  nodeArgs: string[];
+  env: Record<string, string>;
+}> {
+  const pkg = JSON.parse(await readFile(path.join(REPO, "package.json"), "utf8")) as {
+    scripts: Record<string, string>;
+  };
+  const m = /exec env ((?:[A-Z_]+=\S+ )*)node ((?:\S+ )*)scripts\/start\.ts$/.exec(
+    pkg.scripts["start"] ?? "",
+  );
+  if (!m)
+    throw new Error(
+      `package.json "start" is not "… exec env [VAR=value …] node [flags …] scripts/start.ts"`,
+    );
+  const env = Object.fromEntries(
+    m[1]!
+      .trim()
+      .split(" ")
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+  );
+  return { nodeArgs: m[2]!.trim().split(" ").filter(Boolean), env };
 }
 
 export function sleep(ms: number): Promise<void> {

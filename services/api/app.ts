@@ -112,7 +112,11 @@ const DEFAULT_WEB_DIR = fileURLToPath(new URL("../../web/", import.meta.url));
  * access logs.
  */
 export function createApp(opts: AppOptions): Express {
-  const metrics = new ApiMetrics(opts.statusProvider, { defaults: opts.processMetrics ?? false });
+  const metrics = new ApiMetrics(opts.statusProvider, {
+    defaults: opts.processMetrics ?? false,
+    backlog: () => opts.ledger.backlog(),
+    workerHeapBytes: () => opts.ledger.subjectIndex.workerHeapBytes,
+  });
   opts.ledger.onSealed(() => metrics.batchesSealed.inc());
   const queries = new EventQueries(opts.ledger);
   const ctx: ApiContext = {

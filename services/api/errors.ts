@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import type { FieldIssue } from "../core/event.ts";
 import { IdempotencyConflictError, LedgerError, type LedgerErrorCode } from "../ledger/errors.ts";
+import { IngestOverloadedError } from "../ledger/ingest-gate.ts";
 
 /** Every error code the API answers with; the HTTP status is fixed per code. */
 export const API_ERROR_STATUS = {
@@ -22,6 +23,8 @@ export const API_ERROR_STATUS = {
   HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
   UNAVAILABLE: 503,
+  /** Ingest is at its backlog bound (services/ledger/ingest-gate.ts); Retry-After says when. */
+  OVERLOADED: 503,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERROR_STATUS;
@@ -46,6 +49,9 @@ export const MAX_LISTED_ISSUES = 20;
 
 /** A caller's mistake the API answers with a 4xx (or 503 when it cannot serve right now). */
 export class ApiError extends Error {
+  /** Sent as Retry-After (whole seconds) with the answer. */
+  retryAfterSeconds?: number;
+
   constructor(
     readonly code: ApiErrorCode,
     message: string,
@@ -91,6 +97,7 @@ const LEDGER_CODES: Record<LedgerErrorCode, ApiErrorCode> = {
   IDEMPOTENCY_CONFLICT: "IDEMPOTENCY_CONFLICT",
   UNAVAILABLE: "UNAVAILABLE",
   BAD_CURSOR: "BAD_CURSOR",
+  OVERLOADED: "OVERLOADED",
 };
 
 /**
@@ -167,11 +174,12 @@ export function toApiError(error: unknown): { error: ApiError; unexpected: boole
   if (error instanceof ApiError) return { error, unexpected: false };
   if (error instanceof IdempotencyConflictError)
     return { error: idempotencyConflict(error, "requestId"), unexpected: false };
-  if (error instanceof LedgerError)
-    return {
-      error: new ApiError(LEDGER_CODES[error.code], error.message, error.field),
-      unexpected: false,
-    };
+  if (error instanceof LedgerError) {
+    const apiError = new ApiError(LEDGER_CODES[error.code], error.message, error.field);
+    if (error instanceof IngestOverloadedError)
+      apiError.retryAfterSeconds = Math.ceil(error.retryAfterMs / 1000);
+    return { error: apiError, unexpected: false };
+  }
   const parserError = fromRequestReading(error);
   if (parserError) return { error: parserError, unexpected: false };
   return { error: new ApiError("INTERNAL", "internal error"), unexpected: true };
@@ -180,6 +188,8 @@ export function toApiError(error: unknown): { error: ApiError; unexpected: boole
 export function sendError(res: Response, error: ApiError): void {
   if (error.code === "UNAUTHENTICATED" && !res.hasHeader("WWW-Authenticate"))
     res.setHeader("WWW-Authenticate", 'Bearer realm="veritrail"');
+  if (error.retryAfterSeconds !== undefined)
+    res.setHeader("Retry-After", String(error.retryAfterSeconds));
   if (res.locals[FHIR_ERRORS] === true) {
     res
       .status(error.status)
@@ -227,6 +237,7 @@ const ISSUE_TYPE: Record<ApiErrorCode, string> = {
   HEADERS_TOO_LARGE: "too-costly",
   INTERNAL: "exception",
   UNAVAILABLE: "transient",
+  OVERLOADED: "throttled",
 };
 
 /** Field issue codes with a more specific FHIR issue type than their error's. */

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { BacklogStatus } from "../ledger/ledger.ts";
 import type { AnchorStatus } from "./app.ts";
 
 /**
@@ -13,8 +14,16 @@ export class ApiMetrics {
   readonly eventsIngested: Counter;
   readonly duplicateEvents: Counter;
   readonly batchesSealed: Counter;
+  readonly ingestRefused: Counter<"bound">;
 
-  constructor(statusProvider: (() => AnchorStatus) | undefined, opts: { defaults?: boolean } = {}) {
+  constructor(
+    statusProvider: (() => AnchorStatus) | undefined,
+    opts: {
+      defaults?: boolean;
+      backlog?: () => BacklogStatus;
+      workerHeapBytes?: () => number | undefined;
+    } = {},
+  ) {
     const registers = [this.registry];
     if (opts.defaults) collectDefaultMetrics({ register: this.registry });
     this.httpRequests = new Counter({
@@ -45,6 +54,69 @@ export class ApiMetrics {
       help: "Batches sealed since the process started",
       registers,
     });
+    this.ingestRefused = new Counter({
+      name: "veritrail_ingest_refused_total",
+      help: "Writes answered 503 OVERLOADED because the backlog stayed at its bound (by bound)",
+      labelNames: ["bound"],
+      registers,
+    });
+    const backlog = opts.backlog;
+    if (backlog) {
+      new Gauge({
+        name: "veritrail_unsealed_events",
+        help: "Acknowledged events not sealed into a batch yet",
+        registers,
+        collect() {
+          this.set(backlog().unsealedEvents);
+        },
+      });
+      new Gauge({
+        name: "veritrail_unsealed_age_seconds",
+        help: "Time since the oldest acknowledged-but-unsealed event was acknowledged",
+        registers,
+        collect() {
+          this.set(backlog().oldestUnsealedMs / 1000);
+        },
+      });
+      new Gauge({
+        name: "veritrail_ingest_backlog_limit",
+        help: "Backpressure bounds: acknowledged-but-unsealed events and sealed-but-unanchored batches",
+        labelNames: ["bound"],
+        registers,
+        collect() {
+          const { limits } = backlog();
+          this.set({ bound: "unsealed-events" }, limits.maxUnsealedEvents);
+          this.set({ bound: "unanchored-batches" }, limits.maxUnanchoredBatches);
+        },
+      });
+      new Gauge({
+        name: "veritrail_ingest_waiting",
+        help: "Writes waiting for room under the backlog bound",
+        registers,
+        collect() {
+          this.set(backlog().waiting);
+        },
+      });
+      new Gauge({
+        name: "veritrail_ingest_saturated",
+        help: "1 while ingest is at its backlog bound (writes are held back or refused)",
+        registers,
+        collect() {
+          this.set(backlog().saturated ? 1 : 0);
+        },
+      });
+    }
+    const workerHeap = opts.workerHeapBytes;
+    if (workerHeap)
+      new Gauge({
+        name: "veritrail_seal_worker_heap_bytes",
+        help: "V8 heap of the sealing worker thread after its last batch",
+        registers,
+        collect() {
+          const bytes = workerHeap();
+          if (bytes !== undefined) this.set(bytes);
+        },
+      });
     const status = () => statusProvider?.();
     new Gauge({
       name: "veritrail_batches_anchored",

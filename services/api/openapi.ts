@@ -288,6 +288,18 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
           "TOO_MANY_EVENTS",
           "UNSUPPORTED_MEDIA_TYPE",
         ),
+        503: {
+          ...json(
+            "OVERLOADED: the log is at its backlog bound (unsealed events or unanchored batches) and nothing was stored; retry after the Retry-After header's seconds. UNAVAILABLE: the ledger is closed.",
+            ref("Error"),
+          ),
+          headers: {
+            "Retry-After": {
+              description: "Seconds to wait before retrying (OVERLOADED answers)",
+              schema: { type: "integer", minimum: 1 },
+            },
+          },
+        },
       },
     },
     {
@@ -591,11 +603,11 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
     {
       method: "get",
       path: "/readyz",
-      summary: "Readiness: LevelDB open, anchoring lag, anchor alarm",
+      summary: "Readiness: LevelDB open, ingest backlog, anchoring lag, anchor alarm",
       responses: {
         200: json("Ready.", { type: "object" }),
         503: json(
-          "Not ready: the ledger is closed or the anchor loop raised an alarm.",
+          "Not ready: the ledger is closed, ingest is at its backlog bound (new events are being refused), or the anchor loop raised an alarm.",
           ref("Error"),
         ),
         ...errors("RATE_LIMITED"),

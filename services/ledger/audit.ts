@@ -21,6 +21,8 @@
  * stops at the first one. Memory is O(subjects + one batch), time O(events).
  */
 import { type FieldSalts, committedForm } from "../core/disclosure.ts";
+import os from "node:os";
+import type { Worker } from "node:worker_threads";
 import { type BatchHeaderJson, BatchHeaderSchema } from "../core/bundle.ts";
 import { type Entry, EntrySchema, commitmentOfCanonical, encodeEntry } from "../core/entry.ts";
 import { type Hex, bytesEqual, fromHex, isHex32, toHex } from "../core/hex.ts";
@@ -45,7 +47,9 @@ import {
 import type { BatchRecord } from "./batch.ts";
 import { type ReceiptGroupRecord, encodeReceiptPath } from "./ingest.ts";
 import { nodeLayoutOf, nodeValues } from "./node-layout.ts";
+import { packValues } from "./index-wire.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
+import { startTsWorker } from "./ts-worker.ts";
 
 export type AuditFindingKind =
   | "META_MISSING"
@@ -98,7 +102,17 @@ export interface AuditOptions {
   onProgress?: (p: AuditProgress) => void;
   /** Stop collecting findings beyond this many (the count keeps going). Default 10,000. */
   maxFindings?: number;
+  /**
+   * Worker threads that check entries and bodies (leaf hashes, canonical form, commitments:
+   * most of the replay's CPU) while this thread rebuilds the index and checks batches and
+   * receipts. Default: one per core for a log of PARALLEL_FROM_EVENTS events or more, none
+   * (everything on this thread) below; 0 forces one thread.
+   */
+  workers?: number;
 }
+
+/** Below this many events starting workers costs more than it saves. */
+const PARALLEL_FROM_EVENTS = 200_000;
 
 export interface AuditReport {
   ok: boolean;
@@ -161,25 +175,70 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   let sealedEvents = 0;
   const headers: Array<{ batchNo: number; header: BatchHeaderJson | null; state?: string }> = [];
 
+  const workers = opts.workers ?? (total >= PARALLEL_FROM_EVENTS ? os.availableParallelism() : 0);
+  const pool = workers > 0 ? new EventCheckPool(workers) : undefined;
+
+  /** Reads seqs [from, to) (in order: the iterators are sequential) and starts their checks. */
+  let reading: Promise<unknown> = Promise.resolve();
+  const readAndCheck = (from: number, to: number): Promise<CheckedRange> => {
+    const read = reading.then(async () => {
+      const range: RangeRead = {
+        from,
+        to,
+        seqs: [],
+        entries: [],
+        bodies: [],
+        stored: [],
+        opening: [],
+      };
+      for (let seq = from; seq < to; seq++) {
+        if (!entries.has(seq)) {
+          await entries.load(seq);
+          if (seq > from) opts.onProgress?.({ phase: "replay", done: seq, total });
+        }
+        if (!bodies.has(seq)) await bodies.load(seq);
+        const raw = entries.get(seq);
+        if (raw === undefined) continue;
+        range.seqs.push(seq);
+        range.entries.push(raw);
+        const stored = bodies.get(seq);
+        range.stored.push(stored !== undefined);
+        range.bodies.push(
+          stored === undefined
+            ? undefined
+            : await openBody(store, seq, stored, (f) => range.opening.push(f)),
+        );
+      }
+      return range;
+    });
+    reading = read.catch(() => undefined);
+    return read.then(async (range) => ({
+      range,
+      checked: pool
+        ? await pool.check(logId, range)
+        : checkEvents(logId, range.seqs, range.entries, range.bodies),
+    }));
+  };
+
   /**
    * Checks seqs [from, to) and returns their leaf hashes; with `touched`, folds each subject's
-   * events into its history chain there (in seq order, as sealing does).
+   * events into its history chain there (in seq order, as sealing does). The per-event checks
+   * (`checkEvents`) come from `ahead` when they were started early (on a worker).
    */
   const replayRange = async (
     from: number,
     to: number,
     batchNo: number | undefined,
     touched?: Map<Hex, { count: number; chain: Uint8Array }>,
+    ahead?: Promise<CheckedRange>,
   ) => {
+    const { range, checked } = await (ahead ?? readAndCheck(from, to));
     const leaves: Uint8Array[] = [];
+    let k = 0;
+    let f = 0;
+    let o = 0;
     for (let seq = from; seq < to; seq++) {
-      if (!entries.has(seq)) {
-        await entries.load(seq);
-        if (seq > from) opts.onProgress?.({ phase: "replay", done: seq, total });
-      }
-      if (!bodies.has(seq)) await bodies.load(seq);
-      const raw = entries.get(seq);
-      if (raw === undefined) {
+      if (range.seqs[k] !== seq) {
         report({
           ...(batchNo === undefined ? {} : { batchNo }),
           seq,
@@ -188,17 +247,16 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
         });
         continue;
       }
-      const leaf = leafHash(raw);
+      // The entry's and body's findings, in the order the checks made them; a body that could
+      // not be opened has no body findings, only its own.
+      while (f < checked.findings.length && checked.findings[f]!.seq === seq)
+        report(checked.findings[f++]!);
+      while (o < range.opening.length && range.opening[o]!.seq === seq) report(range.opening[o++]!);
+      const leaf = checked.leaves.subarray(32 * k, 32 * (k + 1));
       leaves.push(leaf);
-      const entry = checkEntry(seq, raw, logId, report);
-      const stored = bodies.get(seq);
-      if (stored === undefined) erased++;
-      else {
-        const body = await openBody(store, seq, stored, report);
-        if (body !== undefined && entry)
-          if (entry.v === 2) checkBodyV2(seq, entry.commitment, body, report);
-          else checkBody(seq, entry.commitment, body, report);
-      }
+      const subject = checked.subjects[k];
+      if (!range.stored[k]) erased++;
+      k++;
       const group = groups.covering(seq) ?? (await groups.containing(seq));
       if (!group)
         report({
@@ -221,14 +279,14 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
         if (!receiptPaths.has(seq)) await receiptPaths.load(seq);
         checkReceiptPath(seq, group, receiptPaths.get(seq), report);
       }
-      if (touched && entry?.subject) {
-        const mine = touched.get(entry.subject);
+      if (touched && subject) {
+        const mine = touched.get(subject);
         if (mine) {
           mine.count++;
           mine.chain = extendChain(mine.chain, seq, leaf);
         } else {
-          const head = heads.get(entry.subject) ?? { count: 0, chain: EMPTY_ROOT };
-          touched.set(entry.subject, {
+          const head = heads.get(subject) ?? { count: 0, chain: EMPTY_ROOT };
+          touched.set(subject, {
             count: head.count + 1,
             chain: extendChain(head.chain, seq, leaf),
           });
@@ -237,6 +295,35 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
     }
     if (to > from) opts.onProgress?.({ phase: "replay", done: to, total });
     return leaves;
+  };
+
+  // Each batch's seq range, as the replay below will take it (contiguity, not the record's
+  // claim): the checks of the next batches are started while this one is being finished.
+  const ranges: Array<{ from: number; to: number }> = [];
+  {
+    let first = 0;
+    for (let b = 0; b < batchRaw.length; b++) {
+      const [batchNo, raw] = batchRaw[b]!;
+      const header = parseBatch(raw)?.header;
+      const count = header ? header.count : (qFirst.get(batchNo + 1) ?? total) - first;
+      const to = Math.min(first + Math.max(count, 0), Math.max(total, first));
+      ranges.push({ from: first, to });
+      first += Math.max(count, 0);
+    }
+  }
+  const lookahead = pool ? pool.size + 1 : 0;
+  const started_ = new Map<number, Promise<CheckedRange>>();
+  const checksOf = (b: number): Promise<CheckedRange> | undefined => {
+    for (let next = b; next <= b + lookahead && next < ranges.length; next++)
+      if (!started_.has(next)) {
+        const r = ranges[next]!;
+        const p = readAndCheck(r.from, r.to);
+        p.catch(() => undefined);
+        started_.set(next, p);
+      }
+    const mine = started_.get(b);
+    started_.delete(b);
+    return mine;
   };
 
   try {
@@ -292,7 +379,14 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
           message: `batch ${batchNo} covers seqs up to ${claimedEnd - 1}, the entries end at ${total - 1}`,
         });
       const touched = new Map<Hex, { count: number; chain: Uint8Array }>();
-      const leaves = await replayRange(from, to, batchNo, touched);
+      const planned = ranges[b]!;
+      const leaves = await replayRange(
+        from,
+        to,
+        batchNo,
+        touched,
+        planned.from === from && planned.to === to ? checksOf(b) : undefined,
+      );
       expectedFirst = from + Math.max(count, 0);
       sealedEvents += to - from;
       const tree = buildTree(leaves);
@@ -325,6 +419,8 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
     // The accepted, not yet sealed tail.
     if (expectedFirst < total) await replayRange(expectedFirst, total, undefined);
   } finally {
+    await Promise.allSettled([...started_.values()]);
+    await pool?.close();
     await Promise.allSettled([
       entries.close(),
       bodies.close(),
@@ -382,6 +478,127 @@ function parseBatch(raw: Buffer): BatchRecord | undefined {
   )
     return undefined;
   return value as BatchRecord;
+}
+
+/** The stored entries and bodies of a seq range (entries present only, in seq order). */
+interface RangeRead {
+  from: number;
+  to: number;
+  seqs: number[];
+  entries: Buffer[];
+  /** Each body as opened (undefined: erased, or it could not be opened). */
+  bodies: Array<Buffer | undefined>;
+  /** Whether a body was stored at all (erased when not). */
+  stored: boolean[];
+  /** Findings from opening the bodies, in seq order. */
+  opening: AuditFinding[];
+}
+
+/** What `checkEvents` finds of a range. */
+export interface CheckedEvents {
+  /** The leaf hash of each entry, 32 bytes each, in order. */
+  leaves: Buffer;
+  /** Each entry's subject tag (null: none; undefined: the entry is malformed). */
+  subjects: Array<Hex | null | undefined>;
+  /** Findings about the entries and bodies, in seq order. */
+  findings: AuditFinding[];
+}
+
+interface CheckedRange {
+  range: RangeRead;
+  checked: CheckedEvents;
+}
+
+/**
+ * The checks of each event that depend on nothing but its own entry and body: the leaf hash,
+ * the entry's form, seq and log, and the body's commitment. Run here or on the audit's workers.
+ */
+export function checkEvents(
+  logId: string | null,
+  seqs: readonly number[],
+  entries: readonly Buffer[],
+  bodies: ReadonlyArray<Buffer | undefined>,
+): CheckedEvents {
+  // Its own buffer (not a pool slice): a worker transfers it.
+  const leaves = Buffer.allocUnsafeSlow(32 * seqs.length);
+  const subjects: Array<Hex | null | undefined> = [];
+  const findings: AuditFinding[] = [];
+  const report = (f: AuditFinding) => findings.push(f);
+  for (let i = 0; i < seqs.length; i++) {
+    const seq = seqs[i]!;
+    const raw = entries[i]!;
+    leaves.set(leafHash(raw), 32 * i);
+    const entry = checkEntry(seq, raw, logId, report);
+    subjects.push(entry?.subject);
+    const body = bodies[i];
+    if (body !== undefined && entry)
+      if (entry.v === 2) checkBodyV2(seq, entry.commitment, body, report);
+      else checkBody(seq, entry.commitment, body, report);
+  }
+  return { leaves, subjects, findings };
+}
+
+/** Worker threads running `checkEvents` (audit-worker.ts), one range at a time each. */
+class EventCheckPool {
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly queue: Array<() => void> = [];
+  private nextId = 0;
+  private readonly pending = new Map<
+    number,
+    { resolve: (c: CheckedEvents) => void; reject: (e: Error) => void }
+  >();
+
+  constructor(readonly size: number) {
+    for (let i = 0; i < size; i++) {
+      const worker = startTsWorker(new URL("./audit-worker.ts", import.meta.url));
+      worker.on("message", (m: { id: number } & (CheckedEvents | { error: string })) => {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if ("error" in m) p?.reject(new Error(m.error));
+        else {
+          const l = m.leaves as Uint8Array;
+          p?.resolve({ ...m, leaves: Buffer.from(l.buffer, l.byteOffset, l.byteLength) });
+        }
+        this.release(worker);
+      });
+      worker.on("error", (error) => {
+        for (const p of this.pending.values()) p.reject(error);
+        this.pending.clear();
+      });
+      this.workers.push(worker);
+      this.idle.push(worker);
+    }
+  }
+
+  async check(logId: string | null, range: RangeRead): Promise<CheckedEvents> {
+    const worker = await this.acquire();
+    const id = this.nextId++;
+    const entries = packValues(range.entries);
+    const bodies = packValues(range.bodies);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, logId, seqs: range.seqs, entries, bodies }, [
+        entries.buffer as ArrayBuffer,
+        bodies.buffer as ArrayBuffer,
+      ]);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private acquire(): Promise<Worker> {
+    const worker = this.idle.pop();
+    if (worker) return Promise.resolve(worker);
+    return new Promise((resolve) => this.queue.push(() => resolve(this.idle.pop()!)));
+  }
+
+  private release(worker: Worker): void {
+    this.idle.push(worker);
+    this.queue.shift()?.();
+  }
 }
 
 /**

@@ -6,7 +6,9 @@ export type LedgerErrorCode =
   | "CONFLICT"
   | "IDEMPOTENCY_CONFLICT"
   | "UNAVAILABLE"
-  | "BAD_CURSOR";
+  | "BAD_CURSOR"
+  /** The backlog is at its bound (ingest-gate.ts): retry after `retryAfterMs`. */
+  | "OVERLOADED";
 
 export class LedgerError extends Error {
   constructor(

@@ -54,7 +54,7 @@ export class IndexNodeCache {
   }
 
   /** Records the latest value at `path` (`undefined`: no node there). */
-  set(path: NodePath, raw: Buffer | undefined): void {
+  set(path: NodePath, raw: Uint8Array | undefined): void {
     if (path.length > MAX_CACHED_DEPTH) return;
     const map = this.mapFor(path);
     const id = pathId(path);

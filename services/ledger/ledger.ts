@@ -24,6 +24,7 @@ import type { BatchRecord } from "./batch.ts";
 import { type StaffIdentity, bundleContent } from "./access.ts";
 import { LedgerError, invariant } from "./errors.ts";
 import { type EntryRead, GroupCommitter, type IngestResult, parseEntryRead } from "./ingest.ts";
+import { IngestGate, type IngestGateStatus, type IngestLimits } from "./ingest-gate.ts";
 import { nodeLayoutOf, nodeReads } from "./node-layout.ts";
 import { Sealer } from "./seal.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
@@ -46,6 +47,20 @@ export interface LedgerOptions {
    * written before entry v2, so a test log can hold both, as an upgraded log does).
    */
   entryVersion?: () => EntryVersion;
+  /**
+   * Compute each batch's completeness-index update in a worker thread (the service does; tools
+   * and most tests keep it on the calling thread). See index-worker.ts.
+   */
+  sealWorker?: boolean;
+  /** V8 heap limit of the sealing worker (MB); V8's default when absent. */
+  sealWorkerHeapMb?: number;
+  /** Deep completeness-index nodes kept in memory (index-updater.ts); its default when absent. */
+  indexNodeCacheMax?: number;
+  /**
+   * Backpressure bounds (ingest-gate.ts); when absent DEFAULT_INGEST_LIMITS, with room for at
+   * least two batches of unsealed events and two batch waits.
+   */
+  ingestLimits?: IngestLimits;
   /** Only used when the log is created: a fixed logId (tests); random otherwise. */
   newLogId?: Hex;
   /**
@@ -56,6 +71,20 @@ export interface LedgerOptions {
   logSecretKey?: Uint8Array;
   onSealed?: (record: BatchRecord) => void;
   onBackgroundError?: (error: unknown) => void;
+}
+
+/** The service's defaults (config.ts INGEST_*): see ingest-gate.ts for what they bound. */
+export const DEFAULT_INGEST_LIMITS: IngestLimits = {
+  maxUnsealedEvents: 50_000,
+  maxUnsealedAgeMs: 10_000,
+  maxUnanchoredBatches: 256,
+  waitMs: 1_000,
+};
+
+/** What the ledger reports of its backlog (/readyz, /metrics). */
+export interface BacklogStatus extends IngestGateStatus {
+  /** Time since the oldest acknowledged-but-unsealed event was acknowledged; 0 when none. */
+  oldestUnsealedMs: number;
 }
 
 /** A stored event as the ledger hands it out (body null once erased). */
@@ -72,6 +101,15 @@ export interface StoredEvent {
  */
 export class Ledger {
   private sealedListeners: Array<(record: BatchRecord) => void> = [];
+  private anchorBound = false;
+  /** Batches [0, anchoredBelow) are anchored (per their records); so are those in anchoredAbove. */
+  private anchoredBelow = 0;
+  private readonly anchoredAbove = new Set<number>();
+  private lastSealedBatchNo: number;
+  /** When each acknowledged-but-unsealed group was acknowledged (group end seq, time), in order. */
+  private readonly ackTimes: Array<{ end: number; at: number }> = [];
+  private ackTimesStart = 0;
+  private readonly gate: IngestGate;
 
   private constructor(
     readonly store: LedgerStore,
@@ -81,7 +119,21 @@ export class Ledger {
     readonly subjectIndex: SubjectIndex,
     readonly signerAddress: string,
     private readonly secretSealed: boolean,
-  ) {}
+    ingestLimits: IngestLimits,
+    anchored: { lastBatchNo: number; anchoredBelow: number },
+  ) {
+    this.lastSealedBatchNo = anchored.lastBatchNo;
+    this.anchoredBelow = anchored.anchoredBelow;
+    this.gate = new IngestGate(ingestLimits, {
+      unsealedEvents: () => this.nextSeq - this.sealedThrough,
+      oldestUnsealedMs: () => this.oldestUnsealedMs(),
+      unanchoredBatches: () => (this.anchorBound ? this.unanchoredBatches : 0),
+    });
+    // Events left unsealed by an earlier run: their acknowledgement time is not kept; count
+    // their age from now (the sealer seals them at once on start).
+    if (this.nextSeq > this.sealedThrough)
+      this.ackTimes.push({ end: this.nextSeq, at: Date.now() });
+  }
 
   static async open(opts: LedgerOptions): Promise<Ledger> {
     await mkdir(path.dirname(path.resolve(opts.location)), { recursive: true });
@@ -90,7 +142,11 @@ export class Ledger {
       const meta = await openLogMeta(store, opts);
       const nextSeq = await store.nextSeq();
       const last = await store.lastBatch<BatchRecord>();
-      const subjectIndex = new SubjectIndex(store, last ? last.header.batchNo : -1);
+      const subjectIndex = new SubjectIndex(store, last ? last.header.batchNo : -1, {
+        worker: opts.sealWorker ?? false,
+        ...(opts.sealWorkerHeapMb !== undefined ? { workerHeapMb: opts.sealWorkerHeapMb } : {}),
+        ...(opts.indexNodeCacheMax !== undefined ? { nodeCacheMax: opts.indexNodeCacheMax } : {}),
+      });
       const signerAddress = await opts.receiptSigner.getAddress();
       const holder: { ledger?: Ledger } = {};
       const sealer = new Sealer(store, subjectIndex, last, nextSeq, {
@@ -98,6 +154,7 @@ export class Ledger {
         maxEvents: opts.batchMaxEvents,
         maxWaitMs: opts.batchMaxWaitMs,
         onSealed: (record) => {
+          holder.ledger?.noteSealed(record);
           opts.onSealed?.(record);
           for (const l of holder.ledger?.sealedListeners ?? []) l(record);
         },
@@ -114,7 +171,10 @@ export class Ledger {
         signerAddress,
         anchorDeadlineMs: opts.anchorDeadlineMs,
         maxGroupEvents: opts.groupCommitMaxEvents,
-        onCommitted: (next, group) => sealer.accepted(next, group),
+        onCommitted: (next, group) => {
+          holder.ledger?.ackTimes.push({ end: next, at: Date.now() });
+          sealer.accepted(next, group);
+        },
       });
       const ledger = new Ledger(
         store,
@@ -124,6 +184,21 @@ export class Ledger {
         subjectIndex,
         signerAddress,
         opts.logSecretKey !== undefined,
+        opts.ingestLimits ?? {
+          ...DEFAULT_INGEST_LIMITS,
+          // Never below a batch (sealing would wait for its timer): two, so one can fill while
+          // the previous one seals.
+          maxUnsealedEvents: Math.max(
+            DEFAULT_INGEST_LIMITS.maxUnsealedEvents,
+            2 * opts.batchMaxEvents,
+          ),
+          // Nor below two batch waits (a partial batch is sealed only when its wait is over).
+          maxUnsealedAgeMs: Math.max(
+            DEFAULT_INGEST_LIMITS.maxUnsealedAgeMs,
+            2 * opts.batchMaxWaitMs,
+          ),
+        },
+        { lastBatchNo: last ? last.header.batchNo : -1, anchoredBelow: await anchoredBelow(store) },
       );
       holder.ledger = ledger;
       sealer.start();
@@ -166,9 +241,74 @@ export class Ledger {
     this.sealedListeners.push(listener);
   }
 
-  /** Validated events in; receipts out once the events are synced to disk. */
-  ingest(events: NativeEvent[]): Promise<IngestResult[]> {
-    return this.committer.submit(events);
+  /**
+   * Validated events in; receipts out once the events are synced to disk. While the backlog is
+   * at its bound this waits briefly for room, then throws IngestOverloadedError (nothing stored).
+   */
+  async ingest(events: NativeEvent[]): Promise<IngestResult[]> {
+    const release = await this.gate.admit(events.length);
+    try {
+      return await this.committer.submit(events);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * An anchor loop runs for this ledger: from now on sealed-but-unanchored batches count against
+   * the ingest bound (a ledger nobody anchors, as in tools and tests, is bounded by sealing only).
+   */
+  expectAnchoring(): void {
+    this.anchorBound = true;
+  }
+
+  /** Sealed batches whose records are not anchored (kept from the anchor loop's writes). */
+  get unanchoredBatches(): number {
+    return this.lastSealedBatchNo + 1 - this.anchoredBelow - this.anchoredAbove.size;
+  }
+
+  private noteBatchState(batchNo: number, anchored: boolean): void {
+    if (anchored) {
+      if (batchNo < this.anchoredBelow) return;
+      this.anchoredAbove.add(batchNo);
+      while (this.anchoredAbove.delete(this.anchoredBelow)) this.anchoredBelow++;
+    } else if (batchNo < this.anchoredBelow) {
+      // A reorg or chain reset: this batch goes back to waiting; the ones after it still hold.
+      for (let b = batchNo + 1; b < this.anchoredBelow; b++) this.anchoredAbove.add(b);
+      this.anchoredBelow = batchNo;
+    } else {
+      this.anchoredAbove.delete(batchNo);
+    }
+  }
+
+  /** The unsealed and unanchored backlog against its bounds. */
+  backlog(): BacklogStatus {
+    return { ...this.gate.status(), oldestUnsealedMs: this.oldestUnsealedMs() };
+  }
+
+  private oldestUnsealedMs(): number {
+    const sealed = this.sealedThrough;
+    for (let i = this.ackTimesStart; i < this.ackTimes.length; i++) {
+      const t = this.ackTimes[i]!;
+      if (t.end > sealed) return Math.max(0, Date.now() - t.at);
+    }
+    return 0;
+  }
+
+  /** A batch is durable: forget acknowledgement times it covers and let waiting callers in. */
+  private noteSealed(record: BatchRecord): void {
+    const end = record.header.firstSeq + record.header.count;
+    this.lastSealedBatchNo = Math.max(this.lastSealedBatchNo, record.header.batchNo);
+    while (
+      this.ackTimesStart < this.ackTimes.length &&
+      this.ackTimes[this.ackTimesStart]!.end <= end
+    )
+      this.ackTimesStart++;
+    if (this.ackTimesStart > 1_024 && this.ackTimesStart * 2 > this.ackTimes.length) {
+      this.ackTimes.splice(0, this.ackTimesStart);
+      this.ackTimesStart = 0;
+    }
+    this.gate.sealed(record.header.count);
   }
 
   /** The seq that (organization, requestId) names, if an event was stored under it. */
@@ -183,8 +323,10 @@ export class Ledger {
 
   /** Stops accepting, writes what is queued, and closes the database. */
   async close(): Promise<void> {
+    this.gate.close();
     await this.committer.close();
     await this.sealer.stop();
+    await this.subjectIndex.close();
     await this.store.close();
   }
 
@@ -267,6 +409,8 @@ export class Ledger {
       `batch ${record.header.batchNo} header is immutable`,
     );
     await this.store.write([this.store.putJsonOp(K.batch(record.header.batchNo), record)], true);
+    this.noteBatchState(record.header.batchNo, record.state === "anchored");
+    this.gate.progress();
   }
 
   async batchForSeq(seq: number): Promise<BatchRecord | undefined> {
@@ -365,6 +509,25 @@ async function lastLogTime(store: LedgerStore, nextSeq: number): Promise<number>
   if (last === undefined) return 0;
   const entry = JSON.parse(last) as Entry;
   return entry.v === 2 ? Date.parse(entry.recorded) : 0;
+}
+
+/** The first batch that is not anchored, found from the newest batch backwards. */
+async function anchoredBelow(store: LedgerStore): Promise<number> {
+  const last = await store.lastBatch<BatchRecord>();
+  if (!last) return 0;
+  let below = last.header.batchNo + 1;
+  for (;;) {
+    const page = await store.listBatches<BatchRecord>({
+      fromBatchNo: below - 1,
+      limit: 1_000,
+      reverse: true,
+    });
+    for (const record of page) {
+      if (record.state === "anchored") return below;
+      below = record.header.batchNo;
+    }
+    if (page.length < 1_000 || below === 0) return below;
+  }
 }
 
 function toStoredEvent(seq: number, entryJcs: string, body: StoredBody | undefined): StoredEvent {

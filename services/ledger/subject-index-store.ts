@@ -1,16 +1,10 @@
-import { type Hex, fromHex, toHex } from "../core/hex.ts";
+import type { Worker } from "node:worker_threads";
+import { type Hex, fromHex } from "../core/hex.ts";
 import {
   EMPTY_ROOT,
-  type NodePath,
   type NodeReader,
   type SmtNode,
-  type SmtUpdate,
-  applyUpdates,
   decodeSmtNode,
-  encodeNodePath,
-  encodeSmtNode,
-  extendChain,
-  historyValueHash,
   proveKey,
   smtNodeHash,
 } from "../core/subject-index.ts";
@@ -18,172 +12,78 @@ import type { SubjectIndexProof } from "../core/subject-index-proof.ts";
 import { K } from "../store/keys.ts";
 import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
 import { invariant } from "./errors.ts";
-import { IndexNodeCache } from "./index-node-cache.ts";
+import { startTsWorker } from "./ts-worker.ts";
+import {
+  BatchOpSink,
+  type IndexCacheOptions,
+  type IndexedEvent,
+  IndexUpdater,
+  pathKey,
+} from "./index-updater.ts";
+import { type FromWorker, type ToWorker, packEvents, packValues, unpackOps } from "./index-wire.ts";
 
-/** A subject's history digest as of the latest sealed batch. */
-interface SubjectHead {
-  count: number;
-  chain: Hex;
-}
-
-const EMPTY = Buffer.alloc(0);
-
-/**
- * A batch touches up to BATCH_MAX_EVENTS subjects and ≈ 10 nodes each: its update is prepared a
- * slice at a time, with a turn of the event loop between, so requests are not held up by it.
- */
-const YIELD_EVERY = 2_048;
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/**
- * Latest index nodes kept in memory (index-node-cache.ts): every node down to UPPER_LEVELS (at
- * most 2^17 of them, the levels every batch of 10,000 subjects touches almost entirely), and at
- * most NODE_CACHE_MAX deeper ones (65 bytes each in a slab plus a Map entry: ≈ 100 MB when
- * full). A log of 1,000,000 events over 100,000 subjects has ≈ 200,000 nodes, all held; at
- * 10,000,000 events and 1,000,000 subjects the deep ones come and go.
- */
-const UPPER_LEVELS = 16;
-const NODE_CACHE_MAX = 1_000_000;
-
-function pathKey(path: NodePath): string {
-  return Buffer.from(encodeNodePath(path)).toString("hex");
+export interface SubjectIndexOptions extends IndexCacheOptions {
+  /**
+   * Compute batch updates in a worker thread (index-worker.ts) instead of on the request
+   * thread: the sealer's CPU work then runs on a second core while this thread serves requests.
+   */
+  worker?: boolean;
+  /** The worker's V8 heap limit (old generation), MB. */
+  workerHeapMb?: number;
 }
 
 /**
  * The completeness index on LevelDB. The latest version of every node lives under `i:`; each
  * sealed batch also writes an undo record (`j:<batchNo>:<path>`, the node as it was before that
  * batch) so that proofs can be served at the latest *anchored* batch while newer batches are
- * sealed but not yet anchored. Undo records at or below the anchored batch are pruned.
+ * sealed but not yet anchored. Undo records at or below the anchored batch are pruned. Batch
+ * updates are computed by an {@link IndexUpdater}, here or in the sealing worker.
  */
 export class SubjectIndex {
-  private readonly cache: IndexNodeCache;
+  private readonly updater: IndexUpdater | IndexWorkerClient;
 
   constructor(
     private readonly store: LedgerStore,
     private latestBatchNo: number,
-    opts: { nodeCacheMax?: number; upperLevels?: number } = {},
+    opts: SubjectIndexOptions = {},
   ) {
-    this.cache = new IndexNodeCache(
-      opts.upperLevels ?? UPPER_LEVELS,
-      opts.nodeCacheMax ?? NODE_CACHE_MAX,
-    );
+    const reads = (keys: string[]) => store.getManyRaw(keys);
+    this.updater = opts.worker
+      ? new IndexWorkerClient(reads, latestBatchNo, opts)
+      : new IndexUpdater(reads, latestBatchNo, opts);
   }
 
   /** Latest nodes held in memory now: upper ones (bounded by their levels) and deep ones. */
   get cachedNodes(): { upper: number; deep: number } {
-    return this.cache.size;
+    return this.updater.cachedNodes;
   }
 
   /** Computes the index update for one batch; the caller writes `ops` with the batch record. */
   async prepareBatch(
     batchNo: number,
-    events: Array<{ subject: Hex; seq: number; leafHash: Uint8Array }>,
+    events: IndexedEvent[],
   ): Promise<{ root: Hex; ops: BatchOp[] }> {
     invariant(batchNo === this.latestBatchNo + 1, "index batches are applied in order");
-    const bySubject = new Map<Hex, Array<{ seq: number; leafHash: Uint8Array }>>();
-    for (const e of events) {
-      let list = bySubject.get(e.subject);
-      if (!list) bySubject.set(e.subject, (list = []));
-      list.push(e);
-    }
-    const subjects = [...bySubject.keys()];
-    const heads = await this.store.getManyRaw(subjects.map(K.subjectHead));
-    const ops: BatchOp[] = [];
-    const updates: SmtUpdate[] = [];
-    for (let i = 0; i < subjects.length; i++) {
-      if (i > 0 && i % YIELD_EVERY === 0) await turn();
-      const subject = subjects[i]!;
-      const raw = heads[i];
-      const head: SubjectHead = raw
-        ? (JSON.parse(raw.toString("utf8")) as SubjectHead)
-        : { count: 0, chain: toHex(EMPTY_ROOT) };
-      let chain = fromHex(head.chain);
-      let count = head.count;
-      for (const e of bySubject.get(subject)!) {
-        chain = extendChain(chain, e.seq, e.leafHash);
-        count++;
-      }
-      ops.push(
-        this.store.putJsonOp(K.subjectHead(subject), {
-          count,
-          chain: toHex(chain),
-        } satisfies SubjectHead),
-      );
-      updates.push({ key: fromHex(subject), valueHash: historyValueHash(count, chain) });
-    }
-
-    const before = new Map<NodePath, Buffer | undefined>();
-    const decode = (raw: Buffer | undefined) =>
-      raw === undefined ? undefined : decodeSmtNode(raw);
-    const readRaw = async (paths: NodePath[]) => {
-      const raws = await this.latestRaw(paths);
-      paths.forEach((p, i) => before.set(p, raws[i]));
-      return raws;
-    };
-    const reader: NodeReader = Object.assign(
-      async (path: NodePath) => decode((await readRaw([path]))[0]),
-      { many: async (paths: NodePath[]) => (await readRaw(paths)).map(decode) },
-    );
-    const result = await applyUpdates(reader, updates);
-    const unread = result.writes.filter((w) => !before.has(w.path)).map((w) => w.path);
-    const unreadValues = await this.latestRaw(unread);
-    unread.forEach((p, i) => before.set(p, unreadValues[i]));
-    const written: Array<[NodePath, Buffer | undefined]> = [];
-    for (let i = 0; i < result.writes.length; i++) {
-      if (i > 0 && i % YIELD_EVERY === 0) await turn();
-      const w = result.writes[i]!;
-      const key = pathKey(w.path);
-      ops.push({ type: "put", key: K.indexUndo(batchNo, key), value: before.get(w.path) ?? EMPTY });
-      if (w.node === null) {
-        ops.push({ type: "del", key: K.indexNode(key) });
-        written.push([w.path, undefined]);
-      } else {
-        const value = Buffer.from(encodeSmtNode(w.node));
-        ops.push({ type: "put", key: K.indexNode(key), value });
-        written.push([w.path, value]);
-      }
-    }
-    this.prepared = { batchNo, written };
-    return { root: toHex(result.root), ops };
+    if (this.updater instanceof IndexWorkerClient) return this.updater.prepare(batchNo, events);
+    const sink = new BatchOpSink();
+    const { root } = await this.updater.prepare(batchNo, events, sink);
+    return { root, ops: sink.ops };
   }
 
   /** The batch's writes are durable. */
   committed(batchNo: number): void {
     this.latestBatchNo = batchNo;
-    const prepared = this.prepared;
-    this.prepared = undefined;
-    if (prepared?.batchNo === batchNo) {
-      for (const [path, raw] of prepared.written) this.cache.set(path, raw);
-    } else {
-      this.cache.clear();
-    }
+    this.updater.committed(batchNo);
   }
 
-  // ---- the latest nodes, cached --------------------------------------------------------------
-  // Every batch reads the nodes on the paths of the subjects it touches; the upper levels are
-  // the same for every batch. Latest (`i:`) nodes are cached (bounded; only the sealer writes
-  // them, and the cache takes a batch's writes once they are durable); the nodes of one level
-  // that miss are read in one multi-get.
+  /** The sealing worker's V8 heap after its last batch (bytes); undefined without a worker. */
+  get workerHeapBytes(): number | undefined {
+    return this.updater instanceof IndexWorkerClient ? this.updater.heapBytes : undefined;
+  }
 
-  private prepared: { batchNo: number; written: Array<[NodePath, Buffer | undefined]> } | undefined;
-
-  /** The latest stored nodes at `paths`: cached ones from memory, the rest in one multi-get. */
-  private async latestRaw(paths: NodePath[]): Promise<Array<Buffer | undefined>> {
-    const out = new Array<Buffer | undefined>(paths.length);
-    const missing: number[] = [];
-    paths.forEach((p, i) => {
-      const cached = this.cache.get(p);
-      if (cached === null) missing.push(i);
-      else out[i] = cached;
-    });
-    if (missing.length > 0) {
-      const raws = await this.store.getManyRaw(missing.map((i) => K.indexNode(pathKey(paths[i]!))));
-      missing.forEach((i, k) => {
-        out[i] = raws[k];
-        this.cache.set(paths[i]!, raws[k]);
-      });
-    }
-    return out;
+  /** Stops the worker, if one runs. */
+  async close(): Promise<void> {
+    if (this.updater instanceof IndexWorkerClient) await this.updater.close();
   }
 
   /** A reader of the index as it was right after batch `batchNo` was applied. */
@@ -225,5 +125,116 @@ export class SubjectIndex {
       removed += ops.length;
     }
     return removed;
+  }
+}
+
+/**
+ * The request thread's side of the sealing worker: forwards prepare/committed, and serves the
+ * worker's reads from the store (the worker holds no database handle).
+ */
+class IndexWorkerClient {
+  private readonly worker: Worker;
+  private nextId = 0;
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: { root: Hex; ops: BatchOp[] }) => void; reject: (e: Error) => void }
+  >();
+  private cached = { upper: 0, deep: 0 };
+  heapBytes = 0;
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly reads: (keys: string[]) => Promise<Array<Buffer | undefined>>,
+    latestBatchNo: number,
+    opts: SubjectIndexOptions,
+  ) {
+    this.worker = startTsWorker(
+      new URL("./index-worker.ts", import.meta.url),
+      opts.workerHeapMb !== undefined
+        ? { maxOldGenerationSizeMb: opts.workerHeapMb, maxYoungGenerationSizeMb: 16 }
+        : undefined,
+    );
+    this.worker.unref();
+    this.worker.on("message", (message: FromWorker) => this.onMessage(message));
+    this.worker.on("error", (error) => this.fail(error));
+    this.worker.on("exit", (code) => {
+      if (code !== 0) this.fail(new Error(`the sealing worker exited with code ${code}`));
+    });
+    this.post({
+      type: "init",
+      latestBatchNo,
+      ...(opts.nodeCacheMax !== undefined ? { nodeCacheMax: opts.nodeCacheMax } : {}),
+      ...(opts.upperLevels !== undefined ? { upperLevels: opts.upperLevels } : {}),
+    });
+  }
+
+  get cachedNodes(): { upper: number; deep: number } {
+    return this.cached;
+  }
+
+  prepare(batchNo: number, events: IndexedEvent[]): Promise<{ root: Hex; ops: BatchOp[] }> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    const packed = packEvents(events);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.post({ type: "prepare", id, batchNo, events: packed }, [
+        packed.seqs.buffer as ArrayBuffer,
+      ]);
+    });
+  }
+
+  committed(batchNo: number): void {
+    this.post({ type: "committed", batchNo });
+  }
+
+  async close(): Promise<void> {
+    this.failure ??= new Error("the sealing worker is stopped");
+    await this.worker.terminate();
+  }
+
+  private post(message: ToWorker, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(message, transfer);
+  }
+
+  private onMessage(message: FromWorker): void {
+    switch (message.type) {
+      case "read":
+        this.reads(message.keys).then(
+          (values) => {
+            const packed = packValues(values);
+            this.post({ type: "values", id: message.id, values: packed });
+          },
+          (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
+        );
+        break;
+      case "prepared": {
+        const p = this.pending.get(message.id);
+        this.pending.delete(message.id);
+        this.cached = message.cachedNodes;
+        this.heapBytes = message.heapBytes;
+        const o = message.ops;
+        p?.resolve({
+          root: message.root,
+          ops: unpackOps(Buffer.from(o.buffer, o.byteOffset, o.byteLength)),
+        });
+        break;
+      }
+      case "failed": {
+        const p = this.pending.get(message.id);
+        this.pending.delete(message.id);
+        const error = new Error(message.message);
+        if (message.stack) error.stack = message.stack;
+        p?.reject(error);
+        break;
+      }
+    }
+  }
+
+  /** The worker is gone or its reads failed: every pending and later prepare fails. */
+  private fail(error: Error): void {
+    this.failure ??= error;
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
   }
 }

@@ -13,7 +13,7 @@ import { DevDeployment } from "../../services/chain/dev-deployment.ts";
 import { loadConfig } from "../../services/config.ts";
 import { AnchorLoop } from "../../services/ledger/anchor-loop.ts";
 import type { BatchRecord } from "../../services/ledger/batch.ts";
-import { Ledger } from "../../services/ledger/ledger.ts";
+import { Ledger, type LedgerOptions } from "../../services/ledger/ledger.ts";
 import { Sealer } from "../../services/ledger/seal.ts";
 import { SubjectIndex } from "../../services/ledger/subject-index-store.ts";
 import { LedgerStore } from "../../services/store/ledger-store.ts";
@@ -47,13 +47,16 @@ export class AnchoredLog {
     readonly clock: TestLogClock,
   ) {}
 
-  static async create(node: HardhatNode): Promise<AnchoredLog> {
+  static async create(
+    node: HardhatNode,
+    ledgerOptions: Partial<LedgerOptions> = {},
+  ): Promise<AnchoredLog> {
     const dir = await mkdtemp(path.join(tmpdir(), "veritrail-anchored-"));
     const clock = new TestLogClock();
     const log = new AnchoredLog(
       node,
       dir,
-      await openLedger(dir, clock),
+      await openLedger(dir, clock, ledgerOptions),
       new DevDeployment(ADMIN),
       clock,
     );
@@ -187,7 +190,11 @@ class SkippingIndex extends SubjectIndex {
   }
 }
 
-async function openLedger(dir: string, clock: TestLogClock): Promise<Ledger> {
+async function openLedger(
+  dir: string,
+  clock: TestLogClock,
+  options: Partial<LedgerOptions> = {},
+): Promise<Ledger> {
   const defaults = loadConfig({});
   return Ledger.open({
     location: dir,
@@ -197,6 +204,7 @@ async function openLedger(dir: string, clock: TestLogClock): Promise<Ledger> {
     batchMaxWaitMs: 3_600_000,
     anchorDeadlineMs: defaults.ANCHOR_DEADLINE_MS,
     groupCommitMaxEvents: defaults.GROUP_COMMIT_MAX_EVENTS,
+    ...options,
   });
 }
 

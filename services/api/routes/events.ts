@@ -1,4 +1,5 @@
 import express, { type Express, type RequestHandler } from "express";
+import { IngestOverloadedError } from "../../ledger/ingest-gate.ts";
 import type { Operation } from "../../ledger/access.ts";
 import type { EventFilter } from "../../ledger/queries.ts";
 import type { ApiContext } from "../app.ts";
@@ -57,6 +58,8 @@ export function registerEventRoutes(app: Express, ctx: ApiContext): void {
         })),
       );
       const results = await ctx.ledger.ingest(decoded.events).catch((error: unknown) => {
+        if (error instanceof IngestOverloadedError)
+          ctx.metrics.ingestRefused.inc({ bound: error.bound });
         throw error instanceof IdempotencyConflictError
           ? idempotencyConflict(error, decoded.requestIdFields[error.index] ?? "requestId")
           : error;

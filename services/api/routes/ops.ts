@@ -22,11 +22,24 @@ export function registerOpsRoutes(app: Express, ctx: ApiContext): void {
           ...(anchor.alarm ? { alarm: anchor.alarm } : {}),
         }
       : null;
-    const checks = { ledger: ledgerOpen ? "open" : "closed", anchoring };
-    if (!ledgerOpen || anchor?.alarm) {
+    const b = ctx.ledger.backlog();
+    const ingest = {
+      unsealedEvents: b.unsealedEvents,
+      oldestUnsealedMs: b.oldestUnsealedMs,
+      unanchoredBatches: b.unanchoredBatches,
+      waiting: b.waiting,
+      saturated: b.saturated,
+      maxUnsealedEvents: b.limits.maxUnsealedEvents,
+      maxUnsealedAgeMs: b.limits.maxUnsealedAgeMs,
+      maxUnanchoredBatches: b.limits.maxUnanchoredBatches,
+    };
+    const checks = { ledger: ledgerOpen ? "open" : "closed", ingest, anchoring };
+    if (!ledgerOpen || anchor?.alarm || b.saturated) {
       const why = !ledgerOpen
         ? "the ledger database is not open"
-        : `anchoring stopped by alarm ${anchor?.alarm?.code ?? ""}`;
+        : anchor?.alarm
+          ? `anchoring stopped by alarm ${anchor.alarm.code}`
+          : "ingest is at its backlog bound: new events are held back or refused until sealing and anchoring catch up";
       res.status(503).json({ ...new ApiError("UNAVAILABLE", why).body(), checks });
       return;
     }

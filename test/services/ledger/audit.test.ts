@@ -271,6 +271,42 @@ describe("ledger/audit: a log of several read pages (real LevelDB, no chain)", f
     expect(r).to.include({ events: 3_000, batches: 3, sealedEvents: 3_000, erased: 0 });
   });
 
+  it("on worker threads: the same report as on one thread, honest and tampered", async () => {
+    const same = async () => {
+      const one = await auditLog(ledger.store, { workers: 0 });
+      const two = await auditLog(ledger.store, { workers: 2 });
+      const { durationMs: _a, ...oneReport } = one;
+      const { durationMs: _b, ...twoReport } = two;
+      expect(twoReport).to.deep.equal(oneReport);
+      return two;
+    };
+    expect((await same()).findings).to.deep.equal([]);
+    const keys = [K.entry(5), K.body(1_500), K.entry(2_999), K.body(2_000)];
+    const originals = await Promise.all(keys.map(async (k) => (await ledger.store.getRaw(k))!));
+    const flipped = (b: Buffer) => {
+      const c = Buffer.from(b);
+      c[20] = c[20]! ^ 0x01;
+      return c;
+    };
+    await ledger.store.write([
+      { type: "put", key: K.entry(5), value: flipped(originals[0]!) },
+      { type: "put", key: K.body(1_500), value: flipped(originals[1]!) },
+      { type: "del", key: K.entry(2_999) },
+      { type: "del", key: K.body(2_000) },
+    ]);
+    try {
+      const r = await same();
+      const kinds = new Set(r.findings.map((f) => f.kind));
+      expect([...kinds]).to.include.members(["COMMITMENT_MISMATCH", "BATCH_ENTRIES_MISSING"]);
+      expect(r.findings.some((f) => f.seq === 5)).to.equal(true);
+      expect(r.erased).to.equal(1);
+    } finally {
+      await ledger.store.write(
+        keys.map((key, i) => ({ type: "put" as const, key, value: originals[i]! })),
+      );
+    }
+  });
+
   it("entries missing at page edges are reported one by one; an erased body is counted", async () => {
     const gone = [1_023, 1_024, 2_047];
     const r = await auditWith(

@@ -87,4 +87,41 @@ describe("ledger/subject-index-store (LevelDB)", function () {
       });
     }
   });
+
+  it("computes the same update in the sealing worker as on the calling thread (ops byte for byte)", async () => {
+    const here = await openStore();
+    const there = await openStore();
+    const local = new SubjectIndex(here, -1, { nodeCacheMax: 50, upperLevels: 3 });
+    const worker = new SubjectIndex(there, -1, { nodeCacheMax: 50, upperLevels: 3, worker: true });
+    try {
+      const subjects = Array.from({ length: 400 }, () => toHex(randomBytes(32)));
+      let seq = 0;
+      for (let batchNo = 0; batchNo < 12; batchNo++) {
+        const events: BatchEvents = Array.from({ length: 150 }, () => ({
+          subject: subjects[Math.floor(Math.random() * subjects.length)]!,
+          seq: seq++,
+          leafHash: new Uint8Array(randomBytes(32)),
+        }));
+        const a = await local.prepareBatch(batchNo, events);
+        const b = await worker.prepareBatch(batchNo, events);
+        expect(b.root, `batch ${batchNo}`).to.equal(a.root);
+        const show = (ops: typeof a.ops) =>
+          ops.map((op) =>
+            op.type === "put" ? `${op.key}=${op.value.toString("hex")}` : `-${op.key}`,
+          );
+        expect(show(b.ops), `batch ${batchNo}`).to.deep.equal(show(a.ops));
+        await here.write(a.ops, false);
+        await there.write(b.ops, false);
+        local.committed(batchNo);
+        worker.committed(batchNo);
+      }
+      expect(worker.cachedNodes.deep).to.be.within(1, 50);
+      expect(toHex(await worker.rootAt(11))).to.equal(toHex(await local.rootAt(11)));
+    } finally {
+      await worker.close();
+    }
+    // A stopped worker refuses further work instead of hanging.
+    const refused = await worker.prepareBatch(12, []).catch((e: unknown) => e);
+    expect(refused).to.be.instanceOf(Error);
+  });
 });

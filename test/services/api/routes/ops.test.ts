@@ -42,7 +42,21 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
     expect(lagging.status).to.equal(200);
     expect(lagging.body).to.deep.equal({
       status: "ready",
-      checks: { ledger: "open", anchoring: { state: "backoff", lagBatches: 3, lagMs: 12_000 } },
+      checks: {
+        ledger: "open",
+        ingest: {
+          unsealedEvents: 0,
+          oldestUnsealedMs: 0,
+          unanchoredBatches: 0,
+          waiting: 0,
+          saturated: false,
+          maxUnsealedEvents: 50_000,
+          // The harness waits 3,600,000 ms per batch: the age bound is two waits.
+          maxUnsealedAgeMs: 7_200_000,
+          maxUnanchoredBatches: 256,
+        },
+        anchoring: { state: "backoff", lagBatches: 3, lagMs: 12_000 },
+      },
     });
     status = {
       state: "alarm",

@@ -1,0 +1,221 @@
+import { type Hex, fromHex, toHex } from "../core/hex.ts";
+import {
+  EMPTY_ROOT,
+  type NodePath,
+  type NodeReader,
+  type SmtUpdate,
+  applyUpdates,
+  decodeSmtNode,
+  encodeNodePath,
+  encodeSmtNode,
+  extendChain,
+  historyValueHash,
+} from "../core/subject-index.ts";
+import { K } from "../store/keys.ts";
+import type { BatchOp } from "../store/ledger-store.ts";
+import { invariant } from "./errors.ts";
+import { IndexNodeCache } from "./index-node-cache.ts";
+
+/** A subject's history digest as of the latest sealed batch (the `v:` record). */
+export interface SubjectHead {
+  count: number;
+  chain: Hex;
+}
+
+/** One event of a batch as the completeness index takes it. */
+export interface IndexedEvent {
+  subject: Hex;
+  seq: number;
+  leafHash: Uint8Array;
+}
+
+/**
+ * Where a prepared update's ops go: an array of BatchOp on the calling thread, one packed
+ * buffer in the sealing worker (index-wire.ts), so the worker makes no object per op.
+ */
+export interface OpSink {
+  put(key: string, value: Uint8Array): void;
+  del(key: string): void;
+}
+
+/** Collects the ops as BatchOp objects (what LedgerStore.write takes). */
+export class BatchOpSink implements OpSink {
+  readonly ops: BatchOp[] = [];
+  put(key: string, value: Uint8Array): void {
+    this.ops.push({
+      type: "put",
+      key,
+      value: Buffer.isBuffer(value)
+        ? value
+        : Buffer.from(value.buffer, value.byteOffset, value.byteLength),
+    });
+  }
+  del(key: string): void {
+    this.ops.push({ type: "del", key });
+  }
+}
+
+/** Reads of the latest stored values (the updater never writes: its caller does). */
+export type IndexReads = (keys: string[]) => Promise<Array<Buffer | undefined>>;
+
+export interface IndexCacheOptions {
+  nodeCacheMax?: number;
+  upperLevels?: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A batch touches up to BATCH_MAX_EVENTS subjects and ≈ 10 nodes each: its update is prepared a
+ * slice at a time, with a turn of the event loop between, so requests are not held up by it
+ * when it runs on the request thread.
+ */
+const YIELD_EVERY = 2_048;
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Latest index nodes kept in memory (index-node-cache.ts): every node down to UPPER_LEVELS (at
+ * most 2^17 of them, the levels every batch of 10,000 subjects touches almost entirely), and at
+ * most NODE_CACHE_MAX deeper ones (65 bytes each in a slab plus a Map entry: ≈ 80 bytes; the
+ * service sets its own bound, INDEX_NODE_CACHE_MAX). A log of 1,000,000 events over 100,000
+ * subjects has ≈ 200,000 nodes, all held; at 10,000,000 events and 1,000,000 subjects the deep
+ * ones come and go.
+ */
+const UPPER_LEVELS = 16;
+const NODE_CACHE_MAX = 1_000_000;
+
+export function pathKey(path: NodePath): string {
+  return Buffer.from(encodeNodePath(path)).toString("hex");
+}
+
+/**
+ * Computes each batch's completeness-index update: the new subject heads, the changed nodes of
+ * the sparse Merkle tree, and an undo record per changed node (`j:<batchNo>:<path>`, its value
+ * before the batch). It holds the latest nodes in a bounded cache; misses are read through
+ * `reads`. Pure computation over those reads: it runs on the request thread or in the sealing
+ * worker (index-worker.ts) alike.
+ */
+export class IndexUpdater {
+  private readonly cache: IndexNodeCache;
+  private prepared:
+    { batchNo: number; written: Array<[NodePath, Uint8Array | undefined]> } | undefined;
+
+  constructor(
+    private readonly reads: IndexReads,
+    private latestBatchNo: number,
+    opts: IndexCacheOptions = {},
+  ) {
+    this.cache = new IndexNodeCache(
+      opts.upperLevels ?? UPPER_LEVELS,
+      opts.nodeCacheMax ?? NODE_CACHE_MAX,
+    );
+  }
+
+  get cachedNodes(): { upper: number; deep: number } {
+    return this.cache.size;
+  }
+
+  /**
+   * The update of batch `batchNo`, its ops into `sink`; the caller writes them atomically with
+   * the batch record.
+   */
+  async prepare(batchNo: number, events: IndexedEvent[], sink: OpSink): Promise<{ root: Hex }> {
+    invariant(batchNo === this.latestBatchNo + 1, "index batches are applied in order");
+    const bySubject = new Map<Hex, Array<{ seq: number; leafHash: Uint8Array }>>();
+    for (const e of events) {
+      let list = bySubject.get(e.subject);
+      if (!list) bySubject.set(e.subject, (list = []));
+      list.push(e);
+    }
+    const subjects = [...bySubject.keys()];
+    const heads = await this.reads(subjects.map(K.subjectHead));
+    const updates: SmtUpdate[] = [];
+    for (let i = 0; i < subjects.length; i++) {
+      if (i > 0 && i % YIELD_EVERY === 0) await turn();
+      const subject = subjects[i]!;
+      const raw = heads[i];
+      const head: SubjectHead = raw
+        ? (JSON.parse(raw.toString("utf8")) as SubjectHead)
+        : { count: 0, chain: toHex(EMPTY_ROOT) };
+      let chain = fromHex(head.chain);
+      let count = head.count;
+      for (const e of bySubject.get(subject)!) {
+        chain = extendChain(chain, e.seq, e.leafHash);
+        count++;
+      }
+      const next: SubjectHead = { count, chain: toHex(chain) };
+      sink.put(K.subjectHead(subject), Buffer.from(JSON.stringify(next), "utf8"));
+      updates.push({ key: fromHex(subject), valueHash: historyValueHash(count, chain) });
+    }
+
+    const before = new Map<NodePath, Buffer | undefined>();
+    const decode = (raw: Buffer | undefined) =>
+      raw === undefined ? undefined : decodeSmtNode(raw);
+    const readRaw = async (paths: NodePath[]) => {
+      const raws = await this.latestRaw(paths);
+      paths.forEach((p, i) => before.set(p, raws[i]));
+      return raws;
+    };
+    const reader: NodeReader = Object.assign(
+      async (path: NodePath) => decode((await readRaw([path]))[0]),
+      { many: async (paths: NodePath[]) => (await readRaw(paths)).map(decode) },
+    );
+    const result = await applyUpdates(reader, updates);
+    const unread = result.writes.filter((w) => !before.has(w.path)).map((w) => w.path);
+    const unreadValues = await this.latestRaw(unread);
+    unread.forEach((p, i) => before.set(p, unreadValues[i]));
+    const written: Array<[NodePath, Uint8Array | undefined]> = [];
+    for (let i = 0; i < result.writes.length; i++) {
+      if (i > 0 && i % YIELD_EVERY === 0) await turn();
+      const w = result.writes[i]!;
+      const key = pathKey(w.path);
+      sink.put(K.indexUndo(batchNo, key), before.get(w.path) ?? EMPTY);
+      if (w.node === null) {
+        sink.del(K.indexNode(key));
+        written.push([w.path, undefined]);
+      } else {
+        const value = encodeSmtNode(w.node);
+        sink.put(K.indexNode(key), value);
+        written.push([w.path, value]);
+      }
+    }
+    this.prepared = { batchNo, written };
+    return { root: toHex(result.root) };
+  }
+
+  /** The batch's writes are durable: the cache takes the prepared nodes. */
+  committed(batchNo: number): void {
+    const prepared = this.prepared;
+    this.prepared = undefined;
+    this.latestBatchNo = batchNo;
+    if (prepared?.batchNo === batchNo) {
+      for (const [path, raw] of prepared.written) this.cache.set(path, raw);
+    } else {
+      this.cache.clear();
+    }
+  }
+
+  // Every batch reads the nodes on the paths of the subjects it touches; the upper levels are
+  // the same for every batch. Latest (`i:`) nodes are cached (bounded; only the sealer writes
+  // them, and the cache takes a batch's writes once they are durable); the nodes of one level
+  // that miss are read in one multi-get.
+
+  /** The latest stored nodes at `paths`: cached ones from memory, the rest in one multi-get. */
+  private async latestRaw(paths: NodePath[]): Promise<Array<Buffer | undefined>> {
+    const out = new Array<Buffer | undefined>(paths.length);
+    const missing: number[] = [];
+    paths.forEach((p, i) => {
+      const cached = this.cache.get(p);
+      if (cached === null) missing.push(i);
+      else out[i] = cached;
+    });
+    if (missing.length > 0) {
+      const raws = await this.reads(missing.map((i) => K.indexNode(pathKey(paths[i]!))));
+      missing.forEach((i, k) => {
+        out[i] = raws[k];
+        this.cache.set(paths[i]!, raws[k]);
+      });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The sealing worker: computes each batch's completeness-index update (subject heads, sparse
+ * Merkle tree hashing and node encoding: most of a seal's CPU time) on a second core, so sealing
+ * keeps up with ingest instead of taking turns with it on the request thread. LevelDB stays with
+ * the request thread (one writer, one handle): the worker asks it for the values it does not
+ * hold and hands back the ops, which the sealer writes with the batch record in one atomic batch.
+ */
+import { getHeapStatistics } from "node:v8";
+import { parentPort } from "node:worker_threads";
+import { invariant } from "./errors.ts";
+import { IndexUpdater } from "./index-updater.ts";
+import {
+  type FromWorker,
+  PackingSink,
+  type ToWorker,
+  unpackEvents,
+  unpackValues,
+} from "./index-wire.ts";
+
+const port = parentPort;
+invariant(port !== null, "index-worker.ts runs as a worker thread");
+
+let nextReadId = 0;
+const pendingReads = new Map<number, (values: Array<Buffer | undefined>) => void>();
+let updater: IndexUpdater | undefined;
+
+const send = (message: FromWorker, transfer: ArrayBuffer[] = []) =>
+  port.postMessage(message, transfer);
+
+function read(keys: string[]): Promise<Array<Buffer | undefined>> {
+  if (keys.length === 0) return Promise.resolve([]);
+  const id = nextReadId++;
+  return new Promise((resolve) => {
+    pendingReads.set(id, resolve);
+    send({ type: "read", id, keys });
+  });
+}
+
+port.on("message", (message: ToWorker) => {
+  switch (message.type) {
+    case "init":
+      updater = new IndexUpdater(read, message.latestBatchNo, {
+        ...(message.nodeCacheMax !== undefined ? { nodeCacheMax: message.nodeCacheMax } : {}),
+        ...(message.upperLevels !== undefined ? { upperLevels: message.upperLevels } : {}),
+      });
+      break;
+    case "values": {
+      const resolve = pendingReads.get(message.id);
+      pendingReads.delete(message.id);
+      const v = message.values;
+      resolve?.(unpackValues(Buffer.from(v.buffer, v.byteOffset, v.byteLength)));
+      break;
+    }
+    case "committed":
+      updater!.committed(message.batchNo);
+      break;
+    case "prepare": {
+      const { id, batchNo } = message;
+      const sink = new PackingSink();
+      updater!
+        .prepare(batchNo, unpackEvents(message.events), sink)
+        .then(({ root }) => {
+          const packed = sink.take();
+          send(
+            {
+              type: "prepared",
+              id,
+              root,
+              ops: packed,
+              cachedNodes: updater!.cachedNodes,
+              heapBytes: getHeapStatistics().total_heap_size,
+            },
+            [packed.buffer as ArrayBuffer],
+          );
+        })
+        .catch((error: unknown) => {
+          const e = error instanceof Error ? error : new Error(String(error));
+          send({ type: "failed", id, message: e.message, ...(e.stack ? { stack: e.stack } : {}) });
+        });
+      break;
+    }
+  }
+});
