@@ -68,30 +68,38 @@ export async function benchHttpOffered(opts: {
       body: JSON.stringify(benchEvent(1, 1000)),
       rate: opts.rate,
       seconds: opts.seconds,
+      connections: 256,
     });
+    const sent = result.latencies.length;
     const ok = result.statuses["201"] ?? 0;
-    const answered = result.latencies.filter((l) => Number.isFinite(l));
-    if (ok !== result.latencies.length)
-      throw new Error(
-        `open-loop bench: ${ok} of ${result.latencies.length} answered 201 (${JSON.stringify(result.statuses)}, ${result.errors} errors)`,
-      );
+    // A request that failed or was not acknowledged never got its answer: it counts as slower
+    // than every acknowledged one (so a run with more than 1 % of them cannot meet the p99).
+    const latencies = result.latencies.map((l) => (Number.isFinite(l) ? l : Infinity));
     const rate = opts.rate.toLocaleString("en");
+    const notAcknowledged = sent - ok;
     return [
       {
         name: `HTTP single-event POST at ${rate} events/s offered (open loop), latency p50`,
-        value: percentile(answered, 50),
+        value: percentile(latencies, 50),
         unit: "ms",
       },
       {
         name: `HTTP single-event POST at ${rate} events/s offered (open loop), latency p99`,
-        value: percentile(answered, 99),
+        value: percentile(latencies, 99),
         unit: "ms",
         target: { op: "<=", value: 25 },
+        ...(notAcknowledged > 0
+          ? {
+              note: `${notAcknowledged} of ${sent} not acknowledged: ${JSON.stringify(result.statuses)}, ${result.errors} connection errors`,
+            }
+          : {}),
       },
       {
-        name: `HTTP single-event POST at ${rate} events/s offered (open loop), latency max`,
-        value: Math.max(...answered),
-        unit: "ms",
+        name: `HTTP single-event POST at ${rate} events/s offered (open loop), acknowledged rate`,
+        value: ok / result.seconds,
+        unit: "events/s",
+        baselineName: "offered",
+        baseline: opts.rate,
       },
     ];
   });

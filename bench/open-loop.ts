@@ -17,8 +17,14 @@ export interface OpenLoopResult {
 }
 
 const GENERATOR = `
+const http = require("node:http");
 const { parentPort, workerData } = require("node:worker_threads");
-const { url, headers, body, rate, seconds } = workerData;
+const { url, headers, body, rate, seconds, connections } = workerData;
+const target = new URL(url);
+// Keep-alive connections, at most \${connections}: past that, requests wait for one here, and
+// that wait counts (latency runs from the scheduled send time).
+const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+const payload = Buffer.from(body);
 const total = Math.max(1, Math.round(rate * seconds));
 const latencies = new Array(total).fill(NaN);
 const statuses = {};
@@ -27,17 +33,36 @@ let done = 0;
 let sent = 0;
 const t0 = performance.now() + 100;
 const finish = () => {
-  if (++done === total)
+  if (++done === total) {
+    agent.destroy();
     parentPort.postMessage({ latencies, statuses, errors, seconds: (performance.now() - t0) / 1000 });
+  }
 };
-const fire = (i, scheduled) =>
-  fetch(url, { method: "POST", headers, body })
-    .then(async (res) => {
-      await res.arrayBuffer();
-      statuses[res.status] = (statuses[res.status] || 0) + 1;
-      latencies[i] = performance.now() - scheduled;
-    }, () => { errors++; })
-    .finally(finish);
+const fire = (i, scheduled) => {
+  const req = http.request(
+    {
+      agent,
+      host: target.hostname,
+      port: target.port,
+      path: target.pathname,
+      method: "POST",
+      headers: { ...headers, "content-length": payload.length },
+    },
+    (res) => {
+      res.resume();
+      res.on("end", () => {
+        statuses[res.statusCode] = (statuses[res.statusCode] || 0) + 1;
+        latencies[i] = performance.now() - scheduled;
+        finish();
+      });
+    },
+  );
+  req.on("error", () => {
+    errors++;
+    finish();
+  });
+  req.end(payload);
+};
 const tick = () => {
   const now = performance.now();
   while (sent < total && t0 + (sent * 1000) / rate <= now) {
@@ -56,6 +81,8 @@ export function openLoopPost(opts: {
   /** Requests per second offered. */
   rate: number;
   seconds: number;
+  /** Keep-alive connections at most (requests beyond wait in the generator, and that counts). */
+  connections: number;
 }): Promise<OpenLoopResult> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(GENERATOR, { eval: true, workerData: opts });
