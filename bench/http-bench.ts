@@ -1,5 +1,4 @@
 import autocannon from "autocannon";
-import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -7,9 +6,8 @@ import { createApp } from "../services/api/app.ts";
 import { startServer } from "../services/api/server.ts";
 import { loadConfig } from "../services/config.ts";
 import { ApiKeys } from "../services/ledger/api-keys.ts";
-import { Ledger } from "../services/ledger/ledger.ts";
 import { createLogger } from "../services/logger.ts";
-import { benchEvent } from "./ledger-bench.ts";
+import { benchEvent, openBenchLedger } from "./ledger-bench.ts";
 import { openLoopPost } from "./open-loop.ts";
 import { type BenchRow, percentile } from "./table.ts";
 
@@ -20,15 +18,7 @@ import { type BenchRow, percentile } from "./table.ts";
  */
 async function withApi<T>(fn: (url: string, writerKey: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(tmpdir(), "veritrail-bench-http-"));
-  const ledger = await Ledger.open({
-    location: dir,
-    receiptSigner: new Wallet("0x" + "42".repeat(32)),
-    batchMaxEvents: 10_000,
-    batchMaxWaitMs: 1_000,
-    anchorDeadlineMs: 3_600_000,
-    groupCommitMaxEvents: 4_096,
-    sealWorker: true,
-  });
+  const ledger = await openBenchLedger(dir);
   const keys = ApiKeys.forLedger(ledger);
   const writer = await keys.create({ role: "writer", organization: "Organization/hospital-a" });
   const config = loadConfig({ RATE_LIMIT_PER_MINUTE: "10000000" });

@@ -6,12 +6,12 @@
  * regulator's full audit, the build rate, and the peak RSS of the process that did all of it
  * (run.ts gives each section its own process, so nothing else is in that number).
  */
-import { Wallet } from "ethers";
 import { spawn } from "node:child_process";
 import { readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Ledger } from "../services/ledger/ledger.ts";
+import type { Ledger } from "../services/ledger/ledger.ts";
+import { openBenchLedger } from "./ledger-bench.ts";
 import { type BuiltLog, benchAudit, buildLog, closeLog } from "./patient-bench.ts";
 import { serviceRuntime } from "./reliability/service-process.ts";
 import type { ServeLogOptions } from "./serve-log.ts";
@@ -64,14 +64,7 @@ async function serveInChild(log: BuiltLog, opts: LargeLogOptions): Promise<Bench
 }
 
 function reopen(dir: string): Promise<Ledger> {
-  return Ledger.open({
-    location: dir,
-    receiptSigner: new Wallet("0x" + "42".repeat(32)),
-    batchMaxEvents: 10_000,
-    batchMaxWaitMs: 1_000,
-    anchorDeadlineMs: 3_600_000,
-    groupCommitMaxEvents: 4_096,
-  });
+  return openBenchLedger(dir);
 }
 
 /** Peak RSS so far (the kernel's high-water mark for this process), MB. */

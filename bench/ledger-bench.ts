@@ -22,6 +22,7 @@ import { toHex } from "../services/core/hex.ts";
 import { jcs } from "../services/core/jcs.ts";
 import { leafHash } from "../services/core/merkle.ts";
 import { IngestOverloadedError } from "../services/ledger/ingest-gate.ts";
+import { loadConfig } from "../services/config.ts";
 import { Ledger } from "../services/ledger/ledger.ts";
 import type { BenchRow } from "./table.ts";
 import { percentile } from "./table.ts";
@@ -81,16 +82,26 @@ async function tempDir(label: string): Promise<string> {
 
 const signer = new Wallet("0x" + "42".repeat(32));
 
-async function openLedger(location: string, batchMaxEvents = 10_000): Promise<Ledger> {
+/**
+ * A ledger opened as the service opens it (index updates in the sealing worker, its memory
+ * bounds from the config defaults, default backpressure), with the bench's signer and batches
+ * of 10,000 events unless told otherwise.
+ */
+export async function openBenchLedger(
+  location: string,
+  opts: { batchMaxEvents?: number } = {},
+): Promise<Ledger> {
+  const defaults = loadConfig({});
   return Ledger.open({
     location,
     receiptSigner: signer,
-    batchMaxEvents,
+    batchMaxEvents: opts.batchMaxEvents ?? 10_000,
     batchMaxWaitMs: 1_000,
     anchorDeadlineMs: 3_600_000,
     groupCommitMaxEvents: 4_096,
-    // As the service runs it: index updates in the sealing worker, default backpressure.
     sealWorker: true,
+    indexNodeCacheMax: defaults.INDEX_NODE_CACHE_MAX,
+    sealWorkerHeapMb: defaults.SEAL_WORKER_HEAP_MB,
   });
 }
 
@@ -224,7 +235,7 @@ export async function benchBulkIngest(opts: {
   const baseline = await rawLevelSyncedBatches(opts.total, opts.perCall);
   const floor = await ingestFloor(opts.total, opts.perCall);
   const dir = await tempDir("bulk");
-  const ledger = await openLedger(dir);
+  const ledger = await openBenchLedger(dir);
   // Each call's events are made just before the call and only the call is timed: a server
   // holds one request's events at a time, not the whole run's (100k+ live objects would slow
   // every GC of the ingest being measured).
@@ -272,7 +283,7 @@ export async function benchConcurrentSingles(opts: {
 }): Promise<BenchRow[]> {
   const naive = await rawLevelOneFsyncPerEvent(Math.min(opts.total, 5_000), opts.concurrency);
   const dir = await tempDir("single");
-  const ledger = await openLedger(dir);
+  const ledger = await openBenchLedger(dir);
   let next = 0;
   const latencies: number[] = [];
   const cpu0 = process.cpuUsage();
