@@ -1,4 +1,5 @@
 import type { Bundle } from "../core/bundle.ts";
+import type { StaffIdentity } from "./access.ts";
 import type { Ledger } from "./ledger.ts";
 import type { EventFilter, EventQueries } from "./queries.ts";
 
@@ -16,10 +17,15 @@ export interface ExportFilter {
   toMs?: number;
 }
 
+/**
+ * `staffIdentity` is what the access policy says the caller is shown (services/ledger/access.ts):
+ * an auditor sees staff identity; withheld values stay as their digests and still verify.
+ */
 export async function* exportBundles(
   ledger: Pick<Ledger, "prove">,
   queries: Pick<EventQueries, "listEvents">,
   filter: ExportFilter,
+  opts: { staffIdentity: StaffIdentity },
 ): AsyncGenerator<Bundle> {
   const f: EventFilter = {};
   if (filter.organization !== undefined) f.organization = filter.organization;
@@ -31,7 +37,7 @@ export async function* exportBundles(
       f,
       cursor === undefined ? { limit: EXPORT_PAGE } : { cursor, limit: EXPORT_PAGE },
     );
-    for (const stored of page.events) yield await ledger.prove(stored.seq);
+    for (const stored of page.events) yield await ledger.prove(stored.seq, opts);
     if (page.nextCursor === null) return;
     cursor = page.nextCursor;
   }

@@ -2,6 +2,14 @@ import { type Bundle, BundleSchema } from "../core/bundle.ts";
 import { PURPOSE_OF_USE_CODES, SYSTEM, displayOf } from "../core/codes.ts";
 import { type NativeEvent, parseNativeEvent } from "../core/event.ts";
 import type { StoredEvent } from "./ledger.ts";
+import {
+  EXPORT_TYPE_CODE,
+  IMPORT_TYPE_CODE,
+  type TransferRecord,
+  type UnmatchedReason,
+  matchTransfers,
+  transferOf,
+} from "../core/transfer.ts";
 import { invariant } from "./errors.ts";
 import type { EventQueries } from "./queries.ts";
 
@@ -26,8 +34,8 @@ export interface TransferLog {
   prove(seq: number): Promise<Bundle>;
 }
 
-const EXPORT = "110106";
-const IMPORT = "110107";
+const EXPORT = EXPORT_TYPE_CODE;
+const IMPORT = IMPORT_TYPE_CODE;
 const PAGE = 1_000;
 
 /** A TransferLog over a local ledger (its Export/Import events through the query index). */
@@ -233,8 +241,7 @@ export interface ScopedHop {
   to: TransferSide | WithheldSide;
 }
 
-export type UnmatchedReason =
-  "NOT_IMPORTED" | "NO_SUCH_EXPORT" | "DATA_HASH_MISMATCH" | "RECIPIENT_MISMATCH";
+export type { UnmatchedReason };
 
 export interface UnmatchedTransfer {
   kind: "export" | "import";
@@ -325,43 +332,29 @@ export async function traceProvenance(
       refsOfItem.has(i.event.transfer.reference),
   );
 
+  const record = (f: Found): TransferRecord<Found> => {
+    const r = transferOf(f.event, f);
+    invariant(r, `seq ${f.seq} of ${f.log.name} is not a transfer`);
+    return r;
+  };
+  const { matched, unmatched: left } = matchTransfers(
+    exports.map(record),
+    relevantImports.map(record),
+  );
   const hops: TransferHop[] = [];
-  const unmatched: UnmatchedTransfer[] = [];
-  const matchedExports = new Set<Found>();
-  for (const imp of relevantImports) {
-    const { reference, dataHash } = imp.event.transfer;
-    const sameRef = exports.filter((e) => e.event.transfer.reference === reference);
-    const sameHash = sameRef.filter((e) => e.event.transfer.dataHash === dataHash);
-    const match = sameHash.find(
-      (e) =>
-        e.event.recipient === undefined ||
-        e.event.recipient.organization === imp.event.source.organization,
-    );
-    if (match) {
-      matchedExports.add(match);
-      hops.push({ reference, dataHash, from: await side(match), to: await side(imp) });
-      continue;
-    }
-    const reason: UnmatchedReason =
-      sameRef.length === 0
-        ? "NO_SUCH_EXPORT"
-        : sameHash.length === 0
-          ? "DATA_HASH_MISMATCH"
-          : "RECIPIENT_MISMATCH";
-    unmatched.push({ kind: "import", reason, reference, dataHash, side: await side(imp) });
-  }
-  for (const exp of exportRefs) {
-    if (matchedExports.has(exp)) continue;
-    const { reference, dataHash } = exp.event.transfer;
-    const recipient = exp.event.recipient?.organization;
-    unmatched.push({
-      kind: "export",
-      reason: "NOT_IMPORTED",
-      reference,
-      dataHash,
-      ...(recipient !== undefined ? { recipient } : {}),
-      side: await side(exp),
+  for (const m of matched)
+    hops.push({
+      reference: m.reference,
+      dataHash: m.dataHash,
+      from: await side(m.from),
+      to: await side(m.to),
     });
+  const unmatched: UnmatchedTransfer[] = [];
+  for (const u of left) {
+    // Exports of other data items are matched (an import may claim their reference) but only
+    // the item's own are reported as not imported.
+    if (u.kind === "export" && !exportRefs.has(u.side)) continue;
+    unmatched.push({ ...u, side: await side(u.side) });
   }
   hops.sort((a, b) => a.from.recorded.localeCompare(b.from.recorded) || a.from.seq - b.from.seq);
   const dataHash = opts.dataHash ?? (wanted?.size === 1 ? [...wanted][0]! : null);

@@ -1,4 +1,5 @@
 import { DCM_EVENT_ID_CODES, PURPOSE_OF_USE_CODES, SYSTEM, displayOf } from "../core/codes.ts";
+import { toCsv } from "../core/csv.ts";
 import type { EventView } from "../core/disclosure.ts";
 import type { NativeEvent } from "../core/event.ts";
 import type { Hex } from "../core/hex.ts";
@@ -314,24 +315,7 @@ export async function accessReport(
   };
 }
 
-// ---- CSV (RFC 4180) -------------------------------------------------------------------------
-
-/**
- * One RFC 4180 field: quoted when it holds a comma, quote, CR or LF (quotes doubled). Text that
- * a spreadsheet would run as a formula (leading = + - @) gets a leading apostrophe (OWASP CSV
- * injection); event text cannot hold control characters, so no tab/CR trick reaches here.
- */
-export function csvField(value: string | number | boolean | null): string {
-  if (value === null) return "";
-  if (typeof value !== "string") return String(value);
-  const text = /^[=+\-@]/.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-/** RFC 4180 text: a header line, CRLF line breaks, one record per row. */
-export function toCsv(header: string[], rows: Array<Array<string | number | boolean | null>>) {
-  return [header, ...rows].map((r) => r.map(csvField).join(",")).join("\r\n") + "\r\n";
-}
+// ---- CSV ------------------------------------------------------------------------------------
 
 export function accountingCsv(report: AccountingReport): string {
   return toCsv(

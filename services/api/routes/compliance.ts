@@ -77,7 +77,9 @@ export function registerComplianceRoutes(app: Express, ctx: ApiContext): void {
     if (q.organization !== undefined) filter.organization = q.organization;
     if (q.from !== undefined) filter.fromMs = q.from;
     if (q.to !== undefined) filter.toMs = q.to;
-    const bundles = exportBundles(ctx.ledger, ctx.queries, filter);
+    const bundles = exportBundles(ctx.ledger, ctx.queries, filter, {
+      staffIdentity: access.staffIdentityFor(principalOf(res)),
+    });
     // The first bundle is built before the headers go out, so an early failure is still a
     // proper error answer; after that a failure can only cut the stream (no trailing newline).
     const first = await bundles.next();

@@ -4,10 +4,13 @@ import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { Bundle } from "../../../services/core/bundle.ts";
 import { EXPORT_PAGE, exportBundles } from "../../../services/ledger/export.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { EventQueries } from "../../../services/ledger/queries.ts";
 import { HOSPITAL_ORG, LAB_ORG, makeNativeEvent } from "../../fixtures/events.ts";
+
+const DISCLOSE = { staffIdentity: "disclose" } as const;
 
 describe("ledger/export: exportBundles", () => {
   let dir: string;
@@ -47,7 +50,7 @@ describe("ledger/export: exportBundles", () => {
 
   it("yields every bundle in log order across pages, each equal to prove(seq)", async () => {
     const seqs: number[] = [];
-    for await (const b of exportBundles(ledger, queries, {})) {
+    for await (const b of exportBundles(ledger, queries, {}, DISCLOSE)) {
       seqs.push(b.entry.seq);
       if (b.entry.seq % 400 === 7) expect(b).to.deep.equal(await ledger.prove(b.entry.seq));
     }
@@ -64,26 +67,47 @@ describe("ledger/export: exportBundles", () => {
         queries.listEvents(...args)
       ),
     };
-    const it = exportBundles(counting, countingQueries, {});
+    const it = exportBundles(counting, countingQueries, {}, DISCLOSE);
     for (let i = 0; i < 3; i++) expect((await it.next()).done).to.equal(false);
     expect(proofs).to.equal(3);
     expect(pages).to.equal(1);
     await it.return(undefined);
   });
 
+  it("shows staff identity as the access policy says: disclosed, or withheld and still a bundle", async () => {
+    const [disclosed, withheld] = await Promise.all(
+      (["disclose", "withhold"] as const).map(async (staffIdentity) => {
+        const it = exportBundles(ledger, queries, {}, { staffIdentity });
+        const first = (await it.next()).value as Bundle;
+        await it.return(undefined);
+        return first;
+      }),
+    );
+    expect(disclosed).to.deep.equal(await ledger.prove(0, { staffIdentity: "disclose" }));
+    expect(withheld).to.deep.equal(await ledger.prove(0, { staffIdentity: "withhold" }));
+    expect(JSON.stringify(disclosed)).to.include("Dr. Anna Weber");
+    expect(JSON.stringify(withheld)).to.not.include("Dr. Anna Weber");
+    expect(JSON.stringify(withheld)).to.include('"_sd":"0x');
+  });
+
   it("filters by organization and by time", async () => {
     const lab: number[] = [];
-    for await (const b of exportBundles(ledger, queries, { organization: LAB_ORG }))
+    for await (const b of exportBundles(ledger, queries, { organization: LAB_ORG }, DISCLOSE))
       lab.push(b.entry.seq);
     expect(lab).to.deep.equal(
       Array.from({ length: TOTAL }, (_, i) => i).filter((i) => i % 3 === 0),
     );
     const hospital: number[] = [];
-    for await (const b of exportBundles(ledger, queries, {
-      organization: HOSPITAL_ORG,
-      fromMs: Date.UTC(2024, 0, 1) + 10 * 60_000,
-      toMs: Date.UTC(2024, 0, 1) + 20 * 60_000,
-    }))
+    for await (const b of exportBundles(
+      ledger,
+      queries,
+      {
+        organization: HOSPITAL_ORG,
+        fromMs: Date.UTC(2024, 0, 1) + 10 * 60_000,
+        toMs: Date.UTC(2024, 0, 1) + 20 * 60_000,
+      },
+      DISCLOSE,
+    ))
       hospital.push(b.entry.seq);
     expect(hospital).to.deep.equal([10, 11, 13, 14, 16, 17, 19]);
   });
