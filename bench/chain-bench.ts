@@ -62,6 +62,7 @@ export async function benchGas(counts: number[]): Promise<BenchRow[]> {
       logId,
       anchorer: anchorer.address,
       receiptSigner: receiptSigner.address,
+      operator: "Benchmark log",
     });
     let batchNo = 0;
     let firstSeq = 0;

@@ -8,7 +8,8 @@ pragma solidity 0.8.28;
  * against chain state without trusting the Veritrail server.
  *
  * A log is registered by the admin with an anchorer (the only account that may anchor the log's
- * batches) and a receipt signer (the EIP-712 key that signs per-event receipts off-chain). The
+ * batches), a receipt signer (the EIP-712 key that signs per-event receipts off-chain) and the
+ * name of its operator (the institution that runs it), which verifiers' trust policies quote. The
  * log's batches are contiguous and append-only: batch 0 starts at seq 0, batch n+1 has batchNo
  * n+1 and starts at `firstSeq(n) + count(n)`, and a stored batch can never be overwritten. The
  * registry stores one slot per batch (the header hash) and emits the full header.
@@ -44,8 +45,23 @@ interface IVeritrailRegistry {
      * @param logId The new log.
      * @param anchorer Account allowed to anchor the log's batches.
      * @param receiptSigner Address whose signatures make the log's per-event receipts valid.
+     * @param operator Name of the institution that operates the log.
      */
-    event LogRegistered(bytes32 indexed logId, address anchorer, address receiptSigner);
+    event LogRegistered(
+        bytes32 indexed logId,
+        address anchorer,
+        address receiptSigner,
+        string operator
+    );
+
+    /**
+     * @notice Emitted when the admin changes the operator name recorded for a log (a merger, a
+     * renamed institution, a typo).
+     * @param logId The log.
+     * @param previousOperator The name before.
+     * @param newOperator The name from now on.
+     */
+    event LogOperatorRenamed(bytes32 indexed logId, string previousOperator, string newOperator);
 
     /**
      * @notice Emitted for every anchored batch, with the full header so that indexers can
@@ -112,6 +128,12 @@ interface IVeritrailRegistry {
      * @param signer The former signer.
      */
     error VeritrailReceiptSignerReused(bytes32 logId, address signer);
+
+    /**
+     * @notice An operator name must be 1 to 128 bytes of UTF-8.
+     * @param length The rejected name's length in bytes.
+     */
+    error VeritrailInvalidOperatorName(uint256 length);
 
     /**
      * @notice `logId` is already registered; registration is one-time.
@@ -182,14 +204,31 @@ interface IVeritrailRegistry {
     /**
      * @notice Registers a new log. Its first batch must be batchNo 0 with firstSeq 0.
      * @dev Only DEFAULT_ADMIN_ROLE. Also starts `receiptSigner`'s validity period
-     * (see {signerPeriod}). Allowed while paused. Emits {LogRegistered}.
+     * (see {signerPeriod}), records `operator` ({logOperator}) and appends `logId` to the list
+     * of logs ({logCount}, {logIdAt}). Allowed while paused. Emits {LogRegistered}.
      * Reverts with {VeritrailZeroLogId}, {VeritrailInvalidAnchorer} (zero address),
-     * {VeritrailInvalidReceiptSigner} (zero address) or {VeritrailLogAlreadyRegistered}.
+     * {VeritrailInvalidReceiptSigner} (zero address), {VeritrailInvalidOperatorName} or
+     * {VeritrailLogAlreadyRegistered}.
      * @param logId Identifier of the new log; not zero.
      * @param anchorer Account allowed to anchor the log's batches; not zero.
      * @param receiptSigner Address that signs the log's receipts; not zero.
+     * @param operator Name of the institution that operates the log; 1 to 128 bytes.
      */
-    function registerLog(bytes32 logId, address anchorer, address receiptSigner) external;
+    function registerLog(
+        bytes32 logId,
+        address anchorer,
+        address receiptSigner,
+        string calldata operator
+    ) external;
+
+    /**
+     * @notice Changes the operator name recorded for `logId`.
+     * @dev Only DEFAULT_ADMIN_ROLE. Allowed while paused. Emits {LogOperatorRenamed}. Reverts
+     * with {VeritrailUnknownLog} or {VeritrailInvalidOperatorName}.
+     * @param logId The log.
+     * @param newOperator The new name; 1 to 128 bytes.
+     */
+    function renameLogOperator(bytes32 logId, string calldata newOperator) external;
 
     /**
      * @notice Anchors the next batch of `header.logId`.
@@ -294,6 +333,27 @@ interface IVeritrailRegistry {
             uint64 nextSeq,
             uint64 registeredAt
         );
+
+    /**
+     * @notice The operator name recorded for `logId` at registration or by the last rename.
+     * @param logId The log.
+     * @return The name; empty for an unregistered log.
+     */
+    function logOperator(bytes32 logId) external view returns (string memory);
+
+    /**
+     * @notice How many logs have been registered (a registry never forgets one).
+     * @return The number of logs; they are {logIdAt}(0 .. count - 1), in registration order.
+     */
+    function logCount() external view returns (uint256);
+
+    /**
+     * @notice The `index`-th registered log, so a verifier can list a registry's logs from its
+     * state alone (event history may be pruned, EIP-4444).
+     * @param index From 0 to {logCount} - 1; reverts (panic 0x32) beyond.
+     * @return The log id.
+     */
+    function logIdAt(uint256 index) external view returns (bytes32);
 
     /**
      * @notice Whether `logId` has been registered.

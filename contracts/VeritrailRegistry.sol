@@ -19,6 +19,9 @@ contract VeritrailRegistry is IVeritrailRegistry, AccessControl, Pausable {
     uint64 private constant _MAX_BATCH_NO = type(uint48).max;
     uint64 private constant _MAX_SEQ = type(uint48).max;
 
+    /// @dev Longest operator name, in bytes: a name for people, not a document.
+    uint256 private constant _MAX_OPERATOR_BYTES = 128;
+
     /// @dev RFC 9162 section 2.1.1: interior nodes are SHA-256(0x01 || left || right).
     bytes1 private constant _NODE_PREFIX = 0x01;
 
@@ -49,6 +52,9 @@ contract VeritrailRegistry is IVeritrailRegistry, AccessControl, Pausable {
     mapping(bytes32 logId => LogConfig) private _configs;
     mapping(bytes32 logId => mapping(uint64 batchNo => bytes32 commitment)) private _batches;
     mapping(bytes32 logId => mapping(address signer => SignerPeriod)) private _signerPeriods;
+    // Declared after the mappings above so their slots (and anchorBatch's gas) stay as they were.
+    mapping(bytes32 logId => string operator) private _operators;
+    bytes32[] private _logIds;
 
     /**
      * @param admin Receives DEFAULT_ADMIN_ROLE: registers logs, rotates keys, pauses.
@@ -62,11 +68,13 @@ contract VeritrailRegistry is IVeritrailRegistry, AccessControl, Pausable {
     function registerLog(
         bytes32 logId,
         address anchorer,
-        address receiptSigner
+        address receiptSigner,
+        string calldata operator
     ) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (logId == bytes32(0)) revert VeritrailZeroLogId();
         if (anchorer == address(0)) revert VeritrailInvalidAnchorer(anchorer);
         if (receiptSigner == address(0)) revert VeritrailInvalidReceiptSigner(receiptSigner);
+        _checkOperatorName(operator);
         if (_heads[logId].anchorer != address(0)) revert VeritrailLogAlreadyRegistered(logId);
 
         uint64 registeredAt = uint64(block.timestamp);
@@ -76,7 +84,21 @@ contract VeritrailRegistry is IVeritrailRegistry, AccessControl, Pausable {
             validFrom: registeredAt,
             validUntil: 0
         });
-        emit LogRegistered(logId, anchorer, receiptSigner);
+        _operators[logId] = operator;
+        _logIds.push(logId);
+        emit LogRegistered(logId, anchorer, receiptSigner, operator);
+    }
+
+    /// @inheritdoc IVeritrailRegistry
+    function renameLogOperator(
+        bytes32 logId,
+        string calldata newOperator
+    ) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (_heads[logId].anchorer == address(0)) revert VeritrailUnknownLog(logId);
+        _checkOperatorName(newOperator);
+        string memory previousOperator = _operators[logId];
+        _operators[logId] = newOperator;
+        emit LogOperatorRenamed(logId, previousOperator, newOperator);
     }
 
     /// @inheritdoc IVeritrailRegistry
@@ -220,6 +242,21 @@ contract VeritrailRegistry is IVeritrailRegistry, AccessControl, Pausable {
     }
 
     /// @inheritdoc IVeritrailRegistry
+    function logOperator(bytes32 logId) external view returns (string memory) {
+        return _operators[logId];
+    }
+
+    /// @inheritdoc IVeritrailRegistry
+    function logCount() external view returns (uint256) {
+        return _logIds.length;
+    }
+
+    /// @inheritdoc IVeritrailRegistry
+    function logIdAt(uint256 index) external view returns (bytes32) {
+        return _logIds[index];
+    }
+
+    /// @inheritdoc IVeritrailRegistry
     function isLogRegistered(bytes32 logId) external view returns (bool) {
         return _heads[logId].anchorer != address(0);
     }
@@ -249,6 +286,12 @@ contract VeritrailRegistry is IVeritrailRegistry, AccessControl, Pausable {
         return
             interfaceId == type(IVeritrailRegistry).interfaceId ||
             super.supportsInterface(interfaceId);
+    }
+
+    function _checkOperatorName(string calldata name) private pure {
+        uint256 length = bytes(name).length;
+        if (length == 0 || length > _MAX_OPERATOR_BYTES)
+            revert VeritrailInvalidOperatorName(length);
     }
 
     function _headerHash(BatchHeader calldata header) private pure returns (bytes32) {

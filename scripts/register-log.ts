@@ -1,12 +1,17 @@
 /**
  * Registers a Veritrail log on the VeritrailRegistry, idempotently, so that deploy scripts and
- * `npm start` can run it on every start: a log already registered with the same anchorer and
- * receipt signer is left alone; one registered with other addresses is an error (changing them
- * is a key rotation, not a registration).
+ * `npm start` can run it on every start: a log already registered with the same anchorer,
+ * receipt signer and operator name is left alone; one registered with other addresses is an
+ * error (changing them is a key rotation, not a registration); one registered under another
+ * operator name is an error unless `--rename` asks to change the name (renameLogOperator).
+ *
+ * The operator name is what trust policies (`veritrail trust init`) and every verified verdict
+ * show: the institution's name as patients and regulators know it, 1 to 128 bytes.
  *
  * CLI (a development node's unlocked account, or a keystore whose password comes on stdin):
  *   node scripts/register-log.ts --rpc-url http://127.0.0.1:8545 --registry 0x... \
  *     --log-id 0x<32 bytes> --anchorer 0x... --receipt-signer 0x... \
+ *     --operator "St Mary General Hospital" [--rename] \
  *     [--admin-account 0 | --admin-keystore keystore.json < password.txt]
  */
 import { readFile } from "node:fs/promises";
@@ -26,8 +31,10 @@ import {
 } from "ethers";
 
 const REGISTER_LOG_ABI = [
-  "function registerLog(bytes32 logId, address anchorer, address receiptSigner)",
+  "function registerLog(bytes32 logId, address anchorer, address receiptSigner, string operator)",
+  "function renameLogOperator(bytes32 logId, string newOperator)",
   "function getLog(bytes32 logId) view returns (address anchorer, address receiptSigner, uint64 nextBatchNo, uint64 nextSeq, uint64 registeredAt)",
+  "function logOperator(bytes32 logId) view returns (string)",
   "function hasRole(bytes32 role, address account) view returns (bool)",
   "error VeritrailLogAlreadyRegistered(bytes32 logId)",
 ] as const;
@@ -35,7 +42,10 @@ const REGISTER_LOG_ABI = [
 const DEFAULT_ADMIN_ROLE = ZeroHash;
 
 export type RegisterLogErrorCode =
-  "INVALID_ARGUMENT" | "NOT_ADMIN" | "REGISTERED_WITH_OTHER_ADDRESSES";
+  | "INVALID_ARGUMENT"
+  | "NOT_ADMIN"
+  | "REGISTERED_WITH_OTHER_ADDRESSES"
+  | "REGISTERED_WITH_OTHER_OPERATOR";
 
 export class RegisterLogError extends Error {
   readonly code: RegisterLogErrorCode;
@@ -55,23 +65,41 @@ export interface RegisterLogParams {
   logId: string;
   anchorer: string;
   receiptSigner: string;
+  /** Name of the institution that operates the log, 1 to 128 bytes of UTF-8. */
+  operator: string;
+  /** A log registered under another operator name is renamed instead of refused. */
+  rename?: boolean;
 }
 
 export type RegisterLogResult =
   | { status: "registered"; txHash: string; blockNumber: number }
-  | { status: "already-registered"; registeredAt: bigint };
+  | { status: "already-registered"; registeredAt: bigint }
+  | { status: "renamed"; previousOperator: string; txHash: string; blockNumber: number };
 
 interface OnChainLog {
   anchorer: string;
   receiptSigner: string;
   registeredAt: bigint;
+  operator: string;
 }
 
 async function readLog(registry: BaseContract, logId: string): Promise<OnChainLog> {
-  const [anchorer, receiptSigner, , , registeredAt] = (await registry.getFunction("getLog")(
-    logId,
-  )) as [string, string, bigint, bigint, bigint];
-  return { anchorer, receiptSigner, registeredAt };
+  const [[anchorer, receiptSigner, , , registeredAt], operator] = (await Promise.all([
+    registry.getFunction("getLog")(logId),
+    registry.getFunction("logOperator")(logId),
+  ])) as [[string, string, bigint, bigint, bigint], string];
+  return { anchorer, receiptSigner, registeredAt, operator };
+}
+
+function checkOperator(value: string): string {
+  const name = value.trim();
+  const bytes = new TextEncoder().encode(name).length;
+  if (bytes === 0 || bytes > 128)
+    throw new RegisterLogError(
+      "INVALID_ARGUMENT",
+      `operator must be 1 to 128 bytes of UTF-8, got ${bytes}`,
+    );
+  return name;
 }
 
 function checkAddress(name: string, value: string): string {
@@ -81,16 +109,28 @@ function checkAddress(name: string, value: string): string {
   return getAddress(value);
 }
 
-/** Compares what is on-chain with what was asked; undefined while the log is unregistered. */
+/**
+ * Compares what is on-chain with what was asked; undefined while the log is unregistered,
+ * "rename" when only the operator name differs and a rename was asked for.
+ */
 function compareRegistered(
   logId: string,
   onChain: OnChainLog,
   anchorer: string,
   receiptSigner: string,
-): RegisterLogResult | undefined {
+  operator: string,
+  rename: boolean,
+): RegisterLogResult | "rename" | undefined {
   if (onChain.anchorer === ZeroAddress) return undefined;
   if (onChain.anchorer === anchorer && onChain.receiptSigner === receiptSigner) {
-    return { status: "already-registered", registeredAt: onChain.registeredAt };
+    if (onChain.operator === operator)
+      return { status: "already-registered", registeredAt: onChain.registeredAt };
+    if (rename) return "rename";
+    throw new RegisterLogError(
+      "REGISTERED_WITH_OTHER_OPERATOR",
+      `log ${logId} is registered for operator ${JSON.stringify(onChain.operator)}, not ` +
+        `${JSON.stringify(operator)}; pass --rename to change the recorded name`,
+    );
   }
   throw new RegisterLogError(
     "REGISTERED_WITH_OTHER_ADDRESSES",
@@ -110,20 +150,19 @@ export async function registerLog({
   logId,
   anchorer,
   receiptSigner,
+  operator,
+  rename = false,
 }: RegisterLogParams): Promise<RegisterLogResult> {
   if (!isHexString(logId, 32) || BigInt(logId) === 0n) {
     throw new RegisterLogError("INVALID_ARGUMENT", `logId is not a non-zero bytes32: ${logId}`);
   }
   const wantAnchorer = checkAddress("anchorer", anchorer);
   const wantSigner = checkAddress("receiptSigner", receiptSigner);
+  const wantOperator = checkOperator(operator);
 
-  const existing = compareRegistered(
-    logId,
-    await readLog(registry, logId),
-    wantAnchorer,
-    wantSigner,
-  );
-  if (existing) return existing;
+  const before = await readLog(registry, logId);
+  const existing = compareRegistered(logId, before, wantAnchorer, wantSigner, wantOperator, rename);
+  if (existing !== undefined && existing !== "rename") return existing;
 
   const runner = registry.runner as Partial<Signer> | null;
   if (runner?.getAddress) {
@@ -134,15 +173,31 @@ export async function registerLog({
     }
   }
 
+  if (existing === "rename") {
+    const tx = await registry.getFunction("renameLogOperator")(logId, wantOperator);
+    const receipt = await tx.wait();
+    return {
+      status: "renamed",
+      previousOperator: before.operator,
+      txHash: receipt.hash,
+      blockNumber: receipt.blockNumber,
+    };
+  }
   try {
-    const tx = await registry.getFunction("registerLog")(logId, wantAnchorer, wantSigner);
+    const tx = await registry.getFunction("registerLog")(
+      logId,
+      wantAnchorer,
+      wantSigner,
+      wantOperator,
+    );
     const receipt = await tx.wait();
     return { status: "registered", txHash: receipt.hash, blockNumber: receipt.blockNumber };
   } catch (err) {
     // Someone registered the log between our read and our transaction: judge what they wrote.
     const now = await readLog(registry, logId).catch(() => undefined);
-    const raced = now && compareRegistered(logId, now, wantAnchorer, wantSigner);
-    if (raced) return raced;
+    const raced =
+      now && compareRegistered(logId, now, wantAnchorer, wantSigner, wantOperator, false);
+    if (raced && raced !== "rename") return raced;
     throw err;
   }
 }
@@ -162,6 +217,8 @@ async function main(argv: string[]): Promise<void> {
       "log-id": { type: "string" },
       anchorer: { type: "string" },
       "receipt-signer": { type: "string" },
+      operator: { type: "string" },
+      rename: { type: "boolean", default: false },
       "admin-account": { type: "string", default: "0" },
       "admin-keystore": { type: "string" },
     },
@@ -170,11 +227,12 @@ async function main(argv: string[]): Promise<void> {
   const logId = values["log-id"];
   const anchorer = values.anchorer;
   const receiptSigner = values["receipt-signer"];
-  if (!registryAddress || !logId || !anchorer || !receiptSigner) {
+  const operator = values.operator;
+  if (!registryAddress || !logId || !anchorer || !receiptSigner || !operator) {
     throw new RegisterLogError(
       "INVALID_ARGUMENT",
       "usage: register-log --registry <address> --log-id <bytes32> --anchorer <address> " +
-        "--receipt-signer <address> [--rpc-url <url>] " +
+        "--receipt-signer <address> --operator <name> [--rename] [--rpc-url <url>] " +
         "[--admin-account <index|address> | --admin-keystore <file> (password on stdin)]",
     );
   }
@@ -196,7 +254,14 @@ async function main(argv: string[]): Promise<void> {
       REGISTER_LOG_ABI,
       admin,
     );
-    const result = await registerLog({ registry, logId, anchorer, receiptSigner });
+    const result = await registerLog({
+      registry,
+      logId,
+      anchorer,
+      receiptSigner,
+      operator,
+      rename: values.rename,
+    });
     console.log(
       JSON.stringify({ logId, ...result }, (_, v: unknown) =>
         typeof v === "bigint" ? Number(v) : v,

@@ -114,6 +114,17 @@ export const ConfigSchema = z.object({
     .regex(/^0x[0-9a-fA-F]{40}$/, "must be a 0x-prefixed 20-byte address")
     .optional(),
   CONFIRMATIONS: int(0, 1_000).default(1),
+  /**
+   * The operator name recorded on-chain when the service registers its log on a development
+   * chain (trust policies quote it on every verdict). In production the registry's admin
+   * registers the log, with scripts/register-log.ts --operator.
+   */
+  LOG_OPERATOR: z
+    .string()
+    .trim()
+    .min(1)
+    .refine((s) => new TextEncoder().encode(s).length <= 128, "must be at most 128 bytes of UTF-8")
+    .default("Veritrail development log"),
   /** Anchor loop tuning (services/ledger/anchor-loop.ts); the defaults suit a dev chain and most L2s. */
   /** Backoff after an RPC error: exponential from MIN to MAX, with jitter. */
   ANCHOR_RETRY_MIN_MS: int(10, 600_000).default(250),

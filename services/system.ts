@@ -99,6 +99,7 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
       ...(contractAddress ? { contractAddress } : {}),
       anchorer: keys.anchorer.wallet,
       ...(keys.admin ? { admin: keys.admin.wallet } : {}),
+      operator: config.LOG_OPERATOR,
       ...(deployment ? { deployment } : {}),
       ...anchorLoopTuning(config),
       onContractChanged: (address) => {

@@ -47,6 +47,7 @@ export async function startExternalChain(dataDir: string): Promise<ExternalChain
         logId,
         anchorer: ANCHORER.address,
         receiptSigner: RECEIPT_SIGNER.address,
+        operator: "Reliability test log",
       });
       const started = proxy;
       return {

@@ -6,7 +6,8 @@ import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
  * On a shared chain pass a multisig or a dedicated admin key instead:
  *   hardhat ignition deploy ignition/modules/VeritrailRegistry.ts --network <net> \
  *     --parameters '{"VeritrailRegistryModule":{"admin":"0x..."}}'
- * Logs are registered afterwards with scripts/register-log.ts.
+ * Logs are registered afterwards with ignition/modules/VeritrailLog.ts or scripts/register-log.ts
+ * (both record the log's operator name, which trust policies quote).
  */
 export default buildModule("VeritrailRegistryModule", (m) => {
   const admin = m.getParameter("admin", m.getAccount(0));

@@ -11,7 +11,8 @@ export const BATCH_HEADER_TUPLE =
 
 export const REGISTRY_ABI = [
   // Writes
-  "function registerLog(bytes32 logId, address anchorer, address receiptSigner)",
+  "function registerLog(bytes32 logId, address anchorer, address receiptSigner, string operator)",
+  "function renameLogOperator(bytes32 logId, string newOperator)",
   `function anchorBatch(${BATCH_HEADER_TUPLE} header)`,
   "function rotateAnchorer(bytes32 logId, address newAnchorer)",
   "function rotateReceiptSigner(bytes32 logId, address newSigner)",
@@ -24,12 +25,16 @@ export const REGISTRY_ABI = [
   "function logHead(bytes32 logId) view returns (uint64 nextBatchNo, uint64 nextSeq)",
   "function getLog(bytes32 logId) view returns (address anchorer, address receiptSigner, uint64 nextBatchNo, uint64 nextSeq, uint64 registeredAt)",
   "function isLogRegistered(bytes32 logId) view returns (bool)",
+  "function logOperator(bytes32 logId) view returns (string)",
+  "function logCount() view returns (uint256)",
+  "function logIdAt(uint256 index) view returns (bytes32)",
   "function signerPeriod(bytes32 logId, address signer) view returns (uint64 validFrom, uint64 validUntil)",
   `function verifyInclusion(${BATCH_HEADER_TUPLE} header, uint256 leafIndex, bytes32 leafHash, bytes32[] proof) view returns (bool)`,
   "function paused() view returns (bool)",
   "function hasRole(bytes32 role, address account) view returns (bool)",
   // Events
-  "event LogRegistered(bytes32 indexed logId, address anchorer, address receiptSigner)",
+  "event LogRegistered(bytes32 indexed logId, address anchorer, address receiptSigner, string operator)",
+  "event LogOperatorRenamed(bytes32 indexed logId, string previousOperator, string newOperator)",
   "event BatchAnchored(bytes32 indexed logId, uint64 indexed batchNo, uint64 firstSeq, uint32 count, bytes32 eventsRoot, bytes32 indexRoot)",
   "event AnchorerRotated(bytes32 indexed logId, address previousAnchorer, address newAnchorer)",
   "event ReceiptSignerRotated(bytes32 indexed logId, address previousSigner, address newSigner)",
@@ -39,6 +44,7 @@ export const REGISTRY_ABI = [
   "error VeritrailInvalidAnchorer(address anchorer)",
   "error VeritrailInvalidReceiptSigner(address receiptSigner)",
   "error VeritrailReceiptSignerReused(bytes32 logId, address signer)",
+  "error VeritrailInvalidOperatorName(uint256 length)",
   "error VeritrailLogAlreadyRegistered(bytes32 logId)",
   "error VeritrailUnknownLog(bytes32 logId)",
   "error VeritrailUnauthorizedAnchorer(bytes32 logId, address caller)",

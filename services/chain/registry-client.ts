@@ -62,6 +62,7 @@ export type RegistryErrorCode =
   | "INVALID_ANCHORER"
   | "INVALID_RECEIPT_SIGNER"
   | "RECEIPT_SIGNER_REUSED"
+  | "INVALID_OPERATOR_NAME"
   | "LOG_ALREADY_REGISTERED"
   | "UNKNOWN_LOG"
   | "UNAUTHORIZED_ANCHORER"
@@ -90,6 +91,7 @@ const ERROR_CODES: Record<string, RegistryErrorCode> = {
   VeritrailInvalidAnchorer: "INVALID_ANCHORER",
   VeritrailInvalidReceiptSigner: "INVALID_RECEIPT_SIGNER",
   VeritrailReceiptSignerReused: "RECEIPT_SIGNER_REUSED",
+  VeritrailInvalidOperatorName: "INVALID_OPERATOR_NAME",
   VeritrailLogAlreadyRegistered: "LOG_ALREADY_REGISTERED",
   VeritrailUnknownLog: "UNKNOWN_LOG",
   VeritrailUnauthorizedAnchorer: "UNAUTHORIZED_ANCHORER",
@@ -538,6 +540,25 @@ export class RegistryClient {
     ])) as boolean;
   }
 
+  /** The operator name recorded for the log (empty for an unregistered log). */
+  async logOperator(logId: string): Promise<string> {
+    return (await this.call("logOperator", [logId])) as string;
+  }
+
+  /**
+   * Every log registered in the registry, in registration order, with its operator name: read
+   * from state (logCount, logIdAt, logOperator), not from events, which nodes prune (EIP-4444).
+   */
+  async listLogs(): Promise<Array<{ logId: string; operator: string }>> {
+    const count = Number((await this.call("logCount", [])) as bigint);
+    const ids = await Promise.all(
+      Array.from({ length: count }, async (_, i) => (await this.call("logIdAt", [i])) as string),
+    );
+    return Promise.all(
+      ids.map(async (logId) => ({ logId, operator: await this.logOperator(logId) })),
+    );
+  }
+
   async signerPeriod(logId: string, signer: string): Promise<SignerPeriod> {
     const r = (await this.call("signerPeriod", [logId, signer])) as [bigint, bigint];
     return { validFrom: Number(r[0]), validUntil: Number(r[1]) };
@@ -550,7 +571,7 @@ export class RegistryClient {
    */
   async registerLog(
     admin: Wallet,
-    args: { logId: string; anchorer: string; receiptSigner: string },
+    args: { logId: string; anchorer: string; receiptSigner: string; operator: string },
     confirmations = 1,
   ): Promise<{ created: boolean; log: LogInfo; txHash?: string }> {
     const existing = await this.getLog(args.logId);
@@ -558,10 +579,20 @@ export class RegistryClient {
     const { txHash } = await this.sendAdmin(
       admin,
       "registerLog",
-      [args.logId, args.anchorer, args.receiptSigner],
+      [args.logId, args.anchorer, args.receiptSigner, args.operator],
       confirmations,
     );
     return { created: true, log: await this.getLog(args.logId), txHash };
+  }
+
+  /** Admin: changes the operator name recorded for the log (emits LogOperatorRenamed). */
+  async renameLogOperator(
+    admin: Wallet,
+    logId: string,
+    operator: string,
+    confirmations = 1,
+  ): Promise<{ txHash: string }> {
+    return this.sendAdmin(admin, "renameLogOperator", [logId, operator], confirmations);
   }
 
   /** Admin: replaces the log's receipt signer; returns the new signer's validity period. */

@@ -142,6 +142,11 @@ export interface AnchorLoopOptions {
   anchorer: Wallet;
   /** Admin (deployer) key: dev chain only, for deploy, log registration and reset recovery. */
   admin?: Wallet;
+  /**
+   * The operator name recorded on-chain when this loop registers the log (dev chain only; in
+   * production the registry's admin registers the log with scripts/register-log.ts).
+   */
+  operator?: string;
   /** Share one DevDeployment between loops on the same dev chain (one registry for all). */
   deployment?: DevDeployment;
   /** Share one tracker between loops that use the same anchorer account. */
@@ -587,6 +592,7 @@ export class AnchorLoop {
       logId: ledger.logId,
       anchorer: this.anchorerAddress,
       receiptSigner: ledger.signerAddress,
+      operator: this.opts.operator ?? DEV_LOG_OPERATOR,
     });
     this.client = target;
     this.contractAddress = address;
@@ -1106,6 +1112,9 @@ function errorSummary(error: unknown, rpcUrl: string): string {
 }
 
 /** The loop's tuning from the validated config (services/config.ts, ANCHOR_* and friends). */
+/** The operator name a development registration records when none is configured. */
+export const DEV_LOG_OPERATOR = "Veritrail development log";
+
 export function anchorLoopTuning(
   config: Pick<
     Config,

@@ -9,6 +9,7 @@ const abi = ethers.AbiCoder.defaultAbiCoder();
 const DEFAULT_ADMIN_ROLE = ethers.ZeroHash;
 const LOG_A = ethers.id("veritrail/test/log-a");
 const LOG_B = ethers.id("veritrail/test/log-b");
+const OPERATOR = "St Mary General Hospital";
 const MAX_UINT48 = 2n ** 48n - 1n;
 /** AccessControl's `_roles` is slot 0, Pausable's `_paused` slot 1, then the registry's `_heads`. */
 const HEADS_SLOT = 2n;
@@ -126,7 +127,7 @@ async function deployFixture() {
 
 async function registeredFixture() {
   const f = await deployFixture();
-  await f.registry.registerLog(LOG_A, f.anchorer.address, f.signer.address);
+  await f.registry.registerLog(LOG_A, f.anchorer.address, f.signer.address, OPERATOR);
   return f;
 }
 
@@ -164,9 +165,9 @@ describe("VeritrailRegistry", function () {
   describe("registerLog", function () {
     it("registers a log, emits LogRegistered and starts the signer's period", async function () {
       const { registry, anchorer, signer } = await networkHelpers.loadFixture(deployFixture);
-      await expect(registry.registerLog(LOG_A, anchorer.address, signer.address))
+      await expect(registry.registerLog(LOG_A, anchorer.address, signer.address, OPERATOR))
         .to.emit(registry, "LogRegistered")
-        .withArgs(LOG_A, anchorer.address, signer.address);
+        .withArgs(LOG_A, anchorer.address, signer.address, OPERATOR);
       const now = BigInt(await networkHelpers.time.latest());
 
       expect(await registry.isLogRegistered(LOG_A)).to.equal(true);
@@ -182,6 +183,39 @@ describe("VeritrailRegistry", function () {
       expect(await registry.signerPeriod(LOG_A, signer.address)).to.deep.equal([now, 0n]);
       expect(await registry.signerPeriod(LOG_B, signer.address)).to.deep.equal([0n, 0n]);
       expect(await registry.signerPeriod(LOG_A, anchorer.address)).to.deep.equal([0n, 0n]);
+    });
+
+    it("records the operator name and lists every log in registration order", async function () {
+      const { registry, anchorer, signer, anchorer2, signer2 } =
+        await networkHelpers.loadFixture(deployFixture);
+      expect(await registry.logCount()).to.equal(0n);
+      await registry.registerLog(LOG_A, anchorer.address, signer.address, OPERATOR);
+      await registry.registerLog(
+        LOG_B,
+        anchorer2.address,
+        signer2.address,
+        "Northside Lab — Zürich",
+      );
+      expect(await registry.logCount()).to.equal(2n);
+      expect(await registry.logIdAt(0n)).to.equal(LOG_A);
+      expect(await registry.logIdAt(1n)).to.equal(LOG_B);
+      await expect(registry.logIdAt(2n)).to.be.revertedWithPanic(0x32);
+      expect(await registry.logOperator(LOG_A)).to.equal(OPERATOR);
+      expect(await registry.logOperator(LOG_B)).to.equal("Northside Lab — Zürich");
+      expect(await registry.logOperator(ethers.id("unregistered"))).to.equal("");
+    });
+
+    it("rejects an empty operator name and one longer than 128 bytes", async function () {
+      const { registry, anchorer, signer } = await networkHelpers.loadFixture(deployFixture);
+      await expect(registry.registerLog(LOG_A, anchorer.address, signer.address, ""))
+        .to.be.revertedWithCustomError(registry, "VeritrailInvalidOperatorName")
+        .withArgs(0n);
+      // 43 three-byte characters: 129 bytes of UTF-8.
+      await expect(registry.registerLog(LOG_A, anchorer.address, signer.address, "€".repeat(43)))
+        .to.be.revertedWithCustomError(registry, "VeritrailInvalidOperatorName")
+        .withArgs(129n);
+      await registry.registerLog(LOG_A, anchorer.address, signer.address, "x".repeat(128));
+      expect(await registry.logCount()).to.equal(1n);
     });
 
     it("returns zeros for an unregistered log", async function () {
@@ -210,20 +244,20 @@ describe("VeritrailRegistry", function () {
     it("rejects a zero log id", async function () {
       const { registry, anchorer, signer } = await networkHelpers.loadFixture(deployFixture);
       await expect(
-        registry.registerLog(ethers.ZeroHash, anchorer.address, signer.address),
+        registry.registerLog(ethers.ZeroHash, anchorer.address, signer.address, OPERATOR),
       ).to.be.revertedWithCustomError(registry, "VeritrailZeroLogId");
     });
 
     it("rejects a zero anchorer", async function () {
       const { registry, signer } = await networkHelpers.loadFixture(deployFixture);
-      await expect(registry.registerLog(LOG_A, ethers.ZeroAddress, signer.address))
+      await expect(registry.registerLog(LOG_A, ethers.ZeroAddress, signer.address, OPERATOR))
         .to.be.revertedWithCustomError(registry, "VeritrailInvalidAnchorer")
         .withArgs(ethers.ZeroAddress);
     });
 
     it("rejects a zero receipt signer", async function () {
       const { registry, anchorer } = await networkHelpers.loadFixture(deployFixture);
-      await expect(registry.registerLog(LOG_A, anchorer.address, ethers.ZeroAddress))
+      await expect(registry.registerLog(LOG_A, anchorer.address, ethers.ZeroAddress, OPERATOR))
         .to.be.revertedWithCustomError(registry, "VeritrailInvalidReceiptSigner")
         .withArgs(ethers.ZeroAddress);
     });
@@ -231,10 +265,10 @@ describe("VeritrailRegistry", function () {
     it("rejects registering the same log twice, even with the same addresses", async function () {
       const { registry, anchorer, signer, anchorer2, signer2 } =
         await networkHelpers.loadFixture(registeredFixture);
-      await expect(registry.registerLog(LOG_A, anchorer.address, signer.address))
+      await expect(registry.registerLog(LOG_A, anchorer.address, signer.address, OPERATOR))
         .to.be.revertedWithCustomError(registry, "VeritrailLogAlreadyRegistered")
         .withArgs(LOG_A);
-      await expect(registry.registerLog(LOG_A, anchorer2.address, signer2.address))
+      await expect(registry.registerLog(LOG_A, anchorer2.address, signer2.address, OPERATOR))
         .to.be.revertedWithCustomError(registry, "VeritrailLogAlreadyRegistered")
         .withArgs(LOG_A);
     });
@@ -243,7 +277,9 @@ describe("VeritrailRegistry", function () {
       const { registry, anchorer, signer, outsider } =
         await networkHelpers.loadFixture(registeredFixture);
       for (const caller of [outsider, anchorer, signer]) {
-        await expect(registry.connect(caller).registerLog(LOG_B, anchorer.address, signer.address))
+        await expect(
+          registry.connect(caller).registerLog(LOG_B, anchorer.address, signer.address, OPERATOR),
+        )
           .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
           .withArgs(caller.address, DEFAULT_ADMIN_ROLE);
       }
@@ -270,12 +306,14 @@ describe("VeritrailRegistry", function () {
         .to.emit(registry, "RoleGranted")
         .withArgs(DEFAULT_ADMIN_ROLE, outsider.address, admin.address);
       await expect(
-        registry.connect(outsider).registerLog(LOG_A, anchorer.address, signer.address),
+        registry.connect(outsider).registerLog(LOG_A, anchorer.address, signer.address, OPERATOR),
       ).to.emit(registry, "LogRegistered");
       await expect(registry.revokeRole(DEFAULT_ADMIN_ROLE, outsider.address))
         .to.emit(registry, "RoleRevoked")
         .withArgs(DEFAULT_ADMIN_ROLE, outsider.address, admin.address);
-      await expect(registry.connect(outsider).registerLog(LOG_B, anchorer.address, signer.address))
+      await expect(
+        registry.connect(outsider).registerLog(LOG_B, anchorer.address, signer.address, OPERATOR),
+      )
         .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
         .withArgs(outsider.address, DEFAULT_ADMIN_ROLE);
     });
@@ -330,7 +368,7 @@ describe("VeritrailRegistry", function () {
     it("keeps logs independent", async function () {
       const { registry, anchorer, anchorer2, signer2 } =
         await networkHelpers.loadFixture(registeredFixture);
-      await registry.registerLog(LOG_B, anchorer2.address, signer2.address);
+      await registry.registerLog(LOG_B, anchorer2.address, signer2.address, OPERATOR);
       const a0 = makeHeader({ count: 10n });
       const b0 = makeHeader({ logId: LOG_B, count: 4n });
       await registry.connect(anchorer).anchorBatch(a0);
@@ -576,10 +614,9 @@ describe("VeritrailRegistry", function () {
       expect(await registry.logHead(LOG_A)).to.deep.equal([1n, 1n]);
       expect(await registry.batchCommitment(LOG_A, 0n)).to.equal(expectedHeaderHash(batch0));
       expect(await registry.verifyInclusion(batch0, 0n, leaf, [])).to.equal(true);
-      await expect(registry.registerLog(LOG_B, anchorer2.address, signer2.address)).to.emit(
-        registry,
-        "LogRegistered",
-      );
+      await expect(
+        registry.registerLog(LOG_B, anchorer2.address, signer2.address, OPERATOR),
+      ).to.emit(registry, "LogRegistered");
       await expect(registry.rotateAnchorer(LOG_A, anchorer2.address)).to.emit(
         registry,
         "AnchorerRotated",
@@ -613,6 +650,39 @@ describe("VeritrailRegistry", function () {
       await registry.pause();
       for (const caller of [anchorer, outsider]) {
         await expect(registry.connect(caller).unpause())
+          .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
+          .withArgs(caller.address, DEFAULT_ADMIN_ROLE);
+      }
+    });
+  });
+
+  describe("renameLogOperator", function () {
+    it("renames, emits LogOperatorRenamed with both names, and works while paused", async function () {
+      const { registry } = await networkHelpers.loadFixture(registeredFixture);
+      await registry.pause();
+      await expect(registry.renameLogOperator(LOG_A, "St Mary & St John Hospitals"))
+        .to.emit(registry, "LogOperatorRenamed")
+        .withArgs(LOG_A, OPERATOR, "St Mary & St John Hospitals");
+      expect(await registry.logOperator(LOG_A)).to.equal("St Mary & St John Hospitals");
+      expect(await registry.logCount(), "a rename adds no log").to.equal(1n);
+    });
+
+    it("rejects an unknown log and a bad name", async function () {
+      const { registry } = await networkHelpers.loadFixture(registeredFixture);
+      await expect(registry.renameLogOperator(LOG_B, "Someone"))
+        .to.be.revertedWithCustomError(registry, "VeritrailUnknownLog")
+        .withArgs(LOG_B);
+      await expect(registry.renameLogOperator(LOG_A, ""))
+        .to.be.revertedWithCustomError(registry, "VeritrailInvalidOperatorName")
+        .withArgs(0n);
+      expect(await registry.logOperator(LOG_A)).to.equal(OPERATOR);
+    });
+
+    it("denies non-admins, including the log's anchorer and signer", async function () {
+      const { registry, anchorer, signer, outsider } =
+        await networkHelpers.loadFixture(registeredFixture);
+      for (const caller of [outsider, anchorer, signer]) {
+        await expect(registry.connect(caller).renameLogOperator(LOG_A, "Attacker Hospital"))
           .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
           .withArgs(caller.address, DEFAULT_ADMIN_ROLE);
       }
@@ -717,7 +787,7 @@ describe("VeritrailRegistry", function () {
       const { registry, anchorer2, signer, signer2 } =
         await networkHelpers.loadFixture(registeredFixture);
       await registry.rotateReceiptSigner(LOG_A, signer2.address);
-      await registry.registerLog(LOG_B, anchorer2.address, signer.address);
+      await registry.registerLog(LOG_B, anchorer2.address, signer.address, OPERATOR);
       const t = BigInt(await networkHelpers.time.latest());
       expect(await registry.signerPeriod(LOG_B, signer.address)).to.deep.equal([t, 0n]);
     });
@@ -796,7 +866,7 @@ describe("VeritrailRegistry", function () {
 
       before(async function () {
         const { registry, anchorer, signer } = await deployFixture();
-        await registry.registerLog(LOG_A, anchorer.address, signer.address);
+        await registry.registerLog(LOG_A, anchorer.address, signer.address, OPERATOR);
         registryAddress = await registry.getAddress();
         iface = registry.interface;
         verifySelector = iface.getFunction("verifyInclusion").selector;
@@ -1012,7 +1082,7 @@ describe("VeritrailRegistry", function () {
       };
 
       const reg = await measure("registerLog", () =>
-        registry.registerLog(LOG_A, anchorer.address, signer.address),
+        registry.registerLog(LOG_A, anchorer.address, signer.address, OPERATOR),
       );
       const anchor = registry.connect(anchorer);
       // Fixed roots so that the calldata, and so the numbers in docs/gas.md, are reproducible.
@@ -1052,12 +1122,15 @@ describe("VeritrailRegistry", function () {
       await measure("rotateReceiptSigner", () =>
         registry.rotateReceiptSigner(LOG_A, signer2.address),
       );
+      await measure("renameLogOperator", () =>
+        registry.renameLogOperator(LOG_A, "St Mary General Hospital Trust"),
+      );
       await measure("pause", () => registry.pause());
       await measure("unpause", () => registry.unpause());
 
       // Baseline: the same events anchored one transaction per event (count = 1 batches).
       const BASELINE_TXS = 100;
-      await registry.registerLog(LOG_B, outsider.address, signer3.address);
+      await registry.registerLog(LOG_B, outsider.address, signer3.address, OPERATOR);
       const perEvent = registry.connect(outsider);
       const baseline: bigint[] = [];
       for (let i = 0n; i < BigInt(BASELINE_TXS); i++) {

@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { network } from "hardhat";
+import VeritrailLogModule from "../../ignition/modules/VeritrailLog.ts";
 import VeritrailRegistryModule from "../../ignition/modules/VeritrailRegistry.ts";
 import { RegisterLogError, registerLog } from "../../scripts/register-log.ts";
 
@@ -7,6 +8,7 @@ const { ethers, ignition, networkHelpers } = await network.create();
 
 const DEFAULT_ADMIN_ROLE = ethers.ZeroHash;
 const LOG_ID = ethers.id("veritrail/test/deployment");
+const OPERATOR = "St Mary General Hospital";
 
 async function deployedFixture() {
   const signers = await ethers.getSigners();
@@ -62,7 +64,61 @@ describe("Ignition module VeritrailRegistryModule", function () {
   });
 });
 
+describe("Ignition module VeritrailLogModule", function () {
+  it("deploys the registry and registers one log with its operator name", async function () {
+    const [, anchorer, receiptSigner] = await ethers.getSigners();
+    const deployed = await ignition.deploy(VeritrailLogModule, {
+      parameters: {
+        VeritrailLogModule: {
+          logId: LOG_ID,
+          anchorer: anchorer!.address,
+          receiptSigner: receiptSigner!.address,
+          operator: OPERATOR,
+        },
+      },
+    });
+    const registry = await ethers.getContractAt(
+      "VeritrailRegistry",
+      await deployed.registry.getAddress(),
+    );
+    expect(await registry.logCount()).to.equal(1n);
+    expect(await registry.logIdAt(0n)).to.equal(LOG_ID);
+    expect(await registry.logOperator(LOG_ID)).to.equal(OPERATOR);
+    expect((await registry.getLog(LOG_ID)).anchorer).to.equal(anchorer!.address);
+  });
+});
+
 describe("scripts/register-log registerLog()", function () {
+  it("records the operator name; a different name is refused unless renaming", async function () {
+    const { registry, anchorer, receiptSigner } = await networkHelpers.loadFixture(deployedFixture);
+    const args = {
+      registry,
+      logId: LOG_ID,
+      anchorer: anchorer.address,
+      receiptSigner: receiptSigner.address,
+    };
+    await registerLog({ ...args, operator: `  ${OPERATOR} ` });
+    expect(await registry.logOperator(LOG_ID)).to.equal(OPERATOR);
+    await expectRegisterLogError(
+      registerLog({ ...args, operator: "St Mary Hospital Trust" }),
+      "REGISTERED_WITH_OTHER_OPERATOR",
+      /registered for operator "St Mary General Hospital".*--rename/,
+    );
+    const renamed = await registerLog({
+      ...args,
+      operator: "St Mary Hospital Trust",
+      rename: true,
+    });
+    expect(renamed.status).to.equal("renamed");
+    if (renamed.status === "renamed") expect(renamed.previousOperator).to.equal(OPERATOR);
+    expect(await registry.logOperator(LOG_ID)).to.equal("St Mary Hospital Trust");
+    await expectRegisterLogError(
+      registerLog({ ...args, operator: " " }),
+      "INVALID_ARGUMENT",
+      /operator must be 1 to 128 bytes/,
+    );
+  });
+
   it("registers a new log and returns its transaction", async function () {
     const { registry, anchorer, receiptSigner } = await networkHelpers.loadFixture(deployedFixture);
     const result = await registerLog({
@@ -70,6 +126,7 @@ describe("scripts/register-log registerLog()", function () {
       logId: LOG_ID,
       anchorer: anchorer.address,
       receiptSigner: receiptSigner.address,
+      operator: OPERATOR,
     });
     expect(result.status).to.equal("registered");
     if (result.status !== "registered") return;
@@ -84,7 +141,7 @@ describe("scripts/register-log registerLog()", function () {
 
   it("is a no-op when the log is already registered with the same addresses (any case)", async function () {
     const { registry, anchorer, receiptSigner } = await networkHelpers.loadFixture(deployedFixture);
-    await registry.registerLog(LOG_ID, anchorer.address, receiptSigner.address);
+    await registry.registerLog(LOG_ID, anchorer.address, receiptSigner.address, OPERATOR);
     const registeredAt = (await registry.getLog(LOG_ID)).registeredAt;
     const blockBefore = await ethers.provider.getBlockNumber();
     const result = await registerLog({
@@ -92,6 +149,7 @@ describe("scripts/register-log registerLog()", function () {
       logId: LOG_ID,
       anchorer: anchorer.address.toLowerCase(),
       receiptSigner: receiptSigner.address,
+      operator: OPERATOR,
     });
     expect(result).to.deep.equal({ status: "already-registered", registeredAt });
     expect(await ethers.provider.getBlockNumber()).to.equal(blockBefore); // no transaction
@@ -100,13 +158,14 @@ describe("scripts/register-log registerLog()", function () {
   it("fails clearly when the log is registered with other addresses", async function () {
     const { registry, anchorer, receiptSigner, outsider } =
       await networkHelpers.loadFixture(deployedFixture);
-    await registry.registerLog(LOG_ID, anchorer.address, receiptSigner.address);
+    await registry.registerLog(LOG_ID, anchorer.address, receiptSigner.address, OPERATOR);
     await expectRegisterLogError(
       registerLog({
         registry,
         logId: LOG_ID,
         anchorer: anchorer.address,
         receiptSigner: outsider.address,
+        operator: OPERATOR,
       }),
       "REGISTERED_WITH_OTHER_ADDRESSES",
       /already registered with anchorer 0x.*rotateAnchorer \/ rotateReceiptSigner/,
@@ -122,6 +181,7 @@ describe("scripts/register-log registerLog()", function () {
         logId: LOG_ID,
         anchorer: anchorer.address,
         receiptSigner: receiptSigner.address,
+        operator: OPERATOR,
       }),
       "NOT_ADMIN",
       new RegExp(`${outsider.address} does not hold DEFAULT_ADMIN_ROLE`),
@@ -132,7 +192,7 @@ describe("scripts/register-log registerLog()", function () {
   it("rejects a malformed or zero log id and zero or malformed addresses", async function () {
     const { registry, anchorer, receiptSigner } = await networkHelpers.loadFixture(deployedFixture);
     const ok = { registry, logId: LOG_ID, anchorer: anchorer.address };
-    const good = { ...ok, receiptSigner: receiptSigner.address };
+    const good = { ...ok, receiptSigner: receiptSigner.address, operator: OPERATOR };
     for (const logId of ["0x12", ethers.ZeroHash, "not hex"]) {
       await expectRegisterLogError(
         registerLog({ ...good, logId }),
@@ -146,7 +206,7 @@ describe("scripts/register-log registerLog()", function () {
       /anchorer is not a non-zero address/,
     );
     await expectRegisterLogError(
-      registerLog({ ...ok, receiptSigner: "0x1234" }),
+      registerLog({ ...ok, receiptSigner: "0x1234", operator: OPERATOR }),
       "INVALID_ARGUMENT",
       /receiptSigner is not a non-zero address/,
     );

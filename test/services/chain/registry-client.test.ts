@@ -80,6 +80,7 @@ describe("registry client (real Hardhat node)", function () {
       logId,
       anchorer: ANCHORER.address,
       receiptSigner: SIGNER.address,
+      operator: "Test log",
     });
     return logId;
   }
@@ -125,7 +126,12 @@ describe("registry client (real Hardhat node)", function () {
 
   it("registers a log idempotently and reads it back", async () => {
     const logId = random32();
-    const args = { logId, anchorer: ANCHORER.address, receiptSigner: SIGNER.address };
+    const args = {
+      logId,
+      anchorer: ANCHORER.address,
+      receiptSigner: SIGNER.address,
+      operator: "St Mary General Hospital",
+    };
     const first = await client.registerLog(ADMIN, args);
     expect(first.created).to.equal(true);
     expect(first.txHash).to.match(/^0x[0-9a-f]{64}$/);
@@ -149,6 +155,18 @@ describe("registry client (real Hardhat node)", function () {
       validUntil: 0,
     });
     expect((await client.getLog(random32())).registered).to.equal(false);
+  });
+
+  it("lists the registry's logs with their operator names and renames one", async () => {
+    const logId = await newLog();
+    const logs = await client.listLogs();
+    expect(logs.at(-1)).to.deep.equal({ logId, operator: "Test log" });
+    expect(new Set(logs.map((l) => l.logId)).size, "each log once").to.equal(logs.length);
+    await client.renameLogOperator(ADMIN, logId, "Northside Lab");
+    expect(await client.logOperator(logId)).to.equal("Northside Lab");
+    const error = await client.renameLogOperator(ADMIN, logId, "").catch((e: unknown) => e);
+    expect(error).to.be.instanceOf(RegistryError);
+    expect((error as RegistryError).code).to.equal("INVALID_OPERATOR_NAME");
   });
 
   it("anchors a batch and returns tx hash, block number, block hash and gas after the confirmations", async () => {

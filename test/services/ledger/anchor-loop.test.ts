@@ -574,6 +574,7 @@ describe("anchor loop (real Hardhat node)", function () {
         logId: h.ledger.logId,
         anchorer: ANCHORER.address,
         receiptSigner: RECEIPT_SIGNER.address,
+        operator: "Test log",
       });
       await sealedBatch(h.ledger, 2);
       await sealedBatch(h.ledger, 2);
@@ -652,6 +653,7 @@ describe("anchor loop (real Hardhat node)", function () {
       logId: h.ledger.logId,
       anchorer: ANCHORER.address,
       receiptSigner: RECEIPT_SIGNER.address,
+      operator: "Test log",
     });
     await waiting;
     expect(h.loop.status().state).to.equal("running");
@@ -674,6 +676,7 @@ describe("anchor loop (real Hardhat node)", function () {
         logId: h.ledger.logId,
         anchorer: ANCHORER.address,
         receiptSigner: RECEIPT_SIGNER.address,
+        operator: "Test log",
       });
       await sealedBatch(h.ledger, 3);
       const real = await h.ledger.getBatch(0);
@@ -713,6 +716,7 @@ describe("anchor loop (real Hardhat node)", function () {
       logId: h.ledger.logId,
       anchorer: ANCHORER.address,
       receiptSigner: RECEIPT_SIGNER.address,
+      operator: "Test log",
     });
     await sealedBatch(h.ledger, 2);
     const real = await h.ledger.getBatch(0);
@@ -816,6 +820,7 @@ describe("anchor loop (real Hardhat node)", function () {
         logId: prod.ledger.logId,
         anchorer: ANCHORER_B.address,
         receiptSigner: RECEIPT_SIGNER.address,
+        operator: "Test log",
       });
       prod.loop.start();
       await sealedBatch(prod.ledger, 2);

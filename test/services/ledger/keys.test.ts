@@ -251,6 +251,7 @@ describe("keys", () => {
           logId: ledger.logId,
           anchorer: keys.anchorer.wallet.address,
           receiptSigner: keys.receiptSigner.wallet.address,
+          operator: "Test log",
         });
         await waitForWallClockPast(registered.log.registeredAt);
 
