@@ -24,7 +24,7 @@ import {
   checkShape,
 } from "../services/verifier/offline-checks.ts";
 import { verifyBundles } from "../services/verifier/verify-bundles.ts";
-import { fakeChain, makeBatch } from "../test/services/verifier/fake-chain.ts";
+import { fakeChain, fakePolicy, makeBatch } from "../test/services/verifier/fake-chain.ts";
 import type { BenchRow } from "./table.ts";
 
 const TARGET_BUNDLES_PER_S = 20_000;
@@ -144,13 +144,14 @@ export async function benchPathVerification(n = 10_000): Promise<BenchRow[]> {
   );
   // The whole pipeline, a fresh session (chain reads, signature cache) per repetition.
   const { rpc, counts } = fakeChain([{ ...batch, bundles }]);
-  await verifyBundles(bundles, rpc, { confirmations: 1 }); // warm-up
+  const trust = fakePolicy(batch);
+  await verifyBundles(bundles, rpc, { trust, confirmations: 1 }); // warm-up
   const pipelineRates: number[] = [];
   let calls = 0;
   for (let r = 0; r < 3; r++) {
     const callsBefore = counts.batchCommitment;
     const cpuStart = cpuMs();
-    const verdicts = await verifyBundles(bundles, rpc, { confirmations: 1 });
+    const verdicts = await verifyBundles(bundles, rpc, { trust, confirmations: 1 });
     pipelineRates.push(rate(n, cpuMs() - cpuStart));
     calls = counts.batchCommitment - callsBefore;
     if (!verdicts.every((v) => v.ok)) throw new Error("a good bundle failed in the benchmark");

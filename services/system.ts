@@ -34,7 +34,11 @@ export interface RunningSystem {
  * keys, the ledger on LevelDB under DATA_DIR, and the anchor loop (which deploys the registry
  * on a dev chain once and registers the log). The HTTP API is started on top by the caller.
  */
-export async function startSystem(config: Config, logger: Logger): Promise<RunningSystem> {
+export async function startSystem(
+  config: Config,
+  logger: Logger,
+  hooks: { onAnchorEvent?: (event: AnchorLoopEvent) => void } = {},
+): Promise<RunningSystem> {
   const dataDir = path.resolve(config.DATA_DIR);
   restrictNewFileModes();
   await makeTreePrivate(dataDir);
@@ -107,7 +111,10 @@ export async function startSystem(config: Config, logger: Logger): Promise<Runni
           logger.error({ err }, "could not record the deployment"),
         );
       },
-      onEvent: (event) => logAnchorEvent(logger, event),
+      onEvent: (event) => {
+        hooks.onAnchorEvent?.(event);
+        logAnchorEvent(logger, event);
+      },
     });
     ledger.expectAnchoring();
     anchorLoop.start();

@@ -12,6 +12,7 @@
 import { PURPOSE_OF_USE_CODES, displayOf } from "../services/core/codes.ts";
 import { type HistoryVerdict, verifyPatientHistory } from "../services/verifier/completeness.ts";
 import { connectRpc } from "../services/verifier/rpc.ts";
+import { mountTrustPolicy, trustLine } from "./trust-policy.ts";
 
 interface Coding {
   code?: string;
@@ -67,6 +68,8 @@ const busy = element<HTMLSpanElement>("busy");
 const summary = element<HTMLDivElement>("summary");
 const summaryTitle = element<HTMLHeadingElement>("summary-title");
 const summaryDetail = element<HTMLParagraphElement>("summary-detail");
+const summaryTrust = element<HTMLParagraphElement>("summary-trust");
+const trust = mountTrustPolicy(element<HTMLElement>("trust"));
 const findingsList = element<HTMLUListElement>("findings");
 const timeline = element<HTMLTableElement>("timeline");
 const later = element<HTMLTableElement>("later");
@@ -149,7 +152,7 @@ function fillRows(
   tbody.replaceChildren();
   events.forEach((h, i) => {
     const status = results[i]?.verdict.status;
-    const ok = status === "verified" && !failedSeqs.has(h.seq);
+    const ok = (status === "verified" || status === "erased") && !failedSeqs.has(h.seq);
     const pending = status === "pending" && !failedSeqs.has(h.seq);
     const row = document.createElement("tr");
     row.dataset["seq"] = String(h.seq);
@@ -175,11 +178,19 @@ function fillRows(
   table.hidden = events.length === 0;
 }
 
-function showSummary(status: string, title: string, detail: string, findings: string[] = []) {
+function showSummary(
+  status: string,
+  title: string,
+  detail: string,
+  findings: string[] = [],
+  trustText = "",
+) {
   summary.hidden = false;
   summary.dataset["status"] = status;
   summaryTitle.textContent = title;
   summaryDetail.textContent = detail;
+  summaryTrust.textContent = trustText;
+  summaryTrust.hidden = trustText === "";
   findingsList.replaceChildren(
     ...findings.map((f) => {
       const li = document.createElement("li");
@@ -216,6 +227,14 @@ function headline(v: HistoryVerdict, h: History): { title: string; detail: strin
           "proven. Check again later.",
       };
     case "failed":
+      if (v.code === "UNTRUSTED_REGISTRY" || v.code === "UNKNOWN_LOG")
+        return {
+          title: `✗ Not from a log you trust (${v.code})`,
+          detail:
+            "This history is anchored in a registry or log that your trust policy does not list. " +
+            "Anyone can deploy a registry, so it proves nothing. Keep this page and contact the " +
+            "data protection officer or your regulator.",
+        };
       return {
         title: `✗ This history does not check out (${v.code ?? "failed"})`,
         detail:
@@ -244,6 +263,16 @@ async function run(): Promise<void> {
   }
   if (!Number.isSafeInteger(confirmations) || confirmations < 0) {
     showSummary("error", "! Confirmations", "Confirmations must be a whole number, 0 or more.");
+    return;
+  }
+  const policy = trust.current();
+  if (!policy) {
+    showSummary(
+      "no-policy",
+      "! No trust policy",
+      "Load the trust policy of your regulator or health authority first (above): it says " +
+        "which hospitals' logs, on which registry, count. Without it nothing can be proven.",
+    );
     return;
   }
   button.disabled = true;
@@ -278,7 +307,7 @@ async function run(): Promise<void> {
     }
     let verdict: HistoryVerdict;
     try {
-      verdict = await verifyPatientHistory(raw, provider, { confirmations });
+      verdict = await verifyPatientHistory(raw, provider, { trust: policy, confirmations });
     } finally {
       provider.destroy();
     }
@@ -291,7 +320,7 @@ async function run(): Promise<void> {
     const { title, detail } = headline(verdict, history);
     const findings =
       verdict.status === "verified" ? [] : verdict.findings.map((f) => `${f.code}: ${f.message}`);
-    showSummary(verdict.status, title, detail, findings);
+    showSummary(verdict.status, title, detail, findings, trustLine(verdict.trust));
   } catch (e) {
     showSummary("error", "! Something went wrong", e instanceof Error ? e.message : String(e));
   } finally {

@@ -4,7 +4,8 @@
  * SHA-256 is @noble's) into web/dist/verify.js, served at /assets/verify.js.
  *
  * Never talks to the Veritrail API. Every value from the bundle reaches the page through
- * textContent only: a bundle is untrusted input.
+ * textContent only: a bundle is untrusted input. Every verdict is relative to the trust policy
+ * the user loaded (web/trust-policy.ts); without one nothing is verified.
  *
  * Address fragment: #bundle=<base64url JSON>[&rpc=<url>][&confirmations=<n>] fills the form and
  * verifies at once (the fragment is never sent to any server).
@@ -12,6 +13,7 @@
 import type { Check, Verdict } from "../services/verifier/verdict.ts";
 import { connectRpc } from "../services/verifier/rpc.ts";
 import { verifyBundle } from "../services/verifier/verify-bundle.ts";
+import { mountTrustPolicy, trustLine } from "./trust-policy.ts";
 
 const MARK: Record<string, { symbol: string; label: string }> = {
   true: { symbol: "✓", label: "passed" },
@@ -21,6 +23,7 @@ const MARK: Record<string, { symbol: string; label: string }> = {
 
 const STEP_NAMES: Record<string, string> = {
   shape: "Bundle format",
+  trust: "Trusted registry and log",
   commitment: "Event commitment",
   entry: "Entry, batch and receipt agree",
   inclusion: "Merkle audit path",
@@ -28,6 +31,7 @@ const STEP_NAMES: Record<string, string> = {
   confirmations: "Confirmations",
   receipt: "Receipt signature",
   signer: "Registered signer",
+  erasure: "Erasure record",
 };
 
 function element<T extends HTMLElement>(id: string): T {
@@ -46,6 +50,8 @@ const busy = element<HTMLSpanElement>("busy");
 const verdictBox = element<HTMLDivElement>("verdict");
 const verdictTitle = element<HTMLHeadingElement>("verdict-title");
 const verdictDetail = element<HTMLParagraphElement>("verdict-detail");
+const verdictTrust = element<HTMLParagraphElement>("verdict-trust");
+const trust = mountTrustPolicy(element<HTMLElement>("trust"));
 const table = element<HTMLTableElement>("checks");
 const tbody = table.tBodies[0]!;
 
@@ -55,7 +61,17 @@ function headline(v: Verdict): { title: string; detail: string } {
     case "verified":
       return {
         title: "✓ Verified",
-        detail: `${who} is in a batch anchored on-chain; every check passed against the chain.`,
+        detail: `${who} is in a batch anchored on-chain in a registry your trust policy lists; every check passed against the chain.`,
+      };
+    case "erased":
+      return {
+        title: "✓ Genuine entry, content erased",
+        detail: `${who} is in a batch anchored on-chain; its content was erased on request, as event ${v.erasedBy} of the same log records (its proof verified too).`,
+      };
+    case "withheld":
+      return {
+        title: "! Content withheld",
+        detail: `${who} is in a batch anchored on-chain, but the bundle carries no content and no erasure record: nothing shows that it was erased. Ask for the full proof.`,
       };
     case "pending":
       return {
@@ -64,6 +80,11 @@ function headline(v: Verdict): { title: string; detail: string } {
       };
     case "failed": {
       const failed = v.checks.find((c) => c.ok === false && c.code === v.code);
+      if (failed?.step === "trust")
+        return {
+          title: "✗ Not from a log you trust",
+          detail: `${v.code}: ${failed.reason}. A registry anyone can deploy proves nothing.`,
+        };
       return {
         title: "✗ Not valid",
         detail: `Failed at “${STEP_NAMES[failed?.step ?? ""] ?? failed?.step}” (${v.code}): ${failed?.reason ?? ""}`,
@@ -100,11 +121,19 @@ function checkRow(c: Check): HTMLTableRowElement {
   return tr;
 }
 
-function show(status: string, title: string, detail: string, checks: Check[]): void {
+function show(
+  status: string,
+  title: string,
+  detail: string,
+  checks: Check[],
+  trustText = "",
+): void {
   verdictBox.hidden = false;
   verdictBox.dataset.status = status;
   verdictTitle.textContent = title;
   verdictDetail.textContent = detail;
+  verdictTrust.textContent = trustText;
+  verdictTrust.hidden = trustText === "";
   tbody.replaceChildren(...checks.map(checkRow));
   table.hidden = checks.length === 0;
   // Tests and scripts wait for this attribute.
@@ -125,14 +154,24 @@ async function run(): Promise<void> {
     show("error", "! Check the form", "Confirmations must be a whole number, 0 or more.", []);
     return;
   }
+  const policy = trust.current();
+  if (!policy) {
+    show(
+      "no-policy",
+      "! No trust policy",
+      "Load the trust policy of your regulator or health authority first (above): without it, a proof only shows that some registry holds it, and anyone can deploy one.",
+      [],
+    );
+    return;
+  }
   button.disabled = true;
   busy.textContent = "Checking against the chain…";
   try {
     const provider = await connectRpc(rpcField.value.trim(), { timeoutMs: 15_000 });
     try {
-      const verdict = await verifyBundle(bundle, provider, { confirmations });
+      const verdict = await verifyBundle(bundle, provider, { trust: policy, confirmations });
       const { title, detail } = headline(verdict);
-      show(verdict.status, title, detail, verdict.checks);
+      show(verdict.status, title, detail, verdict.checks, trustLine(verdict.trust));
     } finally {
       provider.destroy();
     }

@@ -3,6 +3,7 @@
  * key, post events concurrently while keeping every acknowledged receipt, and later check that
  * each acknowledged event is still there, unchanged, anchored and provable against the chain.
  */
+import { type TrustPolicy, parseTrustPolicy } from "../../services/core/trust-policy.ts";
 import { JsonRpcProvider } from "ethers";
 import { EntrySchema, entryLeafHash } from "../../services/core/entry.ts";
 import type { Entry } from "../../services/core/entry.ts";
@@ -166,6 +167,17 @@ interface ProofAnswer {
  * leafHash, and (waiting up to `anchorTimeoutMs` for the anchor loop) the bundle verifies
  * against the chain with the standalone verifier.
  */
+/**
+ * The service's own trust policy (/.well-known/veritrail-trust.json). These scenarios test that
+ * acknowledged events survive, not whom to trust, so the service's self-description will do.
+ */
+export async function servicePolicy(base: string): Promise<TrustPolicy> {
+  const response = await fetch(`${base}/.well-known/veritrail-trust.json`);
+  if (response.status !== 200)
+    throw new Error(`${base} serves no trust policy yet (HTTP ${response.status})`);
+  return parseTrustPolicy(await response.json());
+}
+
 export async function checkAcknowledged(
   base: string,
   key: string,
@@ -215,7 +227,7 @@ export async function checkAcknowledged(
     const verdicts = await verifyBundles(
       bundles.map((b) => b.bundle),
       provider,
-      { confirmations: opts.confirmations ?? 1, concurrency: 16 },
+      { trust: await servicePolicy(base), confirmations: opts.confirmations ?? 1, concurrency: 16 },
     );
     verdicts.forEach((v, i) => {
       if (!v.ok) result.unproven.push({ seq: bundles[i]!.seq, why: v.code ?? v.status });

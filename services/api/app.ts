@@ -66,6 +66,11 @@ export interface AppOptions {
   statusProvider?: () => AnchorStatus;
   /** POST /v1/verify: the verifier bound to the service's chain; absent → 503 UNAVAILABLE. */
   verifier?: BundleVerifier;
+  /**
+   * This log's own trust policy document, served at /.well-known/veritrail-trust.json (503 while
+   * there is none: the log not registered yet, or no chain).
+   */
+  trustPolicyDocument?: () => Promise<unknown>;
   /** Directory of the static pages (verify.html, patient.html, dist/); default `web/`. */
   webDir?: string;
   /** Include prom-client's process metrics (off in tests: they are global to the process). */
@@ -91,6 +96,7 @@ export interface ApiContext {
   statusProvider: (() => AnchorStatus) | undefined;
   trustPolicy: (() => LogStatus["trust"]) | undefined;
   verifier: BundleVerifier | undefined;
+  trustPolicyDocument: (() => Promise<unknown>) | undefined;
   webDir: string;
   authenticate: RequestHandler;
 }
@@ -133,6 +139,7 @@ export function createApp(opts: AppOptions): Express {
     statusProvider: opts.statusProvider,
     trustPolicy: opts.trustPolicy,
     verifier: opts.verifier,
+    trustPolicyDocument: opts.trustPolicyDocument,
     webDir: opts.webDir ?? DEFAULT_WEB_DIR,
     authenticate: authenticate(opts.keys),
   };

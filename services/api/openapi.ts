@@ -3,6 +3,7 @@ import {
   OpenApiGeneratorV31,
   type RouteConfig,
 } from "@asteasolutions/zod-to-openapi";
+import { TrustPolicySchema } from "../core/trust-policy.ts";
 import { z as plainZod } from "zod";
 import { BundleSchema } from "../core/bundle.ts";
 import { EntrySchema } from "../core/entry.ts";
@@ -222,6 +223,7 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
   registry.registerComponent("schemas", "Entry", jsonSchemaOf(EntrySchema, "output"));
   registry.registerComponent("schemas", "Receipt", jsonSchemaOf(ReceiptSchema, "output"));
   registry.registerComponent("schemas", "ProofBundle", jsonSchemaOf(BundleSchema, "output"));
+  registry.registerComponent("schemas", "TrustPolicy", jsonSchemaOf(TrustPolicySchema, "input"));
   registry.registerComponent("schemas", "EventView", EVENT_VIEW);
   registry.registerComponent("schemas", "ApiKey", KEY_VIEW);
   registry.registerComponent("schemas", "BatchRecord", BATCH_RECORD);
@@ -436,23 +438,49 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
       path: "/v1/verify",
       summary: "Verify a proof bundle against the configured chain (any role)",
       description:
-        "Runs the standalone verifier (the same code as the CLI and the browser page). A bundle can always be verified without this server, against a chain of the holder's choosing.",
+        "Runs the standalone verifier (the same code as the CLI and the browser page), relative to the trust policy sent with the bundle ({ bundle, trust }) or else this log's own (GET /.well-known/veritrail-trust.json). A bundle anchored in a registry or log the policy does not list fails with UNTRUSTED_REGISTRY or UNKNOWN_LOG. A bundle can always be verified without this server, against a chain and a policy of the holder's choosing.",
       security: BEARER,
       request: {
-        body: { required: true, content: { "application/json": { schema: ref("ProofBundle") } } },
+        body: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: {
+                oneOf: [
+                  ref("ProofBundle"),
+                  {
+                    type: "object",
+                    required: ["bundle"],
+                    properties: { bundle: ref("ProofBundle"), trust: ref("TrustPolicy") },
+                  },
+                ],
+              },
+            },
+          },
+        },
       },
       responses: {
         200: json(
-          "The verdict: status verified, pending, failed or error, with one check per step.",
+          "The verdict: status verified, erased, withheld, pending, failed or error, with one check per step and the policy it is relative to.",
           {
             type: "object",
             required: ["ok", "status", "checks"],
             properties: {
               ok: { type: "boolean" },
-              status: { enum: ["verified", "pending", "failed", "error"] },
+              status: { enum: ["verified", "erased", "withheld", "pending", "failed", "error"] },
               code: { type: "string" },
               seq: { type: "integer" },
               log: { type: "string" },
+              erasedBy: { type: "integer" },
+              trust: {
+                type: "object",
+                properties: {
+                  fingerprint: { type: "string" },
+                  issuer: { type: "string" },
+                  operator: { type: "string" },
+                  registry: { type: "object" },
+                },
+              },
               checks: {
                 type: "array",
                 items: {
@@ -468,8 +496,25 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
             },
           },
         ),
-        ...errors("MALFORMED_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "UNAVAILABLE"),
+        ...errors(
+          "MALFORMED_JSON",
+          "VALIDATION_FAILED",
+          "PAYLOAD_TOO_LARGE",
+          "UNSUPPORTED_MEDIA_TYPE",
+          "UNAVAILABLE",
+        ),
         ...authErrors,
+      },
+    },
+    {
+      method: "get",
+      path: "/.well-known/veritrail-trust.json",
+      summary: "This log's own trust policy (no key; a convenience, never adopted silently)",
+      description:
+        "The veritrail-trust/1 policy describing this log: its registry, its log and the operator name recorded on-chain, as written to DATA_DIR/trust.json. Header X-Veritrail-Trust-Fingerprint. Verifiers should rely on the policy their regulator publishes.",
+      responses: {
+        200: json("The policy document.", ref("TrustPolicy")),
+        ...errors("UNAVAILABLE"),
       },
     },
     {

@@ -1,27 +1,34 @@
 /**
- * `veritrail audit --data <dir> --rpc <url> [--contract 0x…] [--json]`: the regulator's audit
- * (services/ledger/audit.ts) of a log on disk — every leaf, root and completeness index
- * recomputed from the stored events, every header compared with the registry on the chain.
+ * `veritrail audit --data <dir> --rpc <url> --trust <policy> [--contract 0x…] [--json]`: the
+ * regulator's audit (services/ledger/audit.ts) of a log on disk — every leaf, root and
+ * completeness index recomputed from the stored events, every header compared with the registry
+ * on the chain. The registry is the one the trust policy lists for this log (DESIGN.md "Trust
+ * policy"), never one the log's own records name: a `--contract` the policy does not list for
+ * the log is a finding (UNTRUSTED_REGISTRY / UNKNOWN_LOG), and so is a log the policy omits.
  *
  * `--data` is the service's DATA_DIR (the ledger is `<dir>/ledger`) or the LevelDB directory
  * itself. LevelDB admits one process: stop the service first, or audit a copy of the directory
  * (or, for a small log, use the running service's POST /v1/audit).
  *
- * Exit code: 0 when nothing was found, 1 on any finding, 2 for a usage error, a data directory
- * that cannot be opened, or an unreachable RPC.
+ * Exit code: 0 when nothing was found, 1 on any finding, 2 for a usage error, no or a bad trust
+ * policy, a data directory that cannot be opened, or an unreachable RPC.
  */
 import { SingleBar } from "cli-progress";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { access } from "node:fs/promises";
 import path from "node:path";
-import { type AuditReport, auditLog } from "../ledger/audit.ts";
+import { type TrustPolicy, placesOfLog, trustDecision } from "../core/trust-policy.ts";
+import { type AuditFinding, type AuditReport, auditLog } from "../ledger/audit.ts";
 import { LedgerStore } from "../store/ledger-store.ts";
 import { RpcUnavailableError, connectRpc, redact } from "../verifier/rpc.ts";
+import { trustOption } from "./chain-options.ts";
 import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./main.ts";
+import { TrustPolicyFileError, requireTrustPolicy } from "./trust-policy-file.ts";
 
 export interface AuditCommandOptions {
   data: string;
   rpc: string;
+  trust?: string;
   contract?: string;
   json: boolean;
   timeout: number;
@@ -48,10 +55,11 @@ export function registerAuditCommand(program: Command, ctx: CliContext): void {
     )
     .requiredOption("--data <dir>", "the service's DATA_DIR (or the LevelDB directory itself)")
     .requiredOption("--rpc <url>", "JSON-RPC URL of a node of the chain the log anchors on")
+    .addOption(trustOption())
     .addOption(
       new Option(
         "--contract <address>",
-        "the registry (default: the one the log's anchored batches name)",
+        "the registry (default: the one the trust policy lists for this log on the RPC's chain)",
       ).argParser(address),
     )
     .option("--json", "print the report as JSON on stdout", false)
@@ -77,6 +85,16 @@ async function ledgerLocation(dir: string): Promise<string> {
 }
 
 export async function runAudit(opts: AuditCommandOptions, ctx: CliContext): Promise<number> {
+  let trust: TrustPolicy;
+  try {
+    trust = await requireTrustPolicy(opts.trust);
+  } catch (e) {
+    if (e instanceof TrustPolicyFileError) {
+      ctx.stderr.write(`veritrail audit: ${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw e;
+  }
   const location = await ledgerLocation(opts.data);
   try {
     await access(path.join(location, "CURRENT"));
@@ -118,9 +136,28 @@ export async function runAudit(opts: AuditCommandOptions, ctx: CliContext): Prom
       : undefined;
   let phase: string | undefined;
   let report: AuditReport;
+  let trustFinding: AuditFinding | undefined;
   try {
+    // The registry to compare with comes from the policy, for this log on this chain.
+    const logId = (await store.getMeta())?.logId;
+    const chainId = Number((await provider.getNetwork()).chainId);
+    let contract = opts.contract;
+    if (logId !== undefined) {
+      if (contract !== undefined) {
+        const decision = trustDecision(trust, { chainId, registry: contract, logId });
+        if (!decision.ok) trustFinding = { kind: decision.code, message: decision.message };
+      } else {
+        const place = placesOfLog(trust, logId).find((p) => p.registry.chainId === chainId);
+        if (place) contract = place.registry.address;
+        else
+          trustFinding = {
+            kind: "UNKNOWN_LOG",
+            message: `the trust policy lists log ${logId} on no registry of chain ${chainId}`,
+          };
+      }
+    }
     report = await auditLog(store, {
-      chain: { rpc: provider, ...(opts.contract ? { contract: opts.contract } : {}) },
+      chain: { rpc: provider, ...(contract ? { contract } : {}) },
       onProgress: (p) => {
         if (!bar) return;
         if (p.phase !== phase) {
@@ -136,10 +173,20 @@ export async function runAudit(opts: AuditCommandOptions, ctx: CliContext): Prom
     provider.destroy();
     await store.close();
   }
+  if (trustFinding) {
+    report = {
+      ...report,
+      ok: false,
+      findings: [trustFinding, ...report.findings],
+      findingCount: report.findingCount + 1,
+    };
+  }
+  const trustInfo = { fingerprint: trust.fingerprint, issuer: trust.issuer };
   if (opts.json) {
-    ctx.stdout.write(`${JSON.stringify({ ...report, rpc: redact(opts.rpc) })}\n`);
+    ctx.stdout.write(`${JSON.stringify({ ...report, rpc: redact(opts.rpc), trust: trustInfo })}\n`);
   } else {
     ctx.stdout.write(humanReport(report));
+    ctx.stdout.write(`trust policy ${trust.fingerprint} (issuer: ${trust.issuer})\n`);
   }
   return report.ok ? EXIT_OK : EXIT_NEGATIVE;
 }

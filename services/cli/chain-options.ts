@@ -1,6 +1,6 @@
 /**
  * Options and argument parsers shared by the commands that verify proof bundles against the
- * chain (`veritrail verify`, `veritrail provenance`).
+ * chain (`veritrail verify`, `veritrail provenance`, `veritrail audit`).
  */
 import { InvalidArgumentError, Option } from "commander";
 
@@ -22,14 +22,26 @@ export function rpcOption(description: string): Option {
   return new Option("--rpc <url>", description).makeOptionMandatory();
 }
 
-/** `--confirmations <n>` (default 1): blocks the anchoring block must have on top. */
+/**
+ * `--confirmations <n>`: blocks the anchoring block must have on top, at least; the trust
+ * policy's `confirmations` for the registry applies too (the larger wins).
+ */
 export function confirmationsOption(): Option {
   return new Option(
     "--confirmations <n>",
-    "blocks the anchoring block must have on top, itself included",
-  )
-    .default(1)
-    .argParser(nonNegativeInt);
+    "blocks the anchoring block must have on top, itself included (at least; the trust policy's number for the registry applies too)",
+  ).argParser(nonNegativeInt);
+}
+
+/**
+ * `--trust <file>` (or VERITRAIL_TRUST): the veritrail-trust/1 policy every verdict is relative
+ * to. Without one the commands refuse to verify (exit 2) and say how to get one.
+ */
+export function trustOption(): Option {
+  return new Option(
+    "--trust <file>",
+    "the trust policy (veritrail-trust/1) naming the registries and logs you accept",
+  ).env("VERITRAIL_TRUST");
 }
 
 /** `--timeout <ms>` (default 15 s): timeout of each request. */

@@ -2,7 +2,8 @@
  * The `veritrail` command. Each command lives in its own module that exports a
  * `register…Command(program)` function; this file only builds the program and maps the
  * outcome to an exit code (0 success, 1 a negative result such as a failed verification,
- * 2 a usage or input error). Commands set their exit code through `CliContext`.
+ * 2 a usage or input error, 3 content withheld: a proof whose entry verifies but whose content
+ * is missing without an erasure record). Commands set their exit code through `CliContext`.
  */
 import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
@@ -11,11 +12,13 @@ import { registerAuditCommand } from "./audit-command.ts";
 import { registerKeysCommand } from "./keys-command.ts";
 import { registerProvenanceCommand } from "./provenance-command.ts";
 import { registerStatusCommand } from "./status-command.ts";
+import { registerTrustCommand } from "./trust-command.ts";
 import { registerVerifyCommand } from "./verify-command.ts";
 
 export const EXIT_OK = 0;
 export const EXIT_NEGATIVE = 1;
 export const EXIT_USAGE = 2;
+export const EXIT_WITHHELD = 3;
 
 /** Where a command writes and what it reports back; tests pass their own streams. */
 export interface CliContext {
@@ -47,6 +50,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerProvenanceCommand(program, ctx);
   registerKeysCommand(program, ctx);
   registerStatusCommand(program, ctx);
+  registerTrustCommand(program, ctx);
   return program;
 }
 

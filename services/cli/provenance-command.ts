@@ -4,14 +4,16 @@
  * or from saved answers of that route (`--file`); nothing in it is trusted. For every hop the
  * export's and the import's proof bundles are verified with the standalone verifier, the match
  * is re-derived from the verified events themselves (Export 110106 and Import 110107 with the
- * same transfer reference and data hash, the importer being the export's recipient), and every
- * anchored bundle must name the same registry (the one given with --registry, if any).
+ * same transfer reference and data hash, the importer being the export's recipient), every
+ * bundle must be of a log the trust policy (--trust) lists, in a registry it lists, and every
+ * anchored bundle must name the same registry (the one given with --registry, if any). Each side
+ * is reported with its log's operator as the policy names it.
  *
  * Exit code: 0 when every hop verified and nothing is unmatched; 1 when a hop failed (bundle,
  * match or registry), is pending (unless --allow-pending) or could not be checked, a transfer is
  * unmatched, a peer log could not be read (the trace is incomplete), or no transfer of the item
- * was found; 2 for a usage error, an unreadable file, an unreachable API or RPC, or an error
- * answer of the API.
+ * was found; 2 for a usage error, no or a bad trust policy, an unreadable file, an unreachable API
+ * or RPC, or an error answer of the API.
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { readFile } from "node:fs/promises";
@@ -21,8 +23,9 @@ import { type NativeEvent, parseNativeEvent } from "../core/event.ts";
 import type { Verdict, VerdictStatus } from "../verifier/verdict.ts";
 import { RpcUnavailableError, connectRpc, redact } from "../verifier/rpc.ts";
 import { newSession, verifyInSession } from "../verifier/verify-bundle.ts";
-import { confirmationsOption, rpcOption, timeoutOption } from "./chain-options.ts";
+import { confirmationsOption, rpcOption, timeoutOption, trustOption } from "./chain-options.ts";
 import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./main.ts";
+import { TrustPolicyFileError, requireTrustPolicy } from "./trust-policy-file.ts";
 
 export interface ProvenanceCommandOptions {
   url: string[];
@@ -31,8 +34,9 @@ export interface ProvenanceCommandOptions {
   dataHash?: string;
   reference?: string;
   rpc: string;
+  trust?: string;
   registry?: string;
-  confirmations: number;
+  confirmations?: number;
   allowPending: boolean;
   json: boolean;
   timeout: number;
@@ -128,6 +132,7 @@ export function registerProvenanceCommand(program: Command, ctx: CliContext): vo
     .option("--data-hash <0x…>", "the data item (transfer.dataHash) to trace with --url", hex32)
     .option("--reference <ref>", "or a transfer reference of the item, with --url")
     .addOption(rpcOption("JSON-RPC URL of a node of the chain the registry is on"))
+    .addOption(trustOption())
     .option(
       "--registry <address>",
       "require every anchored bundle to name this registry contract",
@@ -139,7 +144,7 @@ export function registerProvenanceCommand(program: Command, ctx: CliContext): vo
     .addOption(timeoutOption("timeout of each API and RPC request"))
     .addHelpText(
       "after",
-      "\nExit codes: 0 every hop verified and nothing unmatched; 1 a hop failed, is pending or could not be checked, a transfer is unmatched, a peer log was unreadable, or nothing was found; 2 usage error, unreadable file, unreachable API or RPC, or an error answer.",
+      "\nExit codes: 0 every hop verified and nothing unmatched; 1 a hop failed, is pending or could not be checked, a transfer is unmatched, a peer log was unreadable, or nothing was found; 2 usage error, no or a bad trust policy, unreadable file, unreachable API or RPC, or an error answer.",
     )
     .action(async (opts: ProvenanceCommandOptions) => {
       ctx.exitCode = await runProvenance(opts, ctx);
@@ -343,6 +348,8 @@ interface SideReport {
   seq: number;
   status: VerdictStatus;
   code?: string;
+  /** The log's operator, as the trust policy names it. */
+  operator?: string;
   registry?: string;
 }
 
@@ -377,6 +384,13 @@ export async function runProvenance(
   };
   if (opts.url.length === 0 && opts.file.length === 0)
     return fail("give --url (with --key) or --file");
+  let trust;
+  try {
+    trust = await requireTrustPolicy(opts.trust);
+  } catch (e) {
+    if (e instanceof TrustPolicyFileError) return fail(e.message);
+    throw e;
+  }
   if (opts.url.length > 0) {
     if (opts.dataHash === undefined && opts.reference === undefined)
       return fail("--url needs --data-hash or --reference (the data item to trace)");
@@ -412,7 +426,10 @@ export async function runProvenance(
     const key = sideKey(side);
     let v = verdicts.get(key);
     if (v === undefined) {
-      v = verifyInSession(side.bundle, session, { confirmations: opts.confirmations });
+      v = verifyInSession(side.bundle, session, {
+        trust,
+        ...(opts.confirmations !== undefined ? { confirmations: opts.confirmations } : {}),
+      });
       verdicts.set(key, v);
     }
     return v;
@@ -448,6 +465,7 @@ export async function runProvenance(
       seq: side.seq,
       status: v.status,
       ...(v.code !== undefined ? { code: v.code } : {}),
+      ...(v.trust?.operator !== undefined ? { operator: v.trust.operator } : {}),
       ...(problem !== null ? { registry: problem } : {}),
     };
   };
@@ -510,6 +528,7 @@ export async function runProvenance(
       reference: trace.reference ?? null,
       sources: sources.map((s) => s.source),
       registry,
+      trust: { fingerprint: trust.fingerprint, issuer: trust.issuer },
       complete: trace.complete !== false,
       unreadable,
       custody,
@@ -529,7 +548,8 @@ export async function runProvenance(
     const good = acceptable(s.status) && s.registry === undefined;
     const mark = good ? (s.status === "pending" ? MARK.pending : MARK.ok) : MARK.bad;
     const what = `${s.status.toUpperCase()}${s.code ? ` ${s.code}` : ""}`;
-    const where = `${s.organization}, seq ${s.seq} of log ${s.logId} (${s.log})`;
+    const operator = s.operator ? `, operator ${s.operator}` : "";
+    const where = `${s.organization}, seq ${s.seq} of log ${s.logId} (${s.log}${operator})`;
     return `  ${mark} ${label.padEnd(7)}${where}: ${what}${s.registry ? `; ${s.registry}` : ""}`;
   };
   for (const h of hops) {
@@ -556,5 +576,6 @@ export async function runProvenance(
       `${failedHops} failed; ${unmatched.length} unmatched transfers` +
       `${unreadable.length > 0 ? `; ${unreadable.length} logs unreadable` : ""}`,
   );
+  w(`trust policy ${trust.fingerprint} (issuer: ${trust.issuer})`);
   return ok ? EXIT_OK : EXIT_NEGATIVE;
 }

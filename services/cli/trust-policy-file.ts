@@ -17,6 +17,19 @@ export const HOW_TO_GET_A_POLICY =
   "theirs), or build one from a registry you trust with `veritrail trust init --rpc <url> " +
   "--registry <0x…> --out trust.json`";
 
+/**
+ * The policy a verifying command was given (`--trust`, or VERITRAIL_TRUST). Without one there
+ * is nothing a verdict could be relative to: the command refuses, saying how to get one.
+ */
+export async function requireTrustPolicy(file: string | undefined): Promise<TrustPolicy> {
+  if (file === undefined || file === "")
+    throw new TrustPolicyFileError(
+      `no trust policy: a proof only shows that some registry holds it, so pass --trust <file> ` +
+        `(or set VERITRAIL_TRUST); ${HOW_TO_GET_A_POLICY}`,
+    );
+  return readTrustPolicyFile(file);
+}
+
 /** Reads, parses and fingerprints a policy file; throws TrustPolicyFileError with the reason. */
 export async function readTrustPolicyFile(file: string): Promise<TrustPolicy> {
   let text: string;

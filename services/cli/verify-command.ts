@@ -1,34 +1,49 @@
 /**
- * `veritrail verify <bundle.json|bundles.ndjson|history.json|-> --rpc <url>`: checks proof
- * bundles — or a patient's whole history (veritrail-patient-history/1: every bundle, and that
- * the list is complete) — against the chain the user names, with the standalone verifier (no
- * Veritrail API involved).
+ * `veritrail verify <input> --rpc <url> --trust <policy.json>`: checks proof bundles against the
+ * chain the user names, with the standalone verifier (no Veritrail API involved), relative to a
+ * trust policy (DESIGN.md "Trust policy"). The input is one bundle, a JSON array of bundles,
+ * NDJSON (an export), or a saved `GET /v1/patient/history` answer (recognised by its format),
+ * whose completeness is checked too.
  *
- * Exit code: 0 only when every bundle is verified (pending ones too with --allow-pending);
- * 1 when any bundle failed, is pending or could not be checked; 2 for a usage error, an
- * unreadable input or an unreachable RPC.
+ * Without a trust policy the command refuses (exit 2) and says how to get one: a bundle only
+ * shows that some registry holds it, and anyone can deploy a registry.
+ *
+ * Exit code: 0 when every bundle is verified or proven erased (pending ones too with
+ * --allow-pending), or the history is proven complete; 1 when anything failed, is pending or
+ * could not be checked; 3 when nothing failed but some bundle's content is withheld (no event
+ * and no erasure record); 2 for a usage error, no or a bad trust policy, an unreadable input or
+ * an unreachable RPC.
  */
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
 import { readFile } from "node:fs/promises";
-import type { Check, Verdict, VerdictStatus } from "../verifier/verdict.ts";
+import type { TrustPolicy } from "../core/trust-policy.ts";
 import {
   type HistoryVerdict,
   PATIENT_HISTORY_FORMAT,
   verifyPatientHistory,
 } from "../verifier/completeness.ts";
+import type { Check, Verdict, VerdictStatus, VerdictTrust } from "../verifier/verdict.ts";
 import { RpcUnavailableError, connectRpc, redact } from "../verifier/rpc.ts";
 import {
   type BundleLine,
   parseBundleLines,
   verifyBundleLines,
 } from "../verifier/verify-bundles.ts";
-import { confirmationsOption, positiveInt, rpcOption, timeoutOption } from "./chain-options.ts";
-import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./main.ts";
+import {
+  confirmationsOption,
+  positiveInt,
+  rpcOption,
+  timeoutOption,
+  trustOption,
+} from "./chain-options.ts";
+import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE, EXIT_WITHHELD } from "./main.ts";
+import { TrustPolicyFileError, requireTrustPolicy } from "./trust-policy-file.ts";
 
 export interface VerifyCommandOptions {
   rpc: string;
-  confirmations: number;
+  trust?: string;
+  confirmations?: number;
   json: boolean;
   allowPending: boolean;
   concurrency: number;
@@ -39,10 +54,11 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
   program
     .command("verify")
     .description(
-      "verify proof bundles (veritrail-proof/1) against the chain: one JSON bundle, NDJSON, or - for stdin; or a patient history (GET /v1/patient/history), bundles and completeness",
+      "verify proof bundles (veritrail-proof/1) or a patient's history against the chain, relative to a trust policy: one JSON bundle or history, NDJSON, or - for stdin",
     )
     .argument("<input>", "bundle.json, bundles.ndjson, history.json, or - to read standard input")
     .addOption(rpcOption("JSON-RPC URL of a node of the chain the bundles name"))
+    .addOption(trustOption())
     .addOption(confirmationsOption())
     .option("--json", "print the verdicts as JSON on stdout", false)
     .option("--allow-pending", "exit 0 also for bundles not anchored yet", false)
@@ -52,6 +68,10 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
         .default(16),
     )
     .addOption(timeoutOption("timeout of each RPC request"))
+    .addHelpText(
+      "after",
+      "\nTrust policy: from your regulator or consortium (compare the fingerprint printed with theirs), or `veritrail trust init`.\nExit codes: 0 all verified (or proven erased); 1 failed, pending or not checked; 2 usage, policy, input or RPC error; 3 content withheld without an erasure record.",
+    )
     .action(async (input: string, opts: VerifyCommandOptions) => {
       ctx.exitCode = await runVerify(input, opts, ctx);
     });
@@ -78,6 +98,18 @@ export function splitInput(text: string): BundleLine[] {
   }
 }
 
+/** A saved patient-history answer, recognised by its shape. */
+function isHistory(lines: BundleLine[]): boolean {
+  const only = lines.length === 1 ? lines[0] : undefined;
+  return (
+    only !== undefined &&
+    "value" in only &&
+    typeof only.value === "object" &&
+    only.value !== null &&
+    (only.value as { format?: unknown }).format === PATIENT_HISTORY_FORMAT
+  );
+}
+
 const MARK: Record<string, string> = { true: "✓", false: "✗", skipped: "–" };
 
 function checkLine(c: Check): string {
@@ -85,13 +117,27 @@ function checkLine(c: Check): string {
   return `  ${MARK[String(c.ok)]} ${c.step.padEnd(13)}${code} ${c.reason}`;
 }
 
+/** "of St Mary General Hospital (registry … on chain N)" when the policy names the log. */
+function whose(t: VerdictTrust | undefined): string {
+  if (!t?.operator) return "";
+  const r = t.registry;
+  const where = r
+    ? `, registry ${r.name ? `${r.name} ` : ""}${r.address} on chain ${r.chainId}`
+    : "";
+  return ` (operator: ${t.operator}${where})`;
+}
+
 function headline(v: Verdict): string {
   const who = v.seq !== undefined ? `seq ${v.seq}${v.log ? ` of log ${v.log}` : ""}` : "bundle";
   switch (v.status) {
     case "verified":
-      return `VERIFIED: ${who} is in an anchored batch, checked against the chain`;
+      return `VERIFIED: ${who}${whose(v.trust)} is in an anchored batch, checked against the chain`;
+    case "erased":
+      return `ERASED: ${who}${whose(v.trust)} is in an anchored batch; its content was erased, as seq ${v.erasedBy} of the log records`;
+    case "withheld":
+      return `WITHHELD: ${who}${whose(v.trust)} is in an anchored batch, but the bundle carries no content and no erasure record: nothing shows that it was erased`;
     case "pending":
-      return `PENDING: ${who}: receipt verified, not yet anchored`;
+      return `PENDING: ${who}${whose(v.trust)}: receipt verified, not yet anchored in the trusted registry`;
     case "failed": {
       const step = v.checks.find((c) => c.ok === false && c.code === v.code)?.step;
       return `FAILED: ${who}: ${v.code} at step ${step}`;
@@ -101,35 +147,54 @@ function headline(v: Verdict): string {
   }
 }
 
+function policyLine(policy: TrustPolicy): string {
+  return `trust policy ${policy.fingerprint} (issuer: ${policy.issuer})`;
+}
+
 export async function runVerify(
   input: string,
   opts: VerifyCommandOptions,
   ctx: CliContext,
 ): Promise<number> {
+  const usage = (message: string, code = "USAGE"): number => {
+    if (opts.json) ctx.stdout.write(`${JSON.stringify({ ok: false, error: { code, message } })}\n`);
+    ctx.stderr.write(`veritrail verify: ${message}\n`);
+    return EXIT_USAGE;
+  };
+  let trust: TrustPolicy;
+  try {
+    trust = await requireTrustPolicy(opts.trust);
+  } catch (e) {
+    if (e instanceof TrustPolicyFileError) return usage(e.message, "TRUST_POLICY");
+    throw e;
+  }
   let text: string;
   try {
     text = await readInput(input, ctx);
   } catch (e) {
-    ctx.stderr.write(`veritrail verify: cannot read ${input}: ${(e as Error).message}\n`);
-    return EXIT_USAGE;
+    return usage(`cannot read ${input}: ${(e as Error).message}`);
   }
   const lines = splitInput(text);
-  const first = lines.length === 1 && lines[0] && "value" in lines[0] ? lines[0].value : undefined;
-  if ((first as { format?: unknown } | undefined)?.format === PATIENT_HISTORY_FORMAT)
-    return runVerifyHistory(first, opts, ctx);
-  if (lines.length === 0) {
-    ctx.stderr.write(`veritrail verify: ${input} holds no bundle\n`);
-    return EXIT_USAGE;
-  }
+  if (lines.length === 0) return usage(`${input} holds no bundle`);
   let provider;
   try {
     provider = await connectRpc(opts.rpc, { timeoutMs: opts.timeout });
   } catch (e) {
-    const message = e instanceof RpcUnavailableError ? e.message : String(e);
-    if (opts.json)
-      ctx.stdout.write(`${JSON.stringify({ ok: false, error: { code: "RPC_ERROR", message } })}\n`);
-    ctx.stderr.write(`veritrail verify: ${message}\n`);
-    return EXIT_USAGE;
+    return usage(e instanceof RpcUnavailableError ? e.message : String(e), "RPC_ERROR");
+  }
+  const options = {
+    trust,
+    ...(opts.confirmations !== undefined ? { confirmations: opts.confirmations } : {}),
+  };
+  if (isHistory(lines)) {
+    try {
+      const verdict = await verifyPatientHistory((lines[0] as { value: unknown }).value, provider, {
+        ...options,
+      });
+      return reportHistory(verdict, trust, opts, ctx);
+    } finally {
+      provider.destroy();
+    }
   }
   const showBar = lines.length > 1 && ctx.stderr.isTTY === true;
   const bar = showBar
@@ -143,7 +208,7 @@ export async function runVerify(
   let verdicts: Array<Verdict & { line: number }>;
   try {
     verdicts = await verifyBundleLines(lines, provider, {
-      confirmations: opts.confirmations,
+      ...options,
       concurrency: opts.concurrency,
       onProgress: (done) => bar?.update(done),
     });
@@ -151,66 +216,92 @@ export async function runVerify(
     bar?.stop();
     provider.destroy();
   }
-  const summary: Record<VerdictStatus, number> = { verified: 0, pending: 0, failed: 0, error: 0 };
+  const summary: Record<VerdictStatus, number> = {
+    verified: 0,
+    erased: 0,
+    withheld: 0,
+    pending: 0,
+    failed: 0,
+    error: 0,
+  };
   for (const v of verdicts) summary[v.status]++;
-  const ok =
-    summary.failed === 0 && summary.error === 0 && (opts.allowPending || summary.pending === 0);
+  const negative =
+    summary.failed > 0 || summary.error > 0 || (!opts.allowPending && summary.pending > 0);
+  const exit = negative ? EXIT_NEGATIVE : summary.withheld > 0 ? EXIT_WITHHELD : EXIT_OK;
   if (opts.json) {
-    const out = { ok, rpc: redact(opts.rpc), confirmations: opts.confirmations, summary, verdicts };
+    const out = {
+      ok: exit === EXIT_OK,
+      rpc: redact(opts.rpc),
+      trust: { fingerprint: trust.fingerprint, issuer: trust.issuer },
+      ...(opts.confirmations !== undefined ? { confirmations: opts.confirmations } : {}),
+      summary,
+      verdicts,
+    };
     ctx.stdout.write(`${JSON.stringify(out)}\n`);
   } else if (verdicts.length === 1) {
     const v = verdicts[0]!;
-    ctx.stdout.write(`${v.checks.map(checkLine).join("\n")}\n${headline(v)}\n`);
+    ctx.stdout.write(
+      `${v.checks.map(checkLine).join("\n")}\n${headline(v)}\n${policyLine(trust)}\n`,
+    );
   } else {
     for (const v of verdicts)
-      if (v.status !== "verified") ctx.stdout.write(`line ${v.line}: ${headline(v)}\n`);
+      if (v.status !== "verified" && v.status !== "erased")
+        ctx.stdout.write(`line ${v.line}: ${headline(v)}\n`);
+    const operators = [
+      ...new Set(verdicts.flatMap((v) => (v.trust?.operator ? [v.trust.operator] : []))),
+    ];
     ctx.stdout.write(
-      `${verdicts.length} bundles: ${summary.verified} verified, ${summary.pending} pending, ` +
-        `${summary.failed} failed, ${summary.error} not checked\n`,
+      `${verdicts.length} bundles: ${summary.verified} verified, ${summary.erased} erased, ` +
+        `${summary.withheld} withheld, ${summary.pending} pending, ${summary.failed} failed, ` +
+        `${summary.error} not checked` +
+        (operators.length > 0
+          ? `; operator${operators.length > 1 ? "s" : ""}: ${operators.join(", ")}`
+          : "") +
+        `\n${policyLine(trust)}\n`,
     );
   }
+  return exit;
+}
+
+function reportHistory(
+  v: HistoryVerdict,
+  trust: TrustPolicy,
+  opts: VerifyCommandOptions,
+  ctx: CliContext,
+): number {
+  const ok = v.ok || (opts.allowPending && v.status === "pending");
+  if (opts.json) {
+    ctx.stdout.write(
+      `${JSON.stringify({ ...v, ok, rpc: redact(opts.rpc), kind: "patient-history" })}\n`,
+    );
+    return ok ? EXIT_OK : EXIT_NEGATIVE;
+  }
+  const w = (line: string) => ctx.stdout.write(`${line}\n`);
+  const mark = (r: { ok: boolean; verdict: Verdict }) =>
+    r.ok ? "✓" : r.verdict.status === "pending" ? "…" : "✗";
+  for (const r of v.events) w(`  ${mark(r)} seq ${r.seq}: ${r.verdict.status}`);
+  for (const r of v.notYetCovered)
+    w(`  ${mark(r)} seq ${r.seq}: ${r.verdict.status} (after the covered batch)`);
+  for (const f of v.findings)
+    w(`  ✗ ${f.code}${f.seq !== undefined ? ` (seq ${f.seq})` : ""}: ${f.message}`);
+  const who = whose(v.trust);
+  switch (v.status) {
+    case "verified":
+      w(
+        `VERIFIED: complete history of ${v.count} event(s)${who}, as of batch ${v.asOf!.batchNo} ` +
+          `anchored in block ${v.asOf!.blockNumber}`,
+      );
+      break;
+    case "pending":
+      w(`PENDING: nothing anchored yet${who}: completeness cannot be proven`);
+      break;
+    case "failed":
+      w(`FAILED: ${v.code}: ${v.findings.find((f) => f.code === v.code)?.message ?? ""}`);
+      break;
+    default:
+      w(`NOT CHECKED: the chain could not be read (${v.code})`);
+  }
+  w(policyLine(trust));
   return ok ? EXIT_OK : EXIT_NEGATIVE;
 }
 
-/**
- * A patient's history (veritrail-patient-history/1): every bundle verified, and the list proven
- * complete against the subject-index root anchored on-chain (services/verifier/completeness.ts).
- * Exit 0 only when it is complete (a history with nothing anchored yet is pending: 0 only with
- * --allow-pending).
- */
-async function runVerifyHistory(
-  history: unknown,
-  opts: VerifyCommandOptions,
-  ctx: CliContext,
-): Promise<number> {
-  let provider;
-  try {
-    provider = await connectRpc(opts.rpc, { timeoutMs: opts.timeout });
-  } catch (e) {
-    const message = e instanceof RpcUnavailableError ? e.message : String(e);
-    ctx.stderr.write(`veritrail verify: ${message}\n`);
-    return EXIT_USAGE;
-  }
-  let verdict: HistoryVerdict;
-  try {
-    verdict = await verifyPatientHistory(history, provider, { confirmations: opts.confirmations });
-  } finally {
-    provider.destroy();
-  }
-  const ok = verdict.ok || (opts.allowPending && verdict.status === "pending");
-  if (opts.json) {
-    ctx.stdout.write(`${JSON.stringify({ ok, rpc: redact(opts.rpc), history: verdict })}\n`);
-    return ok ? EXIT_OK : EXIT_NEGATIVE;
-  }
-  const events = [...verdict.events, ...verdict.notYetCovered];
-  for (const e of events)
-    if (e.verdict.status !== "verified") ctx.stdout.write(`seq ${e.seq}: ${headline(e.verdict)}\n`);
-  for (const f of verdict.findings) ctx.stdout.write(`  ✗ ${f.code}: ${f.message}\n`);
-  const tag = (history as { subjectTag?: string }).subjectTag;
-  ctx.stdout.write(
-    verdict.status === "verified"
-      ? `COMPLETE: ${verdict.events.length} events of subject ${tag}, each verified, and no event left out up to batch ${verdict.asOf!.batchNo} (anchored in block ${verdict.asOf!.blockNumber})${verdict.notYetCovered.length > 0 ? `; ${verdict.notYetCovered.length} later events not yet covered` : ""}\n`
-      : `NOT COMPLETE (${verdict.status}): ${verdict.code ?? ""}\n`,
-  );
-  return ok ? EXIT_OK : EXIT_NEGATIVE;
-}

@@ -1,12 +1,20 @@
 import { z } from "zod";
+import { AddressSchema } from "./address.ts";
 import { EntrySchema } from "./entry.ts";
 import { isHex32 } from "./hex.ts";
 import { ReceiptSchema } from "./receipt.ts";
 
 /**
  * The proof bundle, `veritrail-proof/1` (DESIGN.md "Proof bundle"): the contract with outside
- * verifiers. The field names of DESIGN.md are fixed; `status` is an extension that says how far
- * the event has got (an event is acknowledged before its batch is sealed or anchored).
+ * verifiers. The field names of DESIGN.md are fixed. Fields a verifier does not know are
+ * ignored (extensions: the top level, `batch` and `anchor` are parsed in zod's strip mode); the
+ * `entry` and the `receipt` stay strict, because their bytes are hashed and signed.
+ *
+ * `status` is the ledger's extension saying how far the event had got when the bundle was made
+ * (an event is acknowledged before its batch is sealed or anchored). A verifier never trusts it
+ * (DESIGN.md): it is not part of the parsed bundle, and the verifier asks the chain instead.
+ * `erasure` (DESIGN.md "Erasure in a bundle"): for an erased event, the bundle of the later event
+ * that logged the erasure; the verifier parses and checks it as a bundle of its own.
  */
 export const BUNDLE_FORMAT = "veritrail-proof/1";
 
@@ -15,25 +23,22 @@ const hex32 = z
   .refine((v): boolean => isHex32(v), "must be 0x-prefixed lowercase hex of 32 bytes");
 const uint = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
-export const BatchHeaderSchema = z
-  .object({
-    logId: hex32,
-    batchNo: uint,
-    firstSeq: uint,
-    count: z.number().int().min(1).max(0xffffffff),
-    eventsRoot: hex32,
-    indexRoot: hex32,
-  })
-  .strict();
+export const BatchHeaderSchema = z.object({
+  logId: hex32,
+  batchNo: uint,
+  firstSeq: uint,
+  count: z.number().int().min(1).max(0xffffffff),
+  eventsRoot: hex32,
+  indexRoot: hex32,
+});
 
-export const AnchorSchema = z
-  .object({
-    chainId: uint,
-    contract: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 20-byte address"),
-    txHash: hex32,
-    blockNumber: uint,
-  })
-  .strict();
+export const AnchorSchema = z.object({
+  chainId: uint,
+  /** Lowercase or EIP-55; compared case-insensitively. */
+  contract: AddressSchema,
+  txHash: hex32,
+  blockNumber: uint,
+});
 
 /** `disclosures` (entry v2): field salts of the redactable values shown in clear, by pointer. */
 export const DisclosuresSchema = z.record(
@@ -48,26 +53,33 @@ export const DisclosuresSchema = z.record(
 export const BundleStatusSchema = z.enum(["unsealed", "sealed", "submitted", "anchored"]);
 export type BundleStatus = z.infer<typeof BundleStatusSchema>;
 
-export const BundleSchema = z
-  .object({
-    format: z.literal(BUNDLE_FORMAT),
-    // The event's own schema is checked by the verifier through its commitment, not its shape:
-    // an outside verifier must be able to check bundles of event versions it does not know.
-    event: z.record(z.string(), z.unknown()).nullable(),
-    salt: hex32.nullable(),
-    /** Entry v2 only: field salts of the redactable values shown in clear (DESIGN.md). */
-    disclosures: DisclosuresSchema.optional(),
-    entry: EntrySchema,
-    leafIndex: uint.nullable(),
-    batch: BatchHeaderSchema.nullable(),
-    inclusion: z.array(hex32).max(64),
-    anchor: AnchorSchema.nullable(),
-    receipt: ReceiptSchema,
-    status: BundleStatusSchema,
-  })
-  .strict();
+const jsonObject = z.record(z.string(), z.unknown());
 
-export type Bundle = z.infer<typeof BundleSchema>;
+export const BundleSchema = z.object({
+  format: z.literal(BUNDLE_FORMAT),
+  // The event's own schema is checked by the verifier through its commitment, not its shape:
+  // an outside verifier must be able to check bundles of event versions it does not know.
+  event: jsonObject.nullable(),
+  salt: hex32.nullable(),
+  /** Entry v2 only: field salts of the redactable values shown in clear (DESIGN.md). */
+  disclosures: DisclosuresSchema.optional(),
+  entry: EntrySchema,
+  leafIndex: uint.nullable(),
+  batch: BatchHeaderSchema.nullable(),
+  inclusion: z.array(hex32).max(64),
+  anchor: AnchorSchema.nullable(),
+  receipt: ReceiptSchema,
+  erasure: jsonObject.optional(),
+});
+
+/** A bundle as a verifier reads it. */
+export type ParsedBundle = z.infer<typeof BundleSchema>;
+
+/** A bundle as the ledger writes it: the fields above, `status` and, once erased, `erasure`. */
+export type Bundle = Omit<ParsedBundle, "erasure"> & {
+  status?: BundleStatus;
+  erasure?: Bundle;
+};
 export type BatchHeaderJson = z.infer<typeof BatchHeaderSchema>;
 export type AnchorJson = z.infer<typeof AnchorSchema>;
 
@@ -177,6 +189,33 @@ function strictObject(fields: Fields): FieldParser {
   };
 }
 
+/**
+ * zod's strip mode: other keys are ignored; every required field must be `in` the input
+ * (inherited keys count, as for zod); an optional one is left out when absent and kept as
+ * undefined when present without a value (as zod's `.optional()` does in an object).
+ */
+function strippedObject(fields: Fields): FieldParser {
+  const keys = Object.keys(fields);
+  const specs = keys.map((k) => fields[k]!);
+  return (input) => {
+    if (typeof input !== "object" || input === null || Array.isArray(input)) return DECLINED;
+    const record = input as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const spec = specs[i]!;
+      if (!(key in record)) {
+        if (typeof spec !== "function") continue;
+        return DECLINED;
+      }
+      const value = fieldCheck(spec)(record[key]);
+      if (value === DECLINED) return DECLINED;
+      out[key] = value;
+    }
+    return out;
+  };
+}
+
 function arrayOf(element: FieldParser, max: number): FieldParser {
   return (input) => {
     if (!Array.isArray(input) || input.length > max) return DECLINED;
@@ -274,11 +313,12 @@ const fastBundleFields = {
   disclosures: optional(byZodValue(DisclosuresSchema)),
   entry: strictObject(FAST_FIELDS.entry),
   leafIndex: nullable(fastUint),
-  batch: nullable(strictObject(FAST_FIELDS.batch)),
+  batch: nullable(strippedObject(FAST_FIELDS.batch)),
   inclusion: arrayOf(fastHex32, 64),
-  anchor: nullable(strictObject(FAST_FIELDS.anchor)),
+  anchor: nullable(strippedObject(FAST_FIELDS.anchor)),
   receipt: strictObject(fastReceiptFields),
-  status: byZod(BundleStatusSchema),
+  // A JSON object; its own bundle is parsed when the erasure step checks it.
+  erasure: optional(fastEventRecord),
 } satisfies Fields;
 
 /** Every table with the zod object schema it mirrors (for the tests). */
@@ -291,10 +331,10 @@ export const FAST_TABLES: ReadonlyArray<{ name: string; fields: Fields; schema: 
   { name: "bundle", fields: fastBundleFields, schema: BundleSchema },
 ];
 
-const parseFast = strictObject(fastBundleFields);
+const parseFast = strippedObject(fastBundleFields);
 
 /** BundleSchema's output for `input`, or undefined when zod must decide (see above). */
-export function parseBundleFast(input: unknown): Bundle | undefined {
+export function parseBundleFast(input: unknown): ParsedBundle | undefined {
   const out = parseFast(input);
-  return out === DECLINED ? undefined : (out as Bundle);
+  return out === DECLINED ? undefined : (out as ParsedBundle);
 }

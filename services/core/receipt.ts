@@ -7,6 +7,7 @@ import {
   toUtf8Bytes,
 } from "ethers";
 import { z } from "zod";
+import { AddressSchema } from "./address.ts";
 import { type Hex, fromHex, isHex32, toHex } from "./hex.ts";
 import { MerkleProofError, rootFromInclusion } from "./merkle.ts";
 
@@ -76,7 +77,7 @@ export const ReceiptSchema = z
         path: z.array(hex32).max(32),
       })
       .strict(),
-    signer: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
+    signer: AddressSchema,
     // 65 bytes r‖s‖v with v = 27 or 28 only: ethers would also accept EIP-155 style v values,
     // which gives one signer several signature byte strings for one receipt.
     signature: z

@@ -81,7 +81,11 @@ export type AuditFindingKind =
   | "CHAIN_HEADER_MISMATCH"
   | "CHAIN_EXTRA_BATCH"
   | "CHAIN_NO_REGISTRY"
-  | "CHAIN_ERROR";
+  | "CHAIN_ERROR"
+  /** The registry compared with is not one the trust policy lists (veritrail audit --trust). */
+  | "UNTRUSTED_REGISTRY"
+  /** The trust policy does not list this log (in that registry). */
+  | "UNKNOWN_LOG";
 
 export interface AuditFinding {
   batchNo?: number;

@@ -1,4 +1,5 @@
 import { SYSTEM } from "../core/codes.ts";
+import { erasedEntityReference } from "../core/erasure.ts";
 import {
   MAX_STRING_CHARS,
   type NativeEvent,
@@ -190,7 +191,4 @@ function erasureRequestId(ledger: Ledger, seq: number): string {
   ).slice(2)}`;
 }
 
-/** The reference an erasure event uses for the erased event: log and seq, nothing else. */
-export function erasedEntityReference(logId: string, seq: number): string {
-  return `urn:veritrail:log:${logId}:seq:${seq}`;
-}
+export { erasedEntityReference };

@@ -435,8 +435,19 @@ export class Ledger {
   }
 
   /**
+   * The bundle of the event that logged the erasure of `seq` (DESIGN.md "Erasure in a bundle"),
+   * carried as `erasure` by the erased event's bundle so a verifier can tell erased from
+   * withheld; undefined when `seq` has no tombstone.
+   */
+  async erasureBundle(seq: number): Promise<Bundle | undefined> {
+    const tombstone = await this.store.getTombstone<TombstoneRef>(seq);
+    return tombstone ? this.prove(tombstone.erasureSeq) : undefined;
+  }
+
+  /**
    * The `veritrail-proof/1` bundle for one event. Before anchoring it carries the receipt and
    * says how far the event has got (`status`); `anchor` is null until the batch is anchored.
+   * An erased event's bundle carries the erasure event's bundle as `erasure`.
    */
   async prove(
     seq: number,
@@ -460,6 +471,9 @@ export class Ledger {
     const entry = JSON.parse(entryJcs) as Entry;
     const content = bundleContent(entry, body, opts.staffIdentity);
     const receipt = receipts[0]!;
+    // A tombstone names the Delete that erased this seq; content withheld by the access policy
+    // (entry v1 staff identity) has none and carries no erasure record.
+    const erasure = content.event === null ? await this.erasureBundle(seq) : undefined;
     const base = {
       format: BUNDLE_FORMAT as typeof BUNDLE_FORMAT,
       event: content.event,
@@ -467,6 +481,7 @@ export class Ledger {
       ...(content.disclosures !== undefined ? { disclosures: content.disclosures } : {}),
       entry,
       receipt,
+      ...(erasure ? { erasure } : {}),
     };
     if (!record) {
       return {
@@ -528,6 +543,11 @@ async function anchoredBelow(store: LedgerStore): Promise<number> {
     }
     if (page.length < 1_000 || below === 0) return below;
   }
+}
+
+/** Reads the tombstone of an erased seq (written by ledger/erasure.ts). */
+interface TombstoneRef {
+  erasureSeq: number;
 }
 
 function toStoredEvent(seq: number, entryJcs: string, body: StoredBody | undefined): StoredEvent {

@@ -155,12 +155,14 @@ async function historyEvents(
     const receipt = receipts[i]!;
     const record = batches.bySeq.get(seq);
     const shared = record && batches.shared.get(record);
+    const erasure = event === null ? await ledger.erasureBundle(seq) : undefined;
     const content = bundleContent(entry, body, opts.staffIdentity);
     const bundle: Bundle = {
       format: BUNDLE_FORMAT,
       event: content.event,
       salt: content.salt,
       ...(content.disclosures !== undefined ? { disclosures: content.disclosures } : {}),
+      ...(erasure ? { erasure } : {}),
       entry,
       leafIndex: record ? seq - record.header.firstSeq : null,
       batch: shared ? shared.header : null,

@@ -17,10 +17,11 @@ import type { Bundle } from "../core/bundle.ts";
 import { REDACTABLE_AGENT_FIELDS } from "../core/disclosure.ts";
 import { type Entry, entryLeafHash } from "../core/entry.ts";
 import { fromHex, isHex32 } from "../core/hex.ts";
+import { type TrustedRegistry, trustDecision } from "../core/trust-policy.ts";
 import { type CompletenessErrorCode, verifyCompleteness } from "../core/subject-index-proof.ts";
 import { type ChainRpc, ZERO_HASH, batchHeaderHash } from "./chain-reads.ts";
 import { msg } from "./offline-checks.ts";
-import type { Verdict } from "./verdict.ts";
+import type { Verdict, VerdictTrust } from "./verdict.ts";
 import { type VerifyOptions, newSession } from "./verify-bundle.ts";
 import { verifyBundles } from "./verify-bundles.ts";
 
@@ -29,9 +30,13 @@ export const PATIENT_HISTORY_FORMAT = "veritrail-patient-history/1";
 export type HistoryErrorCode =
   /** Not a patient history object, or its fields contradict each other. */
   | "HISTORY_MALFORMED"
+  /** The asOf batch (or an event) is anchored in a registry the trust policy does not list. */
+  | "UNTRUSTED_REGISTRY"
+  /** The trust policy does not list the history's log. */
+  | "UNKNOWN_LOG"
   /** No batch is anchored yet: nothing can be proven complete (the verdict is pending). */
   | "NOTHING_ANCHORED"
-  /** An event's bundle does not verify (its verdict names the step). */
+  /** An event's bundle does not verify (its verdict names the step), or withholds its content. */
   | "BUNDLE_INVALID"
   /** An event belongs to another subject than the history's subjectTag. */
   | "WRONG_SUBJECT"
@@ -77,6 +82,8 @@ export interface HistoryVerdict {
   asOf?: { batchNo: number; blockNumber: number; chainId: number; contract: string };
   /** Events proven complete (the count in the index). */
   count?: number;
+  /** The trust policy applied, and the log's operator and registry per that policy. */
+  trust: VerdictTrust;
   events: HistoryEventResult[];
   notYetCovered: HistoryEventResult[];
 }
@@ -108,11 +115,37 @@ export async function verifyPatientHistory(
   provider: ChainRpc,
   options: VerifyOptions,
 ): Promise<HistoryVerdict> {
+  const policy: VerdictTrust = {
+    fingerprint: options.trust.fingerprint,
+    issuer: options.trust.issuer,
+  };
   const shaped = readShape(history);
   if (typeof shaped === "string")
-    return finish([{ code: "HISTORY_MALFORMED", message: shaped }], [], [], undefined);
+    return finish([{ code: "HISTORY_MALFORMED", message: shaped }], [], [], undefined, policy);
   const h = shaped;
   const findings: HistoryFinding[] = [];
+  // Whose log, on which registry: the policy decides before anything is read from the chain.
+  let trust = policy;
+  let registry: TrustedRegistry | undefined;
+  if (h.asOf !== null) {
+    const decision = trustDecision(options.trust, {
+      chainId: h.asOf.anchor.chainId,
+      registry: h.asOf.anchor.contract,
+      logId: h.asOf.batch.logId,
+    });
+    if (decision.ok) {
+      registry = decision.registry;
+      trust = {
+        ...policy,
+        operator: decision.log.operator,
+        registry: {
+          chainId: decision.registry.chainId,
+          address: decision.registry.address,
+          ...(decision.registry.name ? { name: decision.registry.name } : {}),
+        },
+      };
+    } else findings.push({ code: decision.code, message: `asOf batch: ${decision.message}` });
+  }
   const session = newSession(provider);
   const all = [...h.events, ...h.notYetCovered];
   const verdicts = await verifyBundles(
@@ -127,10 +160,18 @@ export async function verifyPatientHistory(
   const covered = results.slice(0, h.events.length);
   const pending = results.slice(h.events.length);
 
-  // Bundles: covered events must be fully verified; later ones may be pending.
+  // Bundles: covered events must be fully verified (or proven erased); later ones may be pending.
   covered.forEach((r, i) => {
-    if (r.verdict.status === "verified") return;
-    const code = r.verdict.status === "error" ? "RPC_ERROR" : "BUNDLE_INVALID";
+    if (r.verdict.ok) return;
+    // An event the history says is withheld whole (the access policy may not show its staff
+    // identity): its entry verified, and the view claims no content (checked below).
+    if (r.verdict.status === "withheld" && h.events[i]!.withheld === true) return;
+    const code =
+      r.verdict.status === "error"
+        ? "RPC_ERROR"
+        : r.verdict.code === "UNTRUSTED_REGISTRY" || r.verdict.code === "UNKNOWN_LOG"
+          ? r.verdict.code
+          : "BUNDLE_INVALID";
     const check = r.verdict.checks.find(
       (c) => c.ok === false || (c.ok === "skipped" && r.verdict.status === "pending"),
     );
@@ -141,7 +182,10 @@ export async function verifyPatientHistory(
     });
   });
   pending.forEach((r, i) => {
-    if (r.verdict.status === "failed")
+    if (
+      r.verdict.status === "failed" ||
+      (r.verdict.status === "withheld" && h.notYetCovered[i]!.withheld !== true)
+    )
       findings.push({
         code: "BUNDLE_INVALID",
         seq: h.notYetCovered[i]!.seq,
@@ -186,7 +230,7 @@ export async function verifyPatientHistory(
       code: "NOTHING_ANCHORED",
       message: "no batch of this log is anchored yet: completeness cannot be proven",
     });
-    return finish(findings, covered, pending, undefined);
+    return finish(findings, covered, pending, undefined, trust);
   }
   const asOf = h.asOf;
   const end = asOf.batch.firstSeq + asOf.batch.count;
@@ -228,8 +272,11 @@ export async function verifyPatientHistory(
     chainId: asOf.anchor.chainId,
     contract: asOf.anchor.contract,
   };
-  const chainFinding = await checkAsOfAnchored(asOf, session.reads, options);
-  if (chainFinding) findings.push(chainFinding);
+  if (registry) {
+    const depth = Math.max(1, options.confirmations ?? 0, registry.confirmations);
+    const chainFinding = await checkAsOfAnchored(asOf, session.reads, depth);
+    if (chainFinding) findings.push(chainFinding);
+  }
 
   // Completeness: the chain recomputed from the bundles' own entries.
   let count: number | undefined;
@@ -254,13 +301,13 @@ export async function verifyPatientHistory(
     if (result.ok) count = result.count;
     else findings.push({ code: result.code, message: result.message });
   }
-  return finish(findings, covered, pending, asOfSummary, count);
+  return finish(findings, covered, pending, asOfSummary, trust, count);
 }
 
 async function checkAsOfAnchored(
   asOf: NonNullable<HistoryInput["asOf"]>,
   reads: ReturnType<typeof newSession>["reads"],
-  options: VerifyOptions,
+  depth: number,
 ): Promise<HistoryFinding | undefined> {
   const where = `batch ${asOf.batch.batchNo} of log ${asOf.batch.logId} at ${asOf.anchor.contract}`;
   try {
@@ -270,7 +317,6 @@ async function checkAsOfAnchored(
         code: "WRONG_CHAIN",
         message: `the RPC serves chain ${chainId}, the history names chain ${asOf.anchor.chainId}`,
       };
-    const depth = Math.max(1, options.confirmations);
     const deep = latest - depth + 1;
     const local = batchHeaderHash(asOf.batch);
     const read = (block: number) =>
@@ -385,6 +431,7 @@ function finish(
   events: HistoryEventResult[],
   notYetCovered: HistoryEventResult[],
   asOf: HistoryVerdict["asOf"],
+  trust: VerdictTrust,
   count?: number,
 ): HistoryVerdict {
   const real = findings.filter((f) => f.code !== "RPC_ERROR" && f.code !== "NOTHING_ANCHORED");
@@ -404,6 +451,7 @@ function finish(
     findings,
     ...(asOf ? { asOf } : {}),
     ...(count !== undefined && status === "verified" ? { count } : {}),
+    trust,
     events,
     notYetCovered,
   };

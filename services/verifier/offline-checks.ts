@@ -3,8 +3,7 @@
  * audit path, receipt signature. Pure functions of the bundle (and a signature cache), so the
  * benchmark measures exactly what a verifier does per bundle besides RPC.
  */
-import { getAddress } from "ethers";
-import { type Bundle, BundleSchema, parseBundleFast } from "../core/bundle.ts";
+import { type ParsedBundle, BundleSchema, parseBundleFast } from "../core/bundle.ts";
 import { rebuildCommitted } from "../core/disclosure.ts";
 import { type Entry, entryLeafHash, eventCommitment } from "../core/entry.ts";
 import { type Hex, fromHex, toHex } from "../core/hex.ts";
@@ -12,12 +11,14 @@ import { MerkleProofError, verifyInclusionHex } from "../core/merkle.ts";
 import { type Receipt, ReceiptError, verifyReceipt } from "../core/receipt.ts";
 import { type Check, fail, pass, skip } from "./verdict.ts";
 
-export type ShapeResult = { ok: true; bundle: Bundle; check: Check } | { ok: false; check: Check };
+export type ShapeResult =
+  { ok: true; bundle: ParsedBundle; check: Check } | { ok: false; check: Check };
 
 /**
- * Step 0: the bundle parses as `veritrail-proof/1` and its optional parts agree with its
- * status, so later steps never guess: unsealed ⇔ no batch, no leafIndex, no path; anchored ⇔
- * an anchor; an erased event has neither body nor salt.
+ * Step 0: the bundle parses as `veritrail-proof/1` and its optional parts agree with each other,
+ * so later steps never guess: no batch ⇔ no leafIndex (and no path); an anchor needs a batch; an
+ * event without its salt (or a salt without its event) is malformed; an erasure record belongs
+ * only to a bundle without content. A `status` field is not read (DESIGN.md: never trusted).
  */
 export function checkShape(input: unknown): ShapeResult {
   const parsed = parseBundle(input);
@@ -34,7 +35,7 @@ export function checkShape(input: unknown): ShapeResult {
  */
 export function parseBundle(
   input: unknown,
-): { ok: true; bundle: Bundle } | { ok: false; reason: string } {
+): { ok: true; bundle: ParsedBundle } | { ok: false; reason: string } {
   const fast = parseBundleFast(input);
   if (fast !== undefined) return { ok: true, bundle: fast };
   const parsed = BundleSchema.safeParse(input);
@@ -44,9 +45,9 @@ export function parseBundle(
   return { ok: false, reason: `${where}: ${issue?.message ?? "invalid"}` };
 }
 
-function contradictionIn(b: Bundle): string | undefined {
+function contradictionIn(b: ParsedBundle): string | undefined {
   if ((b.event === null) !== (b.salt === null))
-    return "event and salt must both be present or both be null (erased)";
+    return "event and salt must both be present or both be null (erased or withheld)";
   if (b.entry.v === 1 && b.disclosures !== undefined)
     return "disclosures belong to entry v2 bundles; this entry is v1 (its commitment has no field digests)";
   if (b.entry.v === 2 && b.event !== null) {
@@ -54,49 +55,30 @@ function contradictionIn(b: Bundle): string | undefined {
     const rebuilt = rebuildCommitted(b.event, b.disclosures);
     if (!rebuilt.ok && rebuilt.code === "BUNDLE_MALFORMED") return rebuilt.reason;
   }
-  const sealed = b.status !== "unsealed";
-  if ((b.batch !== null) !== sealed)
-    return `status ${b.status} but batch is ${b.batch ? "set" : "null"}`;
-  if ((b.leafIndex !== null) !== sealed)
-    return `status ${b.status} but leafIndex is ${b.leafIndex === null ? "null" : "set"}`;
-  if (!sealed && b.inclusion.length > 0) return "an unsealed bundle carries an inclusion path";
-  if ((b.anchor !== null) !== (b.status === "anchored"))
-    return `status ${b.status} but anchor is ${b.anchor ? "set" : "null"}`;
-  // Addresses in their one EIP-55 form, as the ledger writes them: a bundle whose bytes were
-  // changed must never verify, not even by a case flip that names the same account.
-  if (!isChecksummed(b.receipt.signer))
-    return "receipt.signer must be an EIP-55 checksummed address";
-  if (b.anchor && !isChecksummed(b.anchor.contract))
-    return "anchor.contract must be an EIP-55 checksummed address";
+  if ((b.batch === null) !== (b.leafIndex === null))
+    return `batch is ${b.batch ? "set" : "null"} but leafIndex is ${b.leafIndex === null ? "null" : "set"}`;
+  if (b.batch === null && b.inclusion.length > 0)
+    return "a bundle without a batch carries an inclusion path";
+  if (b.anchor !== null && b.batch === null) return "an anchor without a batch header";
+  if (b.erasure !== undefined && b.event !== null)
+    return "an erasure record in a bundle that still carries its event";
   return undefined;
-}
-
-// getAddress hashes the address (keccak in JS, ~50 µs); a run sees the same few addresses.
-const checksummed = new Map<string, boolean>();
-
-function isChecksummed(address: string): boolean {
-  let ok = checksummed.get(address);
-  if (ok === undefined) {
-    try {
-      ok = getAddress(address) === address;
-    } catch {
-      ok = false;
-    }
-    if (checksummed.size > 10_000) checksummed.clear();
-    checksummed.set(address, ok);
-  }
-  return ok;
 }
 
 /**
  * Step 1: entry v1, commitment = SHA-256(salt ‖ JCS(event)); entry v2, SHA-256(salt ‖
  * JCS(C(event))) with C(event) rebuilt from the values shown in clear (each with its field salt
  * from `disclosures`) and the withheld `{"_sd": …}` digests (DESIGN.md "Entry v2"). Skipped for
- * an erased event.
+ * a bundle without content (erased, or withheld: the erasure step says which).
  */
-export function checkCommitment(b: Bundle): Check {
+export function checkCommitment(b: ParsedBundle): Check {
   if (b.event === null || b.salt === null)
-    return skip("commitment", "erased: the event body and its salt were deleted");
+    return skip(
+      "commitment",
+      b.erasure === undefined
+        ? "no content: the bundle carries neither event nor salt, and no erasure record"
+        : "no content: erased (see the erasure step)",
+    );
   let committed: unknown = b.event;
   let withheld: string[] = [];
   if (b.entry.v === 2) {
@@ -134,7 +116,7 @@ export function checkCommitment(b: Bundle): Check {
  * Step 2: the entry sits where the batch header says, and the receipt describes this very
  * entry (same log, seq, time and leaf hash). Returns the leaf hash for step 3.
  */
-export function checkEntry(b: Bundle): { check: Check; leafHash: Uint8Array } {
+export function checkEntry(b: ParsedBundle): { check: Check; leafHash: Uint8Array } {
   const leafHash = entryLeafHash(b.entry as Entry);
   const e = b.entry;
   if (b.batch !== null && b.leafIndex !== null) {
@@ -181,7 +163,7 @@ export function checkEntry(b: Bundle): { check: Check; leafHash: Uint8Array } {
 }
 
 /** Step 3: RFC 9162 §2.1.3.2, the audit path from the leaf yields batch.eventsRoot. */
-export function checkInclusion(b: Bundle, leafHash: Uint8Array): Check {
+export function checkInclusion(b: ParsedBundle, leafHash: Uint8Array): Check {
   if (b.batch === null || b.leafIndex === null)
     return skip("inclusion", "not sealed into a batch yet");
   try {
@@ -259,7 +241,7 @@ function groupPathError(r: Receipt): ReceiptError | undefined {
 
 /** Step 6a: the receipt's group path and EIP-712 signature; returns the recovered signer. */
 export function checkReceiptSignature(
-  b: Bundle,
+  b: ParsedBundle,
   cache: ReceiptSignatureCache,
 ): { check: Check; signer?: string } {
   const signature = b.receipt.signature;

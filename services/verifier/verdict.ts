@@ -7,16 +7,23 @@
 
 export type VerifierStep =
   | "shape"
+  | "trust"
   | "commitment"
   | "entry"
   | "inclusion"
   | "anchor"
   | "confirmations"
   | "receipt"
-  | "signer";
+  | "signer"
+  | "erasure";
 
+/**
+ * `trust` comes right after the shape: it decides which registry the chain steps may ask (the
+ * trust policy's, never one the bundle picked). `erasure` comes last: it checks another bundle.
+ */
 export const VERIFIER_STEPS: readonly VerifierStep[] = [
   "shape",
+  "trust",
   "commitment",
   "entry",
   "inclusion",
@@ -24,11 +31,20 @@ export const VERIFIER_STEPS: readonly VerifierStep[] = [
   "confirmations",
   "receipt",
   "signer",
+  "erasure",
 ];
 
 export type VerifierErrorCode =
   /** Not a `veritrail-proof/1` bundle, or its fields contradict each other (step shape). */
   | "BUNDLE_MALFORMED"
+  /** The bundle's (chainId, registry) is not a registry the trust policy lists (step trust). */
+  | "UNTRUSTED_REGISTRY"
+  /** The trust policy does not list the bundle's log (in that registry) (step trust). */
+  | "UNKNOWN_LOG"
+  /** The erasure record is not a bundle that verifies (step erasure). */
+  | "ERASURE_INVALID"
+  /** The erasure record verifies but does not record erasing this event (step erasure). */
+  | "ERASURE_MISMATCH"
   /** SHA-256(salt ‖ JCS(event)) differs from entry.commitment (step commitment). */
   | "COMMITMENT_MISMATCH"
   /** Entry v2: a redactable value is shown in clear without its field salt (step commitment). */
@@ -68,13 +84,29 @@ export interface Check {
 }
 
 /**
- * - `verified`: every check passed against the chain (`ok` is true only then);
- * - `pending`: the bundle is not anchored yet (status unsealed/sealed/submitted) and everything
- *   it carries checks out — receipt signature included — but nothing could be checked on-chain;
- * - `failed`: at least one check failed: the bundle is not genuine (or not for this chain);
+ * - `verified`: every check passed against the chain, in a registry and log the trust policy
+ *   lists;
+ * - `erased`: the same for the entry, whose content was erased: the bundle carries the erasure
+ *   event's bundle, which verified too and names this seq (`ok` is true for these two only);
+ * - `withheld`: the entry verified, but the bundle carries no content and no erasure record: the
+ *   content was withheld, and nothing proves that it was erased;
+ * - `pending`: the bundle's batch is not anchored in the trusted registry yet (or not even
+ *   sealed), or its erasure record is not; everything it carries checks out;
+ * - `failed`: at least one check failed: the bundle is not genuine, or not from a trusted log;
  * - `error`: no check failed, but the chain could not be read (RPC_ERROR): try again.
  */
-export type VerdictStatus = "verified" | "pending" | "failed" | "error";
+export type VerdictStatus = "verified" | "erased" | "withheld" | "pending" | "failed" | "error";
+
+/** Whom the verdict's trust comes from: the policy, and what it says of this bundle's log. */
+export interface VerdictTrust {
+  /** SHA-256(JCS(policy)), to compare with the one the policy's issuer publishes. */
+  fingerprint: string;
+  issuer: string;
+  /** The log's operator per the policy (when the policy lists the log). */
+  operator?: string;
+  /** The registry the chain steps asked (when the policy lists it). */
+  registry?: { chainId: number; address: string; name?: string };
+}
 
 export interface Verdict {
   ok: boolean;
@@ -84,6 +116,10 @@ export interface Verdict {
   /** entry.seq and entry.log when the bundle could be read, so a report can name the event. */
   seq?: number;
   log?: string;
+  /** Present whenever a trust policy was applied (always, past a malformed bundle). */
+  trust?: VerdictTrust;
+  /** For an erased event: the seq of the event that logged the erasure. */
+  erasedBy?: number;
   checks: Check[];
 }
 
@@ -99,11 +135,19 @@ export function skip(step: VerifierStep, reason: string): Check {
   return { step, ok: "skipped", reason };
 }
 
-/** Derives ok/status/code from the checks; `pending` when the bundle names no anchor. */
+/** What the checks alone cannot say: how far the bundle got, and what became of its content. */
+export interface VerdictState {
+  /** Not anchored in the trusted registry yet (or its erasure record is not). */
+  pending?: boolean;
+  /** No content: erased (with a verified erasure record) or withheld (without one). */
+  content?: "present" | "erased" | "withheld";
+}
+
+/** Derives ok/status/code from the checks and the state; failures and errors come first. */
 export function verdictOf(
   checks: Check[],
-  pending: boolean,
-  ids: { seq?: number; log?: string } = {},
+  state: VerdictState,
+  extra: Omit<Verdict, "ok" | "status" | "code" | "checks"> = {},
 ): Verdict {
   const failures = checks.filter((c) => c.ok === false);
   const real = failures.find((c) => c.code !== "RPC_ERROR");
@@ -112,14 +156,18 @@ export function verdictOf(
     ? "failed"
     : failures.length > 0
       ? "error"
-      : pending
+      : state.pending
         ? "pending"
-        : "verified";
+        : state.content === "withheld"
+          ? "withheld"
+          : state.content === "erased"
+            ? "erased"
+            : "verified";
   return {
-    ok: status === "verified",
+    ok: status === "verified" || status === "erased",
     status,
     ...(first?.code !== undefined ? { code: first.code } : {}),
-    ...ids,
+    ...extra,
     checks,
   };
 }
@@ -131,6 +179,6 @@ export function malformedVerdict(reason: string): Verdict {
       fail("shape", "BUNDLE_MALFORMED", reason),
       ...VERIFIER_STEPS.slice(1).map((step) => skip(step, "bundle malformed")),
     ],
-    false,
+    {},
   );
 }

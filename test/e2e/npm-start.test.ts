@@ -8,6 +8,7 @@ import { JsonRpcProvider } from "ethers";
 import { lstat, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { readTrustPolicyFile } from "../../services/cli/trust-policy-file.ts";
 import { verifyBundle } from "../../services/verifier/verify-bundle.ts";
 import { makeNativeEvent } from "../fixtures/events.ts";
 import { freePort } from "../support/hardhat-node.ts";
@@ -139,10 +140,32 @@ describe("npm start, end to end", function () {
     const provider = new JsonRpcProvider(`http://127.0.0.1:${chainPort}`, undefined, {
       staticNetwork: true,
     });
+    // npm start wrote this log's trust policy and printed its path and fingerprint; the API
+    // serves the same document at /.well-known/veritrail-trust.json.
+    const trustFile = path.join(env.DATA_DIR, "trust.json");
+    const trust = await readTrustPolicyFile(trustFile);
+    expect(first.output()).to.include(`trust policy   ${path.resolve(trustFile)}`);
+    expect(first.output()).to.include(`fingerprint ${trust.fingerprint}`);
+    expect(trust.logs.map((l) => l.operator)).to.deep.equal(["Veritrail development log"]);
+    const wellKnown = await fetch(`${base}/.well-known/veritrail-trust.json`);
+    expect(wellKnown.status).to.equal(200);
+    expect(wellKnown.headers.get("x-veritrail-trust-fingerprint")).to.equal(trust.fingerprint);
+    // GET /v1/status (and so `veritrail status`) shows the same policy.
+    const status = await api<{ trust: { fingerprint: string; file: string } | null }>(
+      base,
+      admin,
+      "GET",
+      "/v1/status",
+    );
+    expect(status.body.trust).to.deep.include({
+      fingerprint: trust.fingerprint,
+      file: path.resolve(trustFile),
+    });
     for (const seq of [0, 17, 49]) {
       const bundle = (await api<unknown>(base, writerKey, "GET", `/v1/events/${seq}/proof`)).body;
-      const verdict = await verifyBundle(bundle, provider, { confirmations: 1 });
+      const verdict = await verifyBundle(bundle, provider, { trust, confirmations: 1 });
       expect(verdict.ok, JSON.stringify(verdict.checks)).to.equal(true);
+      expect(verdict.trust?.operator).to.equal("Veritrail development log");
       // The service's own /v1/verify runs the same verifier against its chain.
       const served = await api<{ ok: boolean }>(base, writerKey, "POST", "/v1/verify", bundle);
       expect(served.status).to.equal(200);

@@ -7,7 +7,7 @@
 import { expect } from "chai";
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -78,12 +78,25 @@ describe("the veritrail command from the system's Node", function () {
     const usage = await run(olderNode!, [BIN, "verify"]);
     expect(usage.code).to.equal(2);
     expect(usage.stderr).to.include("required option '--rpc <url>' not specified");
+    const trustDir = await mkdtemp(path.join(tmpdir(), "veritrail-trust-"));
+    const trustFile = path.join(trustDir, "trust.json");
+    await writeFile(
+      trustFile,
+      JSON.stringify({
+        format: "veritrail-trust/1",
+        issuer: "test",
+        registries: [
+          { chainId: 1, address: "0x0000000000000000000000000000000000000001", confirmations: 1 },
+        ],
+        logs: [],
+      }),
+    );
     const unreachable = await run(
       olderNode!,
-      [BIN, "verify", "-", "--rpc", "http://127.0.0.1:1"],
+      [BIN, "verify", "-", "--rpc", "http://127.0.0.1:1", "--trust", trustFile],
       {},
       '{"format":"veritrail-proof/1"}',
-    );
+    ).finally(() => rm(trustDir, { recursive: true, force: true }));
     expect(unreachable.code).to.equal(2);
     expect(unreachable.stderr).to.include("cannot reach the RPC at http://127.0.0.1:1");
   });

@@ -3,8 +3,9 @@
  * history, completeness and audit tests. One DevDeployment is shared by every loop, so the log
  * stays in one registry across `reopen()`.
  */
+import { policyDocument } from "./trust.ts";
 import { Wallet } from "ethers";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { NativeEvent } from "../../services/core/event.ts";
@@ -81,6 +82,23 @@ export class AnchoredLog {
       await loop.stop();
     }
     return log;
+  }
+
+  /**
+   * A trust policy file listing this log in the registry it anchors in, as a regulator would
+   * publish it (DESIGN.md "Trust policy"); written to a fresh temp file.
+   */
+  async writeTrustFile(): Promise<string> {
+    const chainId = Number(BigInt(await this.node.rpc<string>("eth_chainId", [])));
+    const dir = await mkdtemp(path.join(tmpdir(), "veritrail-trust-"));
+    const file = path.join(dir, "trust.json");
+    await writeFile(
+      file,
+      JSON.stringify(
+        policyDocument({ chainId, contract: this.contract, logIds: [this.ledger.logId] }),
+      ),
+    );
+    return file;
   }
 
   tagOf(mrn: string): Hex {

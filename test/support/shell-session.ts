@@ -101,7 +101,9 @@ export async function runCommands(
     command
       .replaceAll("vt_…", service.adminKey)
       .replaceAll("localhost:8080", `localhost:${service.port}`)
-      .replaceAll("127.0.0.1:8545", `127.0.0.1:${service.chainPort}`),
+      .replaceAll("127.0.0.1:8545", `127.0.0.1:${service.chainPort}`)
+      // The trust policy npm start writes into its DATA_DIR (here under `work`).
+      .replaceAll("./data/trust.json", path.join(work, "data", "trust.json")),
   );
   const script = [
     `cd ${JSON.stringify(REPO)}`,

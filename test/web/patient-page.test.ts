@@ -14,6 +14,7 @@ import { AnchoredLog, patientEvent } from "../support/anchored-log.ts";
 import { ingestAtTheirTimes } from "../support/log-clock.ts";
 import { openObservedPage } from "../support/browser.ts";
 import { HardhatNode } from "../support/hardhat-node.ts";
+import { policyDocument } from "../support/trust.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const ARTIFACTS = path.join(ROOT, "test-artifacts");
@@ -28,6 +29,7 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
   let patientKey: string;
   let requests: string[] = [];
   let consoleErrors: string[] = [];
+  let trustDocument: Record<string, unknown>;
 
   before(async () => {
     await buildWeb();
@@ -66,7 +68,21 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
     });
     server = await startServer(app, { host: "127.0.0.1", port: 0 });
     ({ browser, page, requests, consoleErrors } = await openObservedPage());
+    trustDocument = policyDocument({
+      chainId: Number(BigInt(await node.rpc<string>("eth_chainId", []))),
+      contract: log.contract,
+      logIds: [log.ledger.logId],
+    });
   });
+
+  async function loadPolicy(document: unknown): Promise<void> {
+    await page.setInputFiles("#trust-file", {
+      name: "trust.json",
+      mimeType: "application/json",
+      buffer: Buffer.from(JSON.stringify(document)),
+    });
+    await page.waitForSelector("body[data-trust=loaded]");
+  }
 
   after(async () => {
     await browser?.close();
@@ -84,7 +100,14 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
     return (await page.getAttribute("body", "data-verdict")) ?? "";
   }
 
+  it("without a trust policy nothing is proven: the page asks for one", async () => {
+    const status = await verdictAfter(patientKey);
+    expect(status).to.equal("no-policy");
+    expect(await page.innerText("#summary-title")).to.equal("! No trust policy");
+  });
+
   it("shows the timeline with ✓ per access and 'complete as of batch N, anchored in block B'", async () => {
+    await loadPolicy(trustDocument);
     const status = await verdictAfter(patientKey);
     expect(status, await page.innerText("#result")).to.equal("verified");
     const title = await page.innerText("#summary-title");
@@ -112,6 +135,9 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
     // bundles (entry v2: withheld values as their digests), yet it verified as complete.
     const text = await page.innerText("#timeline");
     expect(text).to.not.match(/Weber/);
+    expect(await page.innerText("#summary-trust")).to.match(
+      /^Log operated by St Mary General Hospital \(test\), per trust policy 0x[0-9a-f]{64} \(issued by Test regulator\)\.$/,
+    );
     const served = await fetch(`${server.url}/v1/patient/history`, {
       headers: { authorization: `Bearer ${patientKey}` },
     });
@@ -167,6 +193,25 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
       });
     } finally {
       await page.unroute("**/v1/patient/history");
+    }
+  });
+
+  it("a policy that does not list this log's registry: a red UNTRUSTED_REGISTRY verdict", async () => {
+    const other = structuredClone(trustDocument) as {
+      registries: Array<{ address: string }>;
+      logs: Array<{ registry: string }>;
+    };
+    other.registries[0]!.address = "0x000000000000000000000000000000000000dEaD";
+    other.logs[0]!.registry = "0x000000000000000000000000000000000000dEaD";
+    try {
+      await loadPolicy(other);
+      const status = await verdictAfter(patientKey);
+      expect(status).to.equal("failed");
+      expect(await page.innerText("#summary-title")).to.equal(
+        "✗ Not from a log you trust (UNTRUSTED_REGISTRY)",
+      );
+    } finally {
+      await loadPolicy(trustDocument);
     }
   });
 

@@ -78,6 +78,15 @@ describe("verify page in headless Chromium (real Hardhat node)", function () {
     site = await startStaticServer();
     ({ browser, page, requests, consoleErrors } = await openObservedPage());
   });
+
+  /** Loads the regulator's policy for the generated log through the page's file input. */
+  async function loadPolicy(document: unknown = g.trustDocument): Promise<void> {
+    await page.setInputFiles("#trust-file", {
+      name: "trust.json",
+      mimeType: "application/json",
+      buffer: Buffer.from(JSON.stringify(document)),
+    });
+  }
   after(async () => {
     await browser?.close();
     await site?.close();
@@ -92,17 +101,44 @@ describe("verify page in headless Chromium (real Hardhat node)", function () {
     return (await page.getAttribute("body", "data-verdict")) ?? "";
   }
 
-  it("accepts a fresh bundle given as #bundle=<base64url>: every check ✓", async () => {
+  it("without a trust policy nothing is verified: the page asks for one", async () => {
+    const encoded = Buffer.from(JSON.stringify(g.bases.fresh)).toString("base64url");
+    const target = `${site.url}/verify#bundle=${encoded}&rpc=${encodeURIComponent(node.url)}`;
+    const status = await verdictAfter(() => page.goto(target));
+    expect(status).to.equal("no-policy");
+    expect(await page.innerText("#verdict-title")).to.equal("! No trust policy");
+    expect(await page.getAttribute("body", "data-trust")).to.equal("none");
+  });
+
+  it("loads a policy file, shows its issuer and fingerprint, keeps it across reloads", async () => {
+    await page.setInputFiles("#trust-file", {
+      name: "regulator-trust.json",
+      mimeType: "application/json",
+      buffer: Buffer.from(JSON.stringify(g.trustDocument)),
+    });
+    await page.waitForSelector("body[data-trust=loaded]");
+    expect(await page.innerText("#trust-fingerprint")).to.equal(g.trust.fingerprint);
+    expect(await page.innerText("#trust-issuer")).to.equal("Test regulator");
+    expect(await page.innerText("#trust-logs")).to.include("St Mary General Hospital (test)");
+    await page.goto(`${site.url}/verify`);
+    await page.waitForSelector("body[data-trust=loaded]");
+    expect(await page.innerText("#trust-fingerprint")).to.equal(g.trust.fingerprint);
+  });
+
+  it("accepts a fresh bundle given as #bundle=<base64url>: every check ✓, operator and fingerprint shown", async () => {
     const encoded = Buffer.from(JSON.stringify(g.bases.fresh)).toString("base64url");
     const target = `${site.url}/verify#bundle=${encoded}&rpc=${encodeURIComponent(node.url)}`;
     const status = await verdictAfter(() => page.goto(target));
     expect(status, await page.innerText("#result")).to.equal("verified");
     expect(await page.innerText("#verdict-title")).to.equal("✓ Verified");
+    expect(await page.innerText("#verdict-trust")).to.equal(
+      `Log operated by St Mary General Hospital (test), per trust policy ${g.trust.fingerprint} (issued by Test regulator).`,
+    );
     const marks = await page.$$eval("#checks tbody tr", (rows) =>
       rows.map((r) => [r.getAttribute("data-step"), r.getAttribute("data-ok")]),
     );
-    expect(marks).to.have.length(8);
-    expect(marks.every(([, ok]) => ok === "true")).to.equal(true);
+    expect(marks).to.have.length(10);
+    expect(marks.filter(([, ok]) => ok !== "true")).to.deep.equal([["erasure", "skipped"]]);
     expect(await page.inputValue("#rpc")).to.equal(node.url);
     await page.screenshot({ path: path.join(ARTIFACTS, "verify-ok.png"), fullPage: true });
   });
@@ -138,6 +174,40 @@ describe("verify page in headless Chromium (real Hardhat node)", function () {
     expect(await row.locator("td.code").innerText()).to.equal("COMMITMENT_MISMATCH");
     expect(await row.locator("td.mark").getAttribute("aria-label")).to.equal("failed");
     await page.screenshot({ path: path.join(ARTIFACTS, "verify-tampered.png"), fullPage: true });
+  });
+
+  it("erased vs withheld: a real erasure is shown as erased, nulled content as withheld", async () => {
+    await page.fill("#bundle", JSON.stringify(g.bases.erased));
+    expect(await verdictAfter(() => page.click("#verify"))).to.equal("erased");
+    expect(await page.innerText("#verdict-title")).to.equal("✓ Genuine entry, content erased");
+    const nulled = { ...g.bases.fresh, event: null, salt: null };
+    await page.fill("#bundle", JSON.stringify(nulled));
+    expect(await verdictAfter(() => page.click("#verify"))).to.equal("withheld");
+    expect(await page.innerText("#verdict-title")).to.equal("! Content withheld");
+  });
+
+  it("a policy that does not list this registry: a red verdict, UNTRUSTED_REGISTRY", async () => {
+    const other = structuredClone(g.trustDocument) as {
+      registries: Array<{ address: string }>;
+      logs: Array<{ registry: string }>;
+    };
+    other.registries[0]!.address = "0x000000000000000000000000000000000000dEaD";
+    other.logs[0]!.registry = "0x000000000000000000000000000000000000dEaD";
+    await loadPolicy(other);
+    await page.waitForSelector("body[data-trust=loaded]");
+    await page.fill("#bundle", JSON.stringify(g.bases.fresh));
+    expect(await verdictAfter(() => page.click("#verify"))).to.equal("failed");
+    expect(await page.innerText("#verdict-title")).to.equal("✗ Not from a log you trust");
+    expect(await page.locator('#checks tr[data-step="trust"] td.code').innerText()).to.equal(
+      "UNTRUSTED_REGISTRY",
+    );
+    const color = await page.$eval("#verdict", (el) => getComputedStyle(el).color);
+    expect(color).to.equal("rgb(164, 14, 38)");
+    await loadPolicy();
+    await page.waitForFunction(
+      (fp) => document.getElementById("trust-fingerprint")?.textContent === fp,
+      g.trust.fingerprint,
+    );
   });
 
   it("says 'receipt verified, not yet anchored' for a pending bundle", async () => {

@@ -21,6 +21,7 @@ import {
   checkPassed,
   createKey,
   describeCheck,
+  servicePolicy,
 } from "../client.ts";
 import { type ScenarioResult, ScenarioReport } from "../result.ts";
 import { ServiceProcess, sleep } from "../service-process.ts";
@@ -132,7 +133,10 @@ export async function runChainReset(opts: ChainResetOptions): Promise<ScenarioRe
         });
         const provider = new JsonRpcProvider(rpcUrl, undefined, { staticNetwork: true });
         try {
-          const verdicts = await verifyBundles(oldBundles, provider, { confirmations: 1 });
+          const verdicts = await verifyBundles(oldBundles, provider, {
+            trust: await servicePolicy(base),
+            confirmations: 1,
+          });
           oldBundlesTotal += verdicts.length;
           oldBundlesOk += verdicts.filter((v) => v.ok).length;
         } finally {

@@ -30,6 +30,7 @@ import {
   checkPassed,
   createKey,
   describeCheck,
+  servicePolicy,
   writerEvent,
 } from "../client.ts";
 import { type ScenarioResult, ScenarioReport } from "../result.ts";
@@ -240,7 +241,10 @@ async function checkPatientFacing(
   const provider = await connectRpc(rpcUrl);
   let verdict;
   try {
-    verdict = await verifyPatientHistory(history.body, provider, { confirmations: 1 });
+    verdict = await verifyPatientHistory(history.body, provider, {
+      trust: await servicePolicy(base),
+      confirmations: 1,
+    });
   } finally {
     provider.destroy();
   }

@@ -15,6 +15,8 @@ import { JsonRpcProvider, Wallet } from "ethers";
 import path from "node:path";
 import { auditLog } from "../../../services/ledger/audit.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
+import type { TrustPolicy } from "../../../services/core/trust-policy.ts";
+import { policyFor } from "../../../test/support/trust.ts";
 import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
 import { K, parseSeqPart } from "../../../services/store/keys.ts";
 import { freePort } from "../../../test/support/hardhat-node.ts";
@@ -167,6 +169,7 @@ async function detect(
   ledger: Ledger,
   provider: JsonRpcProvider,
   seq: number,
+  trust: TrustPolicy,
 ): Promise<string | undefined> {
   let bundle;
   try {
@@ -174,7 +177,7 @@ async function detect(
   } catch (error) {
     return `prove refused: ${(error as { code?: string }).code ?? (error as Error).name}`;
   }
-  const verdict = await verifyBundle(bundle, provider, { confirmations: 1 });
+  const verdict = await verifyBundle(bundle, provider, { trust, confirmations: 1 });
   return verdict.ok ? undefined : `verifier: ${verdict.code ?? verdict.status}`;
 }
 
@@ -195,10 +198,16 @@ export async function runTampering(opts: TamperingOptions): Promise<ScenarioResu
         anchorDeadlineMs: 3_600_000,
         groupCommitMaxEvents: 4_096,
       });
+      // The registry this scenario deployed, and its one log: what a regulator would list.
+      const trust = policyFor({
+        chainId: Number((await provider.getNetwork()).chainId),
+        contract: chain.contract,
+        logIds: chain.logId,
+      });
       const all = await targets(ledger);
       const baseline = await Promise.all(
         [0, Math.floor(ledger.nextSeq / 2), ledger.nextSeq - 1].map((s) =>
-          detect(ledger!, provider, s),
+          detect(ledger!, provider, s, trust),
         ),
       );
       baseline.push(await audit(ledger, provider, chain.contract));
@@ -222,7 +231,7 @@ export async function runTampering(opts: TamperingOptions): Promise<ScenarioResu
         let audited: string | undefined;
         try {
           audited = await audit(ledger, provider, chain.contract);
-          why = await detect(ledger, provider, target.seq);
+          why = await detect(ledger, provider, target.seq, trust);
         } finally {
           await ledger.store.write([{ type: "put", key: target.key, value: original }], false);
         }
@@ -249,7 +258,7 @@ export async function runTampering(opts: TamperingOptions): Promise<ScenarioResu
           log(`tampering ${i + 1}/${opts.tamperings}: ${missed.length} missed`);
       }
       const after = await Promise.all(
-        [0, ledger.nextSeq - 1].map((s) => detect(ledger!, provider, s)),
+        [0, ledger.nextSeq - 1].map((s) => detect(ledger!, provider, s, trust)),
       );
       after.push(await audit(ledger, provider, chain.contract));
       const kinds = [...byKind].map(([k, t]) => `${k} ${t.caught}/${t.tried}`).join(", ");

@@ -3,6 +3,7 @@
  * data item across its own log and the lab's (PEER_LOGS), `veritrail provenance` verifies the
  * trace hop by hop against the chain, and forged imports show up as unmatched.
  */
+import { policyDocument, policyFor } from "../../support/trust.ts";
 import { expect } from "chai";
 import { Wallet } from "ethers";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -155,6 +156,9 @@ async function get(
   };
 }
 
+/** `--trust <file>`: both institutions' logs in the shared registry (set once they exist). */
+let trustArgs: string[] = [];
+
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
   let stderr = "";
@@ -165,7 +169,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
         cb();
       },
     });
-  const code = await runCli(["node", "veritrail", ...args], {
+  const code = await runCli(["node", "veritrail", ...args, ...trustArgs], {
     stdout: sink((s) => (stdout += s)),
     stderr: sink((s) => (stderr += s)),
     stdin: new PassThrough(),
@@ -216,6 +220,18 @@ describe("api/provenance: GET /v1/provenance and veritrail provenance across two
     labUrl = await lab.serve();
     hospitalUrl = await hospital.serve({ PEER_LOGS: `lab=${labUrl}=${lab.auditorKey}` });
     tmp = await mkdtemp(path.join(tmpdir(), "veritrail-prov-cli-"));
+    const trustFile = path.join(tmp, "trust.json");
+    await writeFile(
+      trustFile,
+      JSON.stringify(
+        policyDocument({
+          chainId: Number(BigInt(await node.rpc<string>("eth_chainId", []))),
+          contract: deployment.address!,
+          logIds: [hospital.ledger.logId, lab.ledger.logId],
+        }),
+      ),
+    );
+    trustArgs = ["--trust", trustFile];
   });
 
   after(async () => {
@@ -244,13 +260,20 @@ describe("api/provenance: GET /v1/provenance and veritrail provenance across two
     expect(t.custody).to.deep.equal([HOSPITAL_ORG, LAB_ORG, HOSPITAL_ORG]);
     expect(t.unmatched).to.deep.equal([]);
     const provider = await connectRpc(node.url);
+    // The registry this test deployed and both logs, as their regulator lists them.
+    const first = t.hops[0]!.from.bundle.anchor;
+    const trust = policyFor({
+      chainId: first.chainId,
+      contract: first.contract,
+      logIds: [...new Set(t.hops.flatMap((h) => [h.from.logId, h.to.logId]))],
+    });
     try {
       const contracts = new Set<string>();
       for (const hop of t.hops) {
         expect(hop.from.logId).to.not.equal(hop.to.logId);
         for (const side of [hop.from, hop.to]) {
           expect(side.bundle.entry).to.include({ log: side.logId, seq: side.seq });
-          const verdict = await verifyBundle(side.bundle, provider, { confirmations: 1 });
+          const verdict = await verifyBundle(side.bundle, provider, { trust, confirmations: 1 });
           expect(verdict.status, JSON.stringify(verdict.checks)).to.equal("verified");
           contracts.add(`${side.bundle.anchor.chainId}:${side.bundle.anchor.contract}`);
         }

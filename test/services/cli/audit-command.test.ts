@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { mkdtemp, rm, symlink } from "node:fs/promises";
+import { mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
@@ -11,10 +11,13 @@ import { AnchoredLog, patientEvent } from "../../support/anchored-log.ts";
 import { HardhatNode, freePort } from "../../support/hardhat-node.ts";
 import { CapturedStream } from "../../support/running-service.ts";
 
+/** `--trust <file>` for every run (set by the suite once its log exists). */
+let trustArgs: string[] = [];
+
 async function audit(args: string[], tty = false) {
   const stdout = new CapturedStream(false);
   const stderr = new CapturedStream(tty);
-  const code = await runCli(["node", "veritrail", "audit", ...args], {
+  const code = await runCli(["node", "veritrail", "audit", ...args, ...trustArgs], {
     stdout,
     stderr,
     stdin: new PassThrough(),
@@ -26,10 +29,13 @@ describe("cli: veritrail audit (Hardhat)", function () {
   this.timeout(120_000);
   let node: HardhatNode;
   let log: AnchoredLog;
+  let trustFile: string;
 
   before(async () => {
     node = await HardhatNode.start();
     log = await AnchoredLog.create(node);
+    trustFile = await log.writeTrustFile();
+    trustArgs = ["--trust", trustFile];
     await log.ledger.ingest([patientEvent("MRN-1"), patientEvent("MRN-2"), patientEvent("MRN-1")]);
     await log.sealAndAnchor();
     await log.ledger.ingest([patientEvent("MRN-2")]);
@@ -94,7 +100,7 @@ describe("cli: veritrail audit (Hardhat)", function () {
     }
   });
 
-  it("exits 1 when the registry named with --contract does not hold the headers", async () => {
+  it("exits 1 when the registry named with --contract is not the policy's (and holds nothing)", async () => {
     const r = await audit([
       "--data",
       log.dir,
@@ -106,7 +112,31 @@ describe("cli: veritrail audit (Hardhat)", function () {
     ]);
     expect(r.code).to.equal(1);
     const report = JSON.parse(r.stdout) as AuditReport;
-    expect(report.findings.map((f) => f.kind)).to.deep.equal(["CHAIN_NO_REGISTRY"]);
+    expect(report.findings.map((f) => f.kind)).to.deep.equal([
+      "UNTRUSTED_REGISTRY",
+      "CHAIN_NO_REGISTRY",
+    ]);
+  });
+
+  it("without a trust policy: exit 2 naming how to get one; a policy without this log: UNKNOWN_LOG", async () => {
+    const saved = trustArgs;
+    trustArgs = [];
+    try {
+      const none = await audit(["--data", log.dir, "--rpc", node.url]);
+      expect(none.code).to.equal(2);
+      expect(none.stderr).to.match(/no trust policy/);
+      const other = path.join(path.dirname(trustFile), "other.json");
+      const doc = JSON.parse(await readFile(trustFile, "utf8")) as {
+        logs: Array<{ logId: string }>;
+      };
+      doc.logs[0]!.logId = `0x${"cd".repeat(32)}`;
+      await writeFile(other, JSON.stringify(doc));
+      const r = await audit(["--data", log.dir, "--rpc", node.url, "--trust", other]);
+      expect(r.code).to.equal(1);
+      expect(r.stdout).to.match(/✗ UNKNOWN_LOG: /);
+    } finally {
+      trustArgs = saved;
+    }
   });
 
   it("exits 2 for a directory in use, a missing ledger, an unreachable RPC or bad arguments", async () => {

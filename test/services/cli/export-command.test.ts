@@ -106,16 +106,20 @@ describe("cli/export-command: veritrail export | veritrail verify (Hardhat)", fu
       lines.filter((l) => (JSON.parse(l) as { event: unknown }).event === null),
     ).to.have.length(1);
 
-    const verified = await veritrail(["verify", file, "--rpc", node.url]);
+    const trust = ["--trust", await log.writeTrustFile()];
+    const verified = await veritrail(["verify", file, "--rpc", node.url, ...trust]);
     expect(verified.code, verified.stdout + verified.stderr).to.equal(0);
-    expect(verified.stdout).to.include(`${lines.length} verified, 0 pending, 0 failed`);
+    // The erased event's bundle carries its erasure record: erased, not withheld.
+    expect(verified.stdout).to.include(
+      `${lines.length - 1} verified, 1 erased, 0 withheld, 0 pending, 0 failed`,
+    );
 
     // The same file with one event altered no longer verifies.
     const bundle = JSON.parse(lines[0]!) as { event: { action: string } };
     bundle.event.action = bundle.event.action === "R" ? "U" : "R";
     const tampered = file.replace(/\.ndjson$/, "-tampered.ndjson");
     await writeFile(tampered, [JSON.stringify(bundle), ...lines.slice(1)].join("\n") + "\n");
-    const rejected = await veritrail(["verify", tampered, "--rpc", node.url]);
+    const rejected = await veritrail(["verify", tampered, "--rpc", node.url, ...trust]);
     expect(rejected.code).to.equal(1);
     expect(rejected.stdout).to.include("COMMITMENT_MISMATCH");
   });

@@ -60,7 +60,7 @@ describe("cli: veritrail status (a running service)", function () {
     await service?.stop();
   });
 
-  it("an empty log: nothing accepted, no backlog, no alarm, no trust policy; exit 0", async () => {
+  it("an empty log: nothing accepted, no backlog, no alarm, this log's trust policy; exit 0", async () => {
     const r = await veritrail(["status", ...api]);
     expect(r.code, r.stderr).to.equal(0);
     const logId = service.service.system.ledger.logId;
@@ -69,7 +69,11 @@ describe("cli: veritrail status (a running service)", function () {
     expect(r.stdout).to.match(/^batches {8}0 sealed, 0 anchored$/m);
     expect(r.stdout).to.match(/^backlog {8}none$/m);
     expect(r.stdout).to.match(/^alarms {9}none$/m);
-    expect(r.stdout).to.match(/^trust policy {3}none published by this service$/m);
+    // The service publishes its own log's policy (DATA_DIR/trust.json) once it is registered.
+    const trust = service.service.trust;
+    const line = r.stdout.split("\n").find((l) => l.startsWith("trust policy"));
+    expect(line).to.match(new RegExp(`^trust policy {3}${trust.fingerprint!} \\(`));
+    expect(line?.endsWith(`, ${trust.file}`)).to.equal(true);
   });
 
   it("--wait waits until every event accepted so far is anchored, then reports it; --json", async () => {

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { policyFor } from "../../support/trust.ts";
 import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { BALP_PROFILES, balpProfileOf } from "../../../services/core/fhir-audit-event.ts";
@@ -111,14 +112,27 @@ describe("ledger/erasure (Hardhat)", function () {
       expect(bundle.salt).to.equal(null);
       // The subject tag of the erased entry stays: it is keyed (documented in compliance.md).
       expect(bundle.entry.subject).to.equal(log.tagOf("MRN-ERASE-7731"));
-      const verdict = await verifyBundle(bundle, provider, { confirmations: 1 });
-      expect(verdict.status, JSON.stringify(verdict)).to.equal("verified");
+      const trust = policyFor({
+        chainId: Number((await provider.getNetwork()).chainId),
+        contract: log.contract,
+        logIds: log.ledger.logId,
+      });
+      // The bundle carries the erasure event's bundle: the verifier checks it and says "erased".
+      expect(bundle.erasure?.entry.seq).to.equal(logged.entry.seq);
+      const verdict = await verifyBundle(bundle, provider, { trust, confirmations: 1 });
+      expect(verdict.status, JSON.stringify(verdict)).to.equal("erased");
+      expect(verdict.erasedBy).to.equal(logged.entry.seq);
+      const withheld = await verifyBundle({ ...bundle, erasure: undefined }, provider, { trust });
+      expect(withheld.status).to.equal("withheld");
       const commitment = verdict.checks.find((c) => c.step === "commitment")!;
       expect(commitment.ok).to.equal("skipped");
       expect(commitment.reason).to.match(/erased/);
       for (let s = 0; s < log.ledger.nextSeq; s++) {
         if (s === seq) continue;
-        const v = await verifyBundle(await log.ledger.prove(s), provider, { confirmations: 1 });
+        const v = await verifyBundle(await log.ledger.prove(s), provider, {
+          trust,
+          confirmations: 1,
+        });
         expect(v.status, `seq ${s}: ${JSON.stringify(v)}`).to.equal("verified");
         expect(v.checks.find((c) => c.step === "commitment")!.ok).to.equal(true);
       }

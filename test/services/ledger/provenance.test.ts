@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { policyFor } from "../../support/trust.ts";
 import { Wallet } from "ethers";
 import { rm } from "node:fs/promises";
 import { DevDeployment } from "../../../services/chain/dev-deployment.ts";
@@ -174,12 +175,19 @@ describe("ledger/provenance: transfers across two institutions' logs in one regi
     ]);
     expect(trace.custody).to.deep.equal([HOSPITAL_ORG, LAB_ORG, HOSPITAL_ORG]);
     const provider = await connectRpc(node.url);
+    // The registry this test deployed and both institutions' logs, as their regulator lists them.
+    const first = trace.hops[0]!.from.bundle.anchor!;
+    const trust = policyFor({
+      chainId: first.chainId,
+      contract: first.contract,
+      logIds: [...new Set(trace.hops.flatMap((h) => [h.from.logId, h.to.logId]))],
+    });
     try {
       for (const hop of trace.hops) {
         expect(hop.from.logId).to.not.equal(hop.to.logId);
         for (const s of [hop.from, hop.to]) {
           expect(s.bundle.entry.log).to.equal(s.logId);
-          const verdict = await verifyBundle(s.bundle, provider, { confirmations: 1 });
+          const verdict = await verifyBundle(s.bundle, provider, { trust, confirmations: 1 });
           expect(verdict.status, JSON.stringify(verdict)).to.equal("verified");
         }
         // One registry witnesses both logs.

@@ -7,6 +7,8 @@ import {
 } from "../../../services/verifier/completeness.ts";
 import { AnchoredLog, patientEvent } from "../../support/anchored-log.ts";
 import { HardhatNode } from "../../support/hardhat-node.ts";
+import { policyFor } from "../../support/trust.ts";
+import type { TrustPolicy } from "../../../services/core/trust-policy.ts";
 
 function explain(v: HistoryVerdict): string {
   return v.findings.map((f) => `${f.code} ${f.message}`).join("\n");
@@ -17,13 +19,21 @@ describe("verifier/completeness: verifyPatientHistory (Hardhat)", function () {
   let node: HardhatNode;
   let log: AnchoredLog;
   let provider: JsonRpcProvider;
-  const opts = { confirmations: 1 };
+  let opts: { confirmations: number; trust: TrustPolicy };
   const staff = { staffIdentity: "withhold" as const };
 
   before(async () => {
     node = await HardhatNode.start();
     provider = new JsonRpcProvider(node.url, undefined, { staticNetwork: true, cacheTimeout: -1 });
     log = await AnchoredLog.create(node);
+    opts = {
+      confirmations: 1,
+      trust: policyFor({
+        chainId: Number((await provider.getNetwork()).chainId),
+        contract: log.contract,
+        logIds: log.ledger.logId,
+      }),
+    };
   });
 
   after(async () => {
@@ -174,12 +184,36 @@ describe("verifier/completeness: verifyPatientHistory (Hardhat)", function () {
     });
 
     it("too deep a confirmation requirement → TOO_FEW_CONFIRMATIONS", async () => {
-      const v = await verifyPatientHistory(good, provider, { confirmations: 10_000 });
+      const v = await verifyPatientHistory(good, provider, { ...opts, confirmations: 10_000 });
       expect(
         v.findings.map((f) => f.code),
         explain(v),
       ).to.include("TOO_FEW_CONFIRMATIONS");
       expect(v.ok).to.equal(false);
+    });
+
+    it("names the operator and the policy; a policy without this registry → UNTRUSTED_REGISTRY", async () => {
+      const ok = await verifyPatientHistory(good, provider, opts);
+      expect(ok.trust).to.deep.include({
+        fingerprint: opts.trust.fingerprint,
+        operator: opts.trust.logs[0]!.operator,
+      });
+      const other = policyFor({
+        chainId: opts.trust.registries[0]!.chainId,
+        contract: "0x000000000000000000000000000000000000dEaD",
+        logIds: log.ledger.logId,
+      });
+      const v = await verifyPatientHistory(good, provider, { ...opts, trust: other });
+      expect(v.ok).to.equal(false);
+      expect(v.code, explain(v)).to.equal("UNTRUSTED_REGISTRY");
+      const noLog = policyFor({
+        chainId: opts.trust.registries[0]!.chainId,
+        contract: log.contract,
+        logIds: `0x${"ab".repeat(32)}`,
+      });
+      expect((await verifyPatientHistory(good, provider, { ...opts, trust: noLog })).code).to.equal(
+        "UNKNOWN_LOG",
+      );
     });
 
     it("malformed input → HISTORY_MALFORMED", async () => {

@@ -3,10 +3,13 @@
  * from a map, for fast unit and property tests of the verifier module (the real chain is
  * covered by vectors.test.ts).
  */
+import type { TrustPolicy } from "../../../services/core/trust-policy.ts";
+import { policyFor } from "../../support/trust.ts";
 import { Interface, Wallet, getAddress } from "ethers";
 import { randomBytes } from "node:crypto";
 import { BUNDLE_FORMAT, type BatchHeaderJson, type Bundle } from "../../../services/core/bundle.ts";
 import { type Entry, entryLeafHash, eventCommitment } from "../../../services/core/entry.ts";
+import { erasedEntityReference } from "../../../services/core/erasure.ts";
 import { type Hex, toHex } from "../../../services/core/hex.ts";
 import { buildTree } from "../../../services/core/merkle.ts";
 import {
@@ -40,7 +43,12 @@ export interface FakeBatch {
   txHash: Hex;
 }
 
-/** `count` anchored bundles of one batch, their receipts from one group commit. */
+/**
+ * `count` anchored bundles of one batch, their receipts from one group commit. Each seq in
+ * `erase` is erased as the ledger does it: its body and salt are gone, and one of the batch's
+ * last events (one per erased seq, in order) is the Delete that records the erasure, carried as
+ * the erased bundle's `erasure`.
+ */
 export async function makeBatch(
   count: number,
   opts: { erase?: number[] } = {},
@@ -48,11 +56,22 @@ export async function makeBatch(
   const logId = toHex(randomBytes(32));
   const issuedAt = Date.parse("2025-03-01T10:00:00.000Z");
   const anchorDeadline = issuedAt + 3_600_000;
+  const erase = opts.erase ?? [];
+  const erasureSeqOf = (erased: number) => count - erase.length + erase.indexOf(erased);
   const items = Array.from({ length: count }, (_, seq) => {
-    const event = makeNativeEvent({ requestId: `req-fake-${seq}` }) as unknown as Record<
+    const base = makeNativeEvent({ requestId: `req-fake-${seq}` }) as unknown as Record<
       string,
       unknown
     >;
+    const erasedHere = erase.find((e) => erasureSeqOf(e) === seq);
+    const event =
+      erasedHere === undefined
+        ? base
+        : {
+            ...base,
+            action: "D",
+            entities: [{ what: erasedEntityReference(logId, erasedHere) }],
+          };
     const salt = randomBytes(32);
     const entry: Entry = {
       v: 1,
@@ -82,7 +101,7 @@ export async function makeBatch(
   const txHash = toHex(randomBytes(32));
   const bundles = items.map((item, i): Bundle => {
     const path = tree.inclusionProof(i).map(toHex);
-    const erased = opts.erase?.includes(i) ?? false;
+    const erased = erase.includes(i);
     return {
       format: BUNDLE_FORMAT,
       event: erased ? null : item.event,
@@ -107,6 +126,7 @@ export async function makeBatch(
       status: "anchored",
     };
   });
+  for (const e of erase) bundles[e]!.erasure = bundles[erasureSeqOf(e)]!;
   return { bundles, header, txHash };
 }
 
@@ -217,4 +237,13 @@ export function fakeChain(
     },
   };
   return { rpc, counts };
+}
+
+/** A trust policy listing the fake registry and the logs of `batches`. */
+export function fakePolicy(...batches: FakeBatch[]): TrustPolicy {
+  return policyFor({
+    chainId: CHAIN_ID,
+    contract: CONTRACT,
+    logIds: [...new Set(batches.map((b) => b.header.logId))],
+  });
 }

@@ -19,6 +19,7 @@ import {
   confirmationsFor,
   generateBundles,
   loadCases,
+  policyForCase,
   resignReceipt,
   verdictMismatch,
 } from "../../vectors/bundles/generate.ts";
@@ -54,6 +55,8 @@ describe("verifier vectors (real ledger anchored on a Hardhat node)", function (
         "BUNDLE_MALFORMED",
         "COMMITMENT_MISMATCH",
         "DISCLOSURE_MISSING",
+        "ERASURE_INVALID",
+        "ERASURE_MISMATCH",
         "ENTRY_BATCH_MISMATCH",
         "HEADER_MISMATCH",
         "NOT_ANCHORED",
@@ -65,11 +68,15 @@ describe("verifier vectors (real ledger anchored on a Hardhat node)", function (
         "SIGNER_NOT_REGISTERED",
         // SIGNER_NOT_VALID_AT_ISSUE needs a rotated signer: the rotation test below covers it.
         "TOO_FEW_CONFIRMATIONS",
+        "UNKNOWN_LOG",
+        "UNTRUSTED_REGISTRY",
         "WRONG_CHAIN",
       ].sort(),
     );
     expect(new Set(cases.map((c) => c.wantStatus))).to.have.all.keys(
       "verified",
+      "erased",
+      "withheld",
       "pending",
       "failed",
       "error",
@@ -96,39 +103,50 @@ describe("verifier vectors (real ledger anchored on a Hardhat node)", function (
       for (const c of cases) {
         const bundle = await buildCase(c, g);
         const verdict = await verifyBundle(bundle, c.rpc === "dead" ? dead : provider, {
+          trust: policyForCase(c, g),
           confirmations: confirmationsFor(c, latest, g.anchorBlock),
         });
         expect(verdictMismatch(c, verdict)).to.equal(undefined);
-        expect(verdict.ok, c.desc).to.equal(c.wantStatus === "verified");
+        expect(verdict.ok, c.desc).to.equal(
+          c.wantStatus === "verified" || c.wantStatus === "erased",
+        );
       }
     } finally {
       dead.destroy();
     }
   });
 
-  it("a pending bundle says so: receipt checked, chain steps skipped, not ok", async () => {
-    const verdict = await verifyBundle(g.bases.pending, provider, { confirmations: 1 });
+  it("a pending bundle says so: receipt and signer checked in the trusted registry, anchor skipped", async () => {
+    const verdict = await verifyBundle(g.bases.pending, provider, {
+      trust: g.trust,
+      confirmations: 1,
+    });
     const byStep = Object.fromEntries(verdict.checks.map((c) => [c.step, c.ok]));
     expect(byStep).to.deep.equal({
       shape: true,
+      trust: true,
       commitment: true,
       entry: true,
       inclusion: true,
       anchor: "skipped",
       confirmations: "skipped",
       receipt: true,
-      signer: "skipped",
+      signer: true,
+      erasure: "skipped",
     });
     expect(verdict).to.include({ ok: false, status: "pending" });
   });
 
-  it("an erased bundle skips only the commitment step, with the reason", async () => {
-    const verdict = await verifyBundle(g.bases.erased, provider, { confirmations: 1 });
+  it("an erased bundle skips only the commitment step; the erasure step names the Delete", async () => {
+    const verdict = await verifyBundle(g.bases.erased, provider, { trust: g.trust });
     const commitment = verdict.checks.find((c) => c.step === "commitment");
     expect(commitment?.ok).to.equal("skipped");
-    expect(commitment?.reason).to.match(/^erased/);
+    expect(commitment?.reason).to.match(/erased/);
     expect(verdict.checks.filter((c) => c.ok === "skipped")).to.have.length(1);
-    expect(verdict.ok).to.equal(true);
+    expect(verdict).to.include({ ok: true, status: "erased", erasedBy: 10 });
+    expect(verdict.checks.find((c) => c.step === "erasure")?.reason).to.match(
+      /seq 10 of this log .* records the erasure of seq 3/,
+    );
   });
 
   it("a missing receipt with the claimed block still served: the tx must be in that block", async () => {
@@ -139,11 +157,14 @@ describe("verifier vectors (real ledger anchored on a Hardhat node)", function (
       getTransactionReceipt: async () => null,
       getBlock: (n) => provider.getBlock(n),
     };
-    const good = await verifyBundle(g.bases.fresh, noReceipts, { confirmations: 1 });
+    const good = await verifyBundle(g.bases.fresh, noReceipts, {
+      trust: g.trust,
+      confirmations: 1,
+    });
     expect(good.ok, describeVerdict(good)).to.equal(true);
     const forged = structuredClone(g.bases.fresh);
     forged.anchor!.blockNumber -= 1;
-    const bad = await verifyBundle(forged, noReceipts, { confirmations: 1 });
+    const bad = await verifyBundle(forged, noReceipts, { trust: g.trust, confirmations: 1 });
     expect(bad.code).to.equal("ANCHOR_TX_MISMATCH");
   });
 
@@ -157,7 +178,7 @@ describe("verifier vectors (real ledger anchored on a Hardhat node)", function (
         throw new Error("pruned history unavailable");
       },
     };
-    const verdict = await verifyBundle(g.bases.fresh, pruned, { confirmations: 1 });
+    const verdict = await verifyBundle(g.bases.fresh, pruned, { trust: g.trust, confirmations: 1 });
     expect(verdict.ok).to.equal(true);
     expect(verdict.checks.find((c) => c.step === "anchor")?.reason).to.match(
       /not available, state check suffices/,
@@ -183,7 +204,8 @@ describe("verifier vectors (real ledger anchored on a Hardhat node)", function (
     // A new provider: ethers caches the head for a moment, and the rotation just mined a block.
     const fresh = await connectRpc(node.url);
     try {
-      const check = async (bundle: unknown) => verifyBundle(bundle, fresh, { confirmations: 1 });
+      const check = async (bundle: unknown) =>
+        verifyBundle(bundle, fresh, { trust: g.trust, confirmations: 1 });
 
       const old = await check(g.bases.fresh);
       expect(old.ok, describeVerdict(old)).to.equal(true);

@@ -20,9 +20,12 @@ import { RECEIPT_DOMAIN, RECEIPT_TYPES, receiptGroupValue } from "../../../servi
 import { loadConfig } from "../../../services/config.ts";
 import { AnchorLoop } from "../../../services/ledger/anchor-loop.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
-import { K } from "../../../services/store/keys.ts";
+import { type TrustPolicy, parseTrustPolicy } from "../../../services/core/trust-policy.ts";
+import { eraseEvent } from "../../../services/ledger/erasure.ts";
+import { type PatientHistory, patientHistory } from "../../../services/ledger/patient-history.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";
 import { HARDHAT_ACCOUNTS, HardhatNode, freePort } from "../../support/hardhat-node.ts";
+import { policyDocument, policyFor } from "../../support/trust.ts";
 
 export const ADMIN = new Wallet(HARDHAT_ACCOUNTS[0].privateKey);
 export const ANCHORER = new Wallet(HARDHAT_ACCOUNTS[1].privateKey);
@@ -30,7 +33,15 @@ export const RECEIPT_SIGNER = new Wallet(HARDHAT_ACCOUNTS[2].privateKey);
 /** Signs receipts but is registered nowhere. */
 export const STRANGER = new Wallet(HARDHAT_ACCOUNTS[5].privateKey);
 
-export type BaseName = "fresh" | "erased" | "pending" | "unsealed" | "withheld" | "v1";
+export type BaseName =
+  | "fresh"
+  | "erased"
+  | "erasedOther"
+  | "savedPending"
+  | "pending"
+  | "unsealed"
+  | "withheld"
+  | "v1";
 
 export type Mutation =
   | { op: "set"; path: string; value: unknown }
@@ -44,6 +55,8 @@ export type Mutation =
   | { op: "copyFrom"; base: BaseName; path: string }
   /** Entry v2: show the redactable value at `pointer` as its `{"_sd": digest}`, salt dropped. */
   | { op: "withhold"; pointer: string }
+  | { op: "embed"; base: BaseName; path: string }
+  | { op: "flipCase"; path: string }
   | { op: "resignReceipt"; signer: "registered" | "stranger"; issuedAtOffsetMs?: number };
 
 export interface VectorCase {
@@ -52,7 +65,9 @@ export interface VectorCase {
   mutate: Mutation[];
   confirmations?: number | "depth" | "depth+1";
   rpc?: "dead";
-  wantStatus: "verified" | "pending" | "failed" | "error";
+  /** The policy the case is verified against: the generated one unless it names a variant. */
+  trust?: "other-registry" | "other-log" | "chain-1";
+  wantStatus: "verified" | "erased" | "withheld" | "pending" | "failed" | "error";
   wantCode?: string;
   wantStep?: string;
 }
@@ -66,6 +81,13 @@ export interface GeneratedBundles {
   bases: Record<BaseName, Bundle>;
   chainId: number;
   contract: string;
+  logId: string;
+  /** The policy a regulator would publish for this log: this registry, this log. */
+  trust: TrustPolicy;
+  /** The same, as the JSON document (for files and pages). */
+  trustDocument: Record<string, unknown>;
+  /** The fixture patient's GET /v1/patient/history answer (complete as of batch 0). */
+  history: PatientHistory;
   /** Block of the fresh bundle's anchoring transaction. */
   anchorBlock: number;
   /** A URL where nothing listens. */
@@ -79,11 +101,15 @@ const ERASED_SEQ = 3;
 /** Seqs below this are written as entry v1 (a log upgraded in the middle of its first batch). */
 const V1_EVENTS = 3;
 const V1_SEQ = 1;
+const ERASED_OTHER_SEQ = 4;
+/** Batch 0: the events, then the two erasure events. */
+const BATCH0_COUNT = BATCH_EVENTS + 2;
 
 /**
- * A ledger anchored on `node`: batch 0 (10 events) anchored; seq 3 erased; batch 1 sealed with
- * the loop stopped (pending); one more event accepted and not sealed. Then a few blocks are
- * mined on top so confirmation depths above 1 can be tested.
+ * A ledger anchored on `node`: batch 0 (10 events, then the two Deletes that erase seqs 3 and 4
+ * through the ledger's own erasure) anchored, seq 5's bundle also saved before the anchor
+ * (savedPending); batch 1 sealed with the loop stopped (pending); one more event accepted and
+ * not sealed. Then a few blocks are mined on top so confirmation depths above 1 can be tested.
  */
 export async function generateBundles(node: HardhatNode): Promise<GeneratedBundles> {
   const defaults = loadConfig({});
@@ -97,17 +123,20 @@ export async function generateBundles(node: HardhatNode): Promise<GeneratedBundl
     groupCommitMaxEvents: defaults.GROUP_COMMIT_MAX_EVENTS,
     entryVersion: () => (ledger.nextSeq < V1_EVENTS ? 1 : 2),
   });
-  const loop = new AnchorLoop({
-    ledger,
-    rpcUrl: node.url,
-    chainMode: "development",
-    anchorer: ANCHORER,
-    admin: ADMIN,
-    confirmations: 1,
-    retryMinMs: 50,
-    retryMaxMs: 500,
-    pollMs: 50,
-  });
+  const newLoop = (contractAddress?: string) =>
+    new AnchorLoop({
+      ledger,
+      rpcUrl: node.url,
+      chainMode: "development",
+      anchorer: ANCHORER,
+      admin: ADMIN,
+      confirmations: 1,
+      retryMinMs: 50,
+      retryMaxMs: 500,
+      pollMs: 50,
+      ...(contractAddress ? { contractAddress } : {}),
+    });
+  let loop = newLoop();
   try {
     loop.start();
     // Receipts must be issued after the signer's on-chain period began (block timestamps,
@@ -124,13 +153,25 @@ export async function generateBundles(node: HardhatNode): Promise<GeneratedBundl
       e.agents[2]!.network = { address: "10.1.2.3", type: "2" };
       return e;
     });
+    // Registered; nothing anchors while batch 0 is built, so one of its bundles can be saved
+    // before its anchor exists.
+    const contract = loop.status().contract;
+    await loop.stop();
     for (let i = 0; i < events.length; i += V1_EVENTS) await ledger.ingest(events.slice(i, i + V1_EVENTS));
+    // Erasure as the ledger does it: the body and salt go, the entry stays, a Delete is logged.
+    for (const seq of [ERASED_SEQ, ERASED_OTHER_SEQ])
+      await eraseEvent(ledger, {
+        seq,
+        legalBasis: "GDPR Art. 17(1)(b)",
+        reason: "vector",
+        keyId: "key-vectors",
+      });
     await ledger.sealPending();
+    const savedPending = await ledger.prove(FRESH_SEQ);
+    loop = newLoop(contract);
+    loop.start();
     await loop.waitForAnchored(0, 60_000);
     await loop.stop();
-
-    // Erasure as the ledger does it: the body (event + salt) goes, the entry stays.
-    await ledger.store.write([{ type: "del", key: K.body(ERASED_SEQ) }]);
 
     await ledger.ingest([makeNativeEvent({ requestId: `req-vector-${run}-pending` })]);
     await ledger.sealPending();
@@ -142,16 +183,37 @@ export async function generateBundles(node: HardhatNode): Promise<GeneratedBundl
     if (fresh.entry.v !== 2 || v1.entry.v !== 1 || v1.disclosures !== undefined)
       throw new Error("unexpected entry versions in the generated bundles");
     const erased = await ledger.prove(ERASED_SEQ);
-    const pending = await ledger.prove(BATCH_EVENTS);
-    const unsealed = await ledger.prove(BATCH_EVENTS + 1);
-    if (fresh.anchor === null || erased.event !== null || pending.status !== "sealed")
+    const erasedOther = await ledger.prove(ERASED_OTHER_SEQ);
+    const pending = await ledger.prove(BATCH0_COUNT);
+    const unsealed = await ledger.prove(BATCH0_COUNT + 1);
+    if (
+      fresh.anchor === null ||
+      erased.event !== null ||
+      erased.erasure === undefined ||
+      pending.status !== "sealed" ||
+      savedPending.anchor !== null
+    )
       throw new Error(`unexpected generated bundles: ${JSON.stringify([fresh.status, pending.status])}`);
-    if (unsealed.status !== "unsealed") throw new Error(`seq ${BATCH_EVENTS + 1} got sealed`);
+    if (unsealed.status !== "unsealed") throw new Error(`seq ${BATCH0_COUNT + 1} got sealed`);
     await node.mine(3);
-    return {
-      bases: { fresh, erased, pending, unsealed, withheld, v1 },
+    const patient = (events[0] as { patient?: { system?: string; value: string } }).patient;
+    if (!patient) throw new Error("the fixture events name no patient");
+    const history = await patientHistory(ledger, ledger.subjectTagOf(patient), {
+      staffIdentity: "withhold",
+    });
+    const trustDocument = policyDocument({
       chainId: fresh.anchor.chainId,
       contract: fresh.anchor.contract,
+      logIds: [ledger.logId],
+    });
+    return {
+      bases: { fresh, erased, erasedOther, savedPending, pending, unsealed, withheld, v1 },
+      chainId: fresh.anchor.chainId,
+      contract: fresh.anchor.contract,
+      logId: ledger.logId,
+      trust: parseTrustPolicy(trustDocument),
+      trustDocument,
+      history,
       anchorBlock: fresh.anchor.blockNumber,
       deadRpcUrl: `http://127.0.0.1:${await freePort()}`,
       close: async () => {
@@ -163,6 +225,20 @@ export async function generateBundles(node: HardhatNode): Promise<GeneratedBundl
     await loop.stop();
     await ledger.close();
     throw e;
+  }
+}
+
+/** The policy a case is verified against (DESIGN.md "Trust policy"). */
+export function policyForCase(c: VectorCase, g: GeneratedBundles): TrustPolicy {
+  switch (c.trust) {
+    case undefined:
+      return g.trust;
+    case "other-registry":
+      return policyFor({ chainId: g.chainId, contract: STRANGER.address, logIds: g.logId });
+    case "other-log":
+      return policyFor({ chainId: g.chainId, contract: g.contract, logIds: `0x${"ab".repeat(32)}` });
+    case "chain-1":
+      return policyFor({ chainId: 1, contract: g.contract, logIds: g.logId });
   }
 }
 
@@ -268,6 +344,19 @@ async function applyMutation(
     case "delete": {
       const { parent, key } = locate(b, m.path);
       delete (parent as Record<string, unknown>)[key];
+      return;
+    }
+    case "embed":
+      put(b, m.path, structuredClone(g.bases[m.base]));
+      return;
+    case "flipCase": {
+      // Flips the case of one hex letter: the same address in a mixed case whose EIP-55
+      // checksum no longer holds.
+      const v = get(b, m.path) as string;
+      const i = [...v].findIndex((ch, k) => k > 1 && /[a-fA-F]/.test(ch));
+      const ch = v[i]!;
+      const flipped = ch === ch.toLowerCase() ? ch.toUpperCase() : ch.toLowerCase();
+      put(b, m.path, v.slice(0, i) + flipped + v.slice(i + 1));
       return;
     }
     case "copyFrom":

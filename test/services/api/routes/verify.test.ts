@@ -19,14 +19,14 @@ describe("api routes: verify", function () {
     await api.close();
   });
 
-  it("an unanchored bundle from the proof route verifies to pending; a tampered one fails", async () => {
+  it("an unanchored bundle: the chain is asked whatever its status says (unreachable here: error); a tampered one fails", async () => {
     const proof = await api.request("GET", "/v1/events/0/proof", { key: api.secrets.patient1 });
     const pending = await api.request("POST", "/v1/verify", {
       key: api.secrets.patient1,
       body: proof.body,
     });
     expect(pending.status).to.equal(200);
-    expect(pending.body).to.include({ ok: false, status: "pending" });
+    expect(pending.body).to.include({ ok: false, status: "error", code: "RPC_ERROR" });
     const tampered = structuredClone(proof.body) as { event: { action: string } };
     tampered.event.action = "D";
     const failed = await api.request("POST", "/v1/verify", {
@@ -63,6 +63,43 @@ describe("api routes: verify", function () {
       raw: JSON.stringify({ pad: "x".repeat(300 * 1024) }),
     });
     expect(big.status).to.equal(413);
+  });
+
+  it("{ bundle, trust }: the caller's policy applies (UNKNOWN_LOG here); a bad policy → 400 naming the field", async () => {
+    const proof = await api.request("GET", "/v1/events/0/proof", { key: api.secrets.auditor });
+    const trust = {
+      format: "veritrail-trust/1",
+      issuer: "Another regulator",
+      registries: [
+        { chainId: 31337, address: "0x5fbdb2315678afecb367f032d93f642f64180aa3", confirmations: 1 },
+      ],
+      logs: [
+        {
+          chainId: 31337,
+          registry: "0x5fbdb2315678afecb367f032d93f642f64180aa3",
+          logId: `0x${"ab".repeat(32)}`,
+          operator: "Someone else",
+        },
+      ],
+    };
+    const other = await api.request("POST", "/v1/verify", {
+      key: api.secrets.auditor,
+      body: { bundle: proof.body, trust },
+    });
+    expect(other.status).to.equal(200);
+    expect(other.body).to.include({ ok: false, status: "failed", code: "UNKNOWN_LOG" });
+    const bad = await api.request("POST", "/v1/verify", {
+      key: api.secrets.auditor,
+      body: { bundle: proof.body, trust: { ...trust, format: "veritrail-trust/2" } },
+    });
+    expect(bad.status).to.equal(400);
+    expect(bad.body).to.have.nested.property("error.field", "trust.format");
+  });
+
+  it("GET /.well-known/veritrail-trust.json without a registered log → 503, never a made-up policy", async () => {
+    const res = await api.request("GET", "/.well-known/veritrail-trust.json", {});
+    expect(res.status).to.equal(503);
+    expect(res.body).to.have.nested.property("error.code", "UNAVAILABLE");
   });
 
   it("without a configured verifier → 503 UNAVAILABLE", async () => {
