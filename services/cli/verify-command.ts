@@ -304,4 +304,3 @@ function reportHistory(
   w(policyLine(trust));
   return ok ? EXIT_OK : EXIT_NEGATIVE;
 }
-
