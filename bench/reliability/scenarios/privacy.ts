@@ -262,14 +262,19 @@ async function checkPatientFacing(
       cb();
     },
   });
-  const code = await runCli(["node", "veritrail", "verify", file, "--rpc", rpcUrl], {
-    stdout: sink,
-    stderr: sink,
-    stdin: new PassThrough(),
-  });
+  // The policy the service wrote for its own log (DATA_DIR/trust.json).
+  const trustFile = path.join(dataDir, "trust.json");
+  const code = await runCli(
+    ["node", "veritrail", "verify", file, "--rpc", rpcUrl, "--trust", trustFile],
+    {
+      stdout: sink,
+      stderr: sink,
+      stdin: new PassThrough(),
+    },
+  );
   report.check(
     "the same history verifies as complete (veritrail verify)",
-    code === 0 && out.includes("COMPLETE:"),
-    `exit ${code}: ${out.trim().split("\n").pop() ?? ""}`,
+    code === 0 && /^VERIFIED: complete history of /m.test(out),
+    `exit ${code}: ${out.split("\n").find((l) => /^(VERIFIED|FAILED|PENDING)/.test(l)) ?? out.trim()}`,
   );
 }
