@@ -431,24 +431,28 @@ const edges: Record<string, fc.Arbitrary<BadRequest>> = {
     })),
 };
 
+const SLOW_CLIENT_KINDS = ["short body", "endless headers", "trickled body"] as const;
+
 /** Slow clients: each costs HTTP_REQUEST_TIMEOUT_MS of a worker, so they are drawn rarely. */
 const slowClient: fc.Arbitrary<BadRequest> = fc
-  .constantFrom("short body", "endless headers", "trickled body")
-  .map((how) => {
-    const head = `POST /v1/events HTTP/1.1\r\nHost: x\r\nAUTH\r\nContent-Type: application/json\r\nContent-Length: ${eventBytes.length}`;
-    return {
-      kind: `slow client (${how})`,
-      method: "POST",
-      path: "/v1/events",
-      key: "writer" as const,
-      raw:
-        how === "short body"
-          ? { head, body: eventBytes.subarray(0, 10), stall: true }
-          : how === "endless headers"
-            ? { head: "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1", stall: true }
-            : { head, body: eventBytes.subarray(0, 40), trickleMs: 100 },
-    };
-  });
+  .constantFrom(...SLOW_CLIENT_KINDS)
+  .map((how) => slowClientRequest(how));
+
+function slowClientRequest(how: (typeof SLOW_CLIENT_KINDS)[number]): BadRequest {
+  const head = `POST /v1/events HTTP/1.1\r\nHost: x\r\nAUTH\r\nContent-Type: application/json\r\nContent-Length: ${eventBytes.length}`;
+  return {
+    kind: `slow client (${how})`,
+    method: "POST",
+    path: "/v1/events",
+    key: "writer" as const,
+    raw:
+      how === "short body"
+        ? { head, body: eventBytes.subarray(0, 10), stall: true }
+        : how === "endless headers"
+          ? { head: "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1", stall: true }
+          : { head, body: eventBytes.subarray(0, 40), trickleMs: 100 },
+  };
+}
 
 const badRequest: fc.Arbitrary<BadRequest> = fc
   .oneof(
@@ -601,6 +605,10 @@ export async function runBadRequests(opts: BadRequestsOptions): Promise<Scenario
       const chunk = 1_000;
       while (sent < opts.requests) {
         const batch = fc.sample(badRequest, Math.min(chunk, opts.requests - sent));
+        // Slow clients are drawn rarely (weight 1 in ~400): with a few thousand requests one of
+        // their kinds could go unsent, so the first chunk starts with one of each.
+        if (sent === 0)
+          batch.splice(0, SLOW_CLIENT_KINDS.length, ...SLOW_CLIENT_KINDS.map(slowClientRequest));
         let next = 0;
         const worker = async (): Promise<void> => {
           for (let i = next++; i < batch.length; i = next++) {
