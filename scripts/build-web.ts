@@ -1,6 +1,8 @@
 /**
- * Bundles the browser pages: web/verify.ts → web/dist/verify.js and web/patient.ts →
- * web/dist/patient.js (served at /assets/).
+ * Bundles the browser pages: web/verify.ts → web/dist/verify.js, web/patient.ts →
+ * web/dist/patient.js, web/regulator.ts → web/dist/regulator.js and the regulator console's
+ * verification worker web/regulator/worker.ts → web/dist/regulator-worker.js (served at
+ * /assets/), and copies the stylesheets web/*.css beside them.
  * esbuild with the browser platform and the "browser" condition, so package.json `imports`
  * picks services/core/sha256.browser.ts (@noble) instead of the Node/OpenSSL one.
  *
@@ -20,27 +22,45 @@ export interface WebBuildResult {
 }
 
 /** The pages: each web/<name>.ts is bundled to web/dist/<name>.js. */
-export const WEB_PAGES = ["verify", "patient"] as const;
+export const WEB_PAGES = ["verify", "patient", "regulator"] as const;
+
+/** Scripts that are not pages: web workers, bundled the same way (dist name → source). */
+export const WEB_WORKERS = { "regulator-worker": "web/regulator/worker.ts" } as const;
+
+/** Stylesheets served at /assets/<name>. */
+const STYLESHEETS = ["pages.css", "regulator.css"];
 
 /** Builds every page; answers with the verify page's result (and each page's in `pages`). */
 export async function buildWeb(
   opts: { minify?: boolean } = {},
 ): Promise<WebBuildResult & { pages: WebBuildResult[] }> {
-  const pages = await Promise.all(WEB_PAGES.map((name) => buildPage(name, opts)));
-  // The pages' shared stylesheet is served beside their scripts, at /assets/pages.css.
+  const pages = await Promise.all([
+    ...WEB_PAGES.map((name) => buildPage(name, opts)),
+    ...Object.entries(WEB_WORKERS).map(([name, entry]) => bundle(name, entry, opts)),
+  ]);
+  // The stylesheets are served beside the scripts, at /assets/<name>.css.
   await mkdir(WEB_DIST, { recursive: true });
-  await copyFile(path.join(ROOT, "web/pages.css"), path.join(WEB_DIST, "pages.css"));
+  for (const css of STYLESHEETS)
+    await copyFile(path.join(ROOT, "web", css), path.join(WEB_DIST, css));
   return { ...pages[0]!, pages };
 }
 
-export async function buildPage(
+export function buildPage(
   name: (typeof WEB_PAGES)[number],
   opts: { minify?: boolean } = {},
+): Promise<WebBuildResult> {
+  return bundle(name, `web/${name}.ts`, opts);
+}
+
+async function bundle(
+  name: string,
+  entry: string,
+  opts: { minify?: boolean },
 ): Promise<WebBuildResult> {
   const outfile = path.join(WEB_DIST, `${name}.js`);
   const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: [path.join(ROOT, `web/${name}.ts`)],
+    entryPoints: [path.join(ROOT, entry)],
     outfile,
     bundle: true,
     platform: "browser",

@@ -185,6 +185,38 @@ export const ConfigSchema = z.object({
    * connection's own address.
    */
   TRUST_PROXY: int(0, 10).default(0),
+  /**
+   * Browser pages on other origins that may read this API with a key: the regulator console
+   * served by another institution's API, verifying several logs at once. Comma-separated
+   * origins (scheme://host[:port]); GET and HEAD only, keys in the Authorization header (never
+   * cookies). None by default: only pages of this service's own origin.
+   */
+  CORS_ORIGINS: z
+    .string()
+    .transform((value, ctx): string[] => {
+      const origins: string[] = [];
+      for (const part of value
+        .split(",")
+        .map((p) => p.trim())
+        .filter((p) => p !== "")) {
+        let url: URL | undefined;
+        try {
+          url = new URL(part);
+        } catch {
+          url = undefined;
+        }
+        if (!url || !/^https?:$/.test(url.protocol) || url.origin !== part.replace(/\/$/, "")) {
+          ctx.addIssue({
+            code: "custom",
+            message: `${JSON.stringify(part)} is not an origin (scheme://host[:port], no path)`,
+          });
+          continue;
+        }
+        origins.push(url.origin);
+      }
+      return origins;
+    })
+    .default([]),
   /** Patient-facing output: show staff names or only role and organization (GDPR C-579/21). */
   PATIENT_VIEW_STAFF_NAMES: bool.default(false),
   /** Other Veritrail APIs searched by GET /v1/provenance (PeerLogsSchema); none by default. */

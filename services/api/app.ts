@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import cors from "cors";
 import express, {
   type ErrorRequestHandler,
   type Express,
@@ -47,6 +48,8 @@ export type ApiConfig = Pick<
   | "TRUST_PROXY"
   | "PATIENT_VIEW_STAFF_NAMES"
 > &
+  /** Other origins whose pages may read the API (GET) with a key; none when absent. */
+  Partial<Pick<Config, "CORS_ORIGINS">> &
   /** Absolute URLs in answers start with PUBLIC_URL; without it, the address the request came to. */
   Partial<Pick<Config, "PUBLIC_URL">> &
   /** GET /v1/provenance's peer logs; none when absent. */
@@ -171,6 +174,20 @@ export function createApp(opts: AppOptions): Express {
     }),
   );
 
+  // The regulator console served by another log's API reads this one with an auditor key
+  // (several logs at once): only the origins configured, only reads, the key in a header.
+  const corsOrigins = opts.config.CORS_ORIGINS ?? [];
+  if (corsOrigins.length > 0)
+    app.use(
+      "/v1",
+      cors({
+        origin: corsOrigins,
+        methods: ["GET", "HEAD"],
+        allowedHeaders: ["authorization"],
+        credentials: false,
+        maxAge: 600,
+      }),
+    );
   // Answers under /v1 carry health data or secrets: no shared or browser cache may keep them.
   app.use("/v1", (_req, res, next) => {
     res.setHeader("Cache-Control", "no-store");

@@ -38,6 +38,18 @@ export function patientEvent(mrn: string, overrides: Partial<NativeEvent> = {}):
   });
 }
 
+/**
+ * A second log in the same registry (another institution) passes the first one's deployment
+ * and its own anchorer and receipt signer.
+ */
+export interface AnchoredLogOptions extends Partial<Omit<LedgerOptions, "receiptSigner">> {
+  deployment?: DevDeployment;
+  anchorer?: Wallet;
+  receiptSigner?: Wallet;
+  /** The operator name registered on-chain (dev registration). */
+  operator?: string;
+}
+
 export class AnchoredLog {
   private constructor(
     readonly node: HardhatNode,
@@ -46,20 +58,31 @@ export class AnchoredLog {
     readonly deployment: DevDeployment,
     /** The log clock (entry.recorded): real time unless a test sets it. */
     readonly clock: TestLogClock,
+    private readonly accounts: {
+      anchorer: Wallet;
+      receiptSigner: Wallet;
+      operator?: string;
+      ledgerOptions: Partial<LedgerOptions>;
+    },
   ) {}
 
-  static async create(
-    node: HardhatNode,
-    ledgerOptions: Partial<LedgerOptions> = {},
-  ): Promise<AnchoredLog> {
+  static async create(node: HardhatNode, opts: AnchoredLogOptions = {}): Promise<AnchoredLog> {
+    const { deployment, anchorer, receiptSigner, operator, ...ledgerOptions } = opts;
     const dir = await mkdtemp(path.join(tmpdir(), "veritrail-anchored-"));
     const clock = new TestLogClock();
+    const accounts = {
+      anchorer: anchorer ?? ANCHORER,
+      receiptSigner: receiptSigner ?? RECEIPT_SIGNER,
+      ...(operator !== undefined ? { operator } : {}),
+      ledgerOptions,
+    };
     const log = new AnchoredLog(
       node,
       dir,
-      await openLedger(dir, clock, ledgerOptions),
-      new DevDeployment(ADMIN),
+      await openLedger(dir, clock, accounts.receiptSigner, ledgerOptions),
+      deployment ?? new DevDeployment(ADMIN),
       clock,
+      accounts,
     );
     // Receipts must be issued after the signer's on-chain period began (block time, seconds).
     const loop = log.loop();
@@ -116,9 +139,10 @@ export class AnchoredLog {
       ledger: this.ledger,
       rpcUrl: this.node.url,
       chainMode: "development",
-      anchorer: ANCHORER,
+      anchorer: this.accounts.anchorer,
       admin: ADMIN,
       deployment: this.deployment,
+      ...(this.accounts.operator !== undefined ? { operator: this.accounts.operator } : {}),
       confirmations: 1,
       retryMinMs: 50,
       retryMaxMs: 500,
@@ -149,7 +173,12 @@ export class AnchoredLog {
   async reopen(action: (dir: string) => Promise<void> = async () => undefined): Promise<void> {
     await this.ledger.close();
     await action(this.dir);
-    this.ledger = await openLedger(this.dir, this.clock);
+    this.ledger = await openLedger(
+      this.dir,
+      this.clock,
+      this.accounts.receiptSigner,
+      this.accounts.ledgerOptions,
+    );
   }
 
   /**
@@ -211,13 +240,14 @@ class SkippingIndex extends SubjectIndex {
 async function openLedger(
   dir: string,
   clock: TestLogClock,
+  receiptSigner: Wallet,
   options: Partial<LedgerOptions> = {},
 ): Promise<Ledger> {
   const defaults = loadConfig({});
   return Ledger.open({
     location: dir,
     logClock: clock.now,
-    receiptSigner: RECEIPT_SIGNER,
+    receiptSigner,
     batchMaxEvents: 100_000,
     batchMaxWaitMs: 3_600_000,
     anchorDeadlineMs: defaults.ANCHOR_DEADLINE_MS,

@@ -74,6 +74,7 @@ export function registerOpsRoutes(app: Express, ctx: ApiContext): void {
   };
   page("/verify", "verify.html");
   page("/patient", "patient.html");
+  page("/regulator", "regulator.html");
   app.use(
     "/assets",
     (_req, res, next) => {

@@ -20,6 +20,7 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
   before(async () => {
     webDir = await mkdtemp(path.join(tmpdir(), "veritrail-web-"));
     await writeFile(path.join(webDir, "verify.html"), "<!doctype html><title>verify</title>");
+    await writeFile(path.join(webDir, "regulator.html"), "<!doctype html><title>regulator</title>");
     await mkdir(path.join(webDir, "dist"));
     await writeFile(path.join(webDir, "dist", "verify.js"), "console.log('verify');");
     status = { state: "running", lagBatches: 0, lagMs: 0, anchoredThrough: 0 };
@@ -186,7 +187,7 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
             )
           : [],
       )
-      .filter((r) => !/ \/(openapi\.json|docs|verify|patient)$/.test(r));
+      .filter((r) => !/ \/(openapi\.json|docs|verify|patient|regulator)$/.test(r));
     expect(served.sort()).to.deep.equal(documented.sort());
   });
 
@@ -203,6 +204,9 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
     const verify = await api.request("GET", "/verify");
     expect(verify.status).to.equal(200);
     expect(verify.text).to.include("<title>verify</title>");
+    const regulator = await api.request("GET", "/regulator");
+    expect(regulator.status).to.equal(200);
+    expect(regulator.text).to.include("<title>regulator</title>");
     const asset = await api.request("GET", "/assets/verify.js");
     expect(asset.status).to.equal(200);
     expect(asset.text).to.include("console.log");
