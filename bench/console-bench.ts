@@ -1,6 +1,6 @@
 /**
  * The regulator console on a large log, in headless Chromium against a real Hardhat node:
- *   npm run bench:console [-- --events 100000 --batch 10000 --source file|api]
+ *   npm run bench:console [-- --events 100000 --batch 10000 --source file|api --verifiers 1,2]
  *
  * Builds a log of `events` accesses (sealed in batches of `batch`, anchored), serves the
  * console from the log's API, loads a trust policy listing the log, and verifies the whole
@@ -39,10 +39,24 @@ const program = new Command()
     "file (a dropped export) or api (streamed with an auditor key)",
     "file",
   )
+  .option(
+    "--verifiers <list>",
+    "verifier workers to compare, e.g. 1,2 (default: as many as the browser's cores)",
+    (v) => v.split(",").map((x) => Number.parseInt(x, 10)),
+  )
   .parse();
-const opts = program.opts<{ events: number; batch: number; source: "file" | "api" }>();
-if (!(opts.events > 0 && opts.batch > 0) || !["file", "api"].includes(opts.source))
-  program.error("--events and --batch must be positive, --source file or api");
+const opts = program.opts<{
+  events: number;
+  batch: number;
+  source: "file" | "api";
+  verifiers?: number[];
+}>();
+if (
+  !(opts.events > 0 && opts.batch > 0) ||
+  !["file", "api"].includes(opts.source) ||
+  (opts.verifiers ?? []).some((v) => !(v >= 1 && v <= 64))
+)
+  program.error("--events and --batch must be positive, --source file or api, --verifiers 1…64");
 
 const n = (x: number) => x.toLocaleString("en-US");
 const work = await mkdtemp(path.join(tmpdir(), "veritrail-console-bench-"));
@@ -97,31 +111,40 @@ try {
   const observed = await openObservedPage();
   browser = observed.browser;
   const { page } = observed;
-  const rpcRequests = () => observed.requests.filter((u) => u.startsWith(node.url)).length;
-  await openConsole(page, server.url, policy, { [chainId]: node.url });
-  if (opts.source === "file") await page.setInputFiles("#export-files", file);
-  else await page.fill("#key-0", auditor);
-  const rpcBefore = rpcRequests();
-  await watchMainThread(page);
-  t = performance.now();
-  const state = await verifyInConsole(page, 3_600_000);
-  const wallMs = performance.now() - t;
-  if (state !== "done")
-    throw new Error(`the console ended in state ${state}: ${await page.innerText("#runs")}`);
-  const ms = Number(await page.getAttribute(".run", "data-duration-ms"));
-  const bundles = Number(await page.getAttribute(".run", "data-bundles"));
-  const verdict = await page.innerText("#verdict-line");
-  const { maxGapMs, drawMs } = await mainThreadReport(page);
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
   const batches = Math.ceil(opts.events / opts.batch);
-  console.log(
-    [
-      `console (${opts.source}): ${n(bundles)} bundles verified in the page in ${(ms / 1000).toFixed(1)} s`,
-      `  ${n(Math.round(bundles / (ms / 1000)))} bundles/s; click to figures drawn ${(wallMs / 1000).toFixed(1)} s`,
-      `  longest main-thread stall while verifying: ${maxGapMs.toFixed(0)} ms; figures drawn in ${drawMs} ms`,
-      `  RPC requests: ${rpcRequests() - rpcBefore} for ${n(batches)} batches`,
-      `  ${verdict}`,
-    ].join("\n"),
-  );
+  for (const verifiers of opts.verifiers ?? [undefined]) {
+    const rpcRequests = () => observed.requests.filter((u) => u.startsWith(node.url)).length;
+    await openConsole(
+      page,
+      server.url,
+      policy,
+      { [chainId]: node.url },
+      verifiers === undefined ? {} : { verifiers },
+    );
+    if (opts.source === "file") await page.setInputFiles("#export-files", file);
+    else await page.fill("#key-0", auditor);
+    const rpcBefore = rpcRequests();
+    await watchMainThread(page);
+    t = performance.now();
+    const state = await verifyInConsole(page, 3_600_000);
+    const wallMs = performance.now() - t;
+    if (state !== "done")
+      throw new Error(`the console ended in state ${state}: ${await page.innerText("#runs")}`);
+    const ms = Number(await page.getAttribute(".run", "data-duration-ms"));
+    const bundles = Number(await page.getAttribute(".run", "data-bundles"));
+    const verdict = await page.innerText("#verdict-line");
+    const { maxGapMs, drawMs } = await mainThreadReport(page);
+    console.log(
+      [
+        `console (${opts.source}, ${verifiers ?? `${cores} (the browser's cores)`} verifier worker(s)): ${n(bundles)} bundles verified in the page in ${(ms / 1000).toFixed(1)} s`,
+        `  ${n(Math.round(bundles / (ms / 1000)))} bundles/s; click to figures drawn ${(wallMs / 1000).toFixed(1)} s`,
+        `  longest main-thread stall while verifying: ${maxGapMs.toFixed(0)} ms; figures drawn in ${drawMs} ms`,
+        `  RPC requests: ${rpcRequests() - rpcBefore} for ${n(batches)} batches`,
+        `  ${verdict}`,
+      ].join("\n"),
+    );
+  }
 } finally {
   await browser?.close();
   await server?.close(1_000);

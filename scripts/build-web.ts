@@ -1,8 +1,9 @@
 /**
  * Bundles the browser pages: web/verify.ts → web/dist/verify.js, web/patient.ts →
  * web/dist/patient.js, web/regulator.ts → web/dist/regulator.js and the regulator console's
- * verification worker web/regulator/worker.ts → web/dist/regulator-worker.js (served at
- * /assets/), and copies the stylesheets web/*.css beside them.
+ * workers web/regulator/worker.ts → web/dist/regulator-worker.js and web/regulator/verifier.ts
+ * → web/dist/regulator-verifier.js (served at /assets/), and copies the stylesheets web/*.css
+ * beside them.
  * esbuild with the browser platform and the "browser" condition, so package.json `imports`
  * picks services/core/sha256.browser.ts (@noble) instead of the Node/OpenSSL one.
  *
@@ -25,7 +26,10 @@ export interface WebBuildResult {
 export const WEB_PAGES = ["verify", "patient", "regulator"] as const;
 
 /** Scripts that are not pages: web workers, bundled the same way (dist name → source). */
-export const WEB_WORKERS = { "regulator-worker": "web/regulator/worker.ts" } as const;
+export const WEB_WORKERS = {
+  "regulator-worker": "web/regulator/worker.ts",
+  "regulator-verifier": "web/regulator/verifier.ts",
+} as const;
 
 /** Stylesheets served at /assets/<name>. */
 const STYLESHEETS = ["pages.css", "regulator.css"];

@@ -245,7 +245,13 @@ function progressText(p: Progress): string {
   return `${formatCount(p.verified)}${of} bundles verified${failed} — ${seconds} s`;
 }
 
-function startRun(index: number, label: string, operator: string | null, source: Source): RunView {
+function startRun(
+  index: number,
+  label: string,
+  operator: string | null,
+  source: Source,
+  verifiers: number,
+): RunView {
   const worker = new Worker("/assets/regulator-worker.js", { type: "module" });
   const box = el("div", { class: "run", "data-state": "verifying", "data-run": String(index) });
   const title = el("h3", {}, label);
@@ -279,16 +285,16 @@ function startRun(index: number, label: string, operator: string | null, source:
     rpcByChain,
     trust: trustDocument(),
     confirmations: Math.max(0, Math.floor(Number(confirmationsField.value) || 0)),
+    verifiers,
   };
   worker.postMessage(message);
   return run;
 }
 
 /** The policy document as loaded (the worker parses and applies it itself). */
+let trustDocumentAtStart: unknown;
 function trustDocument(): unknown {
-  const p = policyAtStart!;
-  const { fingerprint: _f, ...document } = p;
-  return document;
+  return trustDocumentAtStart;
 }
 
 function fail(run: RunView, kind: RunErrorKind, message: string): void {
@@ -409,9 +415,18 @@ form.addEventListener("submit", (e) => {
   document.body.dataset["console"] = "verifying";
   verifyButton.disabled = true;
   policyAtStart = policy;
-  apiSources.forEach((s, i) => runs.push(startRun(i, s.label, s.operator, s.source)));
+  trustDocumentAtStart = trust.document();
+  // The cores go to the logs: each log's worker gets this many verifiers (at least one);
+  // ?verifiers=N in the address sets it (benchmarks compare 1 with more).
+  const cores = Math.max(1, navigator.hardwareConcurrency || 2);
+  const asked = Number(new URLSearchParams(location.search).get("verifiers"));
+  const verifiers =
+    Number.isSafeInteger(asked) && asked >= 1 && asked <= 64
+      ? asked
+      : Math.max(1, Math.floor(cores / (apiSources.length + files.length)));
+  apiSources.forEach((s, i) => runs.push(startRun(i, s.label, s.operator, s.source, verifiers)));
   files.forEach((f, i) =>
-    runs.push(startRun(apiSources.length + i, f.name, null, { kind: "file", file: f })),
+    runs.push(startRun(apiSources.length + i, f.name, null, { kind: "file", file: f }, verifiers)),
   );
   files = [];
   renderFiles();

@@ -28,6 +28,8 @@ interface Stored {
 export interface TrustPolicyControl {
   /** The policy the user chose, if any. */
   current(): TrustPolicy | undefined;
+  /** The policy document as loaded (unknown fields included: the fingerprint is over it). */
+  document(): unknown;
   /** Where it came from. */
   source(): string | undefined;
 }
@@ -43,12 +45,16 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-function load(): { policy: TrustPolicy; source: string } | undefined {
+function load(): { policy: TrustPolicy; source: string; document: unknown } | undefined {
   try {
     const raw = localStorage.getItem(TRUST_STORAGE_KEY);
     if (!raw) return undefined;
     const stored = JSON.parse(raw) as Stored;
-    return { policy: parseTrustPolicy(stored.document), source: stored.source };
+    return {
+      policy: parseTrustPolicy(stored.document),
+      source: stored.source,
+      document: stored.document,
+    };
   } catch {
     // A stored policy that no longer parses (edited by hand, or an older format) is dropped.
     localStorage.removeItem(TRUST_STORAGE_KEY);
@@ -138,7 +144,7 @@ export function mountTrustPolicy(
     try {
       const policy = parseTrustPolicy(document);
       localStorage.setItem(TRUST_STORAGE_KEY, JSON.stringify({ document, source } as Stored));
-      chosen = { policy, source };
+      chosen = { policy, source, document };
       render();
       opts.onChange?.(policy);
     } catch (e) {
@@ -193,7 +199,11 @@ export function mountTrustPolicy(
   });
 
   render();
-  return { current: () => chosen?.policy, source: () => chosen?.source };
+  return {
+    current: () => chosen?.policy,
+    source: () => chosen?.source,
+    document: () => chosen?.document,
+  };
 }
 
 /** "Log of St Mary General Hospital — trust policy 0x… (issuer)": shown with every verdict. */

@@ -10,8 +10,11 @@ export async function openConsole(
   url: string,
   policy: unknown,
   rpcByChain: Record<number, string>,
+  opts: { verifiers?: number } = {},
 ): Promise<void> {
-  await page.goto(`${url}/regulator`);
+  await page.goto(
+    `${url}/regulator${opts.verifiers !== undefined ? `?verifiers=${opts.verifiers}` : ""}`,
+  );
   await page.setInputFiles("#trust-file", {
     name: "trust.json",
     mimeType: "application/json",

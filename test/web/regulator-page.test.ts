@@ -407,6 +407,15 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
       expect(Number(row[8]), "confirmations").to.be.greaterThanOrEqual(1);
     }
     await page.screenshot({ path: path.join(ARTIFACTS, "regulator-console.png"), fullPage: true });
+    // The README's picture: the runs, both logs side by side, the verdict and the first charts.
+    const top = await page.evaluate(
+      () => document.getElementById("runs")!.getBoundingClientRect().top + window.scrollY,
+    );
+    await page.screenshot({
+      path: path.join(ARTIFACTS, "regulator-console-overview.png"),
+      fullPage: true,
+      clip: { x: 0, y: top - 8, width: 1100, height: 2350 },
+    });
 
     // Raising the threshold above 12 flags nobody.
     await refigured(() =>
@@ -647,13 +656,22 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
     );
     for (const o of origins) expect([apiA.url, apiB.url, node.url, deadUrl], o).to.include(o);
     const sent = bodies.join("\n");
-    for (const secret of ["MRN-CONSOLE-", "LAB-000", "MRN-BULK-", apiA.auditor, apiB.auditor])
-      expect(sent.includes(secret), secret).to.equal(false);
+    // Patient identifiers, their subject tags (pseudonyms) and the auditor keys.
+    const secrets = [
+      "MRN-CONSOLE-",
+      "LAB-000",
+      "MRN-BULK-",
+      hospital.tagOf(patient(1)).slice(2),
+      hospital.tagOf(patient(13)).slice(2),
+      apiA.auditor,
+      apiB.auditor,
+    ];
+    expect(bodies.length).to.be.greaterThan(50);
+    for (const secret of secrets) expect(sent.includes(secret), secret).to.equal(false);
     const stored = await page.evaluate(
       () => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }),
     );
-    for (const secret of ["MRN-CONSOLE-", apiA.auditor, apiB.auditor])
-      expect(stored.includes(secret)).to.equal(false);
+    for (const secret of secrets) expect(stored.includes(secret), secret).to.equal(false);
     expect(page.url()).to.not.include("vt_");
     expect(
       consoleErrors.filter((e) => !e.includes(deadUrl) && !e.includes("401") && !e.includes("403")),

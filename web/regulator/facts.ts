@@ -210,49 +210,70 @@ export function factsOf(
 /** Steps whose failure is the batch's, not the bundle's: every bundle of the batch shares it. */
 const CHAIN_STEPS = new Set(["anchor", "confirmations", "signer"]);
 
-/** Adds one bundle to its batch's record. */
-export function addToBatch(
-  batches: Map<number, BatchFacts>,
-  bundle: unknown,
-  verdict: Verdict,
-): void {
-  if (!isObj(bundle) || !isObj(bundle["batch"])) return;
+/** What one bundle says about its batch, and what its verification found there. */
+export interface BatchSighting {
+  batchNo: number;
+  firstSeq: number;
+  count: number;
+  anchor: BatchFacts["anchor"];
+  status: VerdictStatus;
+  /** Codes of its failed chain steps (anchor, confirmations, signer). */
+  chainCodes: string[];
+  seq: number | null;
+}
+
+export function batchSighting(bundle: unknown, verdict: Verdict): BatchSighting | undefined {
+  if (!isObj(bundle) || !isObj(bundle["batch"])) return undefined;
   const b = bundle["batch"];
   const batchNo = b["batchNo"];
-  if (typeof batchNo !== "number" || !Number.isSafeInteger(batchNo)) return;
-  let record = batches.get(batchNo);
+  if (typeof batchNo !== "number" || !Number.isSafeInteger(batchNo)) return undefined;
+  const a = isObj(bundle["anchor"]) ? bundle["anchor"] : undefined;
+  const chainCodes: string[] = [];
+  for (const c of verdict.checks)
+    if (c.ok === false && CHAIN_STEPS.has(c.step) && c.code !== undefined) chainCodes.push(c.code);
+  return {
+    batchNo,
+    firstSeq: typeof b["firstSeq"] === "number" ? b["firstSeq"] : -1,
+    count: typeof b["count"] === "number" ? b["count"] : 0,
+    anchor:
+      a &&
+      typeof a["chainId"] === "number" &&
+      typeof a["contract"] === "string" &&
+      typeof a["txHash"] === "string" &&
+      typeof a["blockNumber"] === "number"
+        ? {
+            chainId: a["chainId"],
+            contract: a["contract"],
+            txHash: a["txHash"],
+            blockNumber: a["blockNumber"],
+          }
+        : null,
+    status: verdict.status,
+    chainCodes,
+    seq: typeof verdict.seq === "number" ? verdict.seq : null,
+  };
+}
+
+/** Adds one bundle's sighting to its batch's record. */
+export function addToBatch(batches: Map<number, BatchFacts>, s: BatchSighting): void {
+  let record = batches.get(s.batchNo);
   if (!record) {
-    const a = isObj(bundle["anchor"]) ? bundle["anchor"] : undefined;
     record = {
-      batchNo,
-      firstSeq: typeof b["firstSeq"] === "number" ? b["firstSeq"] : -1,
-      count: typeof b["count"] === "number" ? b["count"] : 0,
+      batchNo: s.batchNo,
+      firstSeq: s.firstSeq,
+      count: s.count,
       seen: 0,
-      anchor:
-        a &&
-        typeof a["chainId"] === "number" &&
-        typeof a["contract"] === "string" &&
-        typeof a["txHash"] === "string" &&
-        typeof a["blockNumber"] === "number"
-          ? {
-              chainId: a["chainId"],
-              contract: a["contract"],
-              txHash: a["txHash"],
-              blockNumber: a["blockNumber"],
-            }
-          : null,
+      anchor: s.anchor,
       statuses: {},
       chainCodes: [],
     };
-    batches.set(batchNo, record);
+    batches.set(s.batchNo, record);
   }
   record.seen++;
-  record.statuses[verdict.status] = (record.statuses[verdict.status] ?? 0) + 1;
-  for (const c of verdict.checks) {
-    if (c.ok !== false || !CHAIN_STEPS.has(c.step) || c.code === undefined) continue;
-    if (!record.chainCodes.includes(c.code)) record.chainCodes.push(c.code);
-    if (record.firstFailedSeq === undefined && typeof verdict.seq === "number")
-      record.firstFailedSeq = verdict.seq;
+  record.statuses[s.status] = (record.statuses[s.status] ?? 0) + 1;
+  for (const code of s.chainCodes) {
+    if (!record.chainCodes.includes(code)) record.chainCodes.push(code);
+    if (record.firstFailedSeq === undefined && s.seq !== null) record.firstFailedSeq = s.seq;
   }
 }
 

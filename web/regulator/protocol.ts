@@ -25,6 +25,8 @@ export interface StartMessage {
   trust: unknown;
   /** Extra confirmations the regulator asks for (the policy's per registry apply anyway). */
   confirmations: number;
+  /** Verifier workers for this log (the page shares the cores among its logs). */
+  verifiers: number;
 }
 
 export type ToWorker =

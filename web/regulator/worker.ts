@@ -1,26 +1,26 @@
 /**
- * The console's verification worker (one per log): reads the log's NDJSON export as it arrives
- * — from the API with the auditor key, or from a dropped file — verifies every bundle with the
- * standalone verifier against the RPC and the trust policy (services/verifier), keeps each
- * bundle's facts (web/regulator/facts.ts) and answers the page's questions (figures, one proof,
- * the verification result). Off the page's thread, so the page stays responsive on 100,000
+ * The console's worker for one log: reads the log's NDJSON export as it arrives — from the API
+ * with the auditor key, or from a dropped file — and hands chunks of lines to its verifier
+ * workers (web/regulator/verifier.ts, one per spare core), which check every bundle with the
+ * standalone verifier against the RPC and the trust policy. It keeps each bundle's facts
+ * (web/regulator/facts.ts) and answers the page's questions (figures, one proof, the
+ * verification result). Off the page's thread, so the page stays responsive on 100,000
  * bundles. Bundled by scripts/build-web.ts to web/dist/regulator-worker.js.
  *
- * It talks to the log's API (the export, one proof on request) and the RPC, nothing else. The
- * chain reads are cached per run (services/verifier/chain-reads.ts): one state read per batch,
- * whatever the number of its bundles.
+ * It talks to the log's API (the export, one proof on request) and the RPC, nothing else. Its
+ * verifiers' chain calls come here and are asked once each (web/regulator/chain-proxy.ts): one
+ * state read per batch for the whole log, whatever the number of its bundles or verifiers.
  */
 import { type TrustPolicy, parseTrustPolicy } from "../../services/core/trust-policy.ts";
 import { connectRpc, redact } from "../../services/verifier/rpc.ts";
-import { type Verdict, malformedVerdict } from "../../services/verifier/verdict.ts";
 import {
   type VerifySession,
   type VerifyOptions,
   newSession,
   verifyInSession,
 } from "../../services/verifier/verify-bundle.ts";
-import { verifyBundles } from "../../services/verifier/verify-bundles.ts";
-import { type BatchFacts, type EventFacts, Strings, addToBatch, factsOf } from "./facts.ts";
+import { SharedChain } from "./chain-proxy.ts";
+import { type BatchFacts, type EventFacts, Strings, addToBatch } from "./facts.ts";
 import { logFigures } from "./figures.ts";
 import { type NdjsonLine, ndjsonLines } from "./ndjson.ts";
 import type {
@@ -33,6 +33,7 @@ import type {
   StartMessage,
   ToWorker,
 } from "./protocol.ts";
+import type { FromVerifier, LineResult, LineVerdict, ToVerifier } from "./verifier.ts";
 
 interface WorkerScope {
   postMessage(message: FromWorker): void;
@@ -40,8 +41,10 @@ interface WorkerScope {
 }
 const scope = self as unknown as WorkerScope;
 
-/** Bundles handed to verifyBundles at once: big enough to share chain reads, small enough to report progress. */
-const CHUNK = 1_000;
+/** Lines handed to a verifier at once: big enough to be cheap to pass, small enough to report progress. */
+const CHUNK = 500;
+/** Chunks a verifier may hold: it never waits for the reader, and the reader never runs far ahead. */
+const CHUNKS_IN_FLIGHT = 2;
 const PROGRESS_EVERY_MS = 100;
 
 class RunError extends Error {
@@ -57,15 +60,19 @@ interface Run {
   index: number;
   source: Source;
   policy: TrustPolicy;
+  /** The policy document as loaded: what the verifiers parse (the fingerprint is over it). */
+  trustDocument: unknown;
   options: VerifyOptions;
+  /** The log's chain, shared by the verifiers (chain-proxy.ts), and a session on it for proofs. */
+  chain?: SharedChain;
   session?: VerifySession;
+  verifiers: VerifierPool | undefined;
   facts: EventFacts[];
   batches: Map<number, BatchFacts>;
   strings: Strings;
   /** Where each seq's bundle is in a dropped file (start, end), for its proof. */
   offsets: Map<number, [number, number]>;
-  verdicts: Array<[number | null, Verdict["status"], string?]>;
-  failures: LogResult["failures"];
+  verdicts: LineVerdict[];
   malformed: number;
   logId: string | null;
   operator: string | null;
@@ -131,13 +138,14 @@ async function start(msg: StartMessage): Promise<void> {
     index: msg.index,
     source: msg.source,
     policy,
+    trustDocument: msg.trust,
     options: { trust: policy, confirmations: msg.confirmations },
     facts: [],
     batches: new Map(),
     strings: new Strings(),
     offsets: new Map(),
     verdicts: [],
-    failures: [],
+    verifiers: undefined,
     malformed: 0,
     logId: null,
     operator: null,
@@ -160,7 +168,7 @@ async function start(msg: StartMessage): Promise<void> {
   const lines =
     msg.source.kind === "api" ? await apiLines(r, msg.source) : fileLines(r, msg.source.file);
   let lastReport = 0;
-  const report = (force = false) => {
+  const report = (force = false): void => {
     const now = performance.now();
     if (!force && now - lastReport < PROGRESS_EVERY_MS) return;
     lastReport = now;
@@ -172,18 +180,20 @@ async function start(msg: StartMessage): Promise<void> {
   for await (const line of lines) {
     if (first) {
       first = false;
-      await connect(r, line, msg.rpcByChain);
+      await connect(r, line, msg.rpcByChain, msg.verifiers);
     }
     chunk.push(line);
     if (chunk.length >= CHUNK) {
-      await verifyChunk(r, chunk);
+      // Waits while every verifier holds its chunks: reading keeps pace with verifying.
+      await r.verifiers!.submit(chunk);
       chunk = [];
       report();
-    } else if (chunk.length % 100 === 0) report();
+    }
   }
   if (first && msg.source.kind === "file")
     throw new RunError("not-ndjson", `${msg.source.file.name} holds no bundles (it is empty)`);
-  if (chunk.length > 0) await verifyChunk(r, chunk);
+  if (chunk.length > 0) await r.verifiers!.submit(chunk);
+  await r.verifiers?.drain();
   r.finishedAt = performance.now();
   report(true);
   const summary: RunSummary = {
@@ -193,7 +203,7 @@ async function start(msg: StartMessage): Promise<void> {
     durationMs: Math.round(r.finishedAt - r.startedAt),
     head: r.head,
     untrusted: r.untrusted,
-    chainCalls: r.session?.reads.calls ?? 0,
+    chainCalls: r.chain?.requests ?? 0,
     rpcErrors: r.rpcErrors,
     logEvents: r.logEvents,
   };
@@ -209,6 +219,7 @@ async function connect(
   r: Run,
   first: NdjsonLine,
   rpcByChain: Record<string, string>,
+  verifiers: number,
 ): Promise<void> {
   let named: { logId?: string; chainId?: number } = {};
   try {
@@ -243,7 +254,8 @@ async function connect(
       `${messageOf(e)}. Nothing was verified: check the RPC URL of chain ${chainId}.`,
     );
   }
-  r.session = newSession(provider);
+  r.chain = new SharedChain(provider);
+  r.session = newSession(r.chain.asRpc());
   try {
     r.head = await r.session.reads.latest();
   } catch (e) {
@@ -252,57 +264,134 @@ async function connect(
       `the RPC at ${redact(url)} does not answer: ${messageOf(e)}`,
     );
   }
+  r.verifiers = new VerifierPool(r, Math.max(1, verifiers));
 }
 
-async function verifyChunk(r: Run, lines: NdjsonLine[]): Promise<void> {
-  const values: unknown[] = [];
-  const parsed: boolean[] = [];
-  for (const l of lines) {
-    try {
-      values.push(JSON.parse(l.text));
-      parsed.push(true);
-    } catch {
-      values.push(undefined);
-      parsed.push(false);
+/**
+ * The verifier workers of one log. Chunks go to the verifier holding the fewest; each answer's
+ * facts, batch sightings and verdicts are added to the run as it comes (order does not matter:
+ * the figures are counts, and the verdict list is sorted by line when the result is asked for).
+ */
+class VerifierPool {
+  private readonly workers: Array<{ worker: Worker; held: number }> = [];
+  private nextId = 1;
+  private readonly inFlight = new Map<number, { worker: number; lines: number }>();
+  private waiters: Array<() => void> = [];
+
+  constructor(
+    private readonly r: Run,
+    size: number,
+  ) {
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(new URL("./regulator-verifier.js", import.meta.url), {
+        type: "module",
+      });
+      worker.addEventListener("message", (e: MessageEvent<FromVerifier>) =>
+        this.onMessage(i, e.data),
+      );
+      worker.addEventListener("error", (e) => {
+        scope.postMessage({
+          type: "error",
+          kind: "api-error",
+          message: `a verifier stopped: ${e.message}`,
+        });
+      });
+      const init: ToVerifier = {
+        type: "init",
+        trust: r.trustDocument,
+        confirmations: r.options.confirmations ?? 0,
+      };
+      worker.postMessage(init);
+      this.workers.push({ worker, held: 0 });
     }
   }
-  const verdicts = await verifyBundles(values, r.session!.reads.rpc, {
-    ...r.options,
-    session: r.session!,
-    concurrency: 32,
-  });
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    const verdict = parsed[i] ? verdicts[i]! : malformedVerdict(`line ${line.line} is not JSON`);
-    const facts = parsed[i] ? factsOf(values[i], verdict, r.strings) : undefined;
-    if (facts) {
-      r.facts.push(facts);
-      if (r.source.kind === "file") r.offsets.set(facts.seq, [line.start, line.end]);
-      addToBatch(r.batches, values[i], verdict);
-    } else r.malformed++;
-    record(r, verdict, facts?.seq ?? null, line.line);
+
+  async submit(lines: NdjsonLine[]): Promise<void> {
+    for (;;) {
+      let best = 0;
+      for (let i = 1; i < this.workers.length; i++)
+        if (this.workers[i]!.held < this.workers[best]!.held) best = i;
+      const w = this.workers[best]!;
+      if (w.held < CHUNKS_IN_FLIGHT) {
+        const id = this.nextId++;
+        w.held++;
+        this.inFlight.set(id, { worker: best, lines: lines.length });
+        const message: ToVerifier = {
+          type: "lines",
+          id,
+          lines: lines.map((l) => ({ line: l.line, text: l.text })),
+        };
+        w.worker.postMessage(message);
+        if (this.r.source.kind === "file")
+          for (const l of lines) this.pendingOffsets.set(l.line, [l.start, l.end]);
+        return;
+      }
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
   }
-  r.progress.verified += lines.length;
+
+  /** Where each line of a dropped file is, until its verdict names its seq. */
+  private readonly pendingOffsets = new Map<number, [number, number]>();
+
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private onMessage(index: number, msg: FromVerifier): void {
+    if (msg.type === "chain") {
+      void this.r
+        .chain!.answer(msg)
+        .then((answer) => this.workers[index]!.worker.postMessage(answer));
+      return;
+    }
+    const job = this.inFlight.get(msg.id);
+    if (!job) return;
+    this.inFlight.delete(msg.id);
+    this.workers[job.worker]!.held--;
+    for (const [code, label] of msg.categoryLabels)
+      if (!this.r.strings.categoryLabels.has(code)) this.r.strings.categoryLabels.set(code, label);
+    for (const result of msg.results) this.add(result);
+    this.r.progress.verified += job.lines;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  private add(result: LineResult): void {
+    const r = this.r;
+    const v = result.verdict;
+    const at = this.pendingOffsets.get(v.line);
+    this.pendingOffsets.delete(v.line);
+    if (result.facts) {
+      r.facts.push(intern(result.facts, r.strings));
+      if (at) r.offsets.set(result.facts.seq, at);
+    } else r.malformed++;
+    if (result.sighting) addToBatch(r.batches, result.sighting);
+    r.verdicts.push(v);
+    if (v.status === "failed" || v.status === "error") r.progress.failed++;
+    if (v.code === "RPC_ERROR") r.rpcErrors++;
+    if (v.code === "UNTRUSTED_REGISTRY") r.untrusted.registry++;
+    if (v.code === "UNKNOWN_LOG") r.untrusted.unknownLog++;
+    if (v.code === "UNTRUSTED_REGISTRY" || v.code === "UNKNOWN_LOG")
+      r.untrusted.example ??= v.reason ?? null;
+  }
 }
 
-function record(r: Run, v: Verdict, seq: number | null, line: number): void {
-  r.verdicts.push(v.code !== undefined ? [seq, v.status, v.code] : [seq, v.status]);
-  if (v.status === "failed" || v.status === "error") r.progress.failed++;
-  if (v.code === "RPC_ERROR") r.rpcErrors++;
-  if (v.code === "UNTRUSTED_REGISTRY" || v.code === "UNKNOWN_LOG") {
-    if (v.code === "UNTRUSTED_REGISTRY") r.untrusted.registry++;
-    else r.untrusted.unknownLog++;
-    r.untrusted.example ??= v.checks.find((c) => c.code === v.code)?.reason ?? null;
+/** One copy of each string across the facts of every verifier (they cross as copies). */
+function intern(f: EventFacts, s: Strings): EventFacts {
+  f.organization = s.of(f.organization);
+  f.action = s.of(f.action);
+  f.purposes = f.purposes.map((p) => s.of(p));
+  f.categories = f.categories.map((c) => s.of(c));
+  if (f.code !== undefined) f.code = s.of(f.code);
+  for (const staff of f.staff) {
+    staff.key = s.of(staff.key);
+    staff.id = s.of(staff.id);
+    staff.system = s.of(staff.system);
+    staff.label = s.of(staff.label);
+    staff.organization = s.of(staff.organization);
   }
-  if (v.status === "verified" || v.status === "erased") return;
-  const failed = v.checks.find((c) => c.ok === false && c.code === v.code);
-  r.failures.push({
-    seq,
-    line,
-    status: v.status,
-    ...(v.code !== undefined ? { code: v.code } : {}),
-    ...(failed ? { step: failed.step, reason: failed.reason } : {}),
-  });
+  return f;
 }
 
 /** GET with the auditor key; each way it can go wrong is its own error. */
@@ -402,10 +491,11 @@ function resultOf(r: Run): LogResult {
     error: 0,
     byCode: {},
   };
-  for (const [, status, code] of r.verdicts) {
-    counts[status]++;
-    if (code !== undefined && (status === "failed" || status === "error"))
-      counts.byCode[code] = (counts.byCode[code] ?? 0) + 1;
+  const verdicts = [...r.verdicts].sort((a, b) => a.line - b.line);
+  for (const v of verdicts) {
+    counts[v.status]++;
+    if (v.code !== undefined && (v.status === "failed" || v.status === "error"))
+      counts.byCode[v.code] = (counts.byCode[v.code] ?? 0) + 1;
   }
   return {
     source:
@@ -414,11 +504,21 @@ function resultOf(r: Run): LogResult {
         : r.source.file.name,
     logId: r.logId,
     operator: r.operator,
-    bundles: r.verdicts.length,
+    bundles: verdicts.length,
     durationMs: Math.round((r.finishedAt ?? performance.now()) - r.startedAt),
     chainHead: r.head,
     counts,
-    failures: r.failures,
-    verdicts: r.verdicts,
+    failures: verdicts
+      .filter((v) => v.status !== "verified" && v.status !== "erased")
+      .map((v) => ({
+        seq: v.seq,
+        line: v.line,
+        status: v.status,
+        ...(v.code !== undefined ? { code: v.code } : {}),
+        ...(v.step !== undefined ? { step: v.step, reason: v.reason ?? "" } : {}),
+      })),
+    verdicts: verdicts.map((v) =>
+      v.code !== undefined ? [v.seq, v.status, v.code] : [v.seq, v.status],
+    ),
   };
 }

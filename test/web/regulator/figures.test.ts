@@ -5,6 +5,7 @@ import {
   type EventFacts,
   Strings,
   addToBatch,
+  batchSighting,
   factsOf,
 } from "../../../web/regulator/facts.ts";
 import {
@@ -86,7 +87,7 @@ function logOf(
   for (const b of bundles) {
     const v = verdict(b);
     facts.push(factsOf(b, v, strings)!);
-    addToBatch(batches, b, v);
+    addToBatch(batches, batchSighting(b, v)!);
   }
   return { log, facts, batches, head: 12, malformed: 0, categoryLabels: strings.categoryLabels };
 }
