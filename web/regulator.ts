@@ -84,6 +84,7 @@ const dropzone = element<HTMLDivElement>("dropzone");
 const fileList = element<HTMLUListElement>("file-list");
 const confirmationsField = element<HTMLInputElement>("confirmations");
 const verifyButton = element<HTMLButtonElement>("verify");
+const stopButton = element<HTMLButtonElement>("stop");
 const formMessage = element<HTMLSpanElement>("form-message");
 const runsSection = element<HTMLElement>("runs");
 const results = element<HTMLElement>("results");
@@ -414,6 +415,7 @@ form.addEventListener("submit", (e) => {
   results.hidden = true;
   document.body.dataset["console"] = "verifying";
   verifyButton.disabled = true;
+  stopButton.hidden = false;
   policyAtStart = policy;
   trustDocumentAtStart = trust.document();
   // The cores go to the logs: each log's worker gets this many verifiers (at least one);
@@ -432,10 +434,28 @@ form.addEventListener("submit", (e) => {
   renderFiles();
 });
 
+// Stopping ends the workers (and their verifiers, and their requests): nothing is kept.
+stopButton.addEventListener("click", () => {
+  for (const r of runs) {
+    r.worker.terminate();
+    if (r.state === "verifying") {
+      r.state = "error";
+      r.box.dataset["state"] = "error";
+      r.box.dataset["error"] = "stopped";
+      r.text.textContent = `Stopped after ${r.box.dataset["verified"] ?? "0"} bundles.`;
+    }
+  }
+  runs = [];
+  verifyButton.disabled = false;
+  stopButton.hidden = true;
+  document.body.dataset["console"] = "stopped";
+});
+
 /** Once every run has finished (or failed), the figures are drawn. */
 async function settle(): Promise<void> {
   if (runs.some((r) => r.state === "verifying")) return;
   verifyButton.disabled = false;
+  stopButton.hidden = true;
   const done = runs.filter((r) => r.state === "done");
   if (done.length === 0) {
     document.body.dataset["console"] = "error";

@@ -628,6 +628,15 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
         operator: "Bulk",
       });
       await openConsole(page, apiA.url, bulkPolicy, { [chainId]: node.url });
+      // Stop ends a run part-way: its workers are gone, nothing is drawn.
+      await page.setInputFiles("#export-files", file);
+      await page.click("#verify");
+      await page.waitForSelector(".run[data-verified]");
+      await page.click("#stop");
+      expect(await page.getAttribute("body", "data-console")).to.equal("stopped");
+      expect(await page.textContent(".run")).to.match(/Stopped after \d+ bundles\./);
+      expect(await page.isHidden("#results")).to.equal(true);
+
       await page.setInputFiles("#export-files", file);
       const rpcBefore = bodies.filter((b) => b.startsWith(node.url)).length;
       await watchMainThread(page);

@@ -22,7 +22,7 @@ import {
 import { SharedChain } from "./chain-proxy.ts";
 import { type BatchFacts, type EventFacts, Strings, addToBatch } from "./facts.ts";
 import { logFigures } from "./figures.ts";
-import { type NdjsonLine, ndjsonLines } from "./ndjson.ts";
+import { LineTooLongError, type NdjsonLine, ndjsonLines } from "./ndjson.ts";
 import type {
   FromWorker,
   LogResult,
@@ -177,18 +177,35 @@ async function start(msg: StartMessage): Promise<void> {
   };
   let chunk: NdjsonLine[] = [];
   let first = true;
-  for await (const line of lines) {
-    if (first) {
-      first = false;
-      await connect(r, line, msg.rpcByChain, msg.verifiers);
+  try {
+    for await (const line of lines) {
+      if (first) {
+        first = false;
+        await connect(r, line, msg.rpcByChain, msg.verifiers);
+      }
+      chunk.push(line);
+      if (chunk.length >= CHUNK) {
+        // Waits while every verifier holds its chunks: reading keeps pace with verifying.
+        await r.verifiers!.submit(chunk);
+        chunk = [];
+        report();
+      }
     }
-    chunk.push(line);
-    if (chunk.length >= CHUNK) {
-      // Waits while every verifier holds its chunks: reading keeps pace with verifying.
-      await r.verifiers!.submit(chunk);
-      chunk = [];
-      report();
-    }
+  } catch (e) {
+    if (e instanceof RunError) throw e;
+    const source = msg.source;
+    if (e instanceof LineTooLongError)
+      throw new RunError(
+        "not-ndjson",
+        `${source.kind === "file" ? source.file.name : "the export"} is not an NDJSON export of proof bundles: ${e.message}`,
+      );
+    // The stream broke off: the API went away, or the file could not be read any more.
+    throw new RunError(
+      source.kind === "api" ? "api-unreachable" : "not-ndjson",
+      source.kind === "api"
+        ? `the API at ${new URL(source.api).origin} stopped sending the export after ${r.progress.verified + chunk.length} bundles: ${messageOf(e)}`
+        : `${source.file.name} could not be read after ${r.progress.verified + chunk.length} bundles: ${messageOf(e)}`,
+    );
   }
   if (first && msg.source.kind === "file")
     throw new RunError("not-ndjson", `${msg.source.file.name} holds no bundles (it is empty)`);
