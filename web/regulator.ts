@@ -233,6 +233,7 @@ const ERROR_TITLES: Record<RunErrorKind, string> = {
   "rpc-unreachable": "RPC unreachable",
   "not-ndjson": "Not an export",
   policy: "Trust policy not usable",
+  worker: "Verification stopped",
 };
 
 function formatCount(n: number): string {
@@ -274,7 +275,7 @@ function startRun(
   };
   worker.addEventListener("message", (e: MessageEvent<FromWorker>) => onWorkerMessage(run, e.data));
   worker.addEventListener("error", (e) => {
-    fail(run, "api-error", `the verification worker stopped: ${e.message}`);
+    fail(run, "worker", `the verification worker stopped: ${e.message}`);
   });
   const rpcByChain: Record<string, string> = {};
   for (const input of Array.from(rpcFields.querySelectorAll<HTMLInputElement>("input[data-chain]")))
@@ -284,7 +285,7 @@ function startRun(
     index,
     source,
     rpcByChain,
-    trust: trustDocument(),
+    trust: trustDocumentAtStart,
     confirmations: Math.max(0, Math.floor(Number(confirmationsField.value) || 0)),
     verifiers,
   };
@@ -292,11 +293,8 @@ function startRun(
   return run;
 }
 
-/** The policy document as loaded (the worker parses and applies it itself). */
+/** The policy document as loaded (each worker parses and applies it itself). */
 let trustDocumentAtStart: unknown;
-function trustDocument(): unknown {
-  return trustDocumentAtStart;
-}
 
 function fail(run: RunView, kind: RunErrorKind, message: string): void {
   run.state = "error";

@@ -44,7 +44,9 @@ export type RunErrorKind =
   | "wrong-log"
   | "rpc-unreachable"
   | "not-ndjson"
-  | "policy";
+  | "policy"
+  /** A worker of the page itself failed (a bug, or the browser ran out of memory). */
+  | "worker";
 
 export interface Progress {
   /** Bundles read and verified so far. */

@@ -92,7 +92,7 @@ scope.addEventListener("message", (e) => {
   switch (msg.type) {
     case "start":
       void start(msg).catch((err: unknown) => {
-        const kind = err instanceof RunError ? err.kind : "api-error";
+        const kind = err instanceof RunError ? err.kind : "worker";
         scope.postMessage({ type: "error", kind, message: messageOf(err) });
       });
       return;
@@ -211,6 +211,8 @@ async function start(msg: StartMessage): Promise<void> {
     throw new RunError("not-ndjson", `${msg.source.file.name} holds no bundles (it is empty)`);
   if (chunk.length > 0) await r.verifiers!.submit(chunk);
   await r.verifiers?.drain();
+  // Chunks come back from the verifiers in any order; lists read the facts in log order.
+  r.facts.sort((a, b) => a.seq - b.seq);
   r.finishedAt = performance.now();
   report(true);
   const summary: RunSummary = {
@@ -309,7 +311,7 @@ class VerifierPool {
       worker.addEventListener("error", (e) => {
         scope.postMessage({
           type: "error",
-          kind: "api-error",
+          kind: "worker",
           message: `a verifier stopped: ${e.message}`,
         });
       });
