@@ -14,6 +14,12 @@ pragma solidity 0.8.28;
  * n+1 and starts at `firstSeq(n) + count(n)`, and a stored batch can never be overwritten. The
  * registry stores one slot per batch (the header hash) and emits the full header.
  *
+ * The admin is the single holder of DEFAULT_ADMIN_ROLE, managed by OpenZeppelin's
+ * `IAccessControlDefaultAdminRules`: the role moves only in two steps separated by
+ * `defaultAdminDelay()` seconds (`beginDefaultAdminTransfer`, `acceptDefaultAdminTransfer`),
+ * each step emitting an event, so a change of who may rotate a log's keys is visible on-chain
+ * before it takes effect.
+ *
  * @dev Nothing here ever identifies a patient: only batch headers, log ids and addresses are
  * on-chain (DESIGN.md "Never on-chain").
  */
@@ -97,12 +103,6 @@ interface IVeritrailRegistry {
      * @param newSigner Signer from now on; its validity period starts at this block.
      */
     event ReceiptSignerRotated(bytes32 indexed logId, address previousSigner, address newSigner);
-
-    /**
-     * @notice The registry cannot be deployed without an admin.
-     * @param admin The rejected address.
-     */
-    error VeritrailInvalidAdmin(address admin);
 
     /// @notice The log id zero is reserved (it marks "no log") and cannot be registered.
     error VeritrailZeroLogId();

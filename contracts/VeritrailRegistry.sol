@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {IVeritrailRegistry} from "./IVeritrailRegistry.sol";
 
@@ -13,8 +13,16 @@ import {IVeritrailRegistry} from "./IVeritrailRegistry.sol";
  * cold read) and one fresh slot for the batch commitment, plus OpenZeppelin's `_paused` flag.
  * Everything anchoring does not need (receipt signer, registration time, signer history) lives
  * in other slots. No loop depends on the batch size, so the gas does not either.
+ *
+ * The admin (DEFAULT_ADMIN_ROLE) registers logs and rotates their anchorers and receipt signers
+ * at once, so whoever holds it can hand a log's anchoring to another key. OpenZeppelin's
+ * {AccessControlDefaultAdminRules} makes that role slow to move and visible: exactly one holder
+ * (on a consortium chain, a multisig), handed over in two steps (`beginDefaultAdminTransfer`,
+ * then `acceptDefaultAdminTransfer` by the new holder once `defaultAdminDelay` has passed, each
+ * step an event everyone can watch and the first cancellable), and the delay itself only changed
+ * on a schedule. `grantRole`/`revokeRole` refuse DEFAULT_ADMIN_ROLE.
  */
-contract VeritrailRegistry is IVeritrailRegistry, AccessControl, Pausable {
+contract VeritrailRegistry is IVeritrailRegistry, AccessControlDefaultAdminRules, Pausable {
     /// @dev Largest next batch number / next seq a {LogHead} can hold (48-bit fields).
     uint64 private constant _MAX_BATCH_NO = type(uint48).max;
     uint64 private constant _MAX_SEQ = type(uint48).max;
@@ -57,12 +65,15 @@ contract VeritrailRegistry is IVeritrailRegistry, AccessControl, Pausable {
     bytes32[] private _logIds;
 
     /**
-     * @param admin Receives DEFAULT_ADMIN_ROLE: registers logs, rotates keys, pauses.
+     * @param admin Receives DEFAULT_ADMIN_ROLE: registers logs, rotates keys, pauses. Not zero
+     * (OpenZeppelin `AccessControlInvalidDefaultAdmin` otherwise).
+     * @param adminTransferDelay Seconds between scheduling a transfer of the admin role and the
+     * earliest moment the new admin can accept it (`defaultAdminDelay`).
      */
-    constructor(address admin) {
-        if (admin == address(0)) revert VeritrailInvalidAdmin(admin);
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
-    }
+    constructor(
+        address admin,
+        uint48 adminTransferDelay
+    ) AccessControlDefaultAdminRules(adminTransferDelay, admin) {}
 
     /// @inheritdoc IVeritrailRegistry
     function registerLog(
@@ -281,7 +292,7 @@ contract VeritrailRegistry is IVeritrailRegistry, AccessControl, Pausable {
         return _verifyAuditPath(leafIndex, header.count, leafHash, proof, header.eventsRoot);
     }
 
-    /// @inheritdoc AccessControl
+    /// @inheritdoc AccessControlDefaultAdminRules
     function supportsInterface(bytes4 interfaceId) public view override returns (bool) {
         return
             interfaceId == type(IVeritrailRegistry).interfaceId ||

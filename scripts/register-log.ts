@@ -12,7 +12,11 @@
  *   node scripts/register-log.ts --rpc-url http://127.0.0.1:8545 --registry 0x... \
  *     --log-id 0x<32 bytes> --anchorer 0x... --receipt-signer 0x... \
  *     --operator "St Mary General Hospital" [--rename] \
- *     [--admin-account 0 | --admin-keystore keystore.json < password.txt]
+ *     [--admin-account 0 | --admin-keystore keystore.json < password.txt | --print-tx]
+ *
+ * `--print-tx` is for a registry whose admin is a multisig (a Safe, say): nothing is signed; the
+ * same checks run against the chain and the transaction the multisig's owners must propose and
+ * sign is printed as JSON (`to`, `value`, `data`), or nothing when there is nothing to do.
  */
 import { readFile } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
@@ -69,6 +73,16 @@ export interface RegisterLogParams {
   operator: string;
   /** A log registered under another operator name is renamed instead of refused. */
   rename?: boolean;
+}
+
+/** A transaction for the registry's admin to send (a multisig proposes and signs it). */
+export interface AdminTransaction {
+  chainId: number;
+  to: string;
+  value: "0";
+  data: string;
+  /** What it does, in words, for the multisig's owners. */
+  description: string;
 }
 
 export type RegisterLogResult =
@@ -141,6 +155,72 @@ function compareRegistered(
 }
 
 /**
+ * What registering `logId` needs, without sending anything: the transaction the admin must send
+ * (registerLog, or renameLogOperator with `rename`), or the existing registration. For a registry
+ * whose admin is a multisig, whose owners propose and sign the transaction themselves.
+ */
+export async function registerLogTransaction(
+  params: RegisterLogParams,
+): Promise<AdminTransaction | Extract<RegisterLogResult, { status: "already-registered" }>> {
+  const { registry, logId } = params;
+  const want = checkParams(params);
+  const before = await readLog(registry, logId);
+  const existing = compareRegistered(
+    logId,
+    before,
+    want.anchorer,
+    want.receiptSigner,
+    want.operator,
+    params.rename ?? false,
+  );
+  if (existing !== undefined && existing !== "rename") {
+    if (existing.status !== "already-registered") throw new Error("unreachable");
+    return existing;
+  }
+  const network = await registry.runner?.provider?.getNetwork();
+  if (!network) throw new RegisterLogError("INVALID_ARGUMENT", "the registry has no provider");
+  const to = await registry.getAddress();
+  if (existing === "rename")
+    return {
+      chainId: Number(network.chainId),
+      to,
+      value: "0",
+      data: registry.interface.encodeFunctionData("renameLogOperator", [logId, want.operator]),
+      description: `renameLogOperator: log ${logId} from ${JSON.stringify(before.operator)} to ${JSON.stringify(want.operator)}`,
+    };
+  return {
+    chainId: Number(network.chainId),
+    to,
+    value: "0",
+    data: registry.interface.encodeFunctionData("registerLog", [
+      logId,
+      want.anchorer,
+      want.receiptSigner,
+      want.operator,
+    ]),
+    description: `registerLog: log ${logId}, anchorer ${want.anchorer}, receipt signer ${want.receiptSigner}, operator ${JSON.stringify(want.operator)}`,
+  };
+}
+
+function checkParams(params: RegisterLogParams): {
+  anchorer: string;
+  receiptSigner: string;
+  operator: string;
+} {
+  if (!isHexString(params.logId, 32) || BigInt(params.logId) === 0n) {
+    throw new RegisterLogError(
+      "INVALID_ARGUMENT",
+      `logId is not a non-zero bytes32: ${params.logId}`,
+    );
+  }
+  return {
+    anchorer: checkAddress("anchorer", params.anchorer),
+    receiptSigner: checkAddress("receiptSigner", params.receiptSigner),
+    operator: checkOperator(params.operator),
+  };
+}
+
+/**
  * Registers `logId` unless it is already registered with exactly these addresses.
  * Throws {@link RegisterLogError} on bad arguments, a non-admin signer, or a log registered with
  * other addresses; contract and RPC errors propagate unchanged.
@@ -153,12 +233,10 @@ export async function registerLog({
   operator,
   rename = false,
 }: RegisterLogParams): Promise<RegisterLogResult> {
-  if (!isHexString(logId, 32) || BigInt(logId) === 0n) {
-    throw new RegisterLogError("INVALID_ARGUMENT", `logId is not a non-zero bytes32: ${logId}`);
-  }
-  const wantAnchorer = checkAddress("anchorer", anchorer);
-  const wantSigner = checkAddress("receiptSigner", receiptSigner);
-  const wantOperator = checkOperator(operator);
+  const want = checkParams({ registry, logId, anchorer, receiptSigner, operator });
+  const wantAnchorer = want.anchorer;
+  const wantSigner = want.receiptSigner;
+  const wantOperator = want.operator;
 
   const before = await readLog(registry, logId);
   const existing = compareRegistered(logId, before, wantAnchorer, wantSigner, wantOperator, rename);
@@ -221,6 +299,7 @@ async function main(argv: string[]): Promise<void> {
       rename: { type: "boolean", default: false },
       "admin-account": { type: "string", default: "0" },
       "admin-keystore": { type: "string" },
+      "print-tx": { type: "boolean", default: false },
     },
   });
   const registryAddress = values.registry;
@@ -233,11 +312,23 @@ async function main(argv: string[]): Promise<void> {
       "INVALID_ARGUMENT",
       "usage: register-log --registry <address> --log-id <bytes32> --anchorer <address> " +
         "--receipt-signer <address> --operator <name> [--rename] [--rpc-url <url>] " +
-        "[--admin-account <index|address> | --admin-keystore <file> (password on stdin)]",
+        "[--admin-account <index|address> | --admin-keystore <file> (password on stdin) | --print-tx]",
     );
   }
   const provider = new JsonRpcProvider(values["rpc-url"]);
+  const print = (value: unknown) =>
+    console.log(
+      JSON.stringify(value, (_, v: unknown) => (typeof v === "bigint" ? Number(v) : v), 2),
+    );
   try {
+    const params = { logId, anchorer, receiptSigner, operator, rename: values.rename };
+    const address = checkAddress("registry", registryAddress);
+    if (values["print-tx"]) {
+      const registry = new Contract(address, REGISTER_LOG_ABI, provider);
+      const planned = await registerLogTransaction({ registry, ...params });
+      print("status" in planned ? { logId, ...planned } : planned);
+      return;
+    }
     let admin: Signer;
     const keystore = values["admin-keystore"];
     if (keystore) {
@@ -249,24 +340,8 @@ async function main(argv: string[]): Promise<void> {
       const account = values["admin-account"];
       admin = await provider.getSigner(/^\d+$/.test(account) ? Number(account) : account);
     }
-    const registry = new Contract(
-      checkAddress("registry", registryAddress),
-      REGISTER_LOG_ABI,
-      admin,
-    );
-    const result = await registerLog({
-      registry,
-      logId,
-      anchorer,
-      receiptSigner,
-      operator,
-      rename: values.rename,
-    });
-    console.log(
-      JSON.stringify({ logId, ...result }, (_, v: unknown) =>
-        typeof v === "bigint" ? Number(v) : v,
-      ),
-    );
+    const registry = new Contract(address, REGISTER_LOG_ABI, admin);
+    print({ logId, ...(await registerLog({ registry, ...params })) });
   } finally {
     provider.destroy();
   }

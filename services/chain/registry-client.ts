@@ -57,7 +57,6 @@ function headerTuple(header: ChainBatchHeader): [string, bigint, bigint, bigint,
 
 export type RegistryErrorCode =
   // The registry's custom errors
-  | "INVALID_ADMIN"
   | "ZERO_LOG_ID"
   | "INVALID_ANCHORER"
   | "INVALID_RECEIPT_SIGNER"
@@ -75,6 +74,9 @@ export type RegistryErrorCode =
   // OpenZeppelin's
   | "UNAUTHORIZED_ACCOUNT"
   | "BAD_CONFIRMATION"
+  | "INVALID_ADMIN"
+  | "ADMIN_RULES"
+  | "ADMIN_DELAY"
   | "PAUSED"
   | "NOT_PAUSED"
   // Everything else the client can tell apart
@@ -86,7 +88,6 @@ export type RegistryErrorCode =
   | "ARTIFACT_MISSING";
 
 const ERROR_CODES: Record<string, RegistryErrorCode> = {
-  VeritrailInvalidAdmin: "INVALID_ADMIN",
   VeritrailZeroLogId: "ZERO_LOG_ID",
   VeritrailInvalidAnchorer: "INVALID_ANCHORER",
   VeritrailInvalidReceiptSigner: "INVALID_RECEIPT_SIGNER",
@@ -103,6 +104,9 @@ const ERROR_CODES: Record<string, RegistryErrorCode> = {
   VeritrailBatchNoOverflow: "BATCH_NO_OVERFLOW",
   AccessControlUnauthorizedAccount: "UNAUTHORIZED_ACCOUNT",
   AccessControlBadConfirmation: "BAD_CONFIRMATION",
+  AccessControlInvalidDefaultAdmin: "INVALID_ADMIN",
+  AccessControlEnforcedDefaultAdminRules: "ADMIN_RULES",
+  AccessControlEnforcedDefaultAdminDelay: "ADMIN_DELAY",
   EnforcedPause: "PAUSED",
   ExpectedPause: "NOT_PAUSED",
 };
@@ -424,6 +428,13 @@ export interface SendAnchorOptions {
  */
 export const DEFAULT_ANCHOR_GAS_LIMIT = 150_000n;
 
+/**
+ * Seconds a transfer of the registry's admin role waits between being scheduled and being
+ * accepted, unless a deployment chooses otherwise: long enough for the logs' operators and
+ * their regulator to see a scheduled transfer (DefaultAdminTransferScheduled) and object.
+ */
+export const DEFAULT_ADMIN_TRANSFER_DELAY_SECONDS = 3 * 24 * 3600;
+
 export class RegistryClient {
   readonly contract: Contract;
 
@@ -449,11 +460,13 @@ export class RegistryClient {
 
   /**
    * Deploys a registry from the build artifact (`hardhat build`) with `admin` as its
-   * DEFAULT_ADMIN_ROLE holder and waits for `confirmations`.
+   * DEFAULT_ADMIN_ROLE holder (and `adminTransferDelaySeconds` between scheduling and accepting
+   * a transfer of that role) and waits for `confirmations`.
    */
   static async deploy(opts: {
     provider: JsonRpcProvider;
     admin: Wallet;
+    adminTransferDelaySeconds?: number;
     confirmations?: number;
     artifactPath?: string;
     timeoutMs?: number;
@@ -462,7 +475,10 @@ export class RegistryClient {
     const admin = opts.admin.connect(opts.provider);
     const factory = new ContractFactory(artifact.abi, artifact.bytecode, admin);
     const network = await opts.provider.getNetwork();
-    const contract = await factory.deploy(admin.address);
+    const contract = await factory.deploy(
+      admin.address,
+      opts.adminTransferDelaySeconds ?? DEFAULT_ADMIN_TRANSFER_DELAY_SECONDS,
+    );
     const tx = contract.deploymentTransaction();
     if (!tx) throw new RegistryError("REVERTED", "deployment sent no transaction");
     const receipt = await tx.wait(Math.max(1, opts.confirmations ?? 1), opts.timeoutMs ?? 60_000);

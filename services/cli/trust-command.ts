@@ -5,9 +5,11 @@
  *                        [--issuer TEXT] [--name TEXT] [--log 0x…]… [--out trust.json]
  *     reads the registry's state (every registered log and its operator name) and writes a
  *     policy that trusts that registry; choosing the registry is the trust decision.
- *   veritrail trust show <trust.json> [--json]
+ *   veritrail trust show <trust.json> [--rpc <url> [--from-block N]] [--json]
  *     checks a policy and prints its registries, logs, operators and fingerprint, to compare
- *     with the fingerprint the policy's issuer publishes.
+ *     with the fingerprint the policy's issuer publishes; with --rpc, also who holds each
+ *     registry's admin role (and any transfer scheduled) and each log's history from the chain:
+ *     its registration, anchorer and receipt-signer rotations and renames.
  *
  * Exit code: 0 done; 2 a usage error, an unreachable RPC, a registry that cannot be read, or a
  * file that is not a valid policy.
@@ -17,7 +19,13 @@ import { isAddress } from "../core/address.ts";
 import { isHex32 } from "../core/hex.ts";
 import { registryLabel } from "../core/trust-policy.ts";
 import { RegistryClient, RegistryError, probeChainId } from "../chain/registry-client.ts";
+import {
+  type RegistryHistory,
+  formatDelay,
+  readRegistryHistory,
+} from "../chain/registry-history.ts";
 import { TrustInitError, policyFromRegistry } from "../chain/trust-init.ts";
+import type { TrustPolicy } from "../core/trust-policy.ts";
 import { nonNegativeInt, positiveInt, timeoutOption } from "./chain-options.ts";
 import { type CliContext, EXIT_OK, EXIT_USAGE } from "./main.ts";
 import {
@@ -91,8 +99,21 @@ export function registerTrustCommand(program: Command, ctx: CliContext): void {
     .command("show")
     .description("check a trust policy and print its registries, logs, operators and fingerprint")
     .argument("<file>", "a veritrail-trust/1 policy")
+    .option(
+      "--rpc <url>",
+      "also read, from this node, each registry's admin and each log's key rotation history",
+    )
+    .addOption(
+      new Option(
+        "--from-block <n>",
+        "read the registry's events from this block (its deployment block on a long chain)",
+      )
+        .argParser(nonNegativeInt)
+        .default(0),
+    )
+    .addOption(timeoutOption("timeout of each RPC request"))
     .option("--json", "print it as JSON (with its fingerprint)", false)
-    .action(async (file: string, opts: { json: boolean }) => {
+    .action(async (file: string, opts: ShowOptions) => {
       ctx.exitCode = await runTrustShow(file, opts, ctx);
     });
 }
@@ -151,9 +172,16 @@ export async function runTrustInit(opts: InitOptions, ctx: CliContext): Promise<
   return EXIT_OK;
 }
 
+interface ShowOptions {
+  json: boolean;
+  rpc?: string;
+  fromBlock?: number;
+  timeout?: number;
+}
+
 export async function runTrustShow(
   file: string,
-  opts: { json: boolean },
+  opts: ShowOptions,
   ctx: CliContext,
 ): Promise<number> {
   let policy;
@@ -166,8 +194,33 @@ export async function runTrustShow(
     }
     throw e;
   }
+  let histories: Map<string, RegistryHistory | string> | undefined;
+  if (opts.rpc !== undefined) {
+    try {
+      histories = await readHistories(policy, opts.rpc, opts);
+    } catch (e) {
+      ctx.stderr.write(`veritrail trust show: ${e instanceof Error ? e.message : String(e)}\n`);
+      return EXIT_USAGE;
+    }
+  }
+  const historyOf = (r: TrustPolicy["registries"][number]) =>
+    histories?.get(`${r.chainId}|${r.address.toLowerCase()}`);
   if (opts.json) {
-    ctx.stdout.write(`${JSON.stringify(policy)}\n`);
+    ctx.stdout.write(
+      `${JSON.stringify(
+        histories
+          ? {
+              ...policy,
+              history: policy.registries.map((r) => {
+                const h = historyOf(r);
+                return typeof h === "string"
+                  ? { chainId: r.chainId, registry: r.address, unavailable: h }
+                  : h;
+              }),
+            }
+          : policy,
+      )}\n`,
+    );
     return EXIT_OK;
   }
   const w = (line: string) => ctx.stdout.write(`${line}\n`);
@@ -177,10 +230,111 @@ export async function runTrustShow(
     const logs = policy.logs.filter(
       (l) => l.chainId === r.chainId && l.registry.toLowerCase() === r.address.toLowerCase(),
     );
-    for (const l of logs) w(`  log ${l.logId}  ${l.operator}${l.api ? `  (${l.api})` : ""}`);
+    const history = historyOf(r);
+    if (typeof history === "string") w(`  history: ${history}`);
+    else if (history) printAdmin(history, w);
+    for (const l of logs) {
+      w(`  log ${l.logId}  ${l.operator}${l.api ? `  (${l.api})` : ""}`);
+      if (history && typeof history !== "string") printLogHistory(history, l.logId, l.operator, w);
+    }
     if (logs.length === 0) w("  (no log)");
   }
   w(`fingerprint ${policy.fingerprint}`);
   w("Compare the fingerprint with the one the issuer publishes before relying on this policy.");
   return EXIT_OK;
+}
+
+/** Each registry of the policy on the RPC's chain: its history, or why it has none. */
+async function readHistories(
+  policy: TrustPolicy,
+  rpc: string,
+  opts: ShowOptions,
+): Promise<Map<string, RegistryHistory | string>> {
+  const timeout = opts.timeout ?? 15_000;
+  const chainId = await probeChainId(rpc, timeout);
+  const out = new Map<string, RegistryHistory | string>();
+  for (const r of policy.registries) {
+    const key = `${r.chainId}|${r.address.toLowerCase()}`;
+    if (r.chainId !== chainId) {
+      out.set(key, `not read: the RPC serves chain ${chainId}`);
+      continue;
+    }
+    const client = await RegistryClient.connect({
+      rpcUrl: rpc,
+      address: r.address,
+      chainId,
+      requestTimeoutMs: timeout,
+    });
+    try {
+      if (!(await client.hasCode())) {
+        out.set(key, `no contract at ${r.address} on chain ${chainId}`);
+        continue;
+      }
+      const logIds = policy.logs
+        .filter((l) => l.chainId === r.chainId && l.registry.toLowerCase() === key.split("|")[1])
+        .map((l) => l.logId);
+      out.set(key, await readRegistryHistory(client, { logIds, fromBlock: opts.fromBlock ?? 0 }));
+    } catch (e) {
+      out.set(
+        key,
+        `cannot read the registry: ${e instanceof RegistryError ? e.message : e instanceof Error ? e.message.split("\n")[0] : String(e)}`,
+      );
+    } finally {
+      client.destroy();
+    }
+  }
+  return out;
+}
+
+function printAdmin(h: RegistryHistory, w: (line: string) => void): void {
+  const a = h.admin.state;
+  if (a === null)
+    w(
+      "  admin: this registry predates the delayed admin rules (no defaultAdmin()): its admin role moves in one step",
+    );
+  else
+    w(
+      `  admin ${a.admin}; a transfer of the admin role waits ${formatDelay(a.delaySeconds)} ` +
+        `between being scheduled and accepted`,
+    );
+  if (a?.pending)
+    w(
+      `  PENDING: admin transfer to ${a.pending.newAdmin}, acceptable from ${a.pending.acceptableFrom}`,
+    );
+  if (a?.pendingDelay)
+    w(
+      `  PENDING: admin delay change to ${formatDelay(a.pendingDelay.newDelaySeconds)}, effective from ${a.pendingDelay.effectiveFrom}`,
+    );
+  if ("unavailable" in h.events) {
+    w(`  history not available: ${h.events.unavailable}; showing the current state only`);
+    return;
+  }
+  for (const e of h.admin.events) w(`    ${e.at}  block ${e.blockNumber}  ${e.text}`);
+}
+
+function printLogHistory(
+  h: RegistryHistory,
+  logId: string,
+  policyOperator: string,
+  w: (line: string) => void,
+): void {
+  const log = h.logs.find((l) => l.state.logId === logId.toLowerCase());
+  if (!log) return;
+  const s = log.state;
+  if (!s.registered) {
+    w("    NOT REGISTERED in this registry");
+    return;
+  }
+  for (const e of log.events) w(`    ${e.at}  block ${e.blockNumber}  ${e.text}`);
+  w(
+    `    now: anchorer ${s.anchorer}, receipt signer ${s.receiptSigner}, operator ${JSON.stringify(s.operator)}`,
+  );
+  if (s.operator !== policyOperator)
+    w(
+      `    the registry now names the operator ${JSON.stringify(s.operator)}, the policy ${JSON.stringify(policyOperator)}`,
+    );
+  if (!("unavailable" in h.events) && !log.consistent)
+    w(
+      "    history INCOMPLETE: the events read do not end in the current state (earlier blocks pruned or not read: see --from-block)",
+    );
 }

@@ -11,8 +11,14 @@ const LOG_A = ethers.id("veritrail/test/log-a");
 const LOG_B = ethers.id("veritrail/test/log-b");
 const OPERATOR = "St Mary General Hospital";
 const MAX_UINT48 = 2n ** 48n - 1n;
-/** AccessControl's `_roles` is slot 0, Pausable's `_paused` slot 1, then the registry's `_heads`. */
-const HEADS_SLOT = 2n;
+/**
+ * AccessControl's `_roles` is slot 0; AccessControlDefaultAdminRules takes slots 1-3 (pending
+ * admin, current admin and delay, pending delay), and Pausable's `_paused` packs into slot 3
+ * after the pending delay's 12 bytes; then the registry's `_heads`.
+ */
+const HEADS_SLOT = 4n;
+/** The admin transfer delay the fixtures deploy with (seconds). */
+const ADMIN_DELAY = 3n * 24n * 3600n;
 
 interface Header {
   logId: string;
@@ -112,7 +118,7 @@ async function deployFixture() {
     return s;
   };
   const admin = at(0);
-  const registry = await ethers.deployContract("VeritrailRegistry", [admin.address]);
+  const registry = await ethers.deployContract("VeritrailRegistry", [admin.address, ADMIN_DELAY]);
   return {
     registry,
     admin,
@@ -142,12 +148,20 @@ describe("VeritrailRegistry", function () {
 
     it("rejects a zero admin", async function () {
       const factory = await ethers.getContractFactory("VeritrailRegistry");
-      await expect(factory.deploy(ethers.ZeroAddress))
-        .to.be.revertedWithCustomError(factory, "VeritrailInvalidAdmin")
+      await expect(factory.deploy(ethers.ZeroAddress, ADMIN_DELAY))
+        .to.be.revertedWithCustomError(factory, "AccessControlInvalidDefaultAdmin")
         .withArgs(ethers.ZeroAddress);
     });
 
-    it("advertises IVeritrailRegistry, IAccessControl and ERC-165 but not random ids", async function () {
+    it("names its one admin and the admin transfer delay", async function () {
+      const { registry, admin } = await networkHelpers.loadFixture(deployFixture);
+      expect(await registry.defaultAdmin()).to.equal(admin.address);
+      expect(await registry.owner()).to.equal(admin.address); // ERC-5313
+      expect(await registry.defaultAdminDelay()).to.equal(ADMIN_DELAY);
+      expect(await registry.pendingDefaultAdmin()).to.deep.equal([ethers.ZeroAddress, 0n]);
+    });
+
+    it("advertises IVeritrailRegistry, IAccessControl, the default admin rules and ERC-165 but not random ids", async function () {
       const { registry } = await networkHelpers.loadFixture(deployFixture);
       const iface = (await ethers.getContractAt("IVeritrailRegistry", ethers.ZeroAddress))
         .interface;
@@ -157,6 +171,24 @@ describe("VeritrailRegistry", function () {
       });
       expect(await registry.supportsInterface(ethers.toBeHex(registryId, 4))).to.equal(true);
       expect(await registry.supportsInterface("0x7965db0b")).to.equal(true); // IAccessControl
+      // IAccessControlDefaultAdminRules' id: the XOR of the selectors it declares itself.
+      const rules = new ethers.Interface([
+        "function defaultAdmin()",
+        "function pendingDefaultAdmin()",
+        "function defaultAdminDelay()",
+        "function pendingDefaultAdminDelay()",
+        "function beginDefaultAdminTransfer(address)",
+        "function cancelDefaultAdminTransfer()",
+        "function acceptDefaultAdminTransfer()",
+        "function changeDefaultAdminDelay(uint48)",
+        "function rollbackDefaultAdminDelay()",
+        "function defaultAdminDelayIncreaseWait()",
+      ]);
+      let rulesId = 0n;
+      rules.forEachFunction((f) => {
+        rulesId ^= BigInt(f.selector);
+      });
+      expect(await registry.supportsInterface(ethers.toBeHex(rulesId, 4))).to.equal(true);
       expect(await registry.supportsInterface("0x01ffc9a7")).to.equal(true); // IERC165
       expect(await registry.supportsInterface("0xffffffff")).to.equal(false);
     });
@@ -285,37 +317,141 @@ describe("VeritrailRegistry", function () {
       }
     });
 
-    it("denies granting or revoking roles to non-admins (no self-promotion)", async function () {
+    it("denies granting or revoking the admin role to everyone, the admin included", async function () {
       const { registry, admin, anchorer, outsider } =
         await networkHelpers.loadFixture(registeredFixture);
-      for (const caller of [outsider, anchorer]) {
-        await expect(registry.connect(caller).grantRole(DEFAULT_ADMIN_ROLE, caller.address))
-          .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
-          .withArgs(caller.address, DEFAULT_ADMIN_ROLE);
-        await expect(registry.connect(caller).revokeRole(DEFAULT_ADMIN_ROLE, admin.address))
-          .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
-          .withArgs(caller.address, DEFAULT_ADMIN_ROLE);
+      for (const caller of [outsider, anchorer, admin]) {
+        await expect(
+          registry.connect(caller).grantRole(DEFAULT_ADMIN_ROLE, caller.address),
+        ).to.be.revertedWithCustomError(registry, "AccessControlEnforcedDefaultAdminRules");
+        await expect(
+          registry.connect(caller).revokeRole(DEFAULT_ADMIN_ROLE, admin.address),
+        ).to.be.revertedWithCustomError(registry, "AccessControlEnforcedDefaultAdminRules");
       }
       expect(await registry.hasRole(DEFAULT_ADMIN_ROLE, admin.address)).to.equal(true);
+      expect(await registry.hasRole(DEFAULT_ADMIN_ROLE, outsider.address)).to.equal(false);
     });
+  });
 
-    it("lets a newly granted admin register, and a revoked one no longer", async function () {
-      const { registry, admin, anchorer, signer, outsider } =
-        await networkHelpers.loadFixture(deployFixture);
-      await expect(registry.grantRole(DEFAULT_ADMIN_ROLE, outsider.address))
-        .to.emit(registry, "RoleGranted")
-        .withArgs(DEFAULT_ADMIN_ROLE, outsider.address, admin.address);
-      await expect(
-        registry.connect(outsider).registerLog(LOG_A, anchorer.address, signer.address, OPERATOR),
-      ).to.emit(registry, "LogRegistered");
-      await expect(registry.revokeRole(DEFAULT_ADMIN_ROLE, outsider.address))
-        .to.emit(registry, "RoleRevoked")
-        .withArgs(DEFAULT_ADMIN_ROLE, outsider.address, admin.address);
-      await expect(
-        registry.connect(outsider).registerLog(LOG_B, anchorer.address, signer.address, OPERATOR),
-      )
+  describe("admin transfer: two steps, delayed", function () {
+    /** The block timestamp the next transaction will get is at least this. */
+    async function now(): Promise<bigint> {
+      return BigInt(await networkHelpers.time.latest());
+    }
+
+    it("schedules, waits the delay, and hands every admin power to the new admin alone", async function () {
+      const { registry, admin, anchorer, anchorer2, signer, outsider } =
+        await networkHelpers.loadFixture(registeredFixture);
+      const scheduled = registry.beginDefaultAdminTransfer(outsider.address);
+      const at = (await now()) + 1n + ADMIN_DELAY;
+      await expect(scheduled)
+        .to.emit(registry, "DefaultAdminTransferScheduled")
+        .withArgs(outsider.address, at);
+      expect(await registry.pendingDefaultAdmin()).to.deep.equal([outsider.address, at]);
+
+      // Before the delay: the old admin still rules, the new one cannot accept yet.
+      await expect(registry.connect(outsider).acceptDefaultAdminTransfer())
+        .to.be.revertedWithCustomError(registry, "AccessControlEnforcedDefaultAdminDelay")
+        .withArgs(at);
+      await expect(registry.connect(outsider).rotateAnchorer(LOG_A, anchorer2.address))
         .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
         .withArgs(outsider.address, DEFAULT_ADMIN_ROLE);
+      await expect(registry.registerLog(LOG_B, anchorer.address, signer.address, OPERATOR)).to.emit(
+        registry,
+        "LogRegistered",
+      );
+      await networkHelpers.time.increaseTo(at - 1n);
+      await expect(
+        registry.connect(outsider).acceptDefaultAdminTransfer(),
+      ).to.be.revertedWithCustomError(registry, "AccessControlEnforcedDefaultAdminDelay");
+
+      // After it: only the scheduled account may accept, and the role moves in one transaction.
+      await networkHelpers.time.increaseTo(at + 1n);
+      await expect(registry.connect(anchorer).acceptDefaultAdminTransfer())
+        .to.be.revertedWithCustomError(registry, "AccessControlInvalidDefaultAdmin")
+        .withArgs(anchorer.address);
+      await expect(registry.connect(outsider).acceptDefaultAdminTransfer())
+        .to.emit(registry, "RoleRevoked")
+        .withArgs(DEFAULT_ADMIN_ROLE, admin.address, outsider.address)
+        .and.to.emit(registry, "RoleGranted")
+        .withArgs(DEFAULT_ADMIN_ROLE, outsider.address, outsider.address);
+      expect(await registry.defaultAdmin()).to.equal(outsider.address);
+      expect(await registry.hasRole(DEFAULT_ADMIN_ROLE, admin.address)).to.equal(false);
+      expect(await registry.pendingDefaultAdmin()).to.deep.equal([ethers.ZeroAddress, 0n]);
+
+      await expect(registry.rotateAnchorer(LOG_A, anchorer2.address))
+        .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
+        .withArgs(admin.address, DEFAULT_ADMIN_ROLE);
+      await expect(registry.pause())
+        .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
+        .withArgs(admin.address, DEFAULT_ADMIN_ROLE);
+      await expect(registry.connect(outsider).rotateAnchorer(LOG_A, anchorer2.address))
+        .to.emit(registry, "AnchorerRotated")
+        .withArgs(LOG_A, anchorer.address, anchorer2.address);
+    });
+
+    it("lets the admin cancel a scheduled transfer before it is accepted", async function () {
+      const { registry, admin, outsider } = await networkHelpers.loadFixture(registeredFixture);
+      await registry.beginDefaultAdminTransfer(outsider.address);
+      await expect(registry.cancelDefaultAdminTransfer()).to.emit(
+        registry,
+        "DefaultAdminTransferCanceled",
+      );
+      await networkHelpers.time.increase(ADMIN_DELAY + 1n);
+      await expect(registry.connect(outsider).acceptDefaultAdminTransfer())
+        .to.be.revertedWithCustomError(registry, "AccessControlInvalidDefaultAdmin")
+        .withArgs(outsider.address);
+      expect(await registry.defaultAdmin()).to.equal(admin.address);
+    });
+
+    it("denies scheduling, cancelling and changing the delay to everyone but the admin", async function () {
+      const { registry, anchorer, signer, outsider } =
+        await networkHelpers.loadFixture(registeredFixture);
+      for (const caller of [outsider, anchorer, signer]) {
+        for (const send of [
+          () => registry.connect(caller).beginDefaultAdminTransfer(caller.address),
+          () => registry.connect(caller).cancelDefaultAdminTransfer(),
+          () => registry.connect(caller).changeDefaultAdminDelay(0n),
+          () => registry.connect(caller).rollbackDefaultAdminDelay(),
+        ])
+          await expect(send())
+            .to.be.revertedWithCustomError(registry, "AccessControlUnauthorizedAccount")
+            .withArgs(caller.address, DEFAULT_ADMIN_ROLE);
+      }
+    });
+
+    it("shortens the delay only after waiting out the difference, so it cannot be skipped", async function () {
+      const { registry, outsider } = await networkHelpers.loadFixture(registeredFixture);
+      const changed = registry.changeDefaultAdminDelay(0n);
+      // Lowering the delay from d to 0 takes effect after d - 0: a transfer scheduled meanwhile
+      // still waits the old delay.
+      const effect = (await now()) + 1n + ADMIN_DELAY;
+      await expect(changed)
+        .to.emit(registry, "DefaultAdminDelayChangeScheduled")
+        .withArgs(0n, effect);
+      expect(await registry.defaultAdminDelay()).to.equal(ADMIN_DELAY);
+      await registry.beginDefaultAdminTransfer(outsider.address);
+      const [, schedule] = await registry.pendingDefaultAdmin();
+      expect(schedule).to.be.at.least(effect);
+      await networkHelpers.time.increaseTo(effect + 1n);
+      expect(await registry.defaultAdminDelay()).to.equal(0n);
+    });
+
+    it("renouncing the admin role also takes two steps and the delay", async function () {
+      const { registry, admin } = await networkHelpers.loadFixture(registeredFixture);
+      await expect(
+        registry.renounceRole(DEFAULT_ADMIN_ROLE, admin.address),
+      ).to.be.revertedWithCustomError(registry, "AccessControlEnforcedDefaultAdminDelay");
+      await registry.beginDefaultAdminTransfer(ethers.ZeroAddress);
+      await expect(
+        registry.renounceRole(DEFAULT_ADMIN_ROLE, admin.address),
+      ).to.be.revertedWithCustomError(registry, "AccessControlEnforcedDefaultAdminDelay");
+      await networkHelpers.time.increase(ADMIN_DELAY + 1n);
+      await expect(registry.renounceRole(DEFAULT_ADMIN_ROLE, admin.address)).to.emit(
+        registry,
+        "RoleRevoked",
+      );
+      expect(await registry.defaultAdmin()).to.equal(ethers.ZeroAddress);
     });
   });
 
@@ -1065,6 +1201,12 @@ describe("VeritrailRegistry", function () {
     }
     const TX_BASE_GAS = 21_000n;
     const GAS_TARGET = 60_000n;
+    /**
+     * anchorBatch's execution gas (whatever the count). Pinned so that a change to the contract
+     * that makes anchoring dearer (a new check, a slot moved into its path) fails here: the
+     * delayed admin rules (AccessControlDefaultAdminRules) left it where it was.
+     */
+    const ANCHOR_EXECUTION_GAS = 34_483n;
 
     it("anchorBatch costs the same for every count, stays <= 60,000, and beats one tx per event", async function () {
       const { registry, anchorer, anchorer2, signer, signer2, signer3, outsider } =
@@ -1127,6 +1269,10 @@ describe("VeritrailRegistry", function () {
       );
       await measure("pause", () => registry.pause());
       await measure("unpause", () => registry.unpause());
+      await measure("beginDefaultAdminTransfer", () =>
+        registry.beginDefaultAdminTransfer(outsider.address),
+      );
+      await measure("cancelDefaultAdminTransfer", () => registry.cancelDefaultAdminTransfer());
 
       // Baseline: the same events anchored one transaction per event (count = 1 batches).
       const BASELINE_TXS = 100;
@@ -1200,6 +1346,7 @@ describe("VeritrailRegistry", function () {
       for (const g of baseline) expect(g).to.be.at.most(GAS_TARGET);
       expect(sameState[0]).to.equal(sameState[1]);
       expect(sameState[0]).to.equal(first.execution);
+      expect(first.execution).to.equal(ANCHOR_EXECUTION_GAS);
     });
   });
 });

@@ -2,7 +2,11 @@ import { expect } from "chai";
 import { network } from "hardhat";
 import VeritrailLogModule from "../../ignition/modules/VeritrailLog.ts";
 import VeritrailRegistryModule from "../../ignition/modules/VeritrailRegistry.ts";
-import { RegisterLogError, registerLog } from "../../scripts/register-log.ts";
+import {
+  RegisterLogError,
+  registerLog,
+  registerLogTransaction,
+} from "../../scripts/register-log.ts";
 
 const { ethers, ignition, networkHelpers } = await network.create();
 
@@ -61,6 +65,19 @@ describe("Ignition module VeritrailRegistryModule", function () {
     );
     expect(await registry.hasRole(DEFAULT_ADMIN_ROLE, admin!.address)).to.equal(true);
     expect(await registry.hasRole(DEFAULT_ADMIN_ROLE, deployer!.address)).to.equal(false);
+  });
+
+  it("delays admin transfers by 3 days unless `adminTransferDelay` says otherwise", async function () {
+    const { registry } = await networkHelpers.loadFixture(deployedFixture);
+    expect(await registry.defaultAdminDelay()).to.equal(3n * 24n * 3600n);
+    const deployed = await ignition.deploy(VeritrailRegistryModule, {
+      parameters: { VeritrailRegistryModule: { adminTransferDelay: 7 * 24 * 3600 } },
+    });
+    const slower = await ethers.getContractAt(
+      "VeritrailRegistry",
+      await deployed.registry.getAddress(),
+    );
+    expect(await slower.defaultAdminDelay()).to.equal(7n * 24n * 3600n);
   });
 });
 
@@ -170,6 +187,44 @@ describe("scripts/register-log registerLog()", function () {
       "REGISTERED_WITH_OTHER_ADDRESSES",
       /already registered with anchorer 0x.*rotateAnchorer \/ rotateReceiptSigner/,
     );
+  });
+
+  it("prints, without signing, the transaction a multisig admin must send, and nothing once done", async function () {
+    const [deployer, anchorer, receiptSigner, , multisig] = await ethers.getSigners();
+    // A registry whose admin is an account this script holds no key for.
+    const deployed = await ignition.deploy(VeritrailRegistryModule, {
+      parameters: { VeritrailRegistryModule: { admin: multisig!.address } },
+    });
+    const address = await deployed.registry.getAddress();
+    const readOnly = await ethers.getContractAt("VeritrailRegistry", address, deployer!);
+    const params = {
+      registry: readOnly,
+      logId: LOG_ID,
+      anchorer: anchorer!.address,
+      receiptSigner: receiptSigner!.address,
+      operator: OPERATOR,
+    };
+    const blockBefore = await ethers.provider.getBlockNumber();
+    const planned = await registerLogTransaction(params);
+    expect(await ethers.provider.getBlockNumber()).to.equal(blockBefore); // nothing sent
+    if ("status" in planned) throw new Error("expected a transaction to propose");
+    expect(planned).to.include({ to: address, value: "0", chainId: 31337 });
+    expect(planned.description).to.match(/^registerLog: log 0x.*St Mary General Hospital/);
+    // The deployer cannot send it; the admin (the multisig, once its owners signed) can.
+    await expect(
+      deployer!.sendTransaction({ to: planned.to, data: planned.data }),
+    ).to.be.revertedWithCustomError(readOnly, "AccessControlUnauthorizedAccount");
+    await (await multisig!.sendTransaction({ to: planned.to, data: planned.data })).wait();
+    expect(await readOnly.logOperator(LOG_ID)).to.equal(OPERATOR);
+    const again = await registerLogTransaction(params);
+    expect(again).to.have.property("status", "already-registered");
+    const renaming = await registerLogTransaction({
+      ...params,
+      operator: "St Mary Hospital Trust",
+      rename: true,
+    });
+    if ("status" in renaming) throw new Error("expected a rename to propose");
+    expect(renaming.description).to.match(/^renameLogOperator: .*"St Mary Hospital Trust"/);
   });
 
   it("refuses a signer that is not admin, before sending anything", async function () {

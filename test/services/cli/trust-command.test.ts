@@ -13,6 +13,10 @@ import { CapturedStream } from "../../support/running-service.ts";
 const ADMIN = new Wallet(HARDHAT_ACCOUNTS[0].privateKey);
 const LOG_A = `0x${"a1".repeat(32)}`;
 const LOG_B = `0x${"b2".repeat(32)}`;
+// Addresses only: rotations and an admin transfer are scheduled to them, nobody signs as them.
+const NEW_ANCHORER = Wallet.createRandom().address;
+const NEW_SIGNER = Wallet.createRandom().address;
+const NEXT_ADMIN = Wallet.createRandom().address;
 
 async function cli(args: string[]) {
   const stdout = new CapturedStream(false);
@@ -109,6 +113,61 @@ describe("cli: veritrail trust init|show (Hardhat)", function () {
     expect(again.code, again.stderr).to.equal(0);
     const only = JSON.parse(again.stdout) as { logs: Array<{ operator: string }> };
     expect(only.logs.map((l) => l.operator)).to.deep.equal(["Northside Laboratories"]);
+  });
+
+  it("show --rpc prints the registry's admin and each log's rotations from the chain, and what is pending", async () => {
+    const out = path.join(dir, "history.json");
+    expect(
+      (await cli(["init", "--rpc", node.url, "--registry", client.address, "--out", out])).code,
+    ).to.equal(0);
+    const provider = makeProvider(node.url, 31337);
+    try {
+      await client.rotateAnchorer(ADMIN, LOG_A, NEW_ANCHORER);
+      await client.rotateReceiptSigner(ADMIN, LOG_A, NEW_SIGNER);
+      const registry = client.contract.connect(ADMIN.connect(provider)) as typeof client.contract;
+      await (await registry.getFunction("beginDefaultAdminTransfer")(NEXT_ADMIN)).wait();
+    } finally {
+      provider.destroy();
+    }
+    const show = await cli(["show", out, "--rpc", node.url]);
+    expect(show.code, show.stderr).to.equal(0);
+    const text = show.stdout;
+    expect(text).to.include(
+      `admin ${ADMIN.address}; a transfer of the admin role waits 3 day(s) between being scheduled and accepted`,
+    );
+    expect(text).to.match(
+      new RegExp(`PENDING: admin transfer to ${NEXT_ADMIN}, acceptable from 20`),
+    );
+    expect(text).to.match(
+      /block \d+ {2}admin role granted to 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266/,
+    );
+    expect(text).to.match(new RegExp(`admin transfer to ${NEXT_ADMIN} scheduled, acceptable from`));
+    const logA = text.slice(text.indexOf(`log ${LOG_A}`), text.indexOf(`log ${LOG_B}`));
+    expect(logA).to.match(
+      new RegExp(
+        `registered: anchorer ${HARDHAT_ACCOUNTS[1].address}, receipt signer ${HARDHAT_ACCOUNTS[2].address}, operator "St Mary General Hospital"`,
+      ),
+    );
+    expect(logA).to.include(`anchorer rotated: ${HARDHAT_ACCOUNTS[1].address} → ${NEW_ANCHORER}`);
+    expect(logA).to.include(
+      `receipt signer rotated: ${HARDHAT_ACCOUNTS[2].address} → ${NEW_SIGNER}`,
+    );
+    expect(logA).to.include(`now: anchorer ${NEW_ANCHORER}, receipt signer ${NEW_SIGNER}`);
+    expect(logA).to.not.include("INCOMPLETE");
+
+    // Events from a block after the registration: the history says it is incomplete.
+    const late = await cli(["show", out, "--rpc", node.url, "--from-block", "1000000"]);
+    expect(late.code, late.stderr).to.equal(0);
+    expect(late.stdout).to.include("history INCOMPLETE");
+    const json = await cli(["show", out, "--rpc", node.url, "--json"]);
+    const parsed = JSON.parse(json.stdout) as {
+      history: Array<{ logs: Array<{ events: Array<{ kind: string }> }> }>;
+    };
+    expect(parsed.history[0]!.logs[0]!.events.map((e) => e.kind)).to.deep.equal([
+      "registered",
+      "anchorer-rotated",
+      "signer-rotated",
+    ]);
   });
 
   it("refuses a chain id the RPC does not serve, an address without a registry, an unknown log, and a bad policy file", async () => {
