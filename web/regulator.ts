@@ -29,6 +29,7 @@ import {
   countsTable,
   csvOf,
   eventListTable,
+  failuresTable,
   perDayTable,
   staffTable,
   transferLines,
@@ -595,9 +596,19 @@ function renderOrganizations(organizations: string[]): void {
 }
 
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+/** Refreshes scheduled or running: the results say they are busy until the last is drawn. */
+let refreshing = 0;
 function refreshSoon(): void {
+  if (refreshTimer === undefined) refreshing++;
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => void refresh(), 150);
+  results.setAttribute("aria-busy", "true");
+  refreshTimer = setTimeout(() => {
+    refreshTimer = undefined;
+    void refresh().finally(() => {
+      refreshing--;
+      if (refreshing === 0) results.setAttribute("aria-busy", "false");
+    });
+  }, 150);
 }
 for (const input of [
   fromDay,
@@ -623,6 +634,7 @@ function tablesOf(c: Current): Record<string, FigureTable> {
   return {
     compare: compareTable(c.perLog, c.all, logName),
     verdicts: verdictsTable(f),
+    failures: failuresTable(f.failures.rows, logName),
     perday: perDayTable(f),
     purposes: countsTable("purpose-of-use", "purpose of use", f.purposes),
     actions: countsTable("actions", "action", f.actions),
@@ -730,6 +742,12 @@ function render(c: Current): void {
   );
   const more = (shown: number, total: number) =>
     total > shown ? ` The first ${formatCount(shown)} are listed; the CSV has them all.` : "";
+  setCount(
+    "failures",
+    f.failures.total === 0
+      ? "No bundle failed verification."
+      : `${formatCount(f.failures.total)} ${f.failures.total === 1 ? "bundle" : "bundles"} did not verify, each with the step that failed and why.${more(f.failures.rows.length, f.failures.total)}`,
+  );
   setCount(
     "breakglass",
     `${formatCount(f.breakGlass.total)} break-glass accesses.${more(f.breakGlass.rows.length, f.breakGlass.total)}`,

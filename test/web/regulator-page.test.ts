@@ -1,6 +1,8 @@
 import { expect } from "chai";
 import { Wallet } from "ethers";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Browser, Download, Page } from "playwright-core";
@@ -15,7 +17,11 @@ import { loadConfig } from "../../services/config.ts";
 import { ApiKeys } from "../../services/ledger/api-keys.ts";
 import { HOSPITAL_ORG, LAB_ORG, PATIENT_MRN_SYSTEM } from "../fixtures/events.ts";
 import { ADMIN, AnchoredLog } from "../support/anchored-log.ts";
-import { openObservedPage } from "../support/browser.ts";
+import {
+  type InterceptingProxy,
+  openObservedPage,
+  startInterceptingProxy,
+} from "../support/browser.ts";
 import {
   mainThreadReport,
   openConsole,
@@ -36,6 +42,33 @@ import { ingestAtTheirTimes } from "../support/log-clock.ts";
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const ARTIFACTS = path.join(ROOT, "test-artifacts");
 const EXAMPLES = path.join(ROOT, "examples/transfer");
+
+/**
+ * A page served by the interception itself whose script, worker and nested worker each POST to
+ * `forbidden`: the control that shows the interception sees what workers send.
+ */
+const CONTROL = "http://interception-control.test";
+function controlFiles(forbidden: string): Record<string, [string, string]> {
+  const post = (from: string) =>
+    `fetch(${JSON.stringify(`${forbidden}/from-${from}`)}, { method: "POST", body: "${from}-body" }).catch(() => undefined)`;
+  // Each context says it is done once its request is answered and its child's is: then
+  // nothing is in flight when the page sets data-done.
+  return {
+    "/": [
+      "text/html",
+      `<!doctype html><title>control</title><body><script>
+        const child = new Promise((r) => (new Worker("/worker.js").onmessage = r));
+        Promise.all([${post("page")}, child]).then(() => (document.body.dataset.done = "yes"));
+      </script></body>`,
+    ],
+    "/worker.js": [
+      "text/javascript",
+      `const child = new Promise((r) => (new Worker("/nested.js").onmessage = r));
+       Promise.all([${post("worker")}, child]).then(() => postMessage("done"));`,
+    ],
+    "/nested.js": ["text/javascript", `${post("nested")}.then(() => postMessage("done"));`],
+  };
+}
 
 const HOSPITAL = "St Mary General Hospital";
 const LAB = "Northside Clinical Laboratory";
@@ -216,7 +249,11 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
   let page: Page;
   let requests: string[] = [];
   let consoleErrors: string[] = [];
-  const bodies: string[] = [];
+  let traffic: InterceptingProxy;
+  /** An origin nobody gave the page, with a server that records anything reaching it. */
+  let forbidden: string;
+  let leakServer: http.Server;
+  const leaked: string[] = [];
   let policy: Record<string, unknown>;
   let chainId: number;
   let workDir: string;
@@ -262,12 +299,26 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
         },
       ],
     };
-    ({ browser, page, requests, consoleErrors } = await openObservedPage());
-    page.on("request", (r) => bodies.push(`${r.url()} ${r.postData() ?? ""}`));
+    leakServer = http.createServer((req, res) => {
+      leaked.push(`${req.method} ${req.url}`);
+      res.end();
+    });
+    await new Promise<void>((resolve) => leakServer.listen(0, "127.0.0.1", resolve));
+    forbidden = `http://127.0.0.1:${(leakServer.address() as AddressInfo).port}`;
+    // Every request the page or any of its workers makes goes through this proxy: only the
+    // APIs and the RPC it was given are passed on (the unreachable one too: the user typed
+    // it), anything else is cut and recorded.
+    traffic = await startInterceptingProxy(
+      (origin) => [apiA.url, apiB.url, node.url, deadUrl].includes(origin),
+      { origin: CONTROL, files: controlFiles(forbidden) },
+    );
+    ({ browser, page, requests, consoleErrors } = await openObservedPage({ proxy: traffic.url }));
   });
 
   after(async () => {
     await browser?.close();
+    await traffic?.close();
+    leakServer?.close();
     await apiA?.close();
     await apiB?.close();
     await hospital?.close();
@@ -288,14 +339,40 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
     await page.fill("#hours-end", "19:00");
     await page.fill("#threshold", "10");
     await page.dispatchEvent("#threshold", "change");
-    await page.waitForFunction((b) => document.body.dataset["figures"] !== b, before);
+    await drawnAfter(before);
+  }
+
+  /** Waits until the figures were drawn again since `before` and no other refresh is due. */
+  async function drawnAfter(before: string | null): Promise<void> {
+    await page.waitForFunction(
+      (b) =>
+        document.body.dataset["figures"] !== b &&
+        document.getElementById("results")!.getAttribute("aria-busy") !== "true",
+      before,
+    );
   }
 
   async function refigured(action: () => Promise<unknown>): Promise<void> {
     const before = await page.getAttribute("body", "data-figures");
     await action();
-    await page.waitForFunction((b) => document.body.dataset["figures"] !== b, before);
+    await drawnAfter(before);
   }
+
+  it("intercepts what a page, its workers and their workers send (the check the last test relies on)", async () => {
+    await page.goto(`${CONTROL}/`);
+    await page.waitForSelector("body[data-done=yes]", { state: "attached" });
+    expect(
+      traffic.refused.map((r) => [new URL(r.url).pathname, r.method, r.body]),
+    ).to.have.deep.members([
+      ["/from-page", "POST", "page-body"],
+      ["/from-worker", "POST", "worker-body"],
+      ["/from-nested", "POST", "nested-body"],
+    ]);
+    expect(traffic.refused.every((r) => r.url.startsWith(forbidden))).to.equal(true);
+    expect(leaked).to.deep.equal([]);
+    traffic.refused.length = 0;
+    await page.goto("about:blank");
+  });
 
   it("verifies both logs through their APIs with auditor keys and shows exactly the seeded figures", async () => {
     await open();
@@ -320,6 +397,9 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
       ["pending", "", "1"],
       ["total", "", "25"],
     ]);
+    expect(await page.textContent('[data-count="failures"]')).to.equal(
+      "No bundle failed verification.",
+    );
     // Side by side: one column per log, and both together.
     const compare = await table(page, "compare");
     expect(compare[0]).to.deep.equal(["", HOSPITAL, LAB, "all logs"]);
@@ -541,6 +621,21 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
     expect(await page.textContent("#verdict-line")).to.equal(
       "✗ 1 of 22 bundles did not verify: COMMITMENT_MISMATCH × 1.",
     );
+    // The tampered bundle itself, named with its step and a link to its proof.
+    expect(await page.textContent('[data-count="failures"]')).to.equal(
+      "1 bundle did not verify, each with the step that failed and why.",
+    );
+    const failures = await table(page, "failures");
+    expect(failures.slice(1).map((r) => [r[1], r[5], r[6], r[7]])).to.deep.equal([
+      ["3", "failed", "COMMITMENT_MISMATCH", "commitment"],
+    ]);
+    await page.click('table[data-table="failures"] a[data-seq="3"]');
+    await page.waitForSelector("#proof-verdict[data-status]");
+    expect(await page.textContent("#proof-verdict")).to.equal("✗ Not valid (COMMITMENT_MISMATCH).");
+    expect(await page.getAttribute('#proof-checks tr[data-step="commitment"]', "data-ok")).to.equal(
+      "false",
+    );
+    await page.click('#proof-dialog button[value="close"]');
     // The tampered bundle's claim (a delete) is shown, flagged; "only verified" drops it.
     expect(await counts(page, "actions")).to.deep.equal({ R: 19, U: 2, D: 1 });
     await refigured(() => page.check("#verified-only"));
@@ -638,12 +733,12 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
       expect(await page.isHidden("#results")).to.equal(true);
 
       await page.setInputFiles("#export-files", file);
-      const rpcBefore = bodies.filter((b) => b.startsWith(node.url)).length;
+      const rpcBefore = traffic.sent.filter((r) => r.url.startsWith(node.url)).length;
       await watchMainThread(page);
       expect(await verify()).to.equal("done");
       const ms = Number(await page.getAttribute(".run", "data-duration-ms"));
       const { maxGapMs: maxGap, drawMs } = await mainThreadReport(page);
-      const rpcCalls = bodies.filter((b) => b.startsWith(node.url)).length - rpcBefore;
+      const rpcCalls = traffic.sent.filter((r) => r.url.startsWith(node.url)).length - rpcBefore;
       console.log(
         `      5,000 bundles verified in the page in ${(ms / 1000).toFixed(1)} s (${Math.round(5000 / (ms / 1000))} bundles/s); longest main-thread stall while verifying ${maxGap.toFixed(0)} ms, figures drawn in ${drawMs} ms; ${rpcCalls} RPC requests for 5 batches`,
       );
@@ -658,32 +753,81 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
   });
 
   it("talked only to the two APIs and the RPC; no patient identifier or key left the page or was stored", async () => {
-    const origins = new Set(
-      requests
-        .filter((u) => !u.startsWith("blob:") && !u.startsWith("data:"))
-        .map((u) => new URL(u).origin),
+    // Nothing was stopped: the page and its workers asked for nothing but what they were given.
+    expect(traffic.refused.map((r) => r.url)).to.deep.equal([]);
+    expect(leaked).to.deep.equal([]);
+    // Every request Chromium reported went through the interception (none bypassed it).
+    const intercepted = new Set(traffic.sent.map((r) => r.url));
+    const reported = requests.filter(
+      (u) =>
+        !u.startsWith("blob:") &&
+        !u.startsWith("data:") &&
+        !u.startsWith(CONTROL) &&
+        !u.startsWith(forbidden),
     );
-    for (const o of origins) expect([apiA.url, apiB.url, node.url, deadUrl], o).to.include(o);
-    const sent = bodies.join("\n");
-    // Patient identifiers, their subject tags (pseudonyms) and the auditor keys.
+    expect(reported.filter((u) => !intercepted.has(u))).to.deep.equal([]);
+    // The workers' traffic is in it: the export streamed by a log's worker, the chain reads, and
+    // the verifier workers that worker started.
+    const paths = traffic.sent.map((r) => `${new URL(r.url).origin} ${new URL(r.url).pathname}`);
+    expect(paths).to.include.members([
+      `${apiA.url} /v1/export`,
+      `${apiB.url} /v1/export`,
+      `${apiA.url} /assets/regulator-worker.js`,
+      `${apiA.url} /assets/regulator-verifier.js`,
+      `${node.url} /`,
+    ]);
+    expect(traffic.sent.length).to.be.greaterThan(50);
+
+    // Each key went only to the API of the row it was typed into, and only in the header.
+    const keysFor: Record<string, string[]> = {
+      [apiA.url]: [apiA.auditor, "vt_this_is_not_a_key"],
+      [apiB.url]: [apiB.auditor, apiB.writer],
+      [deadUrl]: [apiA.auditor],
+      [node.url]: [],
+    };
+    const keys = [apiA.auditor, apiB.auditor, apiB.writer, "vt_this_is_not_a_key"];
+    for (const r of traffic.sent) {
+      const { authorization, ...rest } = r.headers;
+      if (authorization !== undefined)
+        expect(
+          keysFor[new URL(r.url).origin]!.map((k) => `Bearer ${k}`),
+          r.url,
+        ).to.include(authorization);
+      const visible = `${r.url}\n${JSON.stringify(rest)}\n${r.body}`;
+      for (const key of keys) expect(visible.includes(key), `${key} in ${r.url}`).to.equal(false);
+    }
+    expect(
+      traffic.sent.filter((r) => r.url.startsWith(node.url) && "authorization" in r.headers),
+    ).to.deep.equal([]);
+
+    // Patient identifiers and their subject tags (pseudonyms): in no URL, header or body.
     const secrets = [
       "MRN-CONSOLE-",
       "LAB-000",
       "MRN-BULK-",
       hospital.tagOf(patient(1)).slice(2),
       hospital.tagOf(patient(13)).slice(2),
-      apiA.auditor,
-      apiB.auditor,
+      lab.tagOf("LAB-0005").slice(2),
     ];
-    expect(bodies.length).to.be.greaterThan(50);
-    for (const secret of secrets) expect(sent.includes(secret), secret).to.equal(false);
+    const everything = traffic.sent
+      .map((r) => `${r.url}\n${JSON.stringify(r.headers)}\n${r.body}`)
+      .join("\n");
+    for (const secret of secrets) expect(everything.includes(secret), secret).to.equal(false);
+    for (const secret of keys) secrets.push(secret);
     const stored = await page.evaluate(
       () => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }),
     );
     for (const secret of secrets) expect(stored.includes(secret), secret).to.equal(false);
     expect(page.url()).to.not.include("vt_");
     expect(
-      consoleErrors.filter((e) => !e.includes(deadUrl) && !e.includes("401") && !e.includes("403")),
+      consoleErrors.filter(
+        (e) =>
+          !e.includes(deadUrl) &&
+          !e.includes("401") &&
+          !e.includes("403") &&
+          !e.includes(CONTROL) &&
+          !e.includes(forbidden),
+      ),
     ).to.deep.equal([]);
   });
 });

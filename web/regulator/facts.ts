@@ -36,8 +36,10 @@ export interface EventFacts {
   /** entry.recorded (the log's clock), ms since the epoch. */
   t: number;
   status: VerdictStatus;
-  /** The first failed check's code. */
+  /** The first failed check's code, and for a bundle that did not verify its step and reason. */
   code?: string;
+  step?: string;
+  reason?: string;
   /** The organization that made the access: the requesting agent's, else the logging one's. */
   organization: string;
   /** C, R, U, D or E; "?" when the event is absent (erased, withheld) or odd. */
@@ -119,11 +121,16 @@ export function factsOf(
   const batch = isObj(bundle["batch"]) ? bundle["batch"] : undefined;
   const batchNo = typeof batch?.["batchNo"] === "number" ? batch["batchNo"] : null;
   const subject = str(entry["subject"]) ?? null;
+  const failed =
+    verdict.status === "failed" || verdict.status === "error"
+      ? verdict.checks.find((c) => c.ok === false && c.code === verdict.code)
+      : undefined;
   const base = {
     seq,
     t,
     status: verdict.status,
     ...(verdict.code !== undefined ? { code: strings.of(verdict.code) } : {}),
+    ...(failed ? { step: failed.step, reason: failed.reason } : {}),
     subject,
     batchNo,
   };

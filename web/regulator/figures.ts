@@ -53,6 +53,21 @@ export interface EventRow {
   code?: string;
 }
 
+/** A bundle that did not verify (failed, or could not be checked), or a line that is no bundle. */
+export interface FailureRow {
+  log: number;
+  /** Null for a line that is not a bundle. */
+  seq: number | null;
+  /** The line of the export, for a line that is not a bundle. */
+  line: number | null;
+  recorded: string | null;
+  organization: string | null;
+  status: VerdictStatus;
+  code: string;
+  step: string;
+  reason: string;
+}
+
 export interface StaffRow {
   log: number;
   /** who.value, and who.system: the identity provider. */
@@ -111,6 +126,7 @@ export interface Figures {
   /** Seq ranges missing between the first and the last seq of the export. */
   gaps: Array<{ log: number; from: number; to: number }>;
   verdicts: VerdictCounts;
+  failures: { total: number; rows: FailureRow[] };
   /** Every organization and the first/last local day in the log, whatever the filter. */
   organizations: string[];
   firstDay: string | null;
@@ -123,8 +139,8 @@ export interface LogFacts {
   facts: readonly EventFacts[];
   batches: ReadonlyMap<number, BatchFacts>;
   head: number | null;
-  /** Verdicts of lines that were not bundles (BUNDLE_MALFORMED), counted in the summary. */
-  malformed: number;
+  /** Lines that were not bundles (BUNDLE_MALFORMED): counted in the summary and listed. */
+  malformed: ReadonlyArray<{ line: number; reason: string }>;
   /** What each data category code is called. */
   categoryLabels: ReadonlyMap<string, string>;
 }
@@ -193,6 +209,8 @@ export function logFigures(input: LogFacts, q: FigureQuery): Figures {
   const staff = new Map<string, StaffTally>();
   let staffWithheldEvents = 0;
   const verdicts = emptyVerdicts();
+  const failures: FailureRow[] = [];
+  let failuresTotal = 0;
   const transfers: TransferRow[] = [];
   const inFilterByBatch = new Map<number, number>();
   let events = 0;
@@ -236,8 +254,22 @@ export function logFigures(input: LogFacts, q: FigureQuery): Figures {
     events++;
     verdicts.total++;
     verdicts[f.status]++;
-    if (f.code !== undefined && (f.status === "failed" || f.status === "error"))
+    if (f.code !== undefined && (f.status === "failed" || f.status === "error")) {
       verdicts.byCode[f.code] = (verdicts.byCode[f.code] ?? 0) + 1;
+      failuresTotal++;
+      if (failures.length < limit)
+        failures.push({
+          log: input.log,
+          seq: f.seq,
+          line: null,
+          recorded: new Date(f.t).toISOString(),
+          organization: f.organization,
+          status: f.status,
+          code: f.code,
+          step: f.step ?? "",
+          reason: f.reason ?? "",
+        });
+    }
     if (f.batchNo !== null)
       inFilterByBatch.set(f.batchNo, (inFilterByBatch.get(f.batchNo) ?? 0) + 1);
 
@@ -278,11 +310,23 @@ export function logFigures(input: LogFacts, q: FigureQuery): Figures {
   }
   // Lines that were not bundles have no time or organization: counted whatever the filter, so
   // the summary never hides them.
-  if (input.malformed > 0) {
-    verdicts.total += input.malformed;
-    verdicts.failed += input.malformed;
-    verdicts.byCode["BUNDLE_MALFORMED"] =
-      (verdicts.byCode["BUNDLE_MALFORMED"] ?? 0) + input.malformed;
+  for (const m of input.malformed) {
+    verdicts.total++;
+    verdicts.failed++;
+    verdicts.byCode["BUNDLE_MALFORMED"] = (verdicts.byCode["BUNDLE_MALFORMED"] ?? 0) + 1;
+    failuresTotal++;
+    if (failures.length < limit)
+      failures.push({
+        log: input.log,
+        seq: null,
+        line: m.line,
+        recorded: null,
+        organization: null,
+        status: "failed",
+        code: "BUNDLE_MALFORMED",
+        step: "shape",
+        reason: m.reason,
+      });
   }
 
   // Every day of the period, those without accesses too: a time axis with gaps would mislead.
@@ -325,6 +369,7 @@ export function logFigures(input: LogFacts, q: FigureQuery): Figures {
     batches: batchRows(input, inFilterByBatch),
     gaps: seqGaps(input),
     verdicts,
+    failures: { total: failuresTotal, rows: failures },
     organizations: [...organizations].sort(),
     firstDay,
     lastDay,
@@ -466,6 +511,10 @@ export function mergeFigures(all: Figures[], listLimit = Number.POSITIVE_INFINIT
     batches: all.flatMap((f) => f.batches),
     gaps: all.flatMap((f) => f.gaps),
     verdicts,
+    failures: {
+      total: all.reduce((n, f) => n + f.failures.total, 0),
+      rows: all.flatMap((f) => f.failures.rows).slice(0, listLimit),
+    },
     organizations: [...new Set(all.flatMap((f) => f.organizations))].sort(),
     firstDay: firsts[0] ?? null,
     lastDay: lasts[lasts.length - 1] ?? null,

@@ -6,7 +6,15 @@
 import { toCsv } from "../../services/core/csv.ts";
 import { matchTransfers } from "../../services/core/transfer.ts";
 import { transferRecord } from "./facts.ts";
-import type { BatchRow, Count, EventRow, Figures, StaffRow, TransferRow } from "./figures.ts";
+import type {
+  BatchRow,
+  Count,
+  EventRow,
+  FailureRow,
+  Figures,
+  StaffRow,
+  TransferRow,
+} from "./figures.ts";
 
 export type Cell = string | number | boolean | null;
 
@@ -239,6 +247,36 @@ export function verdictsTable(f: Figures): FigureTable {
         .map(([code, n]): Cell[] => [code === "RPC_ERROR" ? "error" : "failed", code, n]),
       ["total", null, v.total],
     ],
+  };
+}
+
+/** Every bundle that did not verify, with the step that failed and why. */
+export function failuresTable(rows: FailureRow[], logs: LogNames): FigureTable {
+  return {
+    name: "not-verified",
+    header: [
+      "log",
+      "seq",
+      "line",
+      "recorded (UTC)",
+      "organization",
+      "verdict",
+      "code",
+      "step",
+      "reason",
+    ],
+    rows: rows.map((r) => [
+      logs(r.log),
+      r.seq,
+      r.line,
+      r.recorded,
+      r.organization,
+      r.status,
+      r.code,
+      r.step,
+      r.reason,
+    ]),
+    proofs: rows.map((r) => (r.seq !== null ? [{ log: r.log, seq: r.seq }] : [])),
   };
 }
 

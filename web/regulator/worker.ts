@@ -73,7 +73,7 @@ interface Run {
   /** Where each seq's bundle is in a dropped file (start, end), for its proof. */
   offsets: Map<number, [number, number]>;
   verdicts: LineVerdict[];
-  malformed: number;
+  malformed: Array<{ line: number; reason: string }>;
   logId: string | null;
   operator: string | null;
   head: number | null;
@@ -146,7 +146,7 @@ async function start(msg: StartMessage): Promise<void> {
     offsets: new Map(),
     verdicts: [],
     verifiers: undefined,
-    malformed: 0,
+    malformed: [],
     logId: null,
     operator: null,
     head: null,
@@ -384,7 +384,7 @@ class VerifierPool {
     if (result.facts) {
       r.facts.push(intern(result.facts, r.strings));
       if (at) r.offsets.set(result.facts.seq, at);
-    } else r.malformed++;
+    } else r.malformed.push({ line: v.line, reason: v.reason ?? "not a bundle" });
     if (result.sighting) addToBatch(r.batches, result.sighting);
     r.verdicts.push(v);
     if (v.status === "failed" || v.status === "error") r.progress.failed++;

@@ -89,7 +89,14 @@ function logOf(
     facts.push(factsOf(b, v, strings)!);
     addToBatch(batches, batchSighting(b, v)!);
   }
-  return { log, facts, batches, head: 12, malformed: 0, categoryLabels: strings.categoryLabels };
+  return {
+    log,
+    facts,
+    batches,
+    head: 12,
+    malformed: [] as Array<{ line: number; reason: string }>,
+    categoryLabels: strings.categoryLabels,
+  };
 }
 
 const UTC_HOURS: FigureQuery["hours"] = {
@@ -221,7 +228,10 @@ describe("regulator console figures (web/regulator/figures.ts)", () => {
       0,
       (b) => ((b["event"] as { action: string }).action === "D" ? failed : verified),
     );
-    data.malformed = 2;
+    data.malformed = [
+      { line: 7, reason: "line 7 is not JSON" },
+      { line: 9, reason: "line 9 is not JSON" },
+    ];
     expect(logFigures(data, query({ fromDay: "2025-03-03", toDay: "2025-03-03" })).events).to.equal(
       1,
     );
@@ -241,6 +251,12 @@ describe("regulator console figures (web/regulator/figures.ts)", () => {
     expect(all.verdicts).to.deep.include({ total: 5, verified: 2, failed: 3 });
     expect(all.verdicts.byCode).to.deep.equal({ COMMITMENT_MISMATCH: 1, BUNDLE_MALFORMED: 2 });
     expect(verdictsTable(all).rows).to.deep.include(["failed", "BUNDLE_MALFORMED", 2]);
+    expect(all.failures.total).to.equal(3);
+    expect(all.failures.rows.map((r) => [r.seq !== null, r.line, r.code])).to.deep.equal([
+      [true, null, "COMMITMENT_MISMATCH"],
+      [false, 7, "BUNDLE_MALFORMED"],
+      [false, 9, "BUNDLE_MALFORMED"],
+    ]);
     const only = logFigures(data, query({ verifiedOnly: true }));
     expect(only.actions.map((c) => c.key)).to.deep.equal(["R"]);
     // The organizations and days of the whole log stay, for the filter's choices.
