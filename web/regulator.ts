@@ -44,27 +44,11 @@ import {
   parseClockTime,
 } from "./regulator/zone-clock.ts";
 import { mountTrustPolicy } from "./trust-policy.ts";
+import { STEP_NAMES, el, element } from "./dom.ts";
 
 /** Rows of a list drawn on the page; the CSV has them all. */
 const LIST_LIMIT = 200;
 const WEEKDAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-
-function element<T extends HTMLElement>(id: string): T {
-  const node = document.getElementById(id);
-  if (!node) throw new Error(`#${id} missing from the page`);
-  return node as T;
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string> = {},
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 /** Saves text as a file, made in this browser (a blob: URL; nothing is uploaded). */
 function download(name: string, type: string, text: string): void {
@@ -849,19 +833,6 @@ async function resultJson(): Promise<void> {
 }
 
 // ---- proofs ----------------------------------------------------------------------------------
-
-const STEP_NAMES: Record<string, string> = {
-  shape: "Bundle format",
-  trust: "Trusted registry and log",
-  commitment: "Event commitment",
-  entry: "Entry, batch and receipt agree",
-  inclusion: "Merkle audit path",
-  anchor: "Anchored on-chain",
-  confirmations: "Confirmations",
-  receipt: "Receipt signature",
-  signer: "Registered signer",
-  erasure: "Erasure record",
-};
 
 let proofBundle: { seq: number; bundle: unknown } | undefined;
 

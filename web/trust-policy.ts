@@ -15,6 +15,7 @@ import {
   parseTrustPolicy,
   registryLabel,
 } from "../services/core/trust-policy.ts";
+import { el } from "./dom.ts";
 
 /** Where the chosen policy is kept (one per origin). */
 export const TRUST_STORAGE_KEY = "veritrail.trust-policy.v1";
@@ -32,17 +33,6 @@ export interface TrustPolicyControl {
   document(): unknown;
   /** Where it came from. */
   source(): string | undefined;
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string> = {},
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 function load(): { policy: TrustPolicy; source: string; document: unknown } | undefined {

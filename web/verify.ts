@@ -14,24 +14,12 @@ import type { Check, Verdict } from "../services/verifier/verdict.ts";
 import { connectRpc } from "../services/verifier/rpc.ts";
 import { verifyBundle } from "../services/verifier/verify-bundle.ts";
 import { mountTrustPolicy, trustLine } from "./trust-policy.ts";
+import { STEP_NAMES } from "./dom.ts";
 
 const MARK: Record<string, { symbol: string; label: string }> = {
   true: { symbol: "✓", label: "passed" },
   false: { symbol: "✗", label: "failed" },
   skipped: { symbol: "–", label: "skipped" },
-};
-
-const STEP_NAMES: Record<string, string> = {
-  shape: "Bundle format",
-  trust: "Trusted registry and log",
-  commitment: "Event commitment",
-  entry: "Entry, batch and receipt agree",
-  inclusion: "Merkle audit path",
-  anchor: "Anchored on-chain",
-  confirmations: "Confirmations",
-  receipt: "Receipt signature",
-  signer: "Registered signer",
-  erasure: "Erasure record",
 };
 
 function element<T extends HTMLElement>(id: string): T {
