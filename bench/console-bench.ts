@@ -135,6 +135,9 @@ try {
     const bundles = Number(await page.getAttribute(".run", "data-bundles"));
     const verdict = await page.innerText("#verdict-line");
     const { maxGapMs, drawMs } = await mainThreadReport(page);
+    // A figure only counts if every bundle of the log was read and verified.
+    if (bundles !== opts.events || !verdict.startsWith(`✓ All ${n(opts.events)} bundles verified`))
+      throw new Error(`not every bundle verified: ${n(bundles)} read; ${verdict}`);
     console.log(
       [
         `console (${opts.source}, ${verifiers ?? `${cores} (the browser's cores)`} verifier worker(s)): ${n(bundles)} bundles verified in the page in ${(ms / 1000).toFixed(1)} s`,

@@ -162,8 +162,11 @@ function renderFiles(): void {
   );
 }
 
+/** Adds dropped or chosen exports; the same file chosen again is not counted twice. */
 function addFiles(list: FileList | null | undefined): void {
-  for (const f of list ? Array.from(list) : []) files.push(f);
+  const same = (a: File, b: File) =>
+    a.name === b.name && a.size === b.size && a.lastModified === b.lastModified;
+  for (const f of list ? Array.from(list) : []) if (!files.some((g) => same(f, g))) files.push(f);
   renderFiles();
 }
 

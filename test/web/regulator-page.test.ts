@@ -10,7 +10,7 @@ import { pino } from "pino";
 import { buildWeb } from "../../scripts/build-web.ts";
 import { DevDeployment } from "../../services/chain/dev-deployment.ts";
 import type { NativeEvent } from "../../services/core/event.ts";
-import { TRUST_POLICY_FORMAT } from "../../services/core/trust-policy.ts";
+import { TRUST_POLICY_FORMAT, trustPolicyFingerprint } from "../../services/core/trust-policy.ts";
 import { createApp } from "../../services/api/app.ts";
 import { startServer } from "../../services/api/server.ts";
 import { loadConfig } from "../../services/config.ts";
@@ -253,6 +253,9 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
   /** An origin nobody gave the page, with a server that records anything reaching it. */
   let forbidden: string;
   let leakServer: http.Server;
+  /** The regulator's site, publishing a policy that lists only the hospital's log. */
+  let regulatorSite: http.Server;
+  let regulatorUrl: string;
   const leaked: string[] = [];
   let policy: Record<string, unknown>;
   let chainId: number;
@@ -299,6 +302,22 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
         },
       ],
     };
+    const hospitalOnly = {
+      ...policy,
+      issuer: "Regional regulator (hospital only)",
+      logs: (policy["logs"] as unknown[]).slice(0, 1),
+    };
+    regulatorSite = http.createServer((req, res) => {
+      if (req.url !== "/veritrail-trust.json") return void res.writeHead(404).end();
+      res
+        .writeHead(200, {
+          "content-type": "application/json",
+          "access-control-allow-origin": "*",
+        })
+        .end(JSON.stringify(hospitalOnly));
+    });
+    await new Promise<void>((resolve) => regulatorSite.listen(0, "127.0.0.1", resolve));
+    regulatorUrl = `http://127.0.0.1:${(regulatorSite.address() as AddressInfo).port}`;
     leakServer = http.createServer((req, res) => {
       leaked.push(`${req.method} ${req.url}`);
       res.end();
@@ -309,7 +328,7 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
     // APIs and the RPC it was given are passed on (the unreachable one too: the user typed
     // it), anything else is cut and recorded.
     traffic = await startInterceptingProxy(
-      (origin) => [apiA.url, apiB.url, node.url, deadUrl].includes(origin),
+      (origin) => [apiA.url, apiB.url, node.url, deadUrl, regulatorUrl].includes(origin),
       { origin: CONTROL, files: controlFiles(forbidden) },
     );
     ({ browser, page, requests, consoleErrors } = await openObservedPage({ proxy: traffic.url }));
@@ -319,6 +338,7 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
     await browser?.close();
     await traffic?.close();
     leakServer?.close();
+    regulatorSite?.close();
     await apiA?.close();
     await apiB?.close();
     await hospital?.close();
@@ -564,7 +584,8 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
       }>;
     };
     expect(result.format).to.equal("veritrail-console-result/1");
-    expect(result.trustPolicy.fingerprint).to.match(/^0x[0-9a-f]{64}$/);
+    // The verdicts are relative to the policy loaded: its fingerprint as core computes it.
+    expect(result.trustPolicy.fingerprint).to.equal(trustPolicyFingerprint(policy));
     expect(
       result.logs.map((l) => [l.logId, l.bundles, l.counts["verified"], l.counts["pending"]]),
     ).to.deep.equal([
@@ -702,6 +723,44 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
       path: path.join(ARTIFACTS, "regulator-untrusted.png"),
       fullPage: true,
     });
+  });
+
+  it("takes its trust policy from the regulator's URL; a log that policy does not list is UNKNOWN_LOG", async () => {
+    const file = path.join(workDir, "lab.ndjson");
+    await writeExport(lab.ledger, file);
+    await page.goto(`${apiA.url}/regulator`);
+    // The policy of the tests before is kept in this browser until forgotten; without one
+    // nothing is verified.
+    if ((await page.getAttribute("body", "data-trust")) === "loaded")
+      await page.click("#trust-forget");
+    expect(await page.getAttribute("body", "data-trust")).to.equal("none");
+    await page.setInputFiles("#export-files", file);
+    await page.click("#verify");
+    expect(await page.textContent("#form-message")).to.equal(
+      "Load a trust policy first: every verdict is relative to the registries and logs it lists.",
+    );
+    await page.fill("#trust-url", `${regulatorUrl}/veritrail-trust.json`);
+    await page.click("#trust-load");
+    await page.waitForSelector("body[data-trust=loaded]");
+    expect(await page.textContent("#trust")).to.include("Regional regulator (hospital only)");
+    await page.fill(`#rpc-${chainId}`, node.url);
+    // The same file chosen again is listed (and verified) once.
+    await page.setInputFiles("#export-files", file);
+    expect(await page.$$eval("#file-list li", (li) => li.length)).to.equal(1);
+    expect(await verify()).to.equal("done");
+    expect(await page.textContent('[data-note="unknown-log"]')).to.equal(
+      "3 bundle(s) are of a log your trust policy does not list (UNKNOWN_LOG). They are not counted as verified.",
+    );
+    expect((await table(page, "verdicts")).find((r) => r[1] === "UNKNOWN_LOG")).to.deep.equal([
+      "failed",
+      "UNKNOWN_LOG",
+      "3",
+    ]);
+    expect((await table(page, "failures")).slice(1).map((r) => [r[1], r[6], r[7]])).to.deep.equal([
+      ["0", "UNKNOWN_LOG", "trust"],
+      ["1", "UNKNOWN_LOG", "trust"],
+      ["2", "UNKNOWN_LOG", "trust"],
+    ]);
   });
 
   it("verifies a 5,000-bundle export in the page, the page staying responsive (time printed)", async () => {
