@@ -729,6 +729,8 @@ function render(c: Current): void {
   );
   const more = (shown: number, total: number) =>
     total > shown ? ` The first ${formatCount(shown)} are listed; the CSV has them all.` : "";
+  // The bundles that did not verify get a view of their own, only when there are any.
+  element("view-failures").hidden = f.failures.total === 0;
   setCount(
     "failures",
     f.failures.total === 0

@@ -53,16 +53,16 @@ export interface EventRow {
   code?: string;
 }
 
-/** A bundle that did not verify (failed, or could not be checked), or a line that is no bundle. */
+/**
+ * A bundle that did not verify (failed, or could not be checked), or a line that is no bundle.
+ * What such a bundle claims (organization, time) is not shown with it: nothing vouches for it.
+ */
 export interface FailureRow {
   log: number;
   /** Null for a line that is not a bundle. */
   seq: number | null;
   /** The line of the export, for a line that is not a bundle. */
   line: number | null;
-  recorded: string | null;
-  organization: string | null;
-  status: VerdictStatus;
   code: string;
   step: string;
   reason: string;
@@ -262,9 +262,6 @@ export function logFigures(input: LogFacts, q: FigureQuery): Figures {
           log: input.log,
           seq: f.seq,
           line: null,
-          recorded: new Date(f.t).toISOString(),
-          organization: f.organization,
-          status: f.status,
           code: f.code,
           step: f.step ?? "",
           reason: f.reason ?? "",
@@ -320,9 +317,6 @@ export function logFigures(input: LogFacts, q: FigureQuery): Figures {
         log: input.log,
         seq: null,
         line: m.line,
-        recorded: null,
-        organization: null,
-        status: "failed",
         code: "BUNDLE_MALFORMED",
         step: "shape",
         reason: m.reason,

@@ -250,28 +250,14 @@ export function verdictsTable(f: Figures): FigureTable {
   };
 }
 
-/** Every bundle that did not verify, with the step that failed and why. */
+/** Every bundle that did not verify (a line that is no bundle by its line), the step and why. */
 export function failuresTable(rows: FailureRow[], logs: LogNames): FigureTable {
   return {
     name: "not-verified",
-    header: [
-      "log",
-      "seq",
-      "line",
-      "recorded (UTC)",
-      "organization",
-      "verdict",
-      "code",
-      "step",
-      "reason",
-    ],
+    header: ["log", "seq", "code", "step", "reason"],
     rows: rows.map((r) => [
       logs(r.log),
-      r.seq,
-      r.line,
-      r.recorded,
-      r.organization,
-      r.status,
+      r.seq ?? `line ${r.line ?? "?"}`,
       r.code,
       r.step,
       r.reason,
