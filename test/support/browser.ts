@@ -66,15 +66,6 @@ export interface InterceptingProxy {
 }
 
 /**
- * The browser's only way out: an HTTP proxy on 127.0.0.1 that every request of the page, its
- * workers and their workers goes through (Chromium's network stack, not a per-page hook, so a
- * nested worker cannot bypass it). A request to an origin `allowed` accepts is recorded with
- * its headers and body and passed on; any other is recorded as refused and answered 403 (the
- * page sees a network error where nothing answers, as without the proxy).
- * `control` is an origin the proxy answers itself from `files` (path → [type, body]), so a test
- * can show the interception sees every kind of request.
- */
-/**
  * Requests Chromium makes for itself, whatever page is open (Debian's build: component and
  * extension updates, Google account and autofill services): to Google's hosts only. None of
  * the pages under test names such a host.
@@ -84,6 +75,15 @@ export function chromiumOwn(url: string): boolean {
   return /(^|\.)(google\.com|googleapis\.com|gstatic\.com|gvt1\.com)$/.test(host);
 }
 
+/**
+ * The browser's only way out: an HTTP proxy on 127.0.0.1 that every request of the page, its
+ * workers and their workers goes through (Chromium's network stack, not a per-page hook, so a
+ * nested worker cannot bypass it). A request to an origin `allowed` accepts is recorded with
+ * its headers and body and passed on; any other is recorded as refused and answered 403 (the
+ * page sees a network error where nothing answers, as without the proxy).
+ * `control` is an origin the proxy answers itself from `files` (path → [type, body]), so a test
+ * can show the interception sees every kind of request.
+ */
 export async function startInterceptingProxy(
   allowed: (origin: string) => boolean,
   control?: { origin: string; files: Record<string, [string, string]> },

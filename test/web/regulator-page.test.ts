@@ -834,6 +834,11 @@ describe("regulator console in headless Chromium (real Hardhat node, two logs, t
   it("talked only to the two APIs and the RPC; no patient identifier or key left the page or was stored", async () => {
     // Nothing was stopped: the page and its workers asked for nothing but what they were given.
     expect(traffic.refused.map((r) => r.url)).to.deep.equal([]);
+    // Chromium's own requests are told apart by host; the page's scripts name none of those.
+    for (const script of ["regulator", "regulator-worker", "regulator-verifier"]) {
+      const code = await readFile(path.join(ROOT, "web/dist", `${script}.js`), "utf8");
+      expect(code, script).to.not.match(/(google|googleapis|gstatic)\.com|gvt1\.com/);
+    }
     expect(leaked).to.deep.equal([]);
     // Every request Chromium reported went through the interception (none bypassed it).
     const intercepted = new Set(traffic.sent.map((r) => r.url));
