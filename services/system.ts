@@ -82,6 +82,20 @@ export async function startSystem(
         waitMs: config.INGEST_BACKPRESSURE_WAIT_MS,
       },
       onBackgroundError: (error) => logger.error({ err: error }, "sealing failed"),
+      onStorage: (event) => {
+        if (event.type === "failed")
+          logger.error(
+            { storage: event.failure },
+            "the disk refuses writes: ingest answers 503 STORAGE_UNAVAILABLE until it takes them again",
+          );
+        else if (event.type === "probe-failed")
+          logger.warn({ storage: event }, "the disk still refuses writes");
+        else
+          logger.info(
+            { downMs: event.downMs, nextSeq: event.nextSeq, reason: event.failure.reason },
+            "the disk takes writes again: ledger reopened, ingest resumed",
+          );
+      },
     });
     if (logSecretKey)
       logger.info({ key: logSecretKey.origin }, "the log secret is sealed at rest in DATA_DIR");

@@ -1,22 +1,33 @@
 /**
- * `npm run bench:reliability`: the reliability scenarios of issue 10 against the service run as
+ * `npm run bench:reliability`: the reliability scenarios against the service run as
  * a user runs it. Prints one table row per property and exits 1 when any property fails.
  *
- *   node --import tsx bench/reliability/run.ts [--only kill9,outage,reset,tamper,bad,privacy]
- *     [--kill-cycles 20] [--outages 3] [--outage-seconds 15] [--resets 3]
- *     [--tamperings 1000] [--bad-requests 100000] [--privacy-events 500]
+ *   node --import tsx bench/reliability/run.ts [--only kill9,outage,reset,tamper,bad,privacy,disk,backup]
+ *     [--kill-cycles 20] [--outages 1] [--outage-seconds 300] [--long-outage] [--resets 3]
+ *     [--tamperings 1000] [--bad-requests 100000] [--privacy-events 500] [--disk-fills 3]
  */
 import { Command } from "commander";
 import os from "node:os";
 import { type ScenarioResult, renderResults, scenarioPassed } from "./result.ts";
+import { BACKUP_RESTORE_DEFAULTS, runBackupRestore } from "./scenarios/backup-restore.ts";
 import { BAD_REQUESTS_DEFAULTS, runBadRequests } from "./scenarios/bad-requests.ts";
 import { CHAIN_RESET_DEFAULTS, runChainReset } from "./scenarios/chain-reset.ts";
+import { DISK_FULL_DEFAULTS, runDiskFull } from "./scenarios/disk-full.ts";
 import { KILL9_DEFAULTS, runKill9 } from "./scenarios/kill9.ts";
 import { PRIVACY_DEFAULTS, runPrivacyScan } from "./scenarios/privacy.ts";
-import { RPC_OUTAGE_DEFAULTS, runRpcOutage } from "./scenarios/rpc-outage.ts";
+import { LONG_OUTAGE_MS, RPC_OUTAGE_DEFAULTS, runRpcOutage } from "./scenarios/rpc-outage.ts";
 import { TAMPERING_DEFAULTS, runTampering } from "./scenarios/tampering.ts";
 
-const SCENARIOS = ["kill9", "outage", "reset", "tamper", "bad", "privacy"] as const;
+const SCENARIOS = [
+  "kill9",
+  "outage",
+  "reset",
+  "tamper",
+  "bad",
+  "privacy",
+  "disk",
+  "backup",
+] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const int = (value: string): number => {
@@ -28,14 +39,20 @@ const int = (value: string): number => {
 const program = new Command()
   .name("bench:reliability")
   .description(
-    "Reliability scenarios: kill -9, RPC outage, dev chain reset, tampering, bad requests, privacy",
+    "Reliability scenarios: kill -9, RPC outage, dev chain reset, tampering, bad requests, privacy, full disk, backup/restore",
   )
   .option("--only <names>", `comma-separated subset of ${SCENARIOS.join(",")}`)
   .option("--kill-cycles <n>", "SIGKILL/restart cycles", int, KILL9_DEFAULTS.cycles)
   .option("--writers <n>", "concurrent writers under load", int, KILL9_DEFAULTS.writers)
   .option("--outages <n>", "RPC outages", int, RPC_OUTAGE_DEFAULTS.outages)
   .option("--outage-seconds <n>", "length of each outage", int, RPC_OUTAGE_DEFAULTS.outageMs / 1000)
+  .option(
+    "--long-outage",
+    `one ${LONG_OUTAGE_MS / 60_000}-minute outage (overrides --outages and --outage-seconds)`,
+    false,
+  )
   .option("--resets <n>", "dev chain resets", int, CHAIN_RESET_DEFAULTS.resets)
+  .option("--disk-fills <n>", "times the disk is filled under load", int, DISK_FULL_DEFAULTS.fills)
   .option("--tamperings <n>", "single-byte tamperings", int, TAMPERING_DEFAULTS.tamperings)
   .option("--bad-requests <n>", "generated bad requests", int, BAD_REQUESTS_DEFAULTS.requests)
   .option(
@@ -52,7 +69,9 @@ const o = program.opts<{
   writers: number;
   outages: number;
   outageSeconds: number;
+  longOutage: boolean;
   resets: number;
+  diskFills: number;
   tamperings: number;
   badRequests: number;
   privacyEvents: number;
@@ -78,8 +97,8 @@ const runs: Array<[ScenarioName, () => Promise<ScenarioResult>]> = [
     () =>
       runRpcOutage({
         ...RPC_OUTAGE_DEFAULTS,
-        outages: o.outages,
-        outageMs: o.outageSeconds * 1000,
+        outages: o.longOutage ? 1 : o.outages,
+        outageMs: o.longOutage ? LONG_OUTAGE_MS : o.outageSeconds * 1000,
         writers: o.writers,
         log,
       }),
@@ -88,6 +107,11 @@ const runs: Array<[ScenarioName, () => Promise<ScenarioResult>]> = [
   ["tamper", () => runTampering({ ...TAMPERING_DEFAULTS, tamperings: o.tamperings, log })],
   ["bad", () => runBadRequests({ ...BAD_REQUESTS_DEFAULTS, requests: o.badRequests, log })],
   ["privacy", () => runPrivacyScan({ ...PRIVACY_DEFAULTS, events: o.privacyEvents, log })],
+  [
+    "disk",
+    () => runDiskFull({ ...DISK_FULL_DEFAULTS, fills: o.diskFills, writers: o.writers, log }),
+  ],
+  ["backup", () => runBackupRestore({ ...BACKUP_RESTORE_DEFAULTS, writers: o.writers, log })],
 ];
 
 const results: ScenarioResult[] = [];

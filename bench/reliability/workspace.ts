@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { jsonRpc } from "../../test/support/hardhat-node.ts";
 import { registryInterface } from "../../services/chain/registry-client.ts";
-import type { AckedReceipt } from "./client.ts";
+import { type AckedReceipt, lastSeq } from "./client.ts";
 import { sleep } from "./service-process.ts";
 
 export async function withTempDir<T>(label: string, fn: (dir: string) => Promise<T>): Promise<T> {
@@ -69,7 +69,7 @@ export async function waitReanchored(
 ): Promise<void> {
   const logId = acked[0]?.log;
   if (logId === undefined) return;
-  const maxSeq = Math.max(...acked.map((r) => r.seq));
+  const maxSeq = lastSeq(acked);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const anchored = await anchoredOnChain(rpcUrl, logId).catch(() => []);

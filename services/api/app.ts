@@ -13,6 +13,7 @@ import type { ApiKeys } from "../ledger/api-keys.ts";
 import type { Ledger } from "../ledger/ledger.ts";
 import { AccessPolicy } from "../ledger/access.ts";
 import type { AnchoringStatus, LogStatus } from "../ledger/log-status.ts";
+import { StorageUnavailableError } from "../ledger/errors.ts";
 import { EventQueries } from "../ledger/queries.ts";
 import { authenticate } from "./auth.ts";
 import { ApiError, answerErrorsAsFhir, errorHandler } from "./errors.ts";
@@ -127,6 +128,14 @@ export function createApp(opts: AppOptions): Express {
     workerHeapBytes: () => opts.ledger.subjectIndex.workerHeapBytes,
   });
   opts.ledger.onSealed(() => metrics.batchesSealed.inc());
+  metrics.watchStorage(
+    () => opts.ledger.storageHealth(),
+    () => opts.ledger.storageFreeBytes(),
+  );
+  metrics.watchLostRanges(
+    () => opts.ledger.lostRanges(),
+    () => opts.ledger.restorePending !== undefined,
+  );
   const queries = new EventQueries(opts.ledger);
   const ctx: ApiContext = {
     ledger: opts.ledger,
@@ -219,11 +228,17 @@ export function createApp(opts: AppOptions): Express {
   app.use(() => {
     throw new ApiError("NOT_FOUND", "no such route");
   });
-  // A closed database (shutdown in progress) is not a bug: the caller may retry elsewhere.
+  // A closed database is not a bug: a shutdown in progress (the caller may retry elsewhere), or
+  // the reopen that ends a storage failure (the caller retries here in a moment).
   app.use(((err, _req, _res, next) => {
+    if (err instanceof ApiError || ctx.queries.isOpen()) {
+      next(err);
+      return;
+    }
+    const storage = opts.ledger.storageHealth();
     next(
-      err instanceof ApiError || ctx.queries.isOpen()
-        ? err
+      storage.state === "failed"
+        ? new StorageUnavailableError(storage)
         : new ApiError("UNAVAILABLE", "the ledger is not open; retry later"),
     );
   }) as ErrorRequestHandler);

@@ -1,7 +1,12 @@
 import type { ErrorRequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import type { FieldIssue } from "../core/event.ts";
-import { IdempotencyConflictError, LedgerError, type LedgerErrorCode } from "../ledger/errors.ts";
+import {
+  IdempotencyConflictError,
+  LedgerError,
+  type LedgerErrorCode,
+  StorageUnavailableError,
+} from "../ledger/errors.ts";
 import { IngestOverloadedError } from "../ledger/ingest-gate.ts";
 
 /** Every error code the API answers with; the HTTP status is fixed per code. */
@@ -25,6 +30,10 @@ export const API_ERROR_STATUS = {
   UNAVAILABLE: 503,
   /** Ingest is at its backlog bound (services/ledger/ingest-gate.ts); Retry-After says when. */
   OVERLOADED: 503,
+  /** The disk refuses writes (store/storage-failure.ts); Retry-After says when to try again. */
+  STORAGE_UNAVAILABLE: 503,
+  /** A restored copy is being compared with the chain before it accepts events. */
+  RESTORE_PENDING: 503,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERROR_STATUS;
@@ -49,7 +58,7 @@ export const MAX_LISTED_ISSUES = 20;
 
 /** A caller's mistake the API answers with a 4xx (or 503 when it cannot serve right now). */
 export class ApiError extends Error {
-  /** Sent as Retry-After (whole seconds) with the answer. */
+  /** Sent as `Retry-After` (whole seconds) with a 503 the caller should retry. */
   retryAfterSeconds?: number;
 
   constructor(
@@ -98,6 +107,7 @@ const LEDGER_CODES: Record<LedgerErrorCode, ApiErrorCode> = {
   UNAVAILABLE: "UNAVAILABLE",
   BAD_CURSOR: "BAD_CURSOR",
   OVERLOADED: "OVERLOADED",
+  RESTORE_PENDING: "RESTORE_PENDING",
 };
 
 /**
@@ -169,6 +179,11 @@ export function idempotencyConflict(error: IdempotencyConflictError, field: stri
   });
 }
 
+/** A full disk frees up on an operator's time scale: a retry every few seconds is plenty. */
+const STORAGE_RETRY_AFTER_SECONDS = 5;
+/** Reconciling a restored copy takes a few chain reads (longer while the RPC is down). */
+const RESTORE_RETRY_AFTER_SECONDS = 2;
+
 /** Maps any thrown value to the API error it stands for; unknown errors become INTERNAL. */
 export function toApiError(error: unknown): { error: ApiError; unexpected: boolean } {
   if (error instanceof ApiError) return { error, unexpected: false };
@@ -178,7 +193,14 @@ export function toApiError(error: unknown): { error: ApiError; unexpected: boole
     const apiError = new ApiError(LEDGER_CODES[error.code], error.message, error.field);
     if (error instanceof IngestOverloadedError)
       apiError.retryAfterSeconds = Math.ceil(error.retryAfterMs / 1000);
+    else if (error.code === "RESTORE_PENDING")
+      apiError.retryAfterSeconds = RESTORE_RETRY_AFTER_SECONDS;
     return { error: apiError, unexpected: false };
+  }
+  if (error instanceof StorageUnavailableError) {
+    const storage = new ApiError("STORAGE_UNAVAILABLE", error.message);
+    storage.retryAfterSeconds = STORAGE_RETRY_AFTER_SECONDS;
+    return { error: storage, unexpected: false };
   }
   const parserError = fromRequestReading(error);
   if (parserError) return { error: parserError, unexpected: false };
@@ -238,6 +260,8 @@ const ISSUE_TYPE: Record<ApiErrorCode, string> = {
   INTERNAL: "exception",
   UNAVAILABLE: "transient",
   OVERLOADED: "throttled",
+  STORAGE_UNAVAILABLE: "transient",
+  RESTORE_PENDING: "transient",
 };
 
 /** Field issue codes with a more specific FHIR issue type than their error's. */

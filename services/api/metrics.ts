@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { BacklogStatus } from "../ledger/ledger.ts";
+import type { BacklogStatus, StorageHealth } from "../ledger/ledger.ts";
 import type { AnchorStatus } from "./app.ts";
 
 /**
@@ -152,6 +152,77 @@ export class ApiMetrics {
       collect() {
         const s = status();
         if (s) this.set(s.alarm ? 1 : 0);
+      },
+    });
+  }
+
+  /**
+   * The ledger's disk: an alarm gauge while it refuses writes (by reason: ENOSPC, EDQUOT, EIO,
+   * EROFS, IO_ERROR), the failures since start, and the free bytes of its file system.
+   */
+  watchStorage(health: () => StorageHealth, freeBytes: () => Promise<number | undefined>): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: "veritrail_storage_failed",
+      help: "1 while the ledger's disk refuses writes and ingest answers 503 STORAGE_UNAVAILABLE",
+      labelNames: ["reason"],
+      registers,
+      collect() {
+        const h = health();
+        this.reset();
+        this.set(
+          { reason: h.state === "failed" ? h.reason : "none" },
+          h.state === "failed" ? 1 : 0,
+        );
+      },
+    });
+    new Gauge({
+      name: "veritrail_storage_failures",
+      help: "Times the ledger's disk refused a write since the process started",
+      registers,
+      collect() {
+        this.set(health().failures);
+      },
+    });
+    new Gauge({
+      name: "veritrail_storage_free_bytes",
+      help: "Bytes available to the service on the file system of its ledger",
+      registers,
+      async collect() {
+        const free = await freeBytes();
+        if (free !== undefined) this.set(free);
+      },
+    });
+  }
+
+  /** Events lost in a restore (the chain proves them) and whether a restore is pending. */
+  watchLostRanges(
+    ranges: () => ReadonlyArray<{ count: number; batches: number }>,
+    restorePending: () => boolean,
+  ): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: "veritrail_events_lost",
+      help: "Events anchored on-chain but lost from this ledger in a restore from an older backup",
+      registers,
+      collect() {
+        this.set(ranges().reduce((n, r) => n + r.count, 0));
+      },
+    });
+    new Gauge({
+      name: "veritrail_batches_lost",
+      help: "Batches anchored on-chain but lost from this ledger in a restore from an older backup",
+      registers,
+      collect() {
+        this.set(ranges().reduce((n, r) => n + r.batches, 0));
+      },
+    });
+    new Gauge({
+      name: "veritrail_restore_pending",
+      help: "1 while a restored ledger waits to be compared with the chain (ingest answers 503)",
+      registers,
+      collect() {
+        this.set(restorePending() ? 1 : 0);
       },
     });
   }

@@ -292,12 +292,13 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
         ),
         503: {
           ...json(
-            "OVERLOADED: the log is at its backlog bound (unsealed events or unanchored batches) and nothing was stored; retry after the Retry-After header's seconds. UNAVAILABLE: the ledger is closed.",
+            "Nothing was stored; retry after the Retry-After header's seconds. OVERLOADED: the log is at its backlog bound (unsealed events or unanchored batches). STORAGE_UNAVAILABLE: the ledger's disk refuses writes (full, quota, I/O error); writes resume by themselves once it takes them again. RESTORE_PENDING: a restored copy is being compared with the chain. UNAVAILABLE: the ledger is closed.",
             ref("Error"),
           ),
           headers: {
             "Retry-After": {
-              description: "Seconds to wait before retrying (OVERLOADED answers)",
+              description:
+                "Seconds to wait before retrying (OVERLOADED, STORAGE_UNAVAILABLE and RESTORE_PENDING answers)",
               schema: { type: "integer", minimum: 1 },
             },
           },
@@ -648,11 +649,12 @@ export function buildOpenApiDocument(config: ApiConfig): OpenApiDocument {
     {
       method: "get",
       path: "/readyz",
-      summary: "Readiness: LevelDB open, ingest backlog, anchoring lag, anchor alarm",
+      summary:
+        "Readiness: LevelDB open and writable, ingest backlog, anchoring lag, anchor alarm, restore and lost ranges",
       responses: {
         200: json("Ready.", { type: "object" }),
         503: json(
-          "Not ready: the ledger is closed, ingest is at its backlog bound (new events are being refused), or the anchor loop raised an alarm.",
+          "Not ready: the ledger is closed, its disk refuses writes (STORAGE_UNAVAILABLE: full, quota, I/O error; `checks.storage` says which and since when), a restored copy is still being compared with the chain (RESTORE_PENDING), ingest is at its backlog bound (new events are being refused), or the anchor loop raised an alarm. `checks.lost` lists batches the chain holds that a restore lost.",
           ref("Error"),
         ),
         ...errors("RATE_LIMITED"),

@@ -838,6 +838,47 @@ export class RegistryClient {
       : undefined;
   }
 
+  /**
+   * The BatchAnchored events of batches [fromBatchNo, toBatchNo) of a log since `fromBlock`, one
+   * per batch (the latest), in batchNo order. Nodes that pruned those logs or cap log ranges
+   * answer with fewer or none; callers treat the result as evidence when present, not as truth.
+   */
+  async findBatchesAnchored(
+    logId: string,
+    fromBatchNo: number,
+    toBatchNo: number,
+    fromBlock = 0,
+  ): Promise<
+    Array<{ batchNo: number; firstSeq: number; count: number; txHash: string; blockNumber: number }>
+  > {
+    const event = registryInterface.getEvent("BatchAnchored");
+    const logs = await this.provider.getLogs({
+      address: this.address,
+      topics: [event?.topicHash ?? "", logId],
+      fromBlock,
+      toBlock: "latest",
+    });
+    const byBatch = new Map<
+      number,
+      { batchNo: number; firstSeq: number; count: number; txHash: string; blockNumber: number }
+    >();
+    for (const log of logs) {
+      if (log.removed) continue;
+      const parsed = registryInterface.parseLog(log);
+      if (!parsed) continue;
+      const batchNo = Number(parsed.args.getValue("batchNo") as bigint);
+      if (batchNo < fromBatchNo || batchNo >= toBatchNo) continue;
+      byBatch.set(batchNo, {
+        batchNo,
+        firstSeq: Number(parsed.args.getValue("firstSeq") as bigint),
+        count: Number(parsed.args.getValue("count") as bigint),
+        txHash: log.transactionHash,
+        blockNumber: log.blockNumber,
+      });
+    }
+    return [...byBatch.values()].sort((a, b) => a.batchNo - b.batchNo);
+  }
+
   private async call(method: string, args: unknown[]): Promise<unknown> {
     const fn = this.contract.getFunction(method);
     try {

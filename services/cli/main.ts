@@ -9,6 +9,7 @@ import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
 import { registerExportCommand } from "./export-command.ts";
 import { registerAuditCommand } from "./audit-command.ts";
+import { registerBackupCommands } from "./backup-command.ts";
 import { registerKeysCommand } from "./keys-command.ts";
 import { registerProvenanceCommand } from "./provenance-command.ts";
 import { registerStatusCommand } from "./status-command.ts";
@@ -51,6 +52,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerKeysCommand(program, ctx);
   registerStatusCommand(program, ctx);
   registerTrustCommand(program, ctx);
+  registerBackupCommands(program, ctx);
   return program;
 }
 

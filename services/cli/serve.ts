@@ -1,6 +1,7 @@
 import path from "node:path";
 import type { Logger } from "pino";
 import { createApp } from "../api/app.ts";
+import { startControlSocket } from "../api/control-socket.ts";
 import { type RunningServer, startServer } from "../api/server.ts";
 import type { JsonRpcProvider } from "ethers";
 import { ApiError } from "../api/errors.ts";
@@ -76,6 +77,16 @@ export async function runService(config: Config, logger: Logger): Promise<Runnin
     listening.url = server.url;
     // The banner prints the policy's path and fingerprint: wait for the registration a while.
     await serviceTrust.ready(config.CHAIN_MODE === "development" ? TRUST_READY_MS : 5_000);
+    // The operator's local commands (veritrail backup) reach the running service here.
+    const control = await startControlSocket(system.ledger, config.DATA_DIR, logger).catch(
+      (error: unknown) => {
+        logger.error(
+          { err: error },
+          "no control socket: veritrail backup cannot reach this service while it runs",
+        );
+        return undefined;
+      },
+    );
     let stopping: Promise<void> | undefined;
     return {
       system,
@@ -86,6 +97,7 @@ export async function runService(config: Config, logger: Logger): Promise<Runnin
       // on disk and nothing is acknowledged after the store is gone.
       stop: () =>
         (stopping ??= (async () => {
+          await control?.close();
           await server.close();
           await system.stop();
         })()),

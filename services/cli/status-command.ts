@@ -84,6 +84,25 @@ export function describeStatus(s: LogStatus): string {
             .join("; "),
     ],
     [
+      "storage",
+      s.storage.state === "ok"
+        ? "writable"
+        : `writes refused since ${new Date(s.storage.since ?? 0).toISOString()} (${s.storage.reason}): ingest answers 503 until the disk takes them again`,
+    ],
+    [
+      "lost",
+      s.restorePending
+        ? "restored copy: being compared with the chain"
+        : s.lost.ranges.length === 0
+          ? "none"
+          : s.lost.ranges
+              .map(
+                (r) =>
+                  `batches ${r.fromBatchNo}..${r.fromBatchNo + r.batches - 1} (seqs ${r.firstSeq}..${r.firstSeq + r.count - 1}, ${plural(r.count, "event")}) anchored on-chain, lost in a restore from a backup of ${r.restoredFrom}`,
+              )
+              .join("; "),
+    ],
+    [
       "trust policy",
       s.trust
         ? `${s.trust.fingerprint}${s.trust.issuer ? ` (${s.trust.issuer})` : ""}${s.trust.file ? `, ${s.trust.file}` : ""}`

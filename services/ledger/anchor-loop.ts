@@ -14,6 +14,8 @@ import {
 import type { Config } from "../config.ts";
 import type { AnchorRecord, BatchHeader, BatchRecord } from "./batch.ts";
 import type { Ledger } from "./ledger.ts";
+import { type LostRange, lostRangeOfBatch } from "./lost-ranges.ts";
+import { RestoreConflict, reconcileRestoredLedger } from "./restore-reconcile.ts";
 
 /**
  * The anchor loop (DESIGN.md "Batches and anchoring"): seal → send tx → wait CONFIRMATIONS →
@@ -44,7 +46,9 @@ export type AnchorAlarmCode =
   | "ANCHORER_MISMATCH"
   | "CHAIN_ID_CHANGED"
   | "NO_ADMIN_KEY"
-  | "ANCHOR_REJECTED";
+  | "ANCHOR_REJECTED"
+  | "RESTORE_CONFLICT"
+  | "LOST_BATCHES_UNANCHORED";
 
 export interface AnchorAlarm {
   code: AnchorAlarmCode;
@@ -63,6 +67,7 @@ const RECOVERABLE_ALARMS: ReadonlySet<AnchorAlarmCode> = new Set([
   "CONTRACT_MISSING",
   "LOG_NOT_REGISTERED",
   "ANCHORER_MISMATCH",
+  "LOST_BATCHES_UNANCHORED",
 ]);
 
 export interface AnchorLoopStatus {
@@ -116,6 +121,8 @@ export type AnchorLoopEvent =
   | { type: "recovered"; failures: number; downMs: number; lagBatches: number }
   /** The backlog noted by `backlog` or `chain-reset` is anchored: `batches` in `ms`. */
   | { type: "caught-up"; reason: CatchUpReason; batches: number; ms: number }
+  /** A restored ledger compared with the chain; `lost` is what the chain holds beyond it. */
+  | { type: "restore-reconciled"; lost: LostRange | null }
   | { type: "alarm"; alarm: AnchorAlarm }
   | { type: "error"; message: string };
 
@@ -131,6 +138,11 @@ export type AnchorLedger = Pick<
   | "getBatch"
   | "lastBatchNo"
   | "saveBatchState"
+  | "restorePending"
+  | "sealedThrough"
+  | "nextSeq"
+  | "completeRestore"
+  | "lostRanges"
 >;
 
 export interface AnchorLoopOptions {
@@ -515,14 +527,25 @@ export class AnchorLoop {
     }
     this.receiptSignerRegistered =
       getAddress(log.receiptSigner) === getAddress(ledger.signerAddress);
+    if (ledger.restorePending) await this.reconcileRestore(client);
 
     this.lastSealed = Math.max(this.lastSealed, await ledger.lastBatchNo());
     if (this.cursor === undefined) await this.initCursor(client);
     const chainNext = log.nextBatchNo;
-    if (chainNext > this.lastSealed + 1) {
+    const lost = lostRangeOfBatch(ledger.lostRanges(), chainNext);
+    if (lost) {
+      // A reorg or a chain reset took batches this ledger lost in a restore: it cannot anchor
+      // them again (it does not hold them) nor anything after them.
+      throw this.alarmError(
+        "LOST_BATCHES_UNANCHORED",
+        `the registry holds ${chainNext} batches of this log; batches ${lost.fromBatchNo}..${lost.fromBatchNo + lost.batches - 1} were lost in a restore and cannot be anchored again from this ledger`,
+        chainNext,
+      );
+    }
+    if (chainNext > this.pastLost(this.lastSealed + 1)) {
       throw this.alarmError(
         "FORK_DETECTED",
-        `the registry holds ${chainNext} batches of this log but the ledger sealed only ${this.lastSealed + 1}`,
+        `the registry holds ${chainNext} batches of this log but the ledger sealed only ${this.lastSealed + 1} (a data directory put back by hand from an older copy? \`veritrail restore\` reconciles a copy with the chain)`,
         this.lastSealed + 1,
       );
     }
@@ -535,6 +558,26 @@ export class AnchorLoop {
     if ((await this.manageFlights(client, chainNext)) === "busy") busy = true;
     if ((await this.sendNext(client, chainNext)) === "busy") busy = true;
     return busy || this.flights.size > 0 ? "busy" : "idle";
+  }
+
+  /** A restored ledger's first contact with the chain (restore-reconcile.ts). */
+  private async reconcileRestore(client: RegistryClient): Promise<void> {
+    try {
+      const lost = await reconcileRestoredLedger(this.opts.ledger, client, {
+        logLookbackBlocks: this.o.logLookbackBlocks,
+      });
+      this.emit({ type: "restore-reconciled", lost: lost ?? null });
+    } catch (error) {
+      if (error instanceof RestoreConflict)
+        throw this.alarmError(error.code, error.message, error.batchNo);
+      throw error;
+    }
+  }
+
+  /** `batchNo`, or the first batch number past the lost range that holds it. */
+  private pastLost(batchNo: number): number {
+    const lost = lostRangeOfBatch(this.opts.ledger.lostRanges(), batchNo);
+    return lost ? lost.fromBatchNo + lost.batches : batchNo;
   }
 
   private async connect(): Promise<RegistryClient> {
@@ -647,7 +690,9 @@ export class AnchorLoop {
    * sealed while that read is in flight: the time the seal listener recorded then stands (lag
    * would otherwise read 0 for as long as the batch waits).
    */
-  private async moveCursor(to: number, sealedAt?: number): Promise<void> {
+  private async moveCursor(next: number, sealedAt?: number): Promise<void> {
+    // Batch numbers of a range lost in a restore are on-chain, never here: step over them.
+    const to = this.pastLost(next);
     this.cursor = to;
     this.cursorSealedAt = sealedAt;
     if (sealedAt !== undefined) return;
@@ -704,10 +749,13 @@ export class AnchorLoop {
     if (cursor >= chainNext) return "idle";
     const ledger = this.opts.ledger;
     const logId = ledger.logId;
-    const records = await ledger.listBatches({
-      fromBatchNo: cursor,
-      limit: Math.min(RECONCILE_PAGE, chainNext - cursor),
-    });
+    // Batch numbers may jump over a lost range: only records the chain has a slot for.
+    const records = (
+      await ledger.listBatches({
+        fromBatchNo: cursor,
+        limit: Math.min(RECONCILE_PAGE, chainNext - cursor),
+      })
+    ).filter((r) => r.header.batchNo < chainNext);
     const commitments = await Promise.all(
       records.map((r) => client.batchCommitment(logId, r.header.batchNo)),
     );

@@ -49,6 +49,7 @@ import { type ReceiptGroupRecord, encodeReceiptPath } from "./ingest.ts";
 import { nodeLayoutOf, nodeValues } from "./node-layout.ts";
 import { packValues } from "./index-wire.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
+import { type LostRange, describeLostRange, readLostRanges } from "./lost-ranges.ts";
 import { startTsWorker } from "./ts-worker.ts";
 
 export type AuditFindingKind =
@@ -85,13 +86,18 @@ export type AuditFindingKind =
   /** The registry compared with is not one the trust policy lists (veritrail audit --trust). */
   | "UNTRUSTED_REGISTRY"
   /** The trust policy does not list this log (in that registry). */
-  | "UNKNOWN_LOG";
+  | "UNKNOWN_LOG"
+  | "EVENTS_LOST"
+  | "LOST_RANGE_INCONSISTENT"
+  | "LOST_BATCH_NOT_ON_CHAIN";
 
 export interface AuditFinding {
   batchNo?: number;
   seq?: number;
   kind: AuditFindingKind;
   message: string;
+  /** EVENTS_LOST: the batches and seqs the chain holds and this ledger lost (lost-ranges.ts). */
+  range?: { fromBatchNo: number; batches: number; firstSeq: number; count: number };
 }
 
 export interface AuditProgress {
@@ -151,6 +157,27 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   const meta = await store.getMeta();
   if (!meta) report({ kind: "META_MISSING", message: "no log metadata (m:log)" });
   const logId = meta?.logId ?? null;
+  // Ranges lost in a restore: a gap in the batches they explain is reported as a loss (the
+  // chain is checked to hold those batches), not as a gap; any other gap stays a BATCH_GAP.
+  const lostRanges = await readLostRanges(store);
+  const lostReported = new Set<LostRange>();
+  const reportLost = (lost: LostRange) => {
+    lostReported.add(lost);
+    report({
+      batchNo: lost.fromBatchNo,
+      seq: lost.firstSeq,
+      kind: "EVENTS_LOST",
+      message: describeLostRange(lost),
+      range: {
+        fromBatchNo: lost.fromBatchNo,
+        batches: lost.batches,
+        firstSeq: lost.firstSeq,
+        count: lost.count,
+      },
+    });
+  };
+  const lostAt = (batchNo: number, firstSeq: number) =>
+    lostRanges.find((r) => r.fromBatchNo === batchNo && r.firstSeq === firstSeq);
 
   // Batch records in order, and each batch's firstSeq from the q: index (a second source for
   // the range of a batch whose record is unreadable).
@@ -302,12 +329,19 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   };
 
   // Each batch's seq range, as the replay below will take it (contiguity, not the record's
-  // claim): the checks of the next batches are started while this one is being finished.
+  // claim, and past a range lost in a restore): the checks of the next batches are started
+  // while this one is being finished.
   const ranges: Array<{ from: number; to: number }> = [];
   {
     let first = 0;
+    let nextNo = 0;
     for (let b = 0; b < batchRaw.length; b++) {
       const [batchNo, raw] = batchRaw[b]!;
+      if (batchNo !== nextNo) {
+        const lost = lostAt(nextNo, first);
+        if (lost && lost.fromBatchNo + lost.batches === batchNo) first = lost.firstSeq + lost.count;
+      }
+      nextNo = batchNo + 1;
       const header = parseBatch(raw)?.header;
       const count = header ? header.count : (qFirst.get(batchNo + 1) ?? total) - first;
       const to = Math.min(first + Math.max(count, 0), Math.max(total, first));
@@ -330,15 +364,23 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
     return mine;
   };
 
+  let expectedNo = 0;
   try {
     for (let b = 0; b < batchRaw.length; b++) {
       const [batchNo, raw] = batchRaw[b]!;
-      if (batchNo !== b)
-        report({
-          batchNo,
-          kind: "BATCH_GAP",
-          message: `batch numbers jump from ${b - 1} to ${batchNo}`,
-        });
+      if (batchNo !== expectedNo) {
+        const lost = lostAt(expectedNo, expectedFirst);
+        if (lost && lost.fromBatchNo + lost.batches === batchNo) {
+          reportLost(lost);
+          expectedFirst = lost.firstSeq + lost.count;
+        } else
+          report({
+            batchNo,
+            kind: "BATCH_GAP",
+            message: `batch numbers jump from ${expectedNo - 1} to ${batchNo}`,
+          });
+      }
+      expectedNo = batchNo + 1;
       const record = parseBatch(raw);
       const header = record?.header ?? null;
       headers.push({ batchNo, header, ...(record ? { state: record.state } : {}) });
@@ -420,6 +462,21 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
         await checkStoredNodes(store, record, tree.levels, report);
     }
     sealedEvents = Math.min(sealedEvents, total);
+    // A loss right after the last batch held (nothing sealed here since the restore).
+    const trailing = lostAt(expectedNo, expectedFirst);
+    if (trailing) {
+      reportLost(trailing);
+      expectedFirst = trailing.firstSeq + trailing.count;
+      expectedNo = trailing.fromBatchNo + trailing.batches;
+    }
+    for (const r of lostRanges)
+      if (!lostReported.has(r))
+        report({
+          batchNo: r.fromBatchNo,
+          seq: r.firstSeq,
+          kind: "LOST_RANGE_INCONSISTENT",
+          message: `a lost range is recorded for batches ${r.fromBatchNo}..${r.fromBatchNo + r.batches - 1} (seqs ${r.firstSeq}..${r.firstSeq + r.count - 1}) that does not fit between the batches held`,
+        });
     // The accepted, not yet sealed tail.
     if (expectedFirst < total) await replayRange(expectedFirst, total, undefined);
   } finally {
@@ -448,7 +505,16 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
 
   let chain: AuditReport["chain"] = null;
   if (opts.chain && logId !== null) {
-    chain = await checkChain(logId, headers, batchRaw, opts.chain, report, opts.onProgress);
+    chain = await checkChain(
+      logId,
+      headers,
+      batchRaw,
+      Math.max(expectedNo, headers.length),
+      lostRanges,
+      opts.chain,
+      report,
+      opts.onProgress,
+    );
   }
   return {
     ok: findingCount === 0,
@@ -889,6 +955,9 @@ async function checkChain(
   logId: string,
   headers: Array<{ batchNo: number; header: BatchHeaderJson | null; state?: string }>,
   batchRaw: Array<[number, Buffer]>,
+  /** The first batch number past everything held or lost. */
+  nextBatchNo: number,
+  lostRanges: readonly LostRange[],
   chainOpts: NonNullable<AuditOptions["chain"]>,
   report: (f: AuditFinding) => void,
   onProgress: AuditOptions["onProgress"],
@@ -965,19 +1034,45 @@ async function checkChain(
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, headers.length) }, worker));
+  // A loss is only a loss if the chain proves those batches existed: else it would be a way to
+  // hide events behind a claimed restore.
+  const lostBatches = lostRanges.flatMap((r) =>
+    Array.from({ length: r.batches }, (_, i) => r.fromBatchNo + i),
+  );
+  let nextLost = 0;
+  const lostWorker = async () => {
+    while (nextLost < lostBatches.length) {
+      const batchNo = lostBatches[nextLost++]!;
+      try {
+        if ((await reads.batchCommitment(contract, logId, batchNo, head)) === ZERO_HASH)
+          report({
+            batchNo,
+            kind: "LOST_BATCH_NOT_ON_CHAIN",
+            message: `batch ${batchNo} is recorded as lost in a restore, but the registry holds nothing for it: a loss the chain does not prove`,
+          });
+      } catch (e) {
+        report({
+          batchNo,
+          kind: "CHAIN_ERROR",
+          message: `lost batch ${batchNo}: ${e instanceof Error ? e.message : String(e)}`,
+        });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, lostBatches.length) }, lostWorker));
   // A commitment for a batch the store does not have: the log was cut short.
   try {
-    const beyond = await reads.batchCommitment(contract, logId, headers.length, head);
+    const beyond = await reads.batchCommitment(contract, logId, nextBatchNo, head);
     if (beyond !== ZERO_HASH)
       report({
-        batchNo: headers.length,
+        batchNo: nextBatchNo,
         kind: "CHAIN_EXTRA_BATCH",
-        message: `the registry holds batch ${headers.length}, which the store does not have`,
+        message: `the registry holds batch ${nextBatchNo}, which the store does not have`,
       });
   } catch (e) {
     report({
       kind: "CHAIN_ERROR",
-      message: `cannot read batch ${headers.length}: ${e instanceof Error ? e.message : String(e)}`,
+      message: `cannot read batch ${nextBatchNo}: ${e instanceof Error ? e.message : String(e)}`,
     });
   }
   return { chainId: Number(chainId), contract, head, anchoredBatches: anchored };

@@ -8,7 +8,9 @@ export type LedgerErrorCode =
   | "UNAVAILABLE"
   | "BAD_CURSOR"
   /** The backlog is at its bound (ingest-gate.ts): retry after `retryAfterMs`. */
-  | "OVERLOADED";
+  | "OVERLOADED"
+  /** A restored copy is being compared with the chain (restore-reconcile.ts): retry shortly. */
+  | "RESTORE_PENDING";
 
 export class LedgerError extends Error {
   constructor(
@@ -57,3 +59,6 @@ export class IdempotencyConflictError extends LedgerError {
 export function invariant(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(`invariant violated: ${message}`);
 }
+
+/** The disk refuses writes (full, quota, I/O error): nothing was acknowledged; 503 + retry. */
+export { StorageUnavailableError } from "../store/storage-failure.ts";

@@ -113,6 +113,7 @@ export class GroupCommitter {
   /** Settles when no group write (or exclusive task) is in flight; see `exclusive`. */
   private writeLock: Promise<void> = Promise.resolve();
   private closed = false;
+  private paused = false;
   private readonly headerCache = new Map<number, ReceiptGroupHeader>();
 
   private lastRecordedMs: number;
@@ -285,8 +286,23 @@ export class GroupCommitter {
     await this.flush();
   }
 
+  /**
+   * Holds back new group commits (callers queue, unacknowledged) and waits for the one being
+   * written: afterwards nothing is written until `resume`. A backup pauses ingest this way
+   * while it seals the tail and takes its snapshot.
+   */
+  async pause(): Promise<void> {
+    this.paused = true;
+    await this.flush();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.kick();
+  }
+
   private kick(): void {
-    if (this.draining) return;
+    if (this.draining || this.paused) return;
     this.draining = this.drain().finally(() => {
       this.draining = null;
       if (this.queue.length > 0) this.kick();
@@ -294,11 +310,12 @@ export class GroupCommitter {
   }
 
   private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 && !this.paused) {
       // One turn of the event loop before a group is cut: the callers whose events the last
       // group acknowledged submit their next ones in that turn and share this group's signature
       // and synced write, instead of trickling into groups of a few events each.
       await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.paused) break;
       const group: Pending[] = [];
       let n = 0;
       // A single call larger than the limit still goes whole: splitting it would ack it twice.

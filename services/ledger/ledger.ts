@@ -13,7 +13,15 @@ import { type Hex, fromHex, toHex } from "../core/hex.ts";
 import { inclusionProofNodeIds } from "../core/merkle.ts";
 import type { Receipt, TypedDataSigner } from "../core/receipt.ts";
 import { K } from "../store/keys.ts";
-import { LedgerStore, type LogMeta, type StoredBody } from "../store/ledger-store.ts";
+import {
+  type BatchOp,
+  LedgerStore,
+  type LedgerStoreOptions,
+  type LogMeta,
+  type StoredBody,
+} from "../store/ledger-store.ts";
+import { type StorageFailure, StorageUnavailableError } from "../store/storage-failure.ts";
+import { snapshotFrames } from "../store/backup-archive.ts";
 import {
   LogSecretError,
   type SealedLogSecret,
@@ -28,6 +36,16 @@ import { IngestGate, type IngestGateStatus, type IngestLimits } from "./ingest-g
 import { nodeLayoutOf, nodeReads } from "./node-layout.ts";
 import { Sealer } from "./seal.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
+import {
+  type LostRange,
+  type RestoreMarker,
+  describeLostRange,
+  lostRangeOfBatch,
+  lostRangeOfSeq,
+  lostRangeOp,
+  pastLostRanges,
+  readLostRanges,
+} from "./lost-ranges.ts";
 
 export interface LedgerOptions {
   /** LevelDB directory of this log. */
@@ -71,6 +89,14 @@ export interface LedgerOptions {
   logSecretKey?: Uint8Array;
   onSealed?: (record: BatchRecord) => void;
   onBackgroundError?: (error: unknown) => void;
+  /** While the disk refuses writes: how often a probe write is tried (default 2 s). */
+  storageRetryMs?: number;
+  /** Bytes a probe must write and sync before the store is reopened (default 8 MiB). */
+  storageProbeBytes?: number;
+  /** Storage failures and recoveries, for logs. */
+  onStorage?: (event: StorageEvent) => void;
+  /** Store options (tests inject write faults here). */
+  store?: LedgerStoreOptions;
 }
 
 /** The service's defaults (config.ts INGEST_*): see ingest-gate.ts for what they bound. */
@@ -87,6 +113,16 @@ export interface BacklogStatus extends IngestGateStatus {
   oldestUnsealedMs: number;
 }
 
+/** What the ledger reports about its disk. */
+export type StorageEvent =
+  | { type: "failed"; failure: StorageFailure }
+  | { type: "probe-failed"; message: string }
+  | { type: "recovered"; failure: StorageFailure; downMs: number; nextSeq: number };
+
+/** Whether the ledger can write; `failed` while its disk refuses writes (503 on ingest). */
+export type StorageHealth =
+  { state: "ok"; failures: number } | ({ state: "failed"; failures: number } & StorageFailure);
+
 /** A stored event as the ledger hands it out (body null once erased). */
 export interface StoredEvent {
   seq: number;
@@ -95,17 +131,42 @@ export interface StoredEvent {
   salt: Hex | null;
 }
 
+/** The parts that hold in-memory state derived from the store: rebuilt after a reopen. */
+interface LedgerParts {
+  committer: GroupCommitter;
+  sealer: Sealer;
+  subjectIndex: SubjectIndex;
+}
+
+const DEFAULT_STORAGE_RETRY_MS = 2_000;
+const DEFAULT_STORAGE_PROBE_BYTES = 8 * 1024 * 1024;
+
 /**
  * One log: accepts events durably, seals them into batches and serves proofs. The use cases
  * the API and CLI call live here; only this layer talks to the store (STYLE.md §6).
+ *
+ * When the disk refuses a write (full, quota, I/O error) the ledger stops acknowledging:
+ * ingest is refused with a StorageUnavailableError, sealing stops, reads go on. A probe write
+ * is tried every `storageRetryMs`; once the disk takes it, the store is reopened, the committer,
+ * sealer and completeness index are rebuilt from what is on disk, and ingest resumes.
  */
 export class Ledger {
   private sealedListeners: Array<(record: BatchRecord) => void> = [];
+  private parts!: LedgerParts;
+  private storageFailures = 0;
+  private recovering: Promise<void> | undefined;
+  private closing = false;
+  private wakeRecovery: (() => void) | undefined;
+  private lost: LostRange[] = [];
+  private restore: RestoreMarker | undefined;
   private anchorBound = false;
-  /** Batches [0, anchoredBelow) are anchored (per their records); so are those in anchoredAbove. */
+  /**
+   * Batches [0, anchoredBelow) are anchored (per their records, or lost: anchored on-chain and
+   * missing here); so are those in anchoredAbove.
+   */
   private anchoredBelow = 0;
   private readonly anchoredAbove = new Set<number>();
-  private lastSealedBatchNo: number;
+  private lastSealedBatchNo = -1;
   /** When each acknowledged-but-unsealed group was acknowledged (group end seq, time), in order. */
   private readonly ackTimes: Array<{ end: number; at: number }> = [];
   private ackTimesStart = 0;
@@ -114,76 +175,30 @@ export class Ledger {
   private constructor(
     readonly store: LedgerStore,
     readonly meta: LogMeta,
-    private readonly committer: GroupCommitter,
-    private readonly sealer: Sealer,
-    readonly subjectIndex: SubjectIndex,
     readonly signerAddress: string,
     private readonly secretSealed: boolean,
+    private readonly opts: LedgerOptions,
     ingestLimits: IngestLimits,
-    anchored: { lastBatchNo: number; anchoredBelow: number },
   ) {
-    this.lastSealedBatchNo = anchored.lastBatchNo;
-    this.anchoredBelow = anchored.anchoredBelow;
     this.gate = new IngestGate(ingestLimits, {
       unsealedEvents: () => this.nextSeq - this.sealedThrough,
       oldestUnsealedMs: () => this.oldestUnsealedMs(),
       unanchoredBatches: () => (this.anchorBound ? this.unanchoredBatches : 0),
     });
-    // Events left unsealed by an earlier run: their acknowledgement time is not kept; count
-    // their age from now (the sealer seals them at once on start).
-    if (this.nextSeq > this.sealedThrough)
-      this.ackTimes.push({ end: this.nextSeq, at: Date.now() });
   }
 
   static async open(opts: LedgerOptions): Promise<Ledger> {
     await mkdir(path.dirname(path.resolve(opts.location)), { recursive: true });
-    const store = await LedgerStore.open(opts.location);
+    const store = await LedgerStore.open(opts.location, opts.store);
     try {
       const meta = await openLogMeta(store, opts);
-      const nextSeq = await store.nextSeq();
-      const last = await store.lastBatch<BatchRecord>();
-      const subjectIndex = new SubjectIndex(store, last ? last.header.batchNo : -1, {
-        worker: opts.sealWorker ?? false,
-        ...(opts.sealWorkerHeapMb !== undefined ? { workerHeapMb: opts.sealWorkerHeapMb } : {}),
-        ...(opts.indexNodeCacheMax !== undefined ? { nodeCacheMax: opts.indexNodeCacheMax } : {}),
-      });
       const signerAddress = await opts.receiptSigner.getAddress();
-      const holder: { ledger?: Ledger } = {};
-      const sealer = new Sealer(store, subjectIndex, last, nextSeq, {
-        logId: meta.logId as Hex,
-        maxEvents: opts.batchMaxEvents,
-        maxWaitMs: opts.batchMaxWaitMs,
-        onSealed: (record) => {
-          holder.ledger?.noteSealed(record);
-          opts.onSealed?.(record);
-          for (const l of holder.ledger?.sealedListeners ?? []) l(record);
-        },
-        onError: (error) => opts.onBackgroundError?.(error),
-      });
-      const committer = new GroupCommitter(store, nextSeq, {
-        logId: meta.logId as Hex,
-        logSecret: fromHex(meta.logSecret),
-        subjectDerivation: meta.subjectDerivation ?? "pipe",
-        lastRecordedMs: await lastLogTime(store, nextSeq),
-        ...(opts.entryVersion !== undefined ? { entryVersion: opts.entryVersion } : {}),
-        ...(opts.logClock !== undefined ? { logClock: opts.logClock } : {}),
-        signer: opts.receiptSigner,
-        signerAddress,
-        anchorDeadlineMs: opts.anchorDeadlineMs,
-        maxGroupEvents: opts.groupCommitMaxEvents,
-        onCommitted: (next, group) => {
-          holder.ledger?.ackTimes.push({ end: next, at: Date.now() });
-          sealer.accepted(next, group);
-        },
-      });
       const ledger = new Ledger(
         store,
         meta,
-        committer,
-        sealer,
-        subjectIndex,
         signerAddress,
         opts.logSecretKey !== undefined,
+        opts,
         opts.ingestLimits ?? {
           ...DEFAULT_INGEST_LIMITS,
           // Never below a batch (sealing would wait for its timer): two, so one can fill while
@@ -198,10 +213,21 @@ export class Ledger {
             2 * opts.batchMaxWaitMs,
           ),
         },
-        { lastBatchNo: last ? last.header.batchNo : -1, anchoredBelow: await anchoredBelow(store) },
       );
-      holder.ledger = ledger;
-      sealer.start();
+      ledger.lost = await readLostRanges(store);
+      ledger.restore = await store.getJson<RestoreMarker>(K.restoreMarker);
+      const last = await store.lastBatch<BatchRecord>();
+      ledger.lastSealedBatchNo = last ? last.header.batchNo : -1;
+      ledger.anchoredBelow = await anchoredBelow(store);
+      for (const range of ledger.lost) ledger.noteLostAnchored(range);
+      ledger.parts = await ledger.buildParts();
+      // Events left unsealed by an earlier run: their acknowledgement time is not kept; count
+      // their age from now (the sealer seals them at once on start).
+      if (ledger.nextSeq > ledger.sealedThrough)
+        ledger.ackTimes.push({ end: ledger.nextSeq, at: Date.now() });
+      store.onFailure((failure) => ledger.storageFailed(failure));
+      // A restored copy seals nothing before it has been compared with the chain.
+      if (!ledger.restore) ledger.parts.sealer.start();
       return ledger;
     } catch (error) {
       await store.close();
@@ -212,6 +238,229 @@ export class Ledger {
   /** Whether the log secret is sealed on disk (a key was given) or in clear. */
   get logSecretAtRest(): "sealed" | "clear" {
     return this.secretSealed ? "sealed" : "clear";
+  }
+
+  /** Committer, sealer and completeness index as the store says they are now. */
+  private async buildParts(): Promise<LedgerParts> {
+    const { store, meta, opts } = this;
+    // Lost seqs and batch numbers are never given out again: the log continues past them.
+    const past = pastLostRanges(this.lost);
+    const nextSeq = Math.max(await store.nextSeq(), past.seq);
+    const last = await store.lastBatch<BatchRecord>();
+    const subjectIndex = new SubjectIndex(
+      store,
+      Math.max(last ? last.header.batchNo : -1, past.batchNo - 1),
+      {
+        worker: opts.sealWorker ?? false,
+        ...(opts.sealWorkerHeapMb !== undefined ? { workerHeapMb: opts.sealWorkerHeapMb } : {}),
+        ...(opts.indexNodeCacheMax !== undefined ? { nodeCacheMax: opts.indexNodeCacheMax } : {}),
+      },
+    );
+    const sealer = new Sealer(store, subjectIndex, last, nextSeq, {
+      floor: { batchNo: past.batchNo, firstSeq: past.seq },
+      logId: meta.logId as Hex,
+      maxEvents: opts.batchMaxEvents,
+      maxWaitMs: opts.batchMaxWaitMs,
+      onSealed: (record) => {
+        this.noteSealed(record);
+        opts.onSealed?.(record);
+        for (const l of this.sealedListeners) l(record);
+      },
+      onError: (error) => opts.onBackgroundError?.(error),
+    });
+    const committer = new GroupCommitter(store, nextSeq, {
+      logId: meta.logId as Hex,
+      logSecret: fromHex(meta.logSecret),
+      subjectDerivation: meta.subjectDerivation ?? "pipe",
+      lastRecordedMs: await lastLogTime(store, nextSeq),
+      ...(opts.entryVersion !== undefined ? { entryVersion: opts.entryVersion } : {}),
+      ...(opts.logClock !== undefined ? { logClock: opts.logClock } : {}),
+      signer: opts.receiptSigner,
+      signerAddress: this.signerAddress,
+      anchorDeadlineMs: opts.anchorDeadlineMs,
+      maxGroupEvents: opts.groupCommitMaxEvents,
+      onCommitted: (next, group) => {
+        this.ackTimes.push({ end: next, at: Date.now() });
+        sealer.accepted(next, group);
+      },
+    });
+    return { committer, sealer, subjectIndex };
+  }
+
+  /** Stops the committer, the sealer and the sealing worker (before a rebuild or a close). */
+  private async closeParts(): Promise<void> {
+    const { committer, sealer, subjectIndex } = this.parts;
+    await committer.close();
+    await sealer.stop();
+    await subjectIndex.close();
+  }
+
+  get subjectIndex(): SubjectIndex {
+    return this.parts.subjectIndex;
+  }
+
+  /** Whether the ledger can write now, and how often its disk has refused since it opened. */
+  storageHealth(): StorageHealth {
+    const failure = this.store.failure;
+    return failure
+      ? { state: "failed", failures: this.storageFailures, ...failure }
+      : { state: "ok", failures: this.storageFailures };
+  }
+
+  // ---- restore and lost ranges --------------------------------------------------------------
+
+  /** Set while a restored copy waits to be compared with the chain (ingest answers 503). */
+  get restorePending(): RestoreMarker | undefined {
+    return this.restore;
+  }
+
+  /** Batch ranges the chain holds and this ledger lost (restore-reconcile.ts). */
+  lostRanges(): readonly LostRange[] {
+    return this.lost;
+  }
+
+  lostRangeAt(seq: number): LostRange | undefined {
+    return lostRangeOfSeq(this.lost, seq);
+  }
+
+  /**
+   * Ends a restore: records what the chain holds beyond this copy (if anything) and lets the
+   * log continue after it, in one synced write with the marker's removal. From here on ingest
+   * and sealing run; seqs and batch numbers continue after the lost range.
+   */
+  async completeRestore(lost: LostRange | undefined): Promise<void> {
+    invariant(this.restore !== undefined, "a restore is pending");
+    const ops: BatchOp[] = [{ type: "del", key: K.restoreMarker }];
+    if (lost) {
+      invariant(lost.firstSeq === this.sealedThrough, "a lost range starts where the copy ends");
+      invariant(this.nextSeq === this.sealedThrough, "a restored copy holds no unsealed events");
+      ops.push(lostRangeOp(this.store, lost));
+    }
+    await this.store.write(ops, true);
+    if (lost) {
+      this.lost = [...this.lost, lost];
+      this.noteLostAnchored(lost);
+    }
+    this.restore = undefined;
+    await this.closeParts();
+    this.parts = await this.buildParts();
+    this.parts.sealer.start();
+    this.gate.progress();
+  }
+
+  /**
+   * A consistent copy of the whole log while it runs: acknowledgements are held back (callers
+   * wait, nothing is refused) while the unsealed tail is sealed and a LevelDB snapshot taken,
+   * then resume; the snapshot is read afterwards while ingest goes on. Every event in the copy
+   * is in a sealed batch, so a restored copy never seals the same seqs differently from the
+   * batches the running log anchors after it (restore-reconcile.ts).
+   */
+  async backupStream(): Promise<{
+    ingestPausedMs: number;
+    headSeq: number;
+    /** The body-key file (bodies are sealed under its keys), consistent with the snapshot. */
+    bodyKeys: Buffer;
+    frames: AsyncGenerator<Buffer>;
+  }> {
+    if (this.restore)
+      throw new LedgerError(
+        "RESTORE_PENDING",
+        "this ledger is a restored copy not yet compared with the chain; back it up once it is",
+      );
+    const failure = this.store.failure;
+    if (failure) throw new StorageUnavailableError(failure);
+    const started = performance.now();
+    const committer = this.parts.committer;
+    await committer.pause();
+    let snapshot;
+    let headSeq: number;
+    let bodyKeys: Buffer;
+    try {
+      await this.parts.sealer.sealAll();
+      // With the body keys, in one exclusive section: an erasure re-keys an epoch's bodies and
+      // its key together, and must not fall between the two copies.
+      [snapshot, bodyKeys] = await committer.exclusive(
+        async () => [this.store.db.snapshot(), await this.store.bodyKeysCopy()] as const,
+      );
+      headSeq = this.nextSeq;
+    } finally {
+      committer.resume();
+    }
+    const ingestPausedMs = performance.now() - started;
+    const taken = snapshot;
+    const store = this.store;
+    const frames = (async function* () {
+      try {
+        yield* snapshotFrames(store, taken);
+      } finally {
+        await taken.close();
+      }
+    })();
+    return { ingestPausedMs, headSeq, bodyKeys, frames };
+  }
+
+  private notLost(seq: number): void {
+    const lost = this.lostRangeAt(seq);
+    if (lost)
+      throw new LedgerError(
+        "NOT_FOUND",
+        `no event at seq ${seq}: ${describeLostRange(lost)}`,
+        "seq",
+      );
+  }
+
+  /** Free bytes on the ledger's file system (metrics). */
+  storageFreeBytes(): Promise<number | undefined> {
+    return this.store.freeBytes();
+  }
+
+  private storageFailed(failure: StorageFailure): void {
+    this.storageFailures++;
+    this.opts.onStorage?.({ type: "failed", failure });
+    if (this.closing) return;
+    this.recovering ??= this.recoverStorage(failure).finally(() => {
+      this.recovering = undefined;
+    });
+  }
+
+  /** Probes until the disk takes writes, then reopens the store and rebuilds the parts. */
+  private async recoverStorage(failure: StorageFailure): Promise<void> {
+    const retryMs = this.opts.storageRetryMs ?? DEFAULT_STORAGE_RETRY_MS;
+    const probeBytes = this.opts.storageProbeBytes ?? DEFAULT_STORAGE_PROBE_BYTES;
+    let lastProbeError: string | undefined;
+    while (!this.closing) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, retryMs);
+        this.wakeRecovery = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeRecovery = undefined;
+      if (this.closing) return;
+      try {
+        await this.store.probeWritable(probeBytes);
+        await this.closeParts();
+        await this.store.reopen();
+        this.parts = await this.buildParts();
+        this.store.clearFailure();
+        if (!this.restore) this.parts.sealer.start();
+        this.gate.progress();
+        this.opts.onStorage?.({
+          type: "recovered",
+          failure,
+          downMs: Date.now() - failure.since,
+          nextSeq: this.nextSeq,
+        });
+        return;
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        // Said once per distinct cause, not every retry of a disk that stays full.
+        if (message !== lastProbeError)
+          this.opts.onStorage?.({ type: "probe-failed", message: message.slice(0, 300) });
+        lastProbeError = message;
+      }
+    }
   }
 
   get logId(): Hex {
@@ -230,11 +479,11 @@ export class Ledger {
 
   /** Seqs [0, nextSeq) are acknowledged. */
   get nextSeq(): number {
-    return this.committer.pendingSeq;
+    return this.parts.committer.pendingSeq;
   }
 
   get sealedThrough(): number {
-    return this.sealer.sealedThrough;
+    return this.parts.sealer.sealedThrough;
   }
 
   onSealed(listener: (record: BatchRecord) => void): void {
@@ -244,14 +493,29 @@ export class Ledger {
   /**
    * Validated events in; receipts out once the events are synced to disk. While the backlog is
    * at its bound this waits briefly for room, then throws IngestOverloadedError (nothing stored).
+   * While the disk refuses writes it throws StorageUnavailableError, and while a restored copy
+   * is being compared with the chain a RESTORE_PENDING LedgerError.
    */
   async ingest(events: NativeEvent[]): Promise<IngestResult[]> {
+    this.refuseUnlessWritable();
     const release = await this.gate.admit(events.length);
     try {
-      return await this.committer.submit(events);
+      // The disk may have failed while this caller waited for room.
+      this.refuseUnlessWritable();
+      return await this.parts.committer.submit(events);
     } finally {
       release();
     }
+  }
+
+  private refuseUnlessWritable(): void {
+    const failure = this.store.failure;
+    if (failure) throw new StorageUnavailableError(failure);
+    if (this.restore)
+      throw new LedgerError(
+        "RESTORE_PENDING",
+        "this ledger was restored from a backup and is being compared with the chain before it accepts events; retry shortly",
+      );
   }
 
   /**
@@ -279,6 +543,17 @@ export class Ledger {
     } else {
       this.anchoredAbove.delete(batchNo);
     }
+  }
+
+  /**
+   * Lost batches have no record here and are never anchored again, but the chain holds them:
+   * they count as anchored, or they would hold the unanchored-batches bound forever.
+   */
+  private noteLostAnchored(range: LostRange): void {
+    const end = range.fromBatchNo + range.batches;
+    this.lastSealedBatchNo = Math.max(this.lastSealedBatchNo, end - 1);
+    for (let b = Math.max(range.fromBatchNo, this.anchoredBelow); b < end; b++)
+      this.noteBatchState(b, true);
   }
 
   /** The unsealed and unanchored backlog against its bounds. */
@@ -317,16 +592,17 @@ export class Ledger {
   }
 
   async sealPending(): Promise<void> {
-    await this.committer.flush();
-    await this.sealer.sealAll();
+    await this.parts.committer.flush();
+    await this.parts.sealer.sealAll();
   }
 
   /** Stops accepting, writes what is queued, and closes the database. */
   async close(): Promise<void> {
+    this.closing = true;
     this.gate.close();
-    await this.committer.close();
-    await this.sealer.stop();
-    await this.subjectIndex.close();
+    this.wakeRecovery?.();
+    await this.recovering;
+    await this.closeParts();
     await this.store.close();
   }
 
@@ -335,10 +611,11 @@ export class Ledger {
    * while no group is being written: the re-sealing of its epoch must not race new bodies.
    */
   async eraseBody(seq: number, tombstone: unknown): Promise<{ legacyPlaintext: boolean }> {
-    return this.committer.exclusive(() => this.store.eraseBody(seq, tombstone));
+    return this.parts.committer.exclusive(() => this.store.eraseBody(seq, tombstone));
   }
 
   async getEvent(seq: number): Promise<StoredEvent> {
+    this.notLost(seq);
     const [entryJcs, body] = await Promise.all([
       this.store.getEntryJcs(seq),
       this.store.getBody(seq),
@@ -361,7 +638,8 @@ export class Ledger {
 
   async receipt(seq: number): Promise<Receipt> {
     if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
-    return this.committer.receiptFor(seq);
+    this.notLost(seq);
+    return this.parts.committer.receiptFor(seq);
   }
 
   /**
@@ -372,14 +650,23 @@ export class Ledger {
     seqs: readonly number[],
     entriesRead?: Promise<Array<EntryRead | undefined>>,
   ): Promise<Receipt[]> {
-    for (const seq of seqs)
+    for (const seq of seqs) {
       if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
-    return this.committer.receiptsFor(seqs, entriesRead);
+      if (this.lost.length > 0) this.notLost(seq);
+    }
+    return this.parts.committer.receiptsFor(seqs, entriesRead);
   }
 
   async getBatch(batchNo: number): Promise<BatchRecord> {
     const record = await this.store.getBatch<BatchRecord>(batchNo);
-    if (!record) throw new LedgerError("NOT_FOUND", `no batch ${batchNo}`, "batchNo");
+    if (!record) {
+      const lost = lostRangeOfBatch(this.lost, batchNo);
+      throw new LedgerError(
+        "NOT_FOUND",
+        lost ? `no batch ${batchNo}: ${describeLostRange(lost)}` : `no batch ${batchNo}`,
+        "batchNo",
+      );
+    }
     return record;
   }
 
@@ -414,7 +701,7 @@ export class Ledger {
   }
 
   async batchForSeq(seq: number): Promise<BatchRecord | undefined> {
-    if (seq >= this.sealer.sealedThrough) return undefined;
+    if (seq >= this.parts.sealer.sealedThrough) return undefined;
     const batchNo = await this.store.batchNoForSeq(seq);
     invariant(batchNo !== undefined, `sealed seq ${seq} has a batch`);
     return this.getBatch(batchNo);
@@ -456,12 +743,13 @@ export class Ledger {
     if (!Number.isSafeInteger(seq) || seq < 0)
       throw new LedgerError("VALIDATION_FAILED", "seq must be a non-negative integer", "seq");
     if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
+    this.notLost(seq);
     // Independent reads, issued together: a proof's latency is one round of reads, then the path.
     const entryRead = this.store.getEntryJcs(seq);
     const [entryJcs, body, receipts, record] = await Promise.all([
       entryRead,
       this.store.getBody(seq),
-      this.committer.receiptsFor(
+      this.parts.committer.receiptsFor(
         [seq],
         entryRead.then((e) => [parseEntryRead(e)]),
       ),

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { BatchRecord } from "./batch.ts";
 import type { Ledger } from "./ledger.ts";
+import { lostRangeOfBatch } from "./lost-ranges.ts";
 
 /**
  * The operator's view of one log (GET /v1/status, `veritrail status`): how far events have got
@@ -48,6 +49,35 @@ export const LogStatusSchema = z.object({
   alarms: z
     .array(z.object({ code: z.string(), message: z.string(), recoverable: z.boolean() }))
     .describe("Conditions that stop anchoring until an operator acts (also 503 on /readyz)."),
+  storage: z
+    .object({
+      state: z.enum(["ok", "failed"]).describe("failed: the disk refuses writes (ingest 503)"),
+      failures: Count.describe("Times the disk refused a write since the service started."),
+      reason: z.string().optional().describe("ENOSPC, EDQUOT, EIO, EROFS or IO_ERROR"),
+      since: z.number().int().optional().describe("When writes started failing (ms epoch)."),
+    })
+    .describe("Whether the ledger can write (docs/operations.md, a full disk)."),
+  restorePending: z
+    .boolean()
+    .describe("A restored copy is being compared with the chain; ingest waits (503)."),
+  lost: z
+    .object({
+      events: Count,
+      batches: Count,
+      ranges: z.array(
+        z.object({
+          fromBatchNo: Count,
+          batches: Count,
+          firstSeq: Count,
+          count: Count,
+          detectedAt: z.string(),
+          restoredFrom: z.string().describe("When the backup restored from was taken."),
+        }),
+      ),
+    })
+    .describe(
+      "Batches the chain holds that this ledger lost when it was restored from an older backup.",
+    ),
   trust: z
     .object({
       fingerprint: z.string().describe("SHA-256(JCS(policy)) of the veritrail-trust/1 policy."),
@@ -76,7 +106,15 @@ export interface AnchoringStatus {
 
 type StatusLedger = Pick<
   Ledger,
-  "logId" | "signerAddress" | "nextSeq" | "sealedThrough" | "listBatches" | "getBatch"
+  | "logId"
+  | "signerAddress"
+  | "nextSeq"
+  | "sealedThrough"
+  | "listBatches"
+  | "getBatch"
+  | "lostRanges"
+  | "storageHealth"
+  | "restorePending"
 >;
 
 const SCAN_PAGE = 256;
@@ -103,6 +141,9 @@ async function anchoredBatchCount(ledger: StatusLedger): Promise<number> {
 
 async function endSeqOf(ledger: StatusLedger, batches: number): Promise<number> {
   if (batches === 0) return 0;
+  // The batch before may be one a restore lost (on-chain, not here): its range says where.
+  const lost = lostRangeOfBatch(ledger.lostRanges(), batches - 1);
+  if (lost) return lost.firstSeq + lost.count;
   const record: BatchRecord = await ledger.getBatch(batches - 1);
   return record.header.firstSeq + record.header.count;
 }
@@ -152,6 +193,25 @@ export async function logStatus(
           },
         ]
       : [],
+    storage: (() => {
+      const h = ledger.storageHealth();
+      return h.state === "failed"
+        ? { state: h.state, failures: h.failures, reason: h.reason, since: h.since }
+        : { state: h.state, failures: h.failures };
+    })(),
+    restorePending: ledger.restorePending !== undefined,
+    lost: {
+      events: ledger.lostRanges().reduce((n, r) => n + r.count, 0),
+      batches: ledger.lostRanges().reduce((n, r) => n + r.batches, 0),
+      ranges: ledger.lostRanges().map((r) => ({
+        fromBatchNo: r.fromBatchNo,
+        batches: r.batches,
+        firstSeq: r.firstSeq,
+        count: r.count,
+        detectedAt: r.detectedAt,
+        restoredFrom: r.restoredFrom.createdAt,
+      })),
+    },
     trust,
   };
 }

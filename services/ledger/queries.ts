@@ -135,9 +135,13 @@ export class EventQueries {
       return store.seqsByTime(opts);
     }
     const first = afterSeq === undefined ? 0 : afterSeq + 1;
-    const end = Math.min(this.ledger.nextSeq, first + limit);
     const out: Position[] = [];
-    for (let seq = first; seq < end; seq++) out.push({ seq });
+    for (let seq = first; seq < this.ledger.nextSeq && out.length < limit; seq++) {
+      // Seqs of a range lost in a restore hold nothing (lost-ranges.ts): step over them.
+      const lost = this.ledger.lostRangeAt(seq);
+      if (lost) seq = lost.firstSeq + lost.count - 1;
+      else out.push({ seq });
+    }
     return out;
   }
 

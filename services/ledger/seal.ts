@@ -3,6 +3,7 @@ import { type Hex, toHex, utf8 } from "../core/hex.ts";
 import { buildTree, leafHash } from "../core/merkle.ts";
 import { K } from "../store/keys.ts";
 import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
+import { StorageUnavailableError } from "../store/storage-failure.ts";
 import type { BatchHeader, BatchRecord } from "./batch.ts";
 import { invariant } from "./errors.ts";
 import type { CommittedGroup } from "./ingest.ts";
@@ -17,6 +18,8 @@ const SEAL_LAYOUT: NodeLayout = { kind: "tiles", height: TILE_HEIGHT };
 
 export interface SealerOptions {
   logId: Hex;
+  /** Batch numbers and seqs below these are taken (lost ranges, lost-ranges.ts): start past them. */
+  floor?: { batchNo: number; firstSeq: number };
   maxEvents: number;
   maxWaitMs: number;
   onSealed: (record: BatchRecord) => void;
@@ -43,8 +46,11 @@ export class Sealer {
     acceptedThrough: number,
     private readonly opts: SealerOptions,
   ) {
-    this.nextBatchNo = last ? last.header.batchNo + 1 : 0;
-    this.nextFirstSeq = last ? last.header.firstSeq + last.header.count : 0;
+    this.nextBatchNo = Math.max(last ? last.header.batchNo + 1 : 0, opts.floor?.batchNo ?? 0);
+    this.nextFirstSeq = Math.max(
+      last ? last.header.firstSeq + last.header.count : 0,
+      opts.floor?.firstSeq ?? 0,
+    );
     this.acceptedThrough = acceptedThrough;
     invariant(this.nextFirstSeq <= acceptedThrough, "batches never run ahead of accepted events");
   }
@@ -175,6 +181,9 @@ export class Sealer {
         do await this.sealOne();
         while (this.unsealed >= this.opts.maxEvents && !this.stopped);
       } catch (error) {
+        // The disk refuses writes: retrying would spin. The ledger builds a new sealer once
+        // the store is writable again (ledger.ts), and it seals what is left from disk.
+        if (error instanceof StorageUnavailableError) this.stopped = true;
         this.opts.onError(error);
       }
     })().finally(() => {

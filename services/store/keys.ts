@@ -3,6 +3,9 @@
  * ordered parts, so range scans in key order are scans in seq / batch / time order.
  *
  *   m:log                          log metadata (logId, secret)
+ *   m:restore                      set by `veritrail restore`: reconcile with the chain first
+ *   l:<fromBatchNo>                a range of batches anchored on-chain but lost locally (a
+ *                                  restore from a backup older than the chain's head)
  *   e:<seq>                        entry (JCS text) — kept forever, even after erasure
  *   b:<seq>                        event body + salt, sealed under its epoch key (body-keys.ts) —
  *                                  deleted on erasure, and the key destroyed
@@ -57,6 +60,9 @@ function merkleValueKey(prefix: string, batchNo: number, level: number, index: n
 
 export const K = {
   logMeta: "m:log",
+  restoreMarker: "m:restore",
+  lostRange: (fromBatchNo: number) => `l:${batchPart(fromBatchNo)}`,
+  lostRangePrefix: "l:",
   entry: (seq: number) => `e:${seqPart(seq)}`,
   entryPrefix: "e:",
   body: (seq: number) => `b:${seqPart(seq)}`,

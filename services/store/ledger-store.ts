@@ -1,8 +1,16 @@
 import { ClassicLevel } from "classic-level";
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { SubjectDerivation } from "../core/entry.ts";
-import { BodyKeys, EPOCH_SEQS, epochOf } from "./body-keys.ts";
+import { BODY_KEYS_FILE, BodyKeys, EPOCH_SEQS, epochOf } from "./body-keys.ts";
+import { readFile, statfs } from "node:fs/promises";
+import path from "node:path";
 import { K, parseSeqPart, prefixEnd, seqPart } from "./keys.ts";
+import {
+  type StorageFailure,
+  StorageUnavailableError,
+  probeWritable,
+  storageFailureOf,
+} from "./storage-failure.ts";
 
 type Db = ClassicLevel<string, Buffer>;
 export type BatchOp = { type: "put"; key: string; value: Buffer } | { type: "del"; key: string };
@@ -66,18 +74,35 @@ const WRITE_SLICE_OPS = 4_096;
 const enc = (value: unknown) => Buffer.from(JSON.stringify(value), "utf8");
 const dec = <T>(buf: Buffer): T => JSON.parse(buf.toString("utf8")) as T;
 
+export interface LedgerStoreOptions {
+  /**
+   * Fault injection for tests on machines where no size-limited file system can be mounted:
+   * called before each write (and probe write) reaches the disk; an error it returns is
+   * treated as the disk's own.
+   */
+  injectWriteFault?: () => Error | undefined;
+}
+
 /**
  * LevelDB repositories of one log. Only the store knows keys and encodings; the ledger speaks
  * in seqs, batches and records. Every multi-key change is one atomic `batch`, and writes that
  * acknowledge anything to a caller are synced (fsync) before they resolve.
+ *
+ * A write the disk refuses puts the store in a failed state (storage-failure.ts): later writes
+ * are refused at once until {@link LedgerStore.reopen} and {@link LedgerStore.clearFailure}.
  */
 export class LedgerStore {
+  private failureState: StorageFailure | undefined;
+  private readonly failureListeners: Array<(failure: StorageFailure) => void> = [];
+
   private constructor(
     readonly db: Db,
+    readonly location: string,
+    private readonly opts: LedgerStoreOptions,
     private readonly bodyKeys: BodyKeys,
   ) {}
 
-  static async open(location: string): Promise<LedgerStore> {
+  static async open(location: string, opts: LedgerStoreOptions = {}): Promise<LedgerStore> {
     const db: Db = new ClassicLevel<string, Buffer>(location, {
       keyEncoding: "utf8",
       valueEncoding: "buffer",
@@ -96,7 +121,7 @@ export class LedgerStore {
       await db.close();
       throw error;
     }
-    const store = new LedgerStore(db, bodyKeys);
+    const store = new LedgerStore(db, location, opts, bodyKeys);
     try {
       await store.settleInterruptedErasures();
     } catch (error) {
@@ -115,6 +140,67 @@ export class LedgerStore {
     return this.db.status === "open";
   }
 
+  // ---- storage failures ---------------------------------------------------------------------
+
+  /** Set from the first write the disk refused until {@link clearFailure}. */
+  get failure(): StorageFailure | undefined {
+    return this.failureState;
+  }
+
+  onFailure(listener: (failure: StorageFailure) => void): void {
+    this.failureListeners.push(listener);
+  }
+
+  /**
+   * The body-key file as it is now (body-keys.ts): a backup takes it with its snapshot, inside
+   * the committer's exclusive section, so no erasure re-keys an epoch between the two.
+   */
+  async bodyKeysCopy(): Promise<Buffer> {
+    return readFile(path.join(this.location, BODY_KEYS_FILE));
+  }
+
+  /** Bytes available to this process on the database's file system (undefined if unknown). */
+  async freeBytes(): Promise<number | undefined> {
+    try {
+      const fs = await statfs(this.location);
+      return fs.bavail * fs.bsize;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Resolves once a probe write of `bytes` in the database's directory was synced. */
+  async probeWritable(bytes: number): Promise<void> {
+    const fault = this.opts.injectWriteFault?.();
+    if (fault) throw fault;
+    await probeWritable(this.location, bytes);
+  }
+
+  /**
+   * Closes and reopens LevelDB in place (the same object, so every holder of `db` keeps it):
+   * the only way out of LevelDB's sticky write error. Open iterators and snapshots are closed.
+   */
+  async reopen(): Promise<void> {
+    if (this.db.status === "open") await this.db.close();
+    await this.db.open();
+  }
+
+  /** Lets writes through again (after {@link reopen} and the ledger has re-read its state). */
+  clearFailure(): void {
+    this.failureState = undefined;
+  }
+
+  /** The error to throw for a failed write: a storage failure is recorded and reported once. */
+  private failedWrite(error: unknown): unknown {
+    const failure = storageFailureOf(error);
+    if (!failure) return error;
+    if (!this.failureState) {
+      this.failureState = failure;
+      for (const listener of this.failureListeners) listener(failure);
+    }
+    return new StorageUnavailableError(this.failureState);
+  }
+
   // ---- generic ------------------------------------------------------------------------------
 
   /**
@@ -124,6 +210,7 @@ export class LedgerStore {
    */
   async write(ops: BatchOp[], sync = true): Promise<void> {
     if (ops.length === 0) return;
+    if (this.failureState) throw new StorageUnavailableError(this.failureState);
     const batch = this.db.batch();
     try {
       for (let i = 0; i < ops.length; i++) {
@@ -136,7 +223,17 @@ export class LedgerStore {
       await batch.close();
       throw error;
     }
-    await batch.write({ sync });
+    try {
+      const fault = this.opts.injectWriteFault?.();
+      if (fault) {
+        await batch.close();
+        throw fault;
+      }
+      await batch.write({ sync });
+    } catch (error) {
+      // Only the disk's refusal gets here: the ops were all accepted into the batch above.
+      throw this.failedWrite(error);
+    }
   }
 
   async getRaw(key: string): Promise<Buffer | undefined> {

@@ -11,6 +11,8 @@ describe("reliability: RPC outage under load (short)", function () {
       outageMs: 4_000,
       writers: 4,
       anchorTimeoutMs: 60_000,
+      batchMaxEvents: 64,
+      batchMaxWaitMs: 100,
     });
     expect(scenarioPassed(result), renderResults([result])).to.equal(true);
   });

@@ -33,7 +33,47 @@ export function registerOpsRoutes(app: Express, ctx: ApiContext): void {
       maxUnsealedAgeMs: b.limits.maxUnsealedAgeMs,
       maxUnanchoredBatches: b.limits.maxUnanchoredBatches,
     };
-    const checks = { ledger: ledgerOpen ? "open" : "closed", ingest, anchoring };
+    const storage = ctx.ledger.storageHealth();
+    const ranges = ctx.ledger.lostRanges();
+    const restore = ctx.ledger.restorePending;
+    const checks = {
+      ledger: ledgerOpen ? "open" : "closed",
+      storage,
+      ingest,
+      anchoring,
+      // A restored copy: being compared with the chain, and what the chain holds beyond it.
+      restore: restore ? { state: "reconciling", ...restore } : null,
+      lost: {
+        events: ranges.reduce((n, r) => n + r.count, 0),
+        batches: ranges.reduce((n, r) => n + r.batches, 0),
+        ranges: ranges.map((r) => ({
+          fromBatchNo: r.fromBatchNo,
+          batches: r.batches,
+          firstSeq: r.firstSeq,
+          count: r.count,
+          detectedAt: r.detectedAt,
+          restoredFrom: r.restoredFrom.createdAt,
+        })),
+      },
+    };
+    if (restore) {
+      const error = new ApiError(
+        "RESTORE_PENDING",
+        "this ledger was restored from a backup and is being compared with the chain; events are accepted once it is",
+      );
+      res.status(503).json({ ...error.body(), checks });
+      return;
+    }
+    if (storage.state === "failed") {
+      // Writes are refused (503 STORAGE_UNAVAILABLE) until the disk takes them again; reads
+      // go on. Say so here too, so a load balancer stops sending writers for the duration.
+      const error = new ApiError(
+        "STORAGE_UNAVAILABLE",
+        `the ledger cannot write to its disk since ${new Date(storage.since).toISOString()} (${storage.reason}); acknowledged events are intact, writes resume by themselves`,
+      );
+      res.status(503).json({ ...error.body(), checks });
+      return;
+    }
     if (!ledgerOpen || anchor?.alarm || b.saturated) {
       const why = !ledgerOpen
         ? "the ledger database is not open"

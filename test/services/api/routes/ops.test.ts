@@ -45,6 +45,7 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
       status: "ready",
       checks: {
         ledger: "open",
+        storage: { state: "ok", failures: 0 },
         ingest: {
           unsealedEvents: 0,
           oldestUnsealedMs: 0,
@@ -57,6 +58,8 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
           maxUnanchoredBatches: 256,
         },
         anchoring: { state: "backoff", lagBatches: 3, lagMs: 12_000 },
+        restore: null,
+        lost: { events: 0, batches: 0, ranges: [] },
       },
     });
     status = {
