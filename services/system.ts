@@ -204,6 +204,30 @@ export function logAnchorEvent(logger: Logger, event: AnchorLoopEvent): void {
         `reorg: re-anchoring from batch ${event.fromBatchNo} (${event.reason})`,
       );
       break;
+    case "deep-reorg":
+      logger.error(
+        { anchor: { ...event, lostAnchors: event.lostAnchors.length } },
+        `reorg deeper than ${event.confirmations} confirmation${event.confirmations === 1 ? "" : "s"}: the anchors of ${batches(event.batches)} from batch ${event.fromBatchNo} are gone (${event.reason}); re-anchoring them`,
+      );
+      break;
+    case "reanchored":
+      logger.info(
+        { anchor },
+        `re-anchored the ${batches(event.batches)} from batch ${event.fromBatchNo} a deep reorg took, ${seconds(event.ms)} after it was found`,
+      );
+      break;
+    case "restore-reconciled":
+      if (event.lost)
+        logger.error(
+          { anchor: { lost: { ...event.lost, anchors: event.lost.anchors.length } } },
+          `restored ledger compared with the chain: batches ${event.lost.fromBatchNo}..${event.lost.fromBatchNo + event.lost.batches - 1} (seqs ${event.lost.firstSeq}..${event.lost.firstSeq + event.lost.count - 1}) were anchored after the backup and are lost; the log continues at seq ${event.lost.firstSeq + event.lost.count}`,
+        );
+      else
+        logger.info(
+          { anchor },
+          "restored ledger compared with the chain: nothing the chain holds is missing",
+        );
+      break;
     case "error":
       logger.warn({ anchor }, "anchoring error");
       break;

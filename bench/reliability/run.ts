@@ -2,7 +2,7 @@
  * `npm run bench:reliability`: the reliability scenarios against the service run as
  * a user runs it. Prints one table row per property and exits 1 when any property fails.
  *
- *   node --import tsx bench/reliability/run.ts [--only kill9,outage,reset,tamper,bad,privacy,disk,backup]
+ *   node --import tsx bench/reliability/run.ts [--only kill9,outage,reset,tamper,bad,privacy,disk,backup,reorg]
  *     [--kill-cycles 20] [--outages 1] [--outage-seconds 300] [--long-outage] [--resets 3]
  *     [--tamperings 1000] [--bad-requests 100000] [--privacy-events 500] [--disk-fills 3]
  */
@@ -12,6 +12,7 @@ import { type ScenarioResult, renderResults, scenarioPassed } from "./result.ts"
 import { BACKUP_RESTORE_DEFAULTS, runBackupRestore } from "./scenarios/backup-restore.ts";
 import { BAD_REQUESTS_DEFAULTS, runBadRequests } from "./scenarios/bad-requests.ts";
 import { CHAIN_RESET_DEFAULTS, runChainReset } from "./scenarios/chain-reset.ts";
+import { DEEP_REORG_DEFAULTS, runDeepReorg } from "./scenarios/deep-reorg.ts";
 import { DISK_FULL_DEFAULTS, runDiskFull } from "./scenarios/disk-full.ts";
 import { KILL9_DEFAULTS, runKill9 } from "./scenarios/kill9.ts";
 import { PRIVACY_DEFAULTS, runPrivacyScan } from "./scenarios/privacy.ts";
@@ -27,6 +28,7 @@ const SCENARIOS = [
   "privacy",
   "disk",
   "backup",
+  "reorg",
 ] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -39,7 +41,7 @@ const int = (value: string): number => {
 const program = new Command()
   .name("bench:reliability")
   .description(
-    "Reliability scenarios: kill -9, RPC outage, dev chain reset, tampering, bad requests, privacy, full disk, backup/restore",
+    "Reliability scenarios: kill -9, RPC outage, dev chain reset, tampering, bad requests, privacy, full disk, backup/restore, deep reorg",
   )
   .option("--only <names>", `comma-separated subset of ${SCENARIOS.join(",")}`)
   .option("--kill-cycles <n>", "SIGKILL/restart cycles", int, KILL9_DEFAULTS.cycles)
@@ -112,6 +114,7 @@ const runs: Array<[ScenarioName, () => Promise<ScenarioResult>]> = [
     () => runDiskFull({ ...DISK_FULL_DEFAULTS, fills: o.diskFills, writers: o.writers, log }),
   ],
   ["backup", () => runBackupRestore({ ...BACKUP_RESTORE_DEFAULTS, writers: o.writers, log })],
+  ["reorg", () => runDeepReorg({ ...DEEP_REORG_DEFAULTS, writers: o.writers, log })],
 ];
 
 const results: ScenarioResult[] = [];

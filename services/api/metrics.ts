@@ -146,6 +146,24 @@ export class ApiMetrics {
       },
     });
     new Gauge({
+      name: "veritrail_anchor_deep_reorg",
+      help: "1 from a reorg deeper than CONFIRMATIONS (confirmed anchors gone) until every batch it took is anchored again",
+      registers,
+      collect() {
+        const s = status();
+        if (s) this.set(s.deepReorg && s.deepReorg.reanchoredAt === undefined ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "veritrail_anchor_deep_reorgs",
+      help: "Reorgs deeper than CONFIRMATIONS seen since the process started",
+      registers,
+      collect() {
+        const s = status();
+        if (s) this.set(s.deepReorgs ?? 0);
+      },
+    });
+    new Gauge({
       name: "veritrail_anchor_alarm",
       help: "1 while the anchor loop is stopped by an alarm",
       registers,

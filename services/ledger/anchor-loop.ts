@@ -70,6 +70,22 @@ const RECOVERABLE_ALARMS: ReadonlySet<AnchorAlarmCode> = new Set([
   "LOST_BATCHES_UNANCHORED",
 ]);
 
+/**
+ * A reorg that removed anchors the loop had already counted as confirmed (CONFIRMATIONS deep):
+ * the chain's finality assumption failed. The loop re-anchors those batches; the alarm stays up
+ * (`reanchoredAt` unset) until it has. The lost anchors are kept in each batch record
+ * (`reorgedAnchors`): bundles handed out before name one of them.
+ */
+export interface DeepReorg {
+  detectedAt: string;
+  fromBatchNo: number;
+  batches: number;
+  reason: string;
+  confirmations: number;
+  lostAnchors: Array<{ batchNo: number; txHash: string; blockNumber: number; blockHash: string }>;
+  reanchoredAt?: string;
+}
+
 export interface AnchorLoopStatus {
   state: AnchorLoopState;
   /** Sealed batches not yet anchored with the required confirmations. */
@@ -85,6 +101,9 @@ export interface AnchorLoopStatus {
   chainId?: number;
   /** Whether the ledger's receipt signer is the one registered on-chain (after a rotation). */
   receiptSignerRegistered?: boolean;
+  /** The latest reorg deeper than CONFIRMATIONS, and how many there were since start. */
+  deepReorg?: Omit<DeepReorg, "lostAnchors">;
+  deepReorgs: number;
 }
 
 export type AnchorLoopEvent =
@@ -123,6 +142,10 @@ export type AnchorLoopEvent =
   | { type: "caught-up"; reason: CatchUpReason; batches: number; ms: number }
   /** A restored ledger compared with the chain; `lost` is what the chain holds beyond it. */
   | { type: "restore-reconciled"; lost: LostRange | null }
+  /** Anchors this loop had confirmed are gone: a reorg deeper than CONFIRMATIONS. Re-anchoring. */
+  | ({ type: "deep-reorg" } & DeepReorg)
+  /** Every batch a deep reorg took is anchored again. */
+  | { type: "reanchored"; fromBatchNo: number; batches: number; ms: number }
   | { type: "alarm"; alarm: AnchorAlarm }
   | { type: "error"; message: string };
 
@@ -267,6 +290,8 @@ export class AnchorLoop {
   private readonly flights = new Map<number, Flight>();
   private lastRecheck = 0;
   private receiptSignerRegistered: boolean | undefined;
+  private deepReorg: DeepReorg | undefined;
+  private deepReorgs = 0;
   private readonly anchoredWaiters = new Set<{
     batchNo: number;
     resolve: () => void;
@@ -351,6 +376,19 @@ export class AnchorLoop {
       ...(this.receiptSignerRegistered !== undefined
         ? { receiptSignerRegistered: this.receiptSignerRegistered }
         : {}),
+      ...(this.deepReorg
+        ? {
+            deepReorg: {
+              detectedAt: this.deepReorg.detectedAt,
+              fromBatchNo: this.deepReorg.fromBatchNo,
+              batches: this.deepReorg.batches,
+              reason: this.deepReorg.reason,
+              confirmations: this.deepReorg.confirmations,
+              ...(this.deepReorg.reanchoredAt ? { reanchoredAt: this.deepReorg.reanchoredAt } : {}),
+            },
+          }
+        : {}),
+      deepReorgs: this.deepReorgs,
     };
   }
 
@@ -550,6 +588,19 @@ export class AnchorLoop {
       );
     }
 
+    if (this.cursor !== undefined && chainNext < this.cursor) {
+      // The registry holds fewer batches than this loop saw confirmed. One node's lagging view
+      // is not a reorg: the last confirmed batch must really be gone from state.
+      const last = this.cursor - 1;
+      if ((await client.batchCommitment(logId, last)) === ZeroHash) {
+        await this.deepReorgFrom(
+          chainNext,
+          `the registry holds ${chainNext} batches of this log; ${this.cursor} had ${Math.max(1, this.o.confirmations)} confirmations`,
+        );
+        return "busy";
+      }
+    }
+
     let busy = false;
     const head = await client.blockNumber();
     if (await this.recheckAnchored(client, head)) return "busy";
@@ -662,10 +713,60 @@ export class AnchorLoop {
   }
 
   /**
-   * Puts batches [fromBatchNo, …) back to `sealed` (they will be anchored again, in order).
-   * Returns how many were submitted or anchored before.
+   * A reorg deeper than CONFIRMATIONS took the anchors of batches [fromBatchNo, cursor): raise
+   * the alarm (status, event; it stays up until they are anchored again), keep the lost anchors
+   * in the batch records, and re-anchor from `fromBatchNo`. Nothing acknowledged is touched.
    */
-  private async resetFrom(fromBatchNo: number): Promise<number> {
+  private async deepReorgFrom(fromBatchNo: number, reason: string): Promise<void> {
+    const until = Math.max(this.cursor ?? fromBatchNo, fromBatchNo + 1);
+    const records = await this.opts.ledger.listBatches({
+      fromBatchNo,
+      limit: until - fromBatchNo,
+    });
+    const lostAnchors = records
+      .filter((r) => r.state === "anchored" && r.anchor && r.header.batchNo < until)
+      .map((r) => ({
+        batchNo: r.header.batchNo,
+        txHash: r.anchor!.txHash,
+        blockNumber: r.anchor!.blockNumber,
+        blockHash: r.anchor!.blockHash,
+      }));
+    this.tracker?.reset();
+    this.flights.clear();
+    await this.resetFrom(fromBatchNo, { reorged: true });
+    this.deepReorgs++;
+    this.deepReorg = {
+      detectedAt: new Date().toISOString(),
+      fromBatchNo,
+      batches: until - fromBatchNo,
+      reason,
+      confirmations: Math.max(1, this.o.confirmations),
+      lostAnchors,
+    };
+    this.emit({ type: "reorg", fromBatchNo, reason });
+    this.emit({ type: "deep-reorg", ...this.deepReorg });
+  }
+
+  /** Clears the deep-reorg alarm once every batch it took is anchored again. */
+  private noteReanchored(): void {
+    const r = this.deepReorg;
+    if (!r || r.reanchoredAt !== undefined || (this.cursor ?? 0) < r.fromBatchNo + r.batches)
+      return;
+    r.reanchoredAt = new Date().toISOString();
+    this.emit({
+      type: "reanchored",
+      fromBatchNo: r.fromBatchNo,
+      batches: r.batches,
+      ms: Date.parse(r.reanchoredAt) - Date.parse(r.detectedAt),
+    });
+  }
+
+  /**
+   * Puts batches [fromBatchNo, …) back to `sealed` (they will be anchored again, in order).
+   * Returns how many were submitted or anchored before. After a reorg (`reorged`), an anchor
+   * that is gone is kept in the record's `reorgedAnchors`.
+   */
+  private async resetFrom(fromBatchNo: number, opts: { reorged?: boolean } = {}): Promise<number> {
     const ledger = this.opts.ledger;
     let reset = 0;
     for (let from = fromBatchNo; ;) {
@@ -673,7 +774,14 @@ export class AnchorLoop {
       if (page.length === 0) break;
       for (const record of page) {
         if (record.state === "sealed") continue;
-        await ledger.saveBatchState(asSealed(record));
+        await ledger.saveBatchState(
+          opts.reorged && record.state === "anchored" && record.anchor
+            ? {
+                ...asSealed(record),
+                reorgedAnchors: [...(record.reorgedAnchors ?? []), record.anchor],
+              }
+            : asSealed(record),
+        );
         reset++;
       }
       const last = page.at(-1);
@@ -804,6 +912,7 @@ export class AnchorLoop {
       this.flights.delete(batchNo);
       const next = records[i + 1];
       await this.moveCursor(batchNo + 1, next ? Date.parse(next.sealedAt) : undefined);
+      this.noteReanchored();
       this.emit({
         type: "anchored",
         batchNo,
@@ -934,15 +1043,10 @@ export class AnchorLoop {
         });
         continue;
       }
-      // The anchoring block left the canonical chain and took the commitment with it.
-      this.tracker?.reset();
-      this.flights.clear();
-      await this.resetFrom(batchNo);
-      this.emit({
-        type: "reorg",
-        fromBatchNo: batchNo,
-        reason: `anchoring block of batch ${batchNo} is no longer canonical`,
-      });
+      // The anchoring block left the canonical chain and took the commitment with it. The batch
+      // was anchored, so it had the required confirmations: the reorg was deeper than those.
+      const reason = `anchoring block ${record.anchor?.blockNumber ?? "?"} of batch ${batchNo} is no longer canonical`;
+      await this.deepReorgFrom(batchNo, reason);
       return true;
     }
     return false;

@@ -43,6 +43,12 @@ export interface BatchRecord {
   tileHeight?: number;
   submission?: SubmissionRecord;
   anchor?: AnchorRecord;
+  /**
+   * Anchors this batch had (with the required confirmations) that a deeper reorg removed, oldest
+   * first. Bundles handed out before name one of them (txHash, blockNumber); this says which
+   * block they relied on and that it is gone.
+   */
+  reorgedAnchors?: AnchorRecord[];
 }
 
 /** Nodes per stored chunk of a Merkle level in the older layout: 256 × 32 bytes = 8 KiB values. */

@@ -102,6 +102,9 @@ export interface AnchoringStatus {
   contract?: string;
   chainId?: number;
   receiptSignerRegistered?: boolean;
+  /** The latest reorg deeper than CONFIRMATIONS; an alarm until `reanchoredAt` is set. */
+  deepReorg?: { detectedAt: string; fromBatchNo: number; batches: number; reanchoredAt?: string };
+  deepReorgs?: number;
 }
 
 type StatusLedger = Pick<

@@ -20,6 +20,7 @@ export function registerOpsRoutes(app: Express, ctx: ApiContext): void {
           lagBatches: anchor.lagBatches,
           lagMs: anchor.lagMs,
           ...(anchor.alarm ? { alarm: anchor.alarm } : {}),
+          ...(anchor.deepReorg ? { deepReorg: anchor.deepReorg } : {}),
         }
       : null;
     const b = ctx.ledger.backlog();

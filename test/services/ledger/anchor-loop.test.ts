@@ -22,6 +22,7 @@ import {
 } from "../../../services/ledger/anchor-loop.ts";
 import type { BatchRecord } from "../../../services/ledger/batch.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
+import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";
 import { HARDHAT_ACCOUNTS, HardhatNode, TcpProxy } from "../../support/hardhat-node.ts";
 
@@ -431,6 +432,80 @@ describe("anchor loop (real Hardhat node)", function () {
     }
     expect(await h.ledger.getBatch(0)).to.deep.equal(batch0);
     await expectAllAnchored(h.ledger, client);
+  });
+
+  it("a reorg deeper than CONFIRMATIONS, below the recheck window: alarm, re-anchors, keeps the lost anchors; bundles handed out before name a block that is gone", async () => {
+    const h = await openHarness({
+      rpcUrl: node.url,
+      loop: { confirmations: 2, recheckDepth: 1, recheckIntervalMs: 200 },
+    });
+    const confirm = async (batchNo: number) => {
+      await waitFor(`batch ${batchNo} mined`, async () => {
+        const r = await h.ledger.getBatch(batchNo);
+        return r.state !== "sealed";
+      });
+      await node.mine(2);
+      await h.loop.waitForAnchored(batchNo, 20_000);
+    };
+    await sealedBatch(h.ledger, 2);
+    await confirm(0);
+    const client = await clientFor(node.url, h.loop.status().contract as string);
+    const snapshot = await node.snapshot();
+    for (let n = 1; n <= 4; n++) {
+      await sealedBatch(h.ledger, 2);
+      await confirm(n);
+    }
+    const before = await Promise.all([1, 2, 3, 4].map((n) => h.ledger.getBatch(n)));
+    const handedOut = await h.ledger.prove(before[1]!.header.firstSeq);
+    expect(handedOut.anchor).to.include({
+      txHash: before[1]!.anchor?.txHash,
+      blockNumber: before[1]!.anchor?.blockNumber,
+    });
+    expect(h.loop.status().deepReorgs).to.equal(0);
+
+    // Every anchor after the snapshot goes, each 2+ blocks deep; other blocks take their place.
+    await node.revert(snapshot);
+    const bystander = BYSTANDER.connect(client.provider);
+    await (await bystander.sendTransaction({ to: BYSTANDER.address, value: 4n })).wait();
+    const alarm = await waitFor(
+      "the deep-reorg alarm",
+      async () => h.loop.status().deepReorg,
+      20_000,
+    );
+    expect(alarm).to.include({ fromBatchNo: 1, batches: 4, confirmations: 2 });
+    expect(alarm.reanchoredAt).to.equal(undefined);
+    const event = h.events.find(
+      (e): e is Extract<AnchorLoopEvent, { type: "deep-reorg" }> => e.type === "deep-reorg",
+    );
+    expect(event?.lostAnchors.map((a) => a.txHash)).to.deep.equal(
+      before.map((r) => r.anchor?.txHash),
+    );
+
+    await waitFor(
+      "re-anchored",
+      async () => {
+        await node.mine();
+        return h.loop.status().deepReorg?.reanchoredAt !== undefined;
+      },
+      60_000,
+    );
+    expect(h.loop.status().deepReorgs).to.equal(1);
+    expect(h.events.filter((e) => e.type === "reanchored")).to.have.length(1);
+    await expectAllAnchored(h.ledger, client);
+    const after = await Promise.all([1, 2, 3, 4].map((n) => h.ledger.getBatch(n)));
+    after.forEach((r, i) => {
+      expect(r.reorgedAnchors, `batch ${i + 1}`).to.deep.equal([before[i]!.anchor]);
+      expect(r.anchor?.blockHash).to.not.equal(before[i]!.anchor?.blockHash);
+    });
+    // The bundle handed out before names its anchor: in the batch's reorgedAnchors, and (unless
+    // the re-sent transaction is byte-identical and at the same height) no longer verifiable.
+    const fresh = await h.ledger.prove(before[1]!.header.firstSeq);
+    expect((await verifyBundle(fresh, client.provider, { confirmations: 2 })).ok).to.equal(true);
+    const old = await verifyBundle(handedOut, client.provider, { confirmations: 2 });
+    const sameAnchor =
+      fresh.anchor?.txHash === handedOut.anchor?.txHash &&
+      fresh.anchor?.blockNumber === handedOut.anchor?.blockNumber;
+    if (!sameAnchor) expect(old).to.include({ ok: false, code: "ANCHOR_TX_MISMATCH" });
   });
 
   it("after a restart, a batch whose transaction was re-included in another block keeps its anchor, updated to the new block", async () => {
