@@ -441,8 +441,11 @@ export class AnchorLoop {
     while (!this.stopping) {
       let pause: number;
       try {
+        // Where anchoring stood when the RPC came back, before this cycle anchors anything.
+        const atReturn =
+          this.failures > 0 ? { anchoredThrough: this.cursor ?? 0, at: Date.now() } : undefined;
         const result = await this.cycle();
-        if (this.failures > 0) this.recovered();
+        if (atReturn) this.recovered(atReturn.anchoredThrough, atReturn.at);
         this.failures = 0;
         this.lastError = undefined;
         this.alarm = undefined; // only recoverable alarms get here
@@ -474,15 +477,29 @@ export class AnchorLoop {
     }
   }
 
-  private recovered(): void {
-    const { lagBatches, anchoredThrough } = this.status();
+  /**
+   * The first cycle after an outage succeeded; batches [0, from) were anchored when it started.
+   * The backlog the outage left is every batch sealed and not anchored by then: from `from`
+   * through the last sealed batch (the cycle may already have anchored some of it, so the lag
+   * after it would understate the backlog).
+   */
+  private recovered(from: number, returnedAt: number): void {
+    const lagBatches = Math.max(0, this.lastSealed + 1 - from);
     this.emit({
       type: "recovered",
       failures: this.failures,
-      downMs: Date.now() - this.failingSince,
+      downMs: returnedAt - this.failingSince,
       lagBatches,
     });
-    if (lagBatches > 0 && this.catchUp === undefined) this.noteBacklog("outage", anchoredThrough);
+    if (lagBatches === 0 || this.catchUp !== undefined) return;
+    if ((this.cursor ?? 0) > this.lastSealed)
+      this.emit({
+        type: "caught-up",
+        reason: "outage",
+        batches: lagBatches,
+        ms: Date.now() - returnedAt,
+      });
+    else this.catchUp = { reason: "outage", since: returnedAt, from, through: this.lastSealed };
   }
 
   /** Remembers the backlog [from, lastSealed] so its catching up can be reported. */
