@@ -19,6 +19,9 @@ import { sleep } from "./service-process.ts";
 
 export const WRITER_ORG = "org:st-mary-general";
 
+/** The answer of a log whose backlog is at its bound (services/ledger/ingest-gate.ts). */
+const OVERLOADED = "503 OVERLOADED";
+
 export interface AckedReceipt {
   seq: number;
   leafHash: string;
@@ -29,6 +32,8 @@ export interface HttpAnswer<T> {
   status: number;
   body: T;
   text: string;
+  /** The Retry-After header, when the answer has one. */
+  retryAfter?: string;
 }
 
 /** One HTTP call with a timeout; the body is parsed as JSON when it is JSON. */
@@ -56,7 +61,13 @@ export async function call<T = unknown>(
   } catch {
     parsed = undefined;
   }
-  return { status: response.status, body: parsed as T, text };
+  const retryAfter = response.headers.get("retry-after");
+  return {
+    status: response.status,
+    body: parsed as T,
+    text,
+    ...(retryAfter !== null ? { retryAfter } : {}),
+  };
 }
 
 export async function createKey(
@@ -127,6 +138,10 @@ export class Load {
             const code = (answer.body as { error?: { code?: string } } | undefined)?.error?.code;
             const label = `${answer.status} ${code ?? "?"}`;
             this.errorCodes.set(label, (this.errorCodes.get(label) ?? 0) + 1);
+            // Backpressure: a client waits as long as Retry-After says (bounded here, so that
+            // a stuck run stays finite) before it sends again.
+            if (label === OVERLOADED)
+              await sleep(Math.min(5_000, 1_000 * (Number(answer.retryAfter) || 1)));
           }
           // Only what the checks need: a full receipt with its group path is ≈ 1 KB, and a
           // long outage acknowledges hundreds of thousands.
@@ -146,11 +161,19 @@ export class Load {
     return this.statuses.get(status) ?? 0;
   }
 
-  /** Requests answered with a status of at least 500. */
+  /**
+   * Requests answered with a status of at least 500, except 503 OVERLOADED: that is the log's
+   * backpressure (it answers with Retry-After and stores nothing), counted by `overloaded`.
+   */
   get serverErrors(): number {
     let n = 0;
     for (const [status, count] of this.statuses) if (status >= 500) n += count;
-    return n;
+    return n - this.overloaded;
+  }
+
+  /** Requests answered 503 OVERLOADED (the backlog at its bound; nothing stored). */
+  get overloaded(): number {
+    return this.errorCodes.get(OVERLOADED) ?? 0;
   }
 
   async stop(): Promise<void> {

@@ -149,7 +149,7 @@ export async function runBackupRestore(opts: BackupRestoreOptions): Promise<Scen
           inBackup.length >= ackedBeforeBackup &&
           afterBackup.length > 0 &&
           load.serverErrors === 0,
-        `copy of events 0..${manifest.headSeq - 1} (all sealed, batches 0..${manifest.lastSealedBatch?.batchNo}): ${manifest.records} records, ${(manifest.bytes / 1e6).toFixed(1)} MB, ${((await stat(archive)).size / 1e6).toFixed(1)} MB as .tar.gz, in ${(manifest.durationMs / 1000).toFixed(1)} s; ingest paused ${manifest.ingestPausedMs} ms; ${afterBackup.length} events acknowledged after it; ${load.serverErrors} 5xx`,
+        `copy of events 0..${manifest.headSeq - 1} (all sealed, batches 0..${manifest.lastSealedBatch?.batchNo}): ${manifest.records} records, ${(manifest.bytes / 1e6).toFixed(1)} MB, ${((await stat(archive)).size / 1e6).toFixed(1)} MB as .tar.gz, in ${(manifest.durationMs / 1000).toFixed(1)} s; ingest paused ${manifest.ingestPausedMs} ms; ${afterBackup.length} events acknowledged after it; ${load.serverErrors} 5xx, ${load.overloaded} × 503 OVERLOADED`,
       );
 
       // The machine is lost.

@@ -251,7 +251,7 @@ export async function runDeepReorg(opts: DeepReorgOptions): Promise<ScenarioResu
       report.check(
         "nothing acknowledged is lost: every event anchored and provable, batches on-chain contiguous, each once",
         checkPassed(check) && problems.length === 0 && load.serverErrors === 0,
-        `${describeCheck(check)}; ${anchored.length} batches on-chain${problems.length ? `: ${problems.slice(0, 3).join("; ")}` : ", contiguous"}; ${load.serverErrors} 5xx`,
+        `${describeCheck(check)}; ${anchored.length} batches on-chain${problems.length ? `: ${problems.slice(0, 3).join("; ")}` : ", contiguous"}; ${load.serverErrors} 5xx, ${load.overloaded} × 503 OVERLOADED`,
       );
     } finally {
       mining = false;

@@ -93,6 +93,7 @@ export async function runRpcOutage(opts: RpcOutageOptions): Promise<ScenarioResu
       });
       let acceptedDuringOutages = 0;
       let serverErrorsDuringOutages = 0;
+      let overloadedDuringOutages = 0;
       let outagesWithIngest = 0;
       const drains: Array<{ backlog: number; batches: number; ms: number }> = [];
       try {
@@ -100,11 +101,13 @@ export async function runRpcOutage(opts: RpcOutageOptions): Promise<ScenarioResu
           await sleep(2_000);
           const ackedBefore = load.acked.length;
           const errorsBefore = load.serverErrors;
+          const overloadedBefore = load.overloaded;
           chain.proxy.cut();
           await sleep(opts.outageMs);
           const accepted = load.acked.length - ackedBefore;
           acceptedDuringOutages += accepted;
           serverErrorsDuringOutages += load.serverErrors - errorsBefore;
+          overloadedDuringOutages += load.overloaded - overloadedBefore;
           if (accepted > 0) outagesWithIngest++;
           // Everything acknowledged up to the RPC's return must drain; load goes on meanwhile.
           const target = lastSeq(load.acked);
@@ -138,9 +141,9 @@ export async function runRpcOutage(opts: RpcOutageOptions): Promise<ScenarioResu
       await sleep(2_000);
       await load.stop();
       report.check(
-        "ingest continues during the outage (2xx, no 5xx)",
+        "ingest continues during the outage (2xx; no 5xx but backpressure's 503 OVERLOADED)",
         outagesWithIngest === opts.outages && serverErrorsDuringOutages === 0,
-        `${acceptedDuringOutages} events accepted while cut; ${outagesWithIngest}/${opts.outages} outages with ingest; ${serverErrorsDuringOutages} 5xx`,
+        `${acceptedDuringOutages} events accepted while cut; ${outagesWithIngest}/${opts.outages} outages with ingest; ${serverErrorsDuringOutages} 5xx; ${overloadedDuringOutages} × 503 OVERLOADED (backlog at its bound, Retry-After honoured)`,
       );
       // End to end for a sample (bundle over HTTP, standalone verifier against the chain), then
       // every acknowledged event through the audit of the stopped service's ledger.
@@ -163,7 +166,7 @@ export async function runRpcOutage(opts: RpcOutageOptions): Promise<ScenarioResu
       report.check(
         "after restore the backlog is anchored: every acknowledged event provable",
         checkPassed(check) && storedCheckPassed(stored) && load.serverErrors === 0,
-        `drained ${drained}; ${describeStoredCheck(stored)}; end to end (bundle + standalone verifier) for a sample: ${describeCheck(check)}; ${load.serverErrors} 5xx overall`,
+        `drained ${drained}; ${describeStoredCheck(stored)}; end to end (bundle + standalone verifier) for a sample: ${describeCheck(check)}; ${load.serverErrors} 5xx overall, ${load.overloaded} × 503 OVERLOADED`,
       );
       const anchored = await anchoredOnChain(chain.node.url, chain.logId);
       const problems = batchSequenceProblems(anchored);
