@@ -11,14 +11,12 @@
  *   node --import tsx bench/backup-bench.ts [--events 100000] [--writers 16]
  */
 import { Command } from "commander";
-import { Wallet } from "ethers";
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Ledger } from "../services/ledger/ledger.ts";
 import { restoreBackup } from "../services/ledger/backup.ts";
 import { backupTarget, verifyBackup, writeBackup } from "../services/store/backup-archive.ts";
-import { benchEvent } from "./ledger-bench.ts";
+import { benchEvent, ingestHonouringBackpressure, openBenchLedger } from "./ledger-bench.ts";
 
 const o = new Command()
   .option("--events <n>", "events in the log before the backup", (v) => Number(v), 100_000)
@@ -37,19 +35,16 @@ async function dirBytes(dir: string): Promise<number> {
 
 const root = await mkdtemp(path.join(tmpdir(), "veritrail-backup-bench-"));
 try {
-  const ledger = await Ledger.open({
-    location: path.join(root, "data", "ledger"),
-    receiptSigner: new Wallet("0x" + "55".repeat(32)),
-    batchMaxEvents: 10_000,
-    batchMaxWaitMs: 2_000,
-    anchorDeadlineMs: 3_600_000,
-    groupCommitMaxEvents: 4_096,
-  });
+  // Opened as the service opens its ledger (sealing worker, memory bounds, backpressure).
+  const ledger = await openBenchLedger(path.join(root, "data", "ledger"));
   let built = 0;
   const build0 = Date.now();
   while (built < o.events) {
     const n = Math.min(1_000, o.events - built);
-    await ledger.ingest(Array.from({ length: n }, (_, i) => benchEvent(built + i, 10_000)));
+    await ingestHonouringBackpressure(
+      ledger,
+      Array.from({ length: n }, (_, i) => benchEvent(built + i, 10_000)),
+    );
     built += n;
   }
   await ledger.sealPending();
@@ -61,7 +56,7 @@ try {
   let serial = built;
   const writer = async () => {
     while (!stop) {
-      await ledger.ingest([benchEvent(serial++, 10_000)]);
+      await ingestHonouringBackpressure(ledger, [benchEvent(serial++, 10_000)]);
       acked++;
     }
   };
@@ -90,14 +85,7 @@ try {
   await ledger.close();
   const gz = path.join(root, "backup.tar.gz");
   const gz0 = Date.now();
-  const again = await Ledger.open({
-    location: path.join(root, "data", "ledger"),
-    receiptSigner: new Wallet("0x" + "55".repeat(32)),
-    batchMaxEvents: 10_000,
-    batchMaxWaitMs: 2_000,
-    anchorDeadlineMs: 3_600_000,
-    groupCommitMaxEvents: 4_096,
-  });
+  const again = await openBenchLedger(path.join(root, "data", "ledger"));
   const s2 = await again.backupStream();
   await writeBackup(await backupTarget(gz, again.logId), {
     bytes: s2.frames,

@@ -81,6 +81,26 @@ async function exitsWithin(pid: number, ms: number): Promise<number | undefined>
   return Date.now() - t0;
 }
 
+/** Where a cycle's time goes (ms). */
+interface CyclePhases {
+  /** Writers posting until the kill. */
+  load: number;
+  /** SIGKILL until the service and its embedded node are gone. */
+  kill: number;
+  /** The start command until the service's banner (a fresh chain, the registry deployed). */
+  restart: number;
+  /** Until the fresh chain holds every acknowledged seq again. */
+  reanchor: number;
+  /** Every receipt of the cycle: bundle over HTTP, standalone verifier against the chain. */
+  check: number;
+}
+
+function describePhases(phases: readonly CyclePhases[]): string {
+  const mean = (k: keyof CyclePhases) =>
+    (phases.reduce((n, p) => n + p[k], 0) / Math.max(1, phases.length) / 1000).toFixed(1);
+  return `load ${mean("load")} s, kill ${mean("kill")} s, restart ${mean("restart")} s, re-anchor ${mean("reanchor")} s, check ${mean("check")} s`;
+}
+
 export async function runKill9(opts: Kill9Options): Promise<ScenarioResult> {
   const report = new ScenarioReport("kill -9 under load (npm start)", `${opts.cycles} cycles`);
   const log = opts.log ?? (() => undefined);
@@ -120,7 +140,9 @@ export async function runKill9(opts: Kill9Options): Promise<ScenarioResult> {
       const all: AckedReceipt[] = [];
       let failedCycles = 0;
       let killedWithAcks = 0;
+      const phases: CyclePhases[] = [];
       for (let cycle = 0; cycle < opts.cycles; cycle++) {
+        const cycleStarted = Date.now();
         const load = new Load(() => base, writerKey, {
           concurrency: opts.writers,
           maxMs: opts.maxRunMs + 5_000,
@@ -135,9 +157,11 @@ export async function runKill9(opts: Kill9Options): Promise<ScenarioResult> {
           const pid = await service.servicePid();
           if (pid !== undefined) process.kill(pid, "SIGKILL");
         }
+        const killedAt = Date.now();
         await service.kill("SIGKILL");
         await load.stop();
         const exitMs = nodePid === undefined ? undefined : await exitsWithin(nodePid, 15_000);
+        const restartAt = Date.now();
         if (exitMs === undefined) orphans.push(`cycle ${cycle + 1}: node ${nodePid ?? "?"}`);
         else nodeExitMs.push(exitMs);
         if (load.acked.length > 0) killedWithAcks++;
@@ -150,13 +174,23 @@ export async function runKill9(opts: Kill9Options): Promise<ScenarioResult> {
         }
         // The fresh chain has nothing yet, while LevelDB still says "anchored" (on the chain
         // that died): wait until the anchor loop has noticed and re-anchored past the last seq.
+        const upAt = Date.now();
         await waitReanchored(rpcUrl, all, opts.anchorTimeoutMs);
+        const reanchoredAt = Date.now();
         const check = await checkAcknowledged(base, writerKey, rpcUrl, load.acked, {
           anchorTimeoutMs: opts.anchorTimeoutMs,
         });
         if (!checkPassed(check)) failedCycles++;
+        const phase: CyclePhases = {
+          load: killedAt - cycleStarted,
+          kill: restartAt - killedAt,
+          restart: upAt - restartAt,
+          reanchor: reanchoredAt - upAt,
+          check: Date.now() - reanchoredAt,
+        };
+        phases.push(phase);
         log(
-          `cycle ${cycle + 1}/${opts.cycles}: killed ${alone ? "the service" : "npm's group"} after ${runMs} ms, ${load.acked.length} acknowledged; embedded node exited ${exitMs === undefined ? "NOT" : `in ${exitMs} ms`}; restart ${startTimes.at(-1)} ms; ${describeCheck(check)}`,
+          `cycle ${cycle + 1}/${opts.cycles}: killed ${alone ? "the service" : "npm's group"} after ${runMs} ms, ${load.acked.length} acknowledged; embedded node exited ${exitMs === undefined ? "NOT" : `in ${exitMs} ms`}; restart ${startTimes.at(-1)} ms; ${describeCheck(check)}; ${describePhases([phase])}`,
         );
         if (!checkPassed(check))
           report.check(
@@ -171,7 +205,7 @@ export async function runKill9(opts: Kill9Options): Promise<ScenarioResult> {
         failedStarts.length === 0 && cyclesRun === opts.cycles,
         failedStarts.length
           ? failedStarts[0]!
-          : `${cyclesRun} restarts; start ${Math.min(...startTimes)}–${Math.max(...startTimes)} ms (build, embedded node, redeploy)`,
+          : `${cyclesRun} restarts; start ${Math.min(...startTimes)}–${Math.max(...startTimes)} ms (embedded node, redeploy); per cycle, mean: ${describePhases(phases)}`,
       );
       report.check(
         "the embedded Hardhat node exits with the service (never orphaned)",
