@@ -25,6 +25,7 @@ import {
   createKey,
   describeCheck,
   sampleOf,
+  servicePolicy,
 } from "../client.ts";
 import { startExternalChain } from "../external-chain.ts";
 import { type ScenarioResult, ScenarioReport } from "../result.ts";
@@ -187,7 +188,9 @@ export async function runDeepReorg(opts: DeepReorgOptions): Promise<ScenarioResu
       let freshOk = 0;
       const reasons = new Set<string>();
       try {
+        const trust = await servicePolicy(base);
         const oldVerdicts = await verifyBundles(handedOut, provider, {
+          trust,
           confirmations: opts.confirmations,
         });
         for (const [i, v] of oldVerdicts.entries()) {
@@ -212,6 +215,7 @@ export async function runDeepReorg(opts: DeepReorgOptions): Promise<ScenarioResu
             `/v1/events/${b.entry.seq}/proof`,
           );
           const [verdict] = await verifyBundles([fresh.body], provider, {
+            trust,
             confirmations: opts.confirmations,
           });
           if (verdict?.ok) freshOk++;

@@ -25,6 +25,7 @@ import { Ledger } from "../../../services/ledger/ledger.ts";
 import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";
 import { HARDHAT_ACCOUNTS, HardhatNode, TcpProxy } from "../../support/hardhat-node.ts";
+import { policyFor } from "../../support/trust.ts";
 
 const ADMIN = new Wallet(HARDHAT_ACCOUNTS[0].privateKey);
 const ANCHORER = new Wallet(HARDHAT_ACCOUNTS[1].privateKey);
@@ -500,8 +501,16 @@ describe("anchor loop (real Hardhat node)", function () {
     // The bundle handed out before names its anchor: in the batch's reorgedAnchors, and (unless
     // the re-sent transaction is byte-identical and at the same height) no longer verifiable.
     const fresh = await h.ledger.prove(before[1]!.header.firstSeq);
-    expect((await verifyBundle(fresh, client.provider, { confirmations: 2 })).ok).to.equal(true);
-    const old = await verifyBundle(handedOut, client.provider, { confirmations: 2 });
+    const trust = policyFor({
+      chainId: Number((await client.provider.getNetwork()).chainId),
+      contract: client.address,
+      logIds: h.ledger.logId,
+      confirmations: 2,
+    });
+    const verify = (b: typeof fresh) =>
+      verifyBundle(b, client.provider, { trust, confirmations: 2 });
+    expect((await verify(fresh)).ok).to.equal(true);
+    const old = await verify(handedOut);
     const sameAnchor =
       fresh.anchor?.txHash === handedOut.anchor?.txHash &&
       fresh.anchor?.blockNumber === handedOut.anchor?.blockNumber;
