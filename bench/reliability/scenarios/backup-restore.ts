@@ -232,7 +232,19 @@ export async function runBackupRestore(opts: BackupRestoreOptions): Promise<Scen
 
       await service.kill("SIGTERM");
       service = undefined;
-      const audit = await cli(["audit", "--data", restored, "--rpc", chain.node.url, "--json"]);
+      // The policy the restored service wrote for its own log (the chain's registry, this log).
+      const audit = await cli([
+        "audit",
+        "--data",
+        restored,
+        "--rpc",
+        chain.node.url,
+        "--trust",
+        path.join(restored, "trust.json"),
+        "--json",
+      ]);
+      if (audit.out.trim() === "")
+        throw new Error(`veritrail audit printed no report (exit ${audit.code}): ${audit.err}`);
       const auditReport = JSON.parse(audit.out) as AuditReport;
       const findings = auditReport.findings;
       report.check(
