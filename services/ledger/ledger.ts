@@ -369,6 +369,8 @@ export class Ledger {
       );
     const failure = this.store.failure;
     if (failure) throw new StorageUnavailableError(failure);
+    // Sealed up to now while ingest goes on; the hold then seals only what came in meanwhile.
+    await this.parts.sealer.catchUp();
     const started = performance.now();
     const committer = this.parts.committer;
     await committer.pause();
