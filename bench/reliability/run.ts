@@ -5,6 +5,11 @@
  *   node --import tsx bench/reliability/run.ts [--only kill9,outage,reset,tamper,bad,privacy,disk,backup,reorg]
  *     [--kill-cycles 20] [--outages 1] [--outage-seconds 300] [--long-outage] [--resets 3]
  *     [--tamperings 1000] [--bad-requests 100000] [--privacy-events 500] [--disk-fills 3]
+ *     [--lanes 2]
+ *
+ * Scenarios run in `--lanes` lanes at once, longest first: the RPC outage is minutes of waiting
+ * for the RPC to come back, and the other scenarios run meanwhile. Each scenario has its own
+ * service, chain, ports and data directory, so they share nothing but the machine.
  */
 import { Command } from "commander";
 import os from "node:os";
@@ -63,6 +68,16 @@ const program = new Command()
     int,
     PRIVACY_DEFAULTS.events,
   )
+  .option(
+    "--lanes <n>",
+    "scenarios run at once (1: one after another, each timed alone)",
+    (v) => {
+      const n = int(v);
+      if (n < 1) throw new Error(`--lanes must be at least 1: ${v}`);
+      return n;
+    },
+    2,
+  )
   .parse();
 
 const o = program.opts<{
@@ -77,6 +92,7 @@ const o = program.opts<{
   tamperings: number;
   badRequests: number;
   privacyEvents: number;
+  lanes: number;
 }>();
 const only = o.only ? new Set(o.only.split(",")) : undefined;
 for (const name of only ?? []) {
@@ -88,15 +104,18 @@ for (const name of only ?? []) {
 const want = (name: ScenarioName): boolean => !only || only.has(name);
 
 const started = Date.now();
-const log = (message: string): void => {
-  process.stderr.write(`[reliability ${((Date.now() - started) / 1000).toFixed(0)}s] ${message}\n`);
-};
+const at = (): string => `${((Date.now() - started) / 1000).toFixed(0)}s`;
+const logFor =
+  (name: ScenarioName) =>
+  (message: string): void => {
+    process.stderr.write(`[reliability ${at()} ${name}] ${message}\n`);
+  };
 
-const runs: Array<[ScenarioName, () => Promise<ScenarioResult>]> = [
-  ["kill9", () => runKill9({ ...KILL9_DEFAULTS, cycles: o.killCycles, writers: o.writers, log })],
+/** The scenarios, longest first (a lane that starts the outage is free again after ~6 minutes). */
+const runs: Array<[ScenarioName, (log: (m: string) => void) => Promise<ScenarioResult>]> = [
   [
     "outage",
-    () =>
+    (log) =>
       runRpcOutage({
         ...RPC_OUTAGE_DEFAULTS,
         outages: o.longOutage ? 1 : o.outages,
@@ -105,42 +124,64 @@ const runs: Array<[ScenarioName, () => Promise<ScenarioResult>]> = [
         log,
       }),
   ],
-  ["reset", () => runChainReset({ ...CHAIN_RESET_DEFAULTS, resets: o.resets, log })],
-  ["tamper", () => runTampering({ ...TAMPERING_DEFAULTS, tamperings: o.tamperings, log })],
-  ["bad", () => runBadRequests({ ...BAD_REQUESTS_DEFAULTS, requests: o.badRequests, log })],
-  ["privacy", () => runPrivacyScan({ ...PRIVACY_DEFAULTS, events: o.privacyEvents, log })],
+  [
+    "kill9",
+    (log) => runKill9({ ...KILL9_DEFAULTS, cycles: o.killCycles, writers: o.writers, log }),
+  ],
+  ["bad", (log) => runBadRequests({ ...BAD_REQUESTS_DEFAULTS, requests: o.badRequests, log })],
+  ["tamper", (log) => runTampering({ ...TAMPERING_DEFAULTS, tamperings: o.tamperings, log })],
+  ["reorg", (log) => runDeepReorg({ ...DEEP_REORG_DEFAULTS, writers: o.writers, log })],
   [
     "disk",
-    () => runDiskFull({ ...DISK_FULL_DEFAULTS, fills: o.diskFills, writers: o.writers, log }),
+    (log) => runDiskFull({ ...DISK_FULL_DEFAULTS, fills: o.diskFills, writers: o.writers, log }),
   ],
-  ["backup", () => runBackupRestore({ ...BACKUP_RESTORE_DEFAULTS, writers: o.writers, log })],
-  ["reorg", () => runDeepReorg({ ...DEEP_REORG_DEFAULTS, writers: o.writers, log })],
+  ["backup", (log) => runBackupRestore({ ...BACKUP_RESTORE_DEFAULTS, writers: o.writers, log })],
+  ["reset", (log) => runChainReset({ ...CHAIN_RESET_DEFAULTS, resets: o.resets, log })],
+  ["privacy", (log) => runPrivacyScan({ ...PRIVACY_DEFAULTS, events: o.privacyEvents, log })],
 ];
 
-const results: ScenarioResult[] = [];
-for (const [name, run] of runs) {
-  if (!want(name)) continue;
-  log(`scenario ${name}`);
-  try {
-    results.push(await run());
-  } catch (error) {
-    // A scenario that cannot run is a failed property, not a crash of the whole bench.
-    results.push({
-      scenario: name,
-      size: "",
-      seconds: 0,
-      properties: [
-        { name: "scenario ran to completion", ok: false, detail: String(error).slice(0, 500) },
-      ],
-    });
+const results = new Map<ScenarioName, ScenarioResult>();
+/** When each scenario ran, in seconds from the start of the run. */
+const spans = new Map<ScenarioName, { from: number; to: number }>();
+const queue = runs.filter(([name]) => want(name));
+const lane = async (): Promise<void> => {
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    const [name, run] = next;
+    const log = logFor(name);
+    const from = (Date.now() - started) / 1000;
+    log("started");
+    let result: ScenarioResult;
+    try {
+      result = await run(log);
+    } catch (error) {
+      // A scenario that cannot run is a failed property, not a crash of the whole bench.
+      result = {
+        scenario: name,
+        size: "",
+        seconds: (Date.now() - started) / 1000 - from,
+        properties: [
+          { name: "scenario ran to completion", ok: false, detail: String(error).slice(0, 500) },
+        ],
+      };
+    }
+    spans.set(name, { from, to: (Date.now() - started) / 1000 });
+    log(`finished in ${result.seconds.toFixed(0)} s`);
+    results.set(name, result);
   }
-}
+};
+await Promise.all(Array.from({ length: Math.min(o.lanes, queue.length) }, lane));
+// The table in the usual order, whatever order the lanes finished in.
+const ordered = SCENARIOS.flatMap((name) => results.get(name) ?? []);
+const timeline = SCENARIOS.flatMap((name) => {
+  const span = spans.get(name);
+  return span ? [`${name} ${span.from.toFixed(0)}–${span.to.toFixed(0)} s`] : [];
+}).join(", ");
 
 const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
 process.stdout.write(
-  `\n${renderResults(results)}\n\n${machine}; total ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+  `\n${renderResults(ordered)}\n\n${machine}; ${o.lanes} lane(s); total ${((Date.now() - started) / 1000).toFixed(0)} s\nwhen each ran: ${timeline}\n`,
 );
-const failed = results.filter((r) => !scenarioPassed(r));
+const failed = ordered.filter((r) => !scenarioPassed(r));
 if (failed.length > 0) {
   process.stderr.write(`FAILED: ${failed.map((r) => r.scenario).join(", ")}\n`);
   process.exit(1);

@@ -171,6 +171,12 @@ export async function runBackupRestore(opts: BackupRestoreOptions): Promise<Scen
         firstSeq: manifest.headSeq,
         count: head.nextSeq - manifest.headSeq,
       };
+      // The same range from the writers' receipts alone: every seq acknowledged after the copy,
+      // and nothing else, is what the chain holds beyond it.
+      const afterSeqs = afterBackup.map((r) => r.seq).sort((a, b) => a - b);
+      const receiptsMatch =
+        afterSeqs.length === expected.count &&
+        afterSeqs.every((seq, i) => seq === expected.firstSeq + i);
       const range = ready.body?.checks?.lost?.ranges?.[0];
       const metrics = await call(base, undefined, "GET", "/metrics");
       const lostMetric = Number(/^veritrail_events_lost (\d+)$/m.exec(metrics.text)?.[1] ?? NaN);
@@ -182,11 +188,12 @@ export async function runBackupRestore(opts: BackupRestoreOptions): Promise<Scen
         r.count === expected.count;
       report.check(
         "the restored service reports exactly what the chain holds beyond the copy as lost",
-        ready.status === 200 &&
+        receiptsMatch &&
+          ready.status === 200 &&
           ready.body.checks.lost.ranges.length === 1 &&
           asExpected(range) &&
           lostMetric === expected.count,
-        `expected batches ${expected.fromBatchNo}..${expected.fromBatchNo + expected.batches - 1}, seqs ${expected.firstSeq}..${expected.firstSeq + expected.count - 1} (${expected.count} events); /readyz ${ready.status} says ${range ? `${range.fromBatchNo}+${range.batches}, seqs ${range.firstSeq}+${range.count}` : "nothing"}; veritrail_events_lost ${lostMetric}`,
+        `expected batches ${expected.fromBatchNo}..${expected.fromBatchNo + expected.batches - 1}, seqs ${expected.firstSeq}..${expected.firstSeq + expected.count - 1} (${expected.count} events; ${receiptsMatch ? "exactly" : "NOT"} the ${afterSeqs.length} receipts after the backup); /readyz ${ready.status} says ${range ? `${range.fromBatchNo}+${range.batches}, seqs ${range.firstSeq}+${range.count}` : "nothing"}; veritrail_events_lost ${lostMetric}`,
       );
 
       // An auditor sees every seq (a writer's key answers a plain 404 for any seq outside its
