@@ -286,6 +286,8 @@ export class AnchorLoop {
   /** First batchNo not known to be anchored with enough confirmations; undefined until known. */
   private cursor: number | undefined;
   private cursorSealedAt: number | undefined;
+  /** Seal time of the first batch sealed while the cursor was still unknown (chain never reached). */
+  private firstSealedBeforeCursor: number | undefined;
   private lastSealed = -1;
   private readonly flights = new Map<number, Flight>();
   private lastRecheck = 0;
@@ -332,6 +334,7 @@ export class AnchorLoop {
       if (this.stopping) return;
       this.lastSealed = Math.max(this.lastSealed, record.header.batchNo);
       if (this.cursor === record.header.batchNo) this.cursorSealedAt = Date.parse(record.sealedAt);
+      if (this.cursor === undefined) this.firstSealedBeforeCursor ??= Date.parse(record.sealedAt);
       this.wake();
     });
   }
@@ -352,10 +355,12 @@ export class AnchorLoop {
   status(): AnchorLoopStatus {
     const anchoredThrough = this.cursor ?? 0;
     const lagBatches = Math.max(0, this.lastSealed + 1 - anchoredThrough);
+    // Until the chain has been reached once the cursor is unknown: the lag then runs from the
+    // first batch this process saw sealed, not zero (a service started with its RPC down lags).
+    const waitingSince =
+      this.cursor === undefined ? this.firstSealedBeforeCursor : this.cursorSealedAt;
     const lagMs =
-      lagBatches > 0 && this.cursorSealedAt !== undefined
-        ? Math.max(0, Date.now() - this.cursorSealedAt)
-        : 0;
+      lagBatches > 0 && waitingSince !== undefined ? Math.max(0, Date.now() - waitingSince) : 0;
     return {
       state: this.state,
       lagBatches,

@@ -241,6 +241,26 @@ describe("anchor loop (real Hardhat node)", function () {
     for (const g of gas) expect(g).to.be.within(21_000, 100_000);
   });
 
+  it("reports the lag of a service started with its RPC down (cursor never known), then drains it", async () => {
+    const proxy = await TcpProxy.start({ host: node.host, port: node.port });
+    cleanups.push(() => proxy.close());
+    proxy.cut();
+    const h = await openHarness({ rpcUrl: proxy.url, batchMaxWaitMs: 50 });
+    await ingest(h.ledger, 3);
+    await h.ledger.sealPending();
+    await waitFor("backoff", async () => h.loop.status().state === "backoff", 10_000);
+    await sleep(300);
+    const down = h.loop.status();
+    expect(down.lagBatches).to.be.greaterThan(0);
+    expect(down.lagMs, "lag runs from the first seal this process saw").to.be.greaterThanOrEqual(
+      300,
+    );
+    proxy.restore();
+    await h.loop.waitForAnchored(await h.ledger.lastBatchNo(), 30_000);
+    expect(h.loop.status().lagBatches).to.equal(0);
+    expect(h.loop.status().lagMs).to.equal(0);
+  });
+
   it("survives an RPC outage under load: ingest goes on, the backlog drains in order, nothing lost or duplicated", async () => {
     const proxy = await TcpProxy.start({ host: node.host, port: node.port });
     cleanups.push(() => proxy.close());
@@ -253,7 +273,14 @@ describe("anchor loop (real Hardhat node)", function () {
         await sleep(30);
       }
     })();
-    await sleep(800);
+    // The outage comes after normal operation: the loop has reached the chain and anchored (on a
+    // loaded machine its first connect and deploy can take longer than any fixed sleep).
+    await waitFor(
+      "a first anchor",
+      async () => h.events.some((e) => e.type === "anchored"),
+      30_000,
+    );
+    await sleep(300);
     proxy.cut();
     const ackedAtCut = acknowledged.length;
     await waitFor("backoff", async () => h.loop.status().state === "backoff", 10_000);
