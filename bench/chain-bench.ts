@@ -5,11 +5,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { EmbeddedDevChain } from "../services/chain/dev-node.ts";
 import { DevDeployment } from "../services/chain/dev-deployment.ts";
-import {
-  type ChainBatchHeader,
-  RegistryClient,
-  makeProvider,
-} from "../services/chain/registry-client.ts";
+import { RegistryClient, makeProvider } from "../services/chain/registry-client.ts";
+import type { BatchHeader } from "../services/core/batch-header.ts";
 import { toHex } from "../services/core/hex.ts";
 import { AnchorLoop } from "../services/ledger/anchor-loop.ts";
 import { HARDHAT_DEV_ACCOUNTS } from "../services/ledger/keys.ts";
@@ -67,7 +64,7 @@ export async function benchGas(counts: number[]): Promise<BenchRow[]> {
     let batchNo = 0;
     let firstSeq = 0;
     const anchor = async (count: number) => {
-      const header: ChainBatchHeader = {
+      const header: BatchHeader = {
         logId,
         batchNo,
         firstSeq,

@@ -1,13 +1,11 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import type { JsonRpcProvider } from "ethers";
 import {
   AbiCoder,
   Contract,
   ContractFactory,
-  FetchRequest,
   Interface,
-  JsonRpcProvider,
-  Network,
   Transaction,
   type TransactionRequest,
   type InterfaceAbi,
@@ -16,7 +14,16 @@ import {
   isCallException,
   isError,
 } from "ethers";
+import type { BatchHeader } from "../core/batch-header.ts";
+import {
+  RpcUnavailableError,
+  probeChainId as probeRpcChainId,
+  rpcProvider,
+} from "../verifier/rpc.ts";
 import { REGISTRY_ABI, REGISTRY_ARTIFACT_PATH } from "./registry-abi.ts";
+
+/** Never print credentials that some RPC URLs carry in their path or query. */
+export { redactRpcUrl } from "../verifier/rpc.ts";
 
 /**
  * The ethers v6 client of the VeritrailRegistry: connect, deploy, register a log, read the
@@ -25,22 +32,12 @@ import { REGISTRY_ABI, REGISTRY_ARTIFACT_PATH } from "./registry-abi.ts";
  * when, retries, reorgs — lives in services/ledger/anchor-loop.ts.
  */
 
-/** A batch header as the registry stores it (same shape as the ledger's BatchHeader). */
-export interface ChainBatchHeader {
-  logId: string;
-  batchNo: number;
-  firstSeq: number;
-  count: number;
-  eventsRoot: string;
-  indexRoot: string;
-}
-
 export const registryInterface = new Interface(REGISTRY_ABI);
 
 /** The registry's commitment for a header, computed locally (one definition, in core). */
 export { batchHeaderHash as headerHash } from "../core/batch-header.ts";
 
-function headerTuple(header: ChainBatchHeader): [string, bigint, bigint, bigint, string, string] {
+function headerTuple(header: BatchHeader): [string, bigint, bigint, bigint, string, string] {
   return [
     header.logId,
     BigInt(header.batchNo),
@@ -219,72 +216,34 @@ export interface ConnectOptions {
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
-function fetchRequest(rpcUrl: string, timeoutMs: number): FetchRequest {
-  const request = new FetchRequest(rpcUrl);
-  request.timeout = timeoutMs;
-  return request;
-}
-
-/** eth_chainId, once, without ethers' start-up network detection (which retries forever). */
+/**
+ * eth_chainId, once (verifier/rpc.ts, the one way to reach an RPC); an RPC that is down is a
+ * RegistryError with the same code, RPC_UNAVAILABLE, so callers of this client see one error type.
+ */
 export async function probeChainId(
   rpcUrl: string,
   timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
 ): Promise<number> {
-  const request = fetchRequest(rpcUrl, timeoutMs);
-  request.body = { jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] };
-  request.setHeader("content-type", "application/json");
-  let response;
   try {
-    response = await request.send();
+    return await probeRpcChainId(rpcUrl, timeoutMs);
   } catch (error) {
-    throw new RegistryError(
-      "RPC_UNAVAILABLE",
-      `cannot reach ${redactUrl(rpcUrl)}: ${errorText(error)}`,
-      {},
-      {
-        cause: error,
-      },
-    );
-  }
-  if (!response.ok()) {
-    throw new RegistryError(
-      "RPC_UNAVAILABLE",
-      `${redactUrl(rpcUrl)} answered HTTP ${response.statusCode}`,
-    );
-  }
-  const body = response.bodyJson as { result?: string; error?: { message?: string } };
-  if (typeof body.result !== "string") {
-    throw new RegistryError(
-      "RPC_UNAVAILABLE",
-      `eth_chainId failed: ${body.error?.message ?? "no result"}`,
-    );
-  }
-  return Number(BigInt(body.result));
-}
-
-/** Never print credentials that some RPC URLs carry in their path or query. */
-export function redactUrl(rpcUrl: string): string {
-  try {
-    const u = new URL(rpcUrl);
-    return `${u.protocol}//${u.host}`;
-  } catch {
-    return "<rpc>";
+    if (error instanceof RpcUnavailableError)
+      throw new RegistryError(error.code, error.message, {}, { cause: error });
+    throw error;
   }
 }
 
 /**
- * A JsonRpcProvider pinned to `chainId` (staticNetwork: no eth_chainId before every request),
- * with a request timeout and ethers' 250 ms response cache off, because the anchor loop must
- * see a reorg or a node restart on its very next read.
+ * A JsonRpcProvider pinned to `chainId`, with a request timeout and ethers' 250 ms response
+ * cache off, because the anchor loop must see a reorg or a node restart on its very next read.
  */
 export function makeProvider(
   rpcUrl: string,
   chainId: number,
   requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
 ): JsonRpcProvider {
-  const network = Network.from(chainId);
-  return new JsonRpcProvider(fetchRequest(rpcUrl, requestTimeoutMs), network, {
-    staticNetwork: network,
+  return rpcProvider(rpcUrl, chainId, {
+    timeoutMs: requestTimeoutMs,
     cacheTimeout: -1,
     pollingInterval: 1_000,
   });
@@ -533,17 +492,17 @@ export class RegistryClient {
     return (await this.call("batchCommitment", [logId, batchNo])) as string;
   }
 
-  async isAnchored(header: ChainBatchHeader): Promise<boolean> {
+  async isAnchored(header: BatchHeader): Promise<boolean> {
     return (await this.call("isAnchored", [headerTuple(header)])) as boolean;
   }
 
   /** The contract's own headerHash (the local `headerHash` must equal it). */
-  async headerHashOnChain(header: ChainBatchHeader): Promise<string> {
+  async headerHashOnChain(header: BatchHeader): Promise<string> {
     return (await this.call("headerHash", [headerTuple(header)])) as string;
   }
 
   async verifyInclusion(
-    header: ChainBatchHeader,
+    header: BatchHeader,
     leafIndex: number,
     leafHash: string,
     proof: string[],
@@ -649,7 +608,7 @@ export class RegistryClient {
    * Simulates anchorBatch from `from` (eth_call): throws the typed RegistryError the real
    * transaction would revert with, without spending gas.
    */
-  async preflightAnchor(from: string, header: ChainBatchHeader): Promise<void> {
+  async preflightAnchor(from: string, header: BatchHeader): Promise<void> {
     try {
       await this.provider.call({
         from,
@@ -675,7 +634,7 @@ export class RegistryClient {
    */
   async sendAnchor(
     anchorer: Wallet,
-    header: ChainBatchHeader,
+    header: BatchHeader,
     opts: SendAnchorOptions = {},
   ): Promise<SentAnchor> {
     const fees = opts.fees ?? (await this.feeData());
@@ -796,7 +755,7 @@ export class RegistryClient {
   /** Sends anchorBatch and waits for confirmations: one batch, no pipelining (scripts, tests). */
   async anchorBatch(
     anchorer: Wallet,
-    header: ChainBatchHeader,
+    header: BatchHeader,
     opts: { confirmations?: number; timeoutMs?: number; nonceTracker?: NonceTracker } = {},
   ): Promise<MinedTransaction> {
     await this.preflightAnchor(anchorer.address, header);

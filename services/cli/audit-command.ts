@@ -20,9 +20,9 @@ import path from "node:path";
 import { type TrustPolicy, placesOfLog, trustDecision } from "../core/trust-policy.ts";
 import { type AuditFinding, type AuditReport, auditLog } from "../ledger/audit.ts";
 import { LedgerStore } from "../store/ledger-store.ts";
-import { RpcUnavailableError, connectRpc, redact } from "../verifier/rpc.ts";
+import { RpcUnavailableError, connectRpc, redactRpcUrl } from "../verifier/rpc.ts";
 import { trustOption } from "./chain-options.ts";
-import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./main.ts";
+import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./context.ts";
 import { TrustPolicyFileError, requireTrustPolicy } from "./trust-policy-file.ts";
 
 export interface AuditCommandOptions {
@@ -183,7 +183,9 @@ export async function runAudit(opts: AuditCommandOptions, ctx: CliContext): Prom
   }
   const trustInfo = { fingerprint: trust.fingerprint, issuer: trust.issuer };
   if (opts.json) {
-    ctx.stdout.write(`${JSON.stringify({ ...report, rpc: redact(opts.rpc), trust: trustInfo })}\n`);
+    ctx.stdout.write(
+      `${JSON.stringify({ ...report, rpc: redactRpcUrl(opts.rpc), trust: trustInfo })}\n`,
+    );
   } else {
     ctx.stdout.write(humanReport(report));
     ctx.stdout.write(`trust policy ${trust.fingerprint} (issuer: ${trust.issuer})\n`);

@@ -19,7 +19,7 @@ import {
   keyOption,
   urlOption,
 } from "./api-client.ts";
-import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./main.ts";
+import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./context.ts";
 import { fetchStatus } from "./status-command.ts";
 
 export interface ExportCommandOptions extends ApiOptions {

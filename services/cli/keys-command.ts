@@ -12,7 +12,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
 import { API_KEY_ROLES, type NewApiKey } from "../ledger/api-keys.ts";
 import { type ApiOptions, ApiCallError, apiJson, keyOption, urlOption } from "./api-client.ts";
-import { type CliContext, EXIT_OK, EXIT_USAGE } from "./main.ts";
+import { type CliContext, EXIT_OK, EXIT_USAGE } from "./context.ts";
 
 const KeyView = z.object({
   id: z.string(),

@@ -7,6 +7,7 @@
  */
 import { Command, CommanderError } from "commander";
 import { readFileSync } from "node:fs";
+import { type CliContext, EXIT_OK, EXIT_USAGE } from "./context.ts";
 import { registerExportCommand } from "./export-command.ts";
 import { registerAuditCommand } from "./audit-command.ts";
 import { registerBackupCommands } from "./backup-command.ts";
@@ -15,19 +16,6 @@ import { registerProvenanceCommand } from "./provenance-command.ts";
 import { registerStatusCommand } from "./status-command.ts";
 import { registerTrustCommand } from "./trust-command.ts";
 import { registerVerifyCommand } from "./verify-command.ts";
-
-export const EXIT_OK = 0;
-export const EXIT_NEGATIVE = 1;
-export const EXIT_USAGE = 2;
-export const EXIT_WITHHELD = 3;
-
-/** Where a command writes and what it reports back; tests pass their own streams. */
-export interface CliContext {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
-  stdin: NodeJS.ReadableStream;
-  exitCode: number;
-}
 
 function packageVersion(): string {
   const url = new URL("../../package.json", import.meta.url);

@@ -20,11 +20,12 @@ import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { SYSTEM } from "../core/codes.ts";
 import { type NativeEvent, parseNativeEvent } from "../core/event.ts";
+import { EXPORT_TYPE_CODE, IMPORT_TYPE_CODE } from "../core/transfer.ts";
 import type { Verdict, VerdictStatus } from "../verifier/verdict.ts";
-import { RpcUnavailableError, connectRpc, redact } from "../verifier/rpc.ts";
+import { RpcUnavailableError, connectRpc, redactRpcUrl } from "../verifier/rpc.ts";
 import { newSession, verifyInSession } from "../verifier/verify-bundle.ts";
 import { confirmationsOption, rpcOption, timeoutOption, trustOption } from "./chain-options.ts";
-import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./main.ts";
+import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./context.ts";
 import { TrustPolicyFileError, requireTrustPolicy } from "./trust-policy-file.ts";
 
 export interface ProvenanceCommandOptions {
@@ -41,9 +42,6 @@ export interface ProvenanceCommandOptions {
   json: boolean;
   timeout: number;
 }
-
-const EXPORT = "110106";
-const IMPORT = "110107";
 
 // ---- The trace as the API answers it (untrusted input) ---------------------------------------
 
@@ -312,7 +310,7 @@ function transferEventOf(side: Side, code: string): TransferEvent | string {
   if (!parsed.ok) return `seq ${side.seq} does not carry a valid event`;
   const e = parsed.value;
   if (e.type.system !== SYSTEM.dcm || e.type.code !== code || e.transfer === undefined)
-    return `seq ${side.seq} is not ${code === EXPORT ? "an Export (110106)" : "an Import (110107)"} with a transfer`;
+    return `seq ${side.seq} is not ${code === EXPORT_TYPE_CODE ? `an Export (${EXPORT_TYPE_CODE})` : `an Import (${IMPORT_TYPE_CODE})`} with a transfer`;
   if (e.source.organization !== side.organization)
     return `seq ${side.seq} was logged by ${e.source.organization}, not ${side.organization}`;
   return e as TransferEvent;
@@ -326,9 +324,9 @@ function transferEventOf(side: Side, code: string): TransferEvent | string {
 export function checkHopMatch(hop: Hop, dataHash: string | null): string | null {
   if (isWithheld(hop.from) || isWithheld(hop.to))
     return `the ${isWithheld(hop.from) ? "export" : "import"} side was withheld from the key that asked (it names another organization): the hop cannot be checked`;
-  const exp = transferEventOf(hop.from, EXPORT);
+  const exp = transferEventOf(hop.from, EXPORT_TYPE_CODE);
   if (typeof exp === "string") return `export: ${exp}`;
-  const imp = transferEventOf(hop.to, IMPORT);
+  const imp = transferEventOf(hop.to, IMPORT_TYPE_CODE);
   if (typeof imp === "string") return `import: ${imp}`;
   if (exp.transfer.reference !== hop.reference || imp.transfer.reference !== hop.reference)
     return `the transfer references differ (export ${exp.transfer.reference}, import ${imp.transfer.reference})`;
@@ -523,7 +521,7 @@ export async function runProvenance(
   if (opts.json) {
     const out = {
       ok,
-      rpc: redact(opts.rpc),
+      rpc: redactRpcUrl(opts.rpc),
       dataHash: trace.dataHash ?? null,
       reference: trace.reference ?? null,
       sources: sources.map((s) => s.source),

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type LogStatus, LogStatusSchema } from "../ledger/log-status.ts";
 import { type ApiOptions, ApiCallError, apiJson, keyOption, urlOption } from "./api-client.ts";
 import { positiveInt } from "./chain-options.ts";
-import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./main.ts";
+import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./context.ts";
 
 export interface StatusCommandOptions extends ApiOptions {
   json: boolean;

@@ -27,7 +27,7 @@ import {
 import { TrustInitError, policyFromRegistry } from "../chain/trust-init.ts";
 import type { TrustPolicy } from "../core/trust-policy.ts";
 import { nonNegativeInt, positiveInt, timeoutOption } from "./chain-options.ts";
-import { type CliContext, EXIT_OK, EXIT_USAGE } from "./main.ts";
+import { type CliContext, EXIT_OK, EXIT_USAGE } from "./context.ts";
 import {
   TrustPolicyFileError,
   readTrustPolicyFile,

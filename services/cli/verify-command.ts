@@ -24,7 +24,7 @@ import {
   verifyPatientHistory,
 } from "../verifier/completeness.ts";
 import type { Check, Verdict, VerdictStatus, VerdictTrust } from "../verifier/verdict.ts";
-import { RpcUnavailableError, connectRpc, redact } from "../verifier/rpc.ts";
+import { RpcUnavailableError, connectRpc, redactRpcUrl } from "../verifier/rpc.ts";
 import {
   type BundleLine,
   parseBundleLines,
@@ -37,7 +37,7 @@ import {
   timeoutOption,
   trustOption,
 } from "./chain-options.ts";
-import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE, EXIT_WITHHELD } from "./main.ts";
+import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE, EXIT_WITHHELD } from "./context.ts";
 import { TrustPolicyFileError, requireTrustPolicy } from "./trust-policy-file.ts";
 
 export interface VerifyCommandOptions {
@@ -231,7 +231,7 @@ export async function runVerify(
   if (opts.json) {
     const out = {
       ok: exit === EXIT_OK,
-      rpc: redact(opts.rpc),
+      rpc: redactRpcUrl(opts.rpc),
       trust: { fingerprint: trust.fingerprint, issuer: trust.issuer },
       ...(opts.confirmations !== undefined ? { confirmations: opts.confirmations } : {}),
       summary,
@@ -272,7 +272,7 @@ function reportHistory(
   const ok = v.ok || (opts.allowPending && v.status === "pending");
   if (opts.json) {
     ctx.stdout.write(
-      `${JSON.stringify({ ...v, ok, rpc: redact(opts.rpc), kind: "patient-history" })}\n`,
+      `${JSON.stringify({ ...v, ok, rpc: redactRpcUrl(opts.rpc), kind: "patient-history" })}\n`,
     );
     return ok ? EXIT_OK : EXIT_NEGATIVE;
   }

@@ -1,7 +1,11 @@
 import { AbiCoder, keccak256 } from "ethers";
 
-/** The fields of a batch header in the registry's order (DESIGN.md "Batches and anchoring"). */
-export interface BatchHeaderFields {
+/**
+ * A batch header exactly as the registry stores it, in the registry's field order (DESIGN.md
+ * "Batches and anchoring"): the one type the ledger seals, the chain client anchors, bundles
+ * carry (core/bundle.ts parses it) and the verifier checks. Hex fields are 0x-prefixed lowercase.
+ */
+export interface BatchHeader {
   logId: string;
   batchNo: number;
   firstSeq: number;
@@ -17,7 +21,7 @@ const HEADER_TYPES = ["bytes32", "uint64", "uint64", "uint32", "bytes32", "bytes
  * eventsRoot, indexRoot)). The anchor loop compares it with the chain and the verifier checks
  * bundles against it, so both use this one definition (a contract test pins it to `headerHash`).
  */
-export function batchHeaderHash(h: BatchHeaderFields): string {
+export function batchHeaderHash(h: BatchHeader): string {
   return keccak256(
     AbiCoder.defaultAbiCoder().encode(HEADER_TYPES, [
       h.logId,

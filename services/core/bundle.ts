@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { AddressSchema } from "./address.ts";
+import type { BatchHeader } from "./batch-header.ts";
 import { EntrySchema } from "./entry.ts";
 import { isHex32 } from "./hex.ts";
 import { ReceiptSchema } from "./receipt.ts";
@@ -30,7 +31,7 @@ export const BatchHeaderSchema = z.object({
   count: z.number().int().min(1).max(0xffffffff),
   eventsRoot: hex32,
   indexRoot: hex32,
-});
+}) satisfies z.ZodType<BatchHeader>;
 
 export const AnchorSchema = z.object({
   chainId: uint,
@@ -80,7 +81,6 @@ export type Bundle = Omit<ParsedBundle, "erasure"> & {
   status?: BundleStatus;
   erasure?: Bundle;
 };
-export type BatchHeaderJson = z.infer<typeof BatchHeaderSchema>;
 export type AnchorJson = z.infer<typeof AnchorSchema>;
 
 /*

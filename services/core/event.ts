@@ -17,6 +17,7 @@ import {
 import type { ValueSet } from "./codes.ts";
 import { isHex32 } from "./hex.ts";
 import { jcsBytes } from "./jcs.ts";
+import { EXPORT_TYPE_CODE, IMPORT_TYPE_CODE } from "./transfer.ts";
 
 /**
  * The native event model (DESIGN.md "Data model"): one access to or transfer of health data,
@@ -279,7 +280,7 @@ export const PeriodSchema = z
     }
   });
 
-const DISCLOSURE_TYPES = new Set(["110106", "110107"]);
+const DISCLOSURE_TYPES = new Set([EXPORT_TYPE_CODE, IMPORT_TYPE_CODE]);
 
 export const NativeEventSchema = z
   .strictObject({

@@ -33,6 +33,7 @@ import {
 import type { Coding, Entity, FieldIssue, NativeEvent, ParseResult } from "./event.ts";
 import type { AgentView, EventView } from "./disclosure.ts";
 import { utf8 } from "./hex.ts";
+import { EXPORT_TYPE_CODE, IMPORT_TYPE_CODE } from "./transfer.ts";
 
 /**
  * FHIR R4 AuditEvent ↔ native event, following the IHE Basic Audit Log Patterns (BALP).
@@ -376,8 +377,11 @@ export function balpProfileOf(e: EventView): string | null {
     e.subtype.some((s) => s.system === system && codes.includes(s.code));
   if (e.agents.length < 2) return null;
 
-  if (isCode(e.type, SYSTEM.dcm, "110106") || isCode(e.type, SYSTEM.dcm, "110107")) {
-    const exportAtSource = e.type.code === "110106";
+  if (
+    isCode(e.type, SYSTEM.dcm, EXPORT_TYPE_CODE) ||
+    isCode(e.type, SYSTEM.dcm, IMPORT_TYPE_CODE)
+  ) {
+    const exportAtSource = e.type.code === EXPORT_TYPE_CODE;
     if (e.action !== (exportAtSource ? "R" : "C")) return null;
     if (!hasSubtype(SYSTEM.iso21089Lifecycle, "disclose")) return null;
     if (e.patient === undefined || e.entities.length === 0) return null;

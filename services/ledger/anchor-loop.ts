@@ -9,10 +9,11 @@ import {
   headerHash,
   makeProvider,
   probeChainId,
-  redactUrl,
+  redactRpcUrl,
 } from "../chain/registry-client.ts";
 import type { Config } from "../config.ts";
-import type { AnchorRecord, BatchHeader, BatchRecord } from "./batch.ts";
+import type { BatchHeader } from "../core/batch-header.ts";
+import type { AnchorRecord, BatchRecord } from "./batch.ts";
 import type { Ledger } from "./ledger.ts";
 import { type LostRange, lostRangeOfBatch } from "./lost-ranges.ts";
 import { RestoreConflict, reconcileRestoredLedger } from "./restore-reconcile.ts";
@@ -1282,7 +1283,7 @@ function errorSummary(error: unknown, rpcUrl: string): string {
       : error instanceof Error
         ? ((error as { shortMessage?: string }).shortMessage ?? error.message)
         : String(error);
-  return text.split(rpcUrl).join(redactUrl(rpcUrl)).slice(0, 500);
+  return text.split(rpcUrl).join(redactRpcUrl(rpcUrl)).slice(0, 500);
 }
 
 /** The loop's tuning from the validated config (services/config.ts, ANCHOR_* and friends). */

@@ -23,7 +23,8 @@
 import { type FieldSalts, committedForm } from "../core/disclosure.ts";
 import os from "node:os";
 import type { Worker } from "node:worker_threads";
-import { type BatchHeaderJson, BatchHeaderSchema } from "../core/bundle.ts";
+import type { BatchHeader } from "../core/batch-header.ts";
+import { BatchHeaderSchema } from "../core/bundle.ts";
 import { type Entry, EntrySchema, commitmentOfCanonical, encodeEntry } from "../core/entry.ts";
 import { type Hex, bytesEqual, fromHex, isHex32, toHex } from "../core/hex.ts";
 import { jcs } from "../core/jcs.ts";
@@ -204,7 +205,7 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   let erased = 0;
   let expectedFirst = 0;
   let sealedEvents = 0;
-  const headers: Array<{ batchNo: number; header: BatchHeaderJson | null; state?: string }> = [];
+  const headers: Array<{ batchNo: number; header: BatchHeader | null; state?: string }> = [];
 
   const workers = opts.workers ?? (total >= PARALLEL_FROM_EVENTS ? os.availableParallelism() : 0);
   const pool = workers > 0 ? new EventCheckPool(workers) : undefined;
@@ -953,7 +954,7 @@ async function checkLiveIndex(
 
 async function checkChain(
   logId: string,
-  headers: Array<{ batchNo: number; header: BatchHeaderJson | null; state?: string }>,
+  headers: Array<{ batchNo: number; header: BatchHeader | null; state?: string }>,
   batchRaw: Array<[number, Buffer]>,
   /** The first batch number past everything held or lost. */
   nextBatchNo: number,

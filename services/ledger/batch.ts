@@ -1,14 +1,4 @@
-import type { Hex } from "../core/hex.ts";
-
-/** A batch header exactly as the registry stores it (DESIGN.md "Batches and anchoring"). */
-export interface BatchHeader {
-  logId: Hex;
-  batchNo: number;
-  firstSeq: number;
-  count: number;
-  eventsRoot: Hex;
-  indexRoot: Hex;
-}
+import type { BatchHeader } from "../core/batch-header.ts";
 
 /** sealed → submitted → anchored; `sealed` again if a reorg removed the anchoring block. */
 export type BatchState = "sealed" | "submitted" | "anchored";

@@ -3,6 +3,7 @@ import { toCsv } from "../core/csv.ts";
 import type { EventView } from "../core/disclosure.ts";
 import type { NativeEvent } from "../core/event.ts";
 import type { Hex } from "../core/hex.ts";
+import { EXPORT_TYPE_CODE, IMPORT_TYPE_CODE } from "../core/transfer.ts";
 import { type StaffIdentity, redactEvent } from "./access.ts";
 import { LedgerError } from "./errors.ts";
 import type { Ledger, StoredEvent } from "./ledger.ts";
@@ -145,9 +146,11 @@ function purposesOf(e: EventView): string[] {
  * 110107, the receiving side of a transfer). Failed attempts (outcome 8/12) disclosed nothing.
  */
 export function isDisclosure(e: NativeEvent): boolean {
-  if (e.type.system === SYSTEM.dcm && e.type.code === "110107") return false;
+  if (e.type.system === SYSTEM.dcm && e.type.code === IMPORT_TYPE_CODE) return false;
   if (e.outcome === 8 || e.outcome === 12) return false;
-  return (e.type.system === SYSTEM.dcm && e.type.code === "110106") || e.recipient !== undefined;
+  return (
+    (e.type.system === SYSTEM.dcm && e.type.code === EXPORT_TYPE_CODE) || e.recipient !== undefined
+  );
 }
 
 /** True when §164.528(a)(1) keeps this disclosure out of the accounting. */

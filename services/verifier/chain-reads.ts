@@ -8,7 +8,8 @@
  * 10,000 bundles of one batch cost one `batchCommitment` call.
  */
 import { Interface, isError } from "ethers";
-import type { BatchHeaderJson } from "../core/bundle.ts";
+import type { BatchHeader } from "../core/batch-header.ts";
+import { RpcUnavailableError } from "./rpc.ts";
 
 export const VERIFIER_REGISTRY_ABI = [
   "function batchCommitment(bytes32 logId, uint64 batchNo) view returns (bytes32)",
@@ -45,11 +46,6 @@ export interface ChainRpc {
   getNetwork(): Promise<{ chainId: bigint }>;
   /** The block (with transaction hashes) or null; used only when a tx receipt is missing. */
   getBlock(blockNumber: number): Promise<{ transactions: ReadonlyArray<string> } | null>;
-}
-
-/** The RPC failed (network, timeout, server error): the verdict is "error", not "tampered". */
-export class RpcFailure extends Error {
-  override readonly name = "RpcFailure";
 }
 
 /** The address answered, but not as a registry does (no code there, or a revert). */
@@ -180,14 +176,16 @@ export class ChainReads {
     } catch (e) {
       if (isError(e, "CALL_EXCEPTION"))
         throw new NotARegistry(`${to} reverted: ${shortMessage(e)}`);
-      throw new RpcFailure(`eth_call to ${to} at block ${block} failed: ${shortMessage(e)}`);
+      throw new RpcUnavailableError(
+        `eth_call to ${to} at block ${block} failed: ${shortMessage(e)}`,
+      );
     }
   }
 }
 
 /** The BatchAnchored header in a transaction receipt's logs from `contract`, if any. */
-export function anchoredHeadersIn(receipt: TxReceiptLike, contract: string): BatchHeaderJson[] {
-  const headers: BatchHeaderJson[] = [];
+export function anchoredHeadersIn(receipt: TxReceiptLike, contract: string): BatchHeader[] {
+  const headers: BatchHeader[] = [];
   for (const log of receipt.logs) {
     if (log.address.toLowerCase() !== contract.toLowerCase()) continue;
     let parsed;
@@ -226,7 +224,7 @@ async function rpcCall<T>(read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (e) {
-    throw new RpcFailure(shortMessage(e));
+    throw new RpcUnavailableError(shortMessage(e));
   }
 }
 

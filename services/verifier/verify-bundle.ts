@@ -14,7 +14,8 @@
  * log has promised to anchor (receipt.anchorDeadline) but nothing is on-chain yet, and the
  * signer's registration cannot be checked because the bundle names no chain.
  */
-import type { BatchHeaderJson, ParsedBundle } from "../core/bundle.ts";
+import type { BatchHeader } from "../core/batch-header.ts";
+import type { ParsedBundle } from "../core/bundle.ts";
 import { erasedSeqsIn } from "../core/erasure.ts";
 import {
   type TrustPolicy,
@@ -28,11 +29,11 @@ import {
   ChainReads,
   type ChainRpc,
   NotARegistry,
-  RpcFailure,
   ZERO_HASH,
   anchoredHeadersIn,
   batchHeaderHash,
 } from "./chain-reads.ts";
+import { RpcUnavailableError } from "./rpc.ts";
 import {
   ReceiptSignatureCache,
   checkCommitment,
@@ -394,7 +395,7 @@ interface AnchorState {
  * least `depth` confirmations (commitments are never overwritten).
  */
 async function anchorState(
-  header: BatchHeaderJson,
+  header: BatchHeader,
   contract: string,
   anchor: ParsedBundle["anchor"],
   reads: ChainReads,
@@ -552,7 +553,7 @@ async function erasureCheck(
  * still has it, it must agree with the bundle (block, contract, emitted header).
  */
 async function withTxEvidence(
-  header: BatchHeaderJson,
+  header: BatchHeader,
   anchor: ParsedBundle["anchor"],
   contract: string,
   reads: ChainReads,
@@ -569,7 +570,7 @@ async function withTxEvidence(
   try {
     receipt = await reads.txReceipt(anchor.txHash);
   } catch (e) {
-    if (!(e instanceof RpcFailure)) throw e;
+    if (!(e instanceof RpcUnavailableError)) throw e;
     receipt = null;
   }
   if (receipt === null) {

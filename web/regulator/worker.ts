@@ -12,7 +12,7 @@
  * state read per batch for the whole log, whatever the number of its bundles or verifiers.
  */
 import { type TrustPolicy, parseTrustPolicy } from "../../services/core/trust-policy.ts";
-import { connectRpc, redact } from "../../services/verifier/rpc.ts";
+import { connectRpc, redactRpcUrl } from "../../services/verifier/rpc.ts";
 import {
   type VerifySession,
   type VerifyOptions,
@@ -280,7 +280,7 @@ async function connect(
   } catch (e) {
     throw new RunError(
       "rpc-unreachable",
-      `the RPC at ${redact(url)} does not answer: ${messageOf(e)}`,
+      `the RPC at ${redactRpcUrl(url)} does not answer: ${messageOf(e)}`,
     );
   }
   r.verifiers = new VerifierPool(r, Math.max(1, verifiers));

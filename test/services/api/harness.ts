@@ -11,7 +11,8 @@ import { loadConfig } from "../../../services/config.ts";
 import type { NativeEvent } from "../../../services/core/event.ts";
 import { ApiKeys } from "../../../services/ledger/api-keys.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
-import { type ChainRpc, RpcFailure } from "../../../services/verifier/chain-reads.ts";
+import type { ChainRpc } from "../../../services/verifier/chain-reads.ts";
+import { RpcUnavailableError } from "../../../services/verifier/rpc.ts";
 import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
 import { HOSPITAL_ORG, LAB_ORG, makeNativeEvent } from "../../fixtures/events.ts";
 
@@ -22,11 +23,11 @@ const signer = new Wallet("0x" + "22".repeat(32));
 
 /** A chain that cannot be reached: bundles that need it verify to "error", unanchored ones to "pending". */
 export const UNREACHABLE_CHAIN: ChainRpc = {
-  call: () => Promise.reject(new RpcFailure("no chain in this test")),
-  getBlockNumber: () => Promise.reject(new RpcFailure("no chain in this test")),
-  getTransactionReceipt: () => Promise.reject(new RpcFailure("no chain in this test")),
-  getNetwork: () => Promise.reject(new RpcFailure("no chain in this test")),
-  getBlock: () => Promise.reject(new RpcFailure("no chain in this test")),
+  call: () => Promise.reject(new RpcUnavailableError("no chain in this test")),
+  getBlockNumber: () => Promise.reject(new RpcUnavailableError("no chain in this test")),
+  getTransactionReceipt: () => Promise.reject(new RpcUnavailableError("no chain in this test")),
+  getNetwork: () => Promise.reject(new RpcUnavailableError("no chain in this test")),
+  getBlock: () => Promise.reject(new RpcUnavailableError("no chain in this test")),
 };
 
 /** An event of `org` about `patient`, with a fresh requestId unless `requestId` is given. */

@@ -1,8 +1,8 @@
 import { expect } from "chai";
 import fc from "fast-check";
 import { type JsonRpcProvider, Wallet, ZeroHash, hexlify, randomBytes } from "ethers";
+import type { BatchHeader } from "../../../services/core/batch-header.ts";
 import {
-  type ChainBatchHeader,
   NonceTracker,
   RegistryClient,
   RegistryError,
@@ -19,7 +19,7 @@ const STRANGER = new Wallet(HARDHAT_ACCOUNTS[5].privateKey);
 
 const random32 = (): string => hexlify(randomBytes(32));
 
-function header(fields: Partial<ChainBatchHeader> & { logId: string }): ChainBatchHeader {
+function header(fields: Partial<BatchHeader> & { logId: string }): BatchHeader {
   return {
     batchNo: 0,
     firstSeq: 0,

@@ -7,7 +7,8 @@ import type { TrustPolicy } from "../../../services/core/trust-policy.ts";
 import { policyFor } from "../../support/trust.ts";
 import { Interface, Wallet, getAddress } from "ethers";
 import { randomBytes } from "node:crypto";
-import { BUNDLE_FORMAT, type BatchHeaderJson, type Bundle } from "../../../services/core/bundle.ts";
+import type { BatchHeader } from "../../../services/core/batch-header.ts";
+import { BUNDLE_FORMAT, type Bundle } from "../../../services/core/bundle.ts";
 import { type Entry, entryLeafHash, eventCommitment } from "../../../services/core/entry.ts";
 import { erasedEntityReference } from "../../../services/core/erasure.ts";
 import { type Hex, toHex } from "../../../services/core/hex.ts";
@@ -39,7 +40,7 @@ const ABI = new Interface(VERIFIER_REGISTRY_ABI);
 
 export interface FakeBatch {
   bundles: Bundle[];
-  header: BatchHeaderJson;
+  header: BatchHeader;
   txHash: Hex;
 }
 
@@ -90,7 +91,7 @@ export async function makeBatch(
     RECEIPT_TYPES,
     receiptGroupValue({ log: logId, firstSeq: 0, count, leavesRoot, issuedAt, anchorDeadline }),
   );
-  const header: BatchHeaderJson = {
+  const header: BatchHeader = {
     logId,
     batchNo: 0,
     firstSeq: 0,

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { RpcUnavailableError, connectRpc, redact } from "../../../services/verifier/rpc.ts";
+import { RpcUnavailableError, connectRpc, redactRpcUrl } from "../../../services/verifier/rpc.ts";
 import { freePort } from "../../support/hardhat-node.ts";
 
 async function serve(
@@ -26,12 +26,12 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
 }
 
 describe("verifier rpc", () => {
-  it("redact keeps scheme, host and port only (RPC URLs carry API keys)", () => {
-    expect(redact("https://eth.example.org/v3/0123456789abcdef?key=x")).to.equal(
+  it("redactRpcUrl keeps scheme, host and port only (RPC URLs carry API keys)", () => {
+    expect(redactRpcUrl("https://eth.example.org/v3/0123456789abcdef?key=x")).to.equal(
       "https://eth.example.org",
     );
-    expect(redact("http://127.0.0.1:8545")).to.equal("http://127.0.0.1:8545");
-    expect(redact("not a url")).to.equal("<invalid URL>");
+    expect(redactRpcUrl("http://127.0.0.1:8545")).to.equal("http://127.0.0.1:8545");
+    expect(redactRpcUrl("not a url")).to.equal("<invalid URL>");
   });
 
   it("pins the chain id the endpoint reports", async () => {
