@@ -9,7 +9,7 @@ import { RegistryClient, makeProvider } from "../services/chain/registry-client.
 import type { BatchHeader } from "../services/core/batch-header.ts";
 import { toHex } from "../services/core/hex.ts";
 import { AnchorLoop } from "../services/ledger/anchor-loop.ts";
-import { HARDHAT_DEV_ACCOUNTS } from "../services/ledger/keys.ts";
+import { HARDHAT_DEV_ACCOUNTS } from "../services/ledger/keystore.ts";
 import { Ledger } from "../services/ledger/ledger.ts";
 import { benchEvent } from "./ledger-bench.ts";
 import { type BenchRow, percentile } from "./table.ts";

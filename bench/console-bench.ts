@@ -77,7 +77,7 @@ try {
   server = await startServer(
     createApp({
       ledger: log.ledger,
-      keys,
+      apiKeys: keys,
       logger: pino({ level: "silent" }),
       config: loadConfig({}),
     }),

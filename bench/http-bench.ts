@@ -22,7 +22,7 @@ async function withApi<T>(fn: (url: string, writerKey: string) => Promise<T>): P
   const keys = ApiKeys.forLedger(ledger);
   const writer = await keys.create({ role: "writer", organization: "Organization/hospital-a" });
   const config = loadConfig({ RATE_LIMIT_PER_MINUTE: "10000000" });
-  const app = createApp({ ledger, keys, logger: createLogger("silent"), config });
+  const app = createApp({ ledger, apiKeys: keys, logger: createLogger("silent"), config });
   const server = await startServer(app, { host: "127.0.0.1", port: 0 });
   try {
     return await fn(server.url, writer.secret);

@@ -5,7 +5,7 @@ import { EmbeddedDevChain } from "./chain/dev-node.ts";
 import { DevDeployment } from "./chain/dev-deployment.ts";
 import type { Config } from "./config.ts";
 import { AnchorLoop, type AnchorLoopEvent, anchorLoopTuning } from "./ledger/anchor-loop.ts";
-import { loadKeys, loadLogSecretKey, usesEmbeddedDevChain } from "./ledger/keys.ts";
+import { loadKeys, loadLogSecretKey, usesEmbeddedDevChain } from "./ledger/keystore.ts";
 import { Ledger } from "./ledger/ledger.ts";
 import { makeTreePrivate, restrictNewFileModes, writePrivateFile } from "./private-files.ts";
 

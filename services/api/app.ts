@@ -26,7 +26,7 @@ import { type AuditRouteOptions, registerAuditRoutes } from "./routes/audit.ts";
 import { registerBatchRoutes } from "./routes/batches.ts";
 import { registerComplianceRoutes } from "./routes/compliance.ts";
 import { registerEventRoutes } from "./routes/events.ts";
-import { registerKeyRoutes } from "./routes/keys.ts";
+import { registerApiKeyRoutes } from "./routes/api-keys.ts";
 import { registerOpsRoutes } from "./routes/ops.ts";
 import { registerPatientRoutes } from "./routes/patient.ts";
 import { registerProvenanceRoutes } from "./routes/provenance.ts";
@@ -63,7 +63,7 @@ export type ApiConfig = Pick<
 
 export interface AppOptions {
   ledger: Ledger;
-  keys: ApiKeys;
+  apiKeys: ApiKeys;
   logger: Logger;
   config: ApiConfig;
   /** The anchor loop's status, when one runs; /readyz answers 503 while it reports an alarm. */
@@ -91,7 +91,7 @@ export interface AppOptions {
 /** What the route modules share. */
 export interface ApiContext {
   ledger: Ledger;
-  keys: ApiKeys;
+  apiKeys: ApiKeys;
   queries: EventQueries;
   /** What each caller may do and see: every route asks it (services/ledger/access.ts). */
   access: AccessPolicy;
@@ -139,7 +139,7 @@ export function createApp(opts: AppOptions): Express {
   const queries = new EventQueries(opts.ledger);
   const ctx: ApiContext = {
     ledger: opts.ledger,
-    keys: opts.keys,
+    apiKeys: opts.apiKeys,
     queries,
     access: new AccessPolicy({
       patientStaffNames: opts.config.PATIENT_VIEW_STAFF_NAMES,
@@ -153,7 +153,7 @@ export function createApp(opts: AppOptions): Express {
     verifier: opts.verifier,
     trustPolicyDocument: opts.trustPolicyDocument,
     webDir: opts.webDir ?? DEFAULT_WEB_DIR,
-    authenticate: authenticate(opts.keys),
+    authenticate: authenticate(opts.apiKeys),
   };
 
   const app = express();
@@ -168,7 +168,7 @@ export function createApp(opts: AppOptions): Express {
     next();
   });
   app.use(checkHostHeader());
-  app.use(rateLimits(opts.keys, opts.config));
+  app.use(rateLimits(opts.apiKeys, opts.config));
   app.use(
     helmet({
       contentSecurityPolicy: {
@@ -206,7 +206,7 @@ export function createApp(opts: AppOptions): Express {
   registerEventRoutes(app, ctx);
   registerBatchRoutes(app, ctx);
   registerStatusRoutes(app, ctx);
-  registerKeyRoutes(app, ctx);
+  registerApiKeyRoutes(app, ctx);
   registerVerifyRoutes(app, ctx);
   registerPatientRoutes(app, ctx);
   registerAuditRoutes(app, ctx, opts.audit);

@@ -59,7 +59,7 @@ export async function runService(config: Config, logger: Logger): Promise<Runnin
     trust = serviceTrust;
     const app = createApp({
       ledger: system.ledger,
-      keys,
+      apiKeys: keys,
       logger,
       config,
       verifier: chainVerifier(system.rpcUrl, config.CONFIRMATIONS, serviceTrust),

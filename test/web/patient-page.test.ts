@@ -62,7 +62,7 @@ describe("patient page in headless Chromium (real Hardhat node, running API)", f
     ).secret;
     const app = createApp({
       ledger: log.ledger,
-      keys,
+      apiKeys: keys,
       logger: pino({ level: "silent" }),
       config: loadConfig({}),
     });

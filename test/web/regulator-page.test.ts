@@ -214,7 +214,7 @@ async function serve(log: AnchoredLog, env: Record<string, string> = {}): Promis
   const writer = (await keys.create({ role: "writer", organization: HOSPITAL_ORG })).secret;
   const app = createApp({
     ledger: log.ledger,
-    keys,
+    apiKeys: keys,
     logger: pino({ level: "silent" }),
     config: loadConfig(env),
   });

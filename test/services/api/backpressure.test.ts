@@ -60,7 +60,7 @@ describe("api: backpressure at the backlog bounds (real LevelDB, anchor loop, Ha
     server = await startServer(
       createApp({
         ledger: log.ledger,
-        keys,
+        apiKeys: keys,
         logger: pino({ level: "silent" }),
         config: loadConfig({}),
         statusProvider: () => loop.status(),

@@ -107,7 +107,7 @@ export async function startTestApi(
   const logs: string[] = [];
   const logger = pino({ level: "info" }, { write: (line: string) => void logs.push(line) });
   const config = loadConfig({ ...overrides.config });
-  const appOptions: AppOptions = { ledger, keys, logger, config };
+  const appOptions: AppOptions = { ledger, apiKeys: keys, logger, config };
   if (overrides.statusProvider) appOptions.statusProvider = overrides.statusProvider;
   if (overrides.webDir) appOptions.webDir = overrides.webDir;
   if (overrides.verifier !== false)

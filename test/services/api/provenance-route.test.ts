@@ -102,7 +102,7 @@ class Institution {
   async serve(env: Record<string, string> = {}): Promise<string> {
     const app = createApp({
       ledger: this.ledger,
-      keys: this.keys,
+      apiKeys: this.keys,
       logger: pino({ level: "silent" }),
       config: loadConfig(env),
     });

@@ -63,7 +63,7 @@ describe("cli/export-command: veritrail export | veritrail verify (Hardhat)", fu
     const keys = ApiKeys.forLedger(log.ledger);
     const app = createApp({
       ledger: log.ledger,
-      keys,
+      apiKeys: keys,
       logger: pino({ level: "silent" }),
       config: loadConfig({}),
     });

@@ -11,7 +11,7 @@ import path from "node:path";
 import { subjectTag } from "../../../services/core/entry.ts";
 import { fromHex } from "../../../services/core/hex.ts";
 import { ConfigError, loadConfig } from "../../../services/config.ts";
-import { KeyError, loadLogSecretKey } from "../../../services/ledger/keys.ts";
+import { KeyError, loadLogSecretKey } from "../../../services/ledger/keystore.ts";
 import { Ledger, type LedgerOptions } from "../../../services/ledger/ledger.ts";
 import { LogSecretError } from "../../../services/ledger/log-secret.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";

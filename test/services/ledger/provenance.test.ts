@@ -238,7 +238,7 @@ describe("ledger/provenance: transfers across two institutions' logs in one regi
         const keys = ApiKeys.forLedger(inst.ledger);
         const app = createApp({
           ledger: inst.ledger,
-          keys,
+          apiKeys: keys,
           logger: pino({ level: "silent" }),
           config: DEFAULTS,
         });

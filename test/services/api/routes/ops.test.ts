@@ -173,7 +173,7 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
     );
     const app = createApp({
       ledger: api.ledger,
-      keys: api.keys,
+      apiKeys: api.keys,
       logger: pino({ level: "silent" }),
       config: loadConfig({}),
     });

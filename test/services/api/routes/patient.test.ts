@@ -187,7 +187,7 @@ describe("api routes: GET /v1/patient/history, POST /v1/audit", function () {
   it("POST /v1/audit refuses a log above its size limit (413 TOO_MANY_EVENTS)", async () => {
     const app = createApp({
       ledger: api.ledger,
-      keys: api.keys,
+      apiKeys: api.keys,
       logger: pino({ level: "silent" }),
       config: loadConfig({}),
       audit: { maxEvents: 3 },

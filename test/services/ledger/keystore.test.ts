@@ -12,7 +12,7 @@ import {
   loadKeys,
   rotateReceiptSigner,
   signerPeriodCovers,
-} from "../../../services/ledger/keys.ts";
+} from "../../../services/ledger/keystore.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";
 import { HARDHAT_ACCOUNTS, HardhatNode } from "../../support/hardhat-node.ts";
