@@ -17,13 +17,9 @@
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { readFile } from "node:fs/promises";
-import { z } from "zod";
-import { SYSTEM } from "../core/codes.ts";
-import { type NativeEvent, parseNativeEvent } from "../core/event.ts";
-import { EXPORT_TYPE_CODE, IMPORT_TYPE_CODE } from "../core/transfer.ts";
-import type { Verdict, VerdictStatus } from "../verifier/verdict.ts";
+import { type Trace, isWithheld, mergeTraces, parseTrace } from "../core/provenance-trace.ts";
+import { type SideReport, sideAcceptable, verifyTrace } from "../verifier/provenance.ts";
 import { RpcUnavailableError, connectRpc, redactRpcUrl } from "../verifier/rpc.ts";
-import { newSession, verifyInSession } from "../verifier/verify-bundle.ts";
 import { confirmationsOption, rpcOption, timeoutOption, trustOption } from "./chain-options.ts";
 import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./context.ts";
 import { TrustPolicyFileError, requireTrustPolicy } from "./trust-policy-file.ts";
@@ -42,54 +38,6 @@ export interface ProvenanceCommandOptions {
   json: boolean;
   timeout: number;
 }
-
-// ---- The trace as the API answers it (untrusted input) ---------------------------------------
-
-const SideSchema = z.object({
-  log: z.string(),
-  logId: z.string(),
-  seq: z.number().int().nonnegative(),
-  organization: z.string(),
-  recorded: z.string(),
-  bundle: z.unknown(),
-});
-type Side = z.infer<typeof SideSchema>;
-
-/** A side the API's access policy withheld from the key that asked (a writer's trace). */
-const WithheldSchema = z.object({ withheld: z.literal(true) });
-type Withheld = z.infer<typeof WithheldSchema>;
-const HopSideSchema = z.union([SideSchema, WithheldSchema]);
-
-const isWithheld = <T extends object>(s: T | Withheld): s is Withheld => "withheld" in s;
-
-const TraceSchema = z.object({
-  dataHash: z.string().nullable().optional(),
-  reference: z.string().nullable().optional(),
-  hops: z.array(
-    z.object({
-      reference: z.string(),
-      dataHash: z.string(),
-      from: HopSideSchema,
-      to: HopSideSchema,
-    }),
-  ),
-  unmatched: z.array(
-    z.object({
-      kind: z.enum(["export", "import"]),
-      reason: z.string(),
-      reference: z.string(),
-      dataHash: z.string(),
-      side: SideSchema,
-    }),
-  ),
-  logs: z
-    .array(z.object({ name: z.string(), readable: z.boolean(), error: z.string().optional() }))
-    .optional(),
-  complete: z.boolean().optional(),
-});
-type Trace = z.infer<typeof TraceSchema>;
-type Hop = Trace["hops"][number];
-type Unmatched = Trace["unmatched"][number];
 
 /** A trace and where it came from (an API's origin or a file name). */
 interface SourcedTrace {
@@ -151,14 +99,10 @@ export function registerProvenanceCommand(program: Command, ctx: CliContext): vo
 
 // ---- Reading the traces --------------------------------------------------------------------
 
-function parseTrace(value: unknown, source: string): Trace {
-  const parsed = TraceSchema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const at = issue ? issue.path.join(".") || "$" : "$";
-    throw new UsageError(`${source} is not a provenance trace (${at}: ${issue?.message})`);
-  }
-  return parsed.data;
+function traceFrom(value: unknown, source: string): Trace {
+  const parsed = parseTrace(value);
+  if (!parsed.ok) throw new UsageError(`${source} is not a provenance trace (${parsed.message})`);
+  return parsed.trace;
 }
 
 /** The error an API answered with: native `{ error }` or a FHIR OperationOutcome. */
@@ -207,7 +151,7 @@ async function fetchTrace(
   } catch {
     throw new UsageError(`${route.origin} did not answer JSON`);
   }
-  return { source: route.origin, trace: parseTrace(body, route.origin) };
+  return { source: route.origin, trace: traceFrom(body, route.origin) };
 }
 
 async function readTrace(file: string): Promise<SourcedTrace> {
@@ -223,149 +167,7 @@ async function readTrace(file: string): Promise<SourcedTrace> {
   } catch {
     throw new UsageError(`${file} is not JSON`);
   }
-  return { source: file, trace: parseTrace(body, file) };
-}
-
-const sideKey = (s: Side | Withheld) => (isWithheld(s) ? "withheld" : `${s.logId}:${s.seq}`);
-
-/**
- * Several answers (each API traces from its own log and its peers) as one trace: hops are
- * deduplicated by their two sides, a hop with a side withheld from one key gives way to the same
- * hop seen whole by another, and a transfer one source lists as unmatched but another matched
- * (it could not see the counterparty's log) counts as matched.
- */
-export function mergeTraces(traces: Trace[]): Trace {
-  const hops = new Map<string, Hop>();
-  for (const t of traces)
-    for (const hop of t.hops) hops.set(`${sideKey(hop.from)}>${sideKey(hop.to)}`, hop);
-  const whole = [...hops.values()].filter((h) => !isWithheld(h.from) && !isWithheld(h.to));
-  const wholeFrom = new Set(whole.map((h) => sideKey(h.from)));
-  const wholeTo = new Set(whole.map((h) => sideKey(h.to)));
-  for (const [key, hop] of hops) {
-    const seenWhole =
-      (isWithheld(hop.from) && wholeTo.has(sideKey(hop.to))) ||
-      (isWithheld(hop.to) && wholeFrom.has(sideKey(hop.from)));
-    if (seenWhole) hops.delete(key);
-  }
-  const exported = new Set([...hops.values()].map((h) => sideKey(h.from)));
-  const imported = new Set([...hops.values()].map((h) => sideKey(h.to)));
-  const unmatched = new Map<string, Unmatched>();
-  for (const t of traces)
-    for (const u of t.unmatched) {
-      const key = sideKey(u.side);
-      if ((u.kind === "export" ? exported : imported).has(key)) continue;
-      unmatched.set(`${u.kind}:${key}`, u);
-    }
-  const timeOf = (h: Hop) => [h.from, h.to].find((s): s is Side => !isWithheld(s));
-  const sorted = [...hops.values()].sort((a, b) => {
-    const [x, y] = [timeOf(a), timeOf(b)];
-    return (x?.recorded ?? "").localeCompare(y?.recorded ?? "") || (x?.seq ?? 0) - (y?.seq ?? 0);
-  });
-  const first = traces[0];
-  return {
-    dataHash: traces.find((t) => typeof t.dataHash === "string")?.dataHash ?? null,
-    reference: first?.reference ?? null,
-    hops: sorted,
-    unmatched: [...unmatched.values()],
-    logs: traces.flatMap((t) => t.logs ?? []),
-    complete: traces.every((t) => t.complete !== false),
-  };
-}
-
-// ---- Checking -----------------------------------------------------------------------------
-
-interface Registry {
-  chainId: number;
-  contract: string;
-}
-
-/** Anchors named by bundles: chainId and contract, when the bundle has an anchor. */
-function anchorOf(bundle: unknown): Registry | null {
-  if (typeof bundle !== "object" || bundle === null) return null;
-  const anchor = (bundle as { anchor?: unknown }).anchor;
-  if (typeof anchor !== "object" || anchor === null) return null;
-  const { chainId, contract } = anchor as { chainId?: unknown; contract?: unknown };
-  if (typeof chainId !== "number" || typeof contract !== "string") return null;
-  return { chainId, contract: contract.toLowerCase() };
-}
-
-function registryProblem(bundle: unknown, registry: Registry | null): string | null {
-  const anchor = anchorOf(bundle);
-  if (anchor === null || registry === null) return null;
-  if (anchor.chainId !== registry.chainId || anchor.contract !== registry.contract)
-    return `anchored in ${anchor.contract} on chain ${anchor.chainId}, not in the registry ${registry.contract} on chain ${registry.chainId}`;
-  return null;
-}
-
-type TransferEvent = NativeEvent & { transfer: NonNullable<NativeEvent["transfer"]> };
-
-/** The event a side's bundle carries, if it is a transfer event of the expected type. */
-function transferEventOf(side: Side, code: string): TransferEvent | string {
-  const bundle = side.bundle as { event?: unknown; entry?: { log?: unknown; seq?: unknown } };
-  if (bundle.entry?.log !== side.logId || bundle.entry.seq !== side.seq)
-    return `the bundle is of ${String(bundle.entry?.log)}:${String(bundle.entry?.seq)}, not ${sideKey(side)}`;
-  if (bundle.event === null || bundle.event === undefined)
-    return `seq ${side.seq} was erased: its transfer cannot be checked`;
-  const parsed = parseNativeEvent(bundle.event);
-  if (!parsed.ok) return `seq ${side.seq} does not carry a valid event`;
-  const e = parsed.value;
-  if (e.type.system !== SYSTEM.dcm || e.type.code !== code || e.transfer === undefined)
-    return `seq ${side.seq} is not ${code === EXPORT_TYPE_CODE ? `an Export (${EXPORT_TYPE_CODE})` : `an Import (${IMPORT_TYPE_CODE})`} with a transfer`;
-  if (e.source.organization !== side.organization)
-    return `seq ${side.seq} was logged by ${e.source.organization}, not ${side.organization}`;
-  return e as TransferEvent;
-}
-
-/**
- * The hop re-derived from what the verified bundles say, not from the API's labels: an Export
- * and an Import with the hop's reference and data hash, the importer being the export's
- * recipient (an export without a recipient matches any importer, as in the ledger's matching).
- */
-export function checkHopMatch(hop: Hop, dataHash: string | null): string | null {
-  if (isWithheld(hop.from) || isWithheld(hop.to))
-    return `the ${isWithheld(hop.from) ? "export" : "import"} side was withheld from the key that asked (it names another organization): the hop cannot be checked`;
-  const exp = transferEventOf(hop.from, EXPORT_TYPE_CODE);
-  if (typeof exp === "string") return `export: ${exp}`;
-  const imp = transferEventOf(hop.to, IMPORT_TYPE_CODE);
-  if (typeof imp === "string") return `import: ${imp}`;
-  if (exp.transfer.reference !== hop.reference || imp.transfer.reference !== hop.reference)
-    return `the transfer references differ (export ${exp.transfer.reference}, import ${imp.transfer.reference})`;
-  if (exp.transfer.dataHash !== hop.dataHash || imp.transfer.dataHash !== hop.dataHash)
-    return `the data hashes differ (export ${exp.transfer.dataHash}, import ${imp.transfer.dataHash})`;
-  if (dataHash !== null && hop.dataHash !== dataHash)
-    return `the hop moves data ${hop.dataHash}, not the item traced (${dataHash})`;
-  if (exp.recipient !== undefined && exp.recipient.organization !== imp.source.organization)
-    return `the export went to ${exp.recipient.organization}, the import was logged by ${imp.source.organization}`;
-  return null;
-}
-
-interface SideReport {
-  organization: string;
-  log: string;
-  logId: string;
-  seq: number;
-  status: VerdictStatus;
-  code?: string;
-  /** The log's operator, as the trust policy names it. */
-  operator?: string;
-  registry?: string;
-}
-
-interface HopReport {
-  hop: number;
-  reference: string;
-  dataHash: string;
-  from: SideReport | Withheld;
-  to: SideReport | Withheld;
-  match: { ok: boolean; reason: string };
-  ok: boolean;
-}
-
-interface UnmatchedReport extends SideReport {
-  kind: "export" | "import";
-  reason: string;
-  reference: string;
-  dataHash: string;
+  return { source: file, trace: traceFrom(body, file) };
 }
 
 const MARK = { ok: "✓", bad: "✗", pending: "…" };
@@ -418,105 +220,19 @@ export async function runProvenance(
   } catch (e) {
     return fail(e instanceof RpcUnavailableError ? e.message : String(e));
   }
-  const session = newSession(provider);
-  const verdicts = new Map<string, Promise<Verdict>>();
-  const verify = (side: Side) => {
-    const key = sideKey(side);
-    let v = verdicts.get(key);
-    if (v === undefined) {
-      v = verifyInSession(side.bundle, session, {
-        trust,
-        ...(opts.confirmations !== undefined ? { confirmations: opts.confirmations } : {}),
-      });
-      verdicts.set(key, v);
-    }
-    return v;
-  };
-
-  // The registry every anchored bundle must name: --registry (on the chain of the first anchored
-  // bundle, which the verifier checks against the RPC's chain id), else the first one's. A
-  // bundle anchored in a registry of the server's choosing would otherwise verify on its own.
-  const allSides = [
-    ...trace.hops.flatMap((h) => [h.from, h.to]).filter((s): s is Side => !isWithheld(s)),
-    ...trace.unmatched.map((u) => u.side),
-  ];
-  const firstAnchor = allSides.map((s) => anchorOf(s.bundle)).find((a) => a !== null) ?? null;
-  const registry: Registry | null =
-    firstAnchor === null
-      ? null
-      : {
-          chainId: firstAnchor.chainId,
-          contract: opts.registry?.toLowerCase() ?? firstAnchor.contract,
-        };
-
-  const acceptable = (s: VerdictStatus) =>
-    s === "verified" || (opts.allowPending && s === "pending");
-  const reportSide = async (side: Side | Withheld): Promise<SideReport | Withheld> =>
-    isWithheld(side) ? side : report(side);
-  const report = async (side: Side): Promise<SideReport> => {
-    const v = await verify(side);
-    const problem = registryProblem(side.bundle, registry);
-    return {
-      organization: side.organization,
-      log: side.log,
-      logId: side.logId,
-      seq: side.seq,
-      status: v.status,
-      ...(v.code !== undefined ? { code: v.code } : {}),
-      ...(v.trust?.operator !== undefined ? { operator: v.trust.operator } : {}),
-      ...(problem !== null ? { registry: problem } : {}),
-    };
-  };
-
-  let hops: HopReport[];
-  let unmatched: UnmatchedReport[];
+  let verdict;
   try {
-    hops = await Promise.all(
-      trace.hops.map(async (hop, i) => {
-        const [from, to] = await Promise.all([reportSide(hop.from), reportSide(hop.to)]);
-        const mismatch = checkHopMatch(hop, opts.dataHash ?? null);
-        const good = (s: SideReport | Withheld) =>
-          !isWithheld(s) && acceptable(s.status) && s.registry === undefined;
-        const ok = good(from) && good(to) && mismatch === null;
-        return {
-          hop: i + 1,
-          reference: hop.reference,
-          dataHash: hop.dataHash,
-          from,
-          to,
-          match: {
-            ok: mismatch === null,
-            reason:
-              mismatch ??
-              "an Export and an Import with the same reference and data hash; the importer is the export's recipient",
-          },
-          ok,
-        };
-      }),
-    );
-    unmatched = await Promise.all(
-      trace.unmatched.map(async (u) => ({
-        kind: u.kind,
-        reason: u.reason,
-        reference: u.reference,
-        dataHash: u.dataHash,
-        ...(await report(u.side)),
-      })),
-    );
+    verdict = await verifyTrace(trace, provider, {
+      trust,
+      allowPending: opts.allowPending,
+      ...(opts.confirmations !== undefined ? { confirmations: opts.confirmations } : {}),
+      ...(opts.registry !== undefined ? { registry: opts.registry } : {}),
+      ...(opts.dataHash !== undefined ? { dataHash: opts.dataHash } : {}),
+    });
   } finally {
     provider.destroy();
   }
-
-  const unreadable = (trace.logs ?? []).filter((l) => !l.readable);
-  const custody: string[] = [];
-  for (const h of hops) {
-    if (!isWithheld(h.from) && custody[custody.length - 1] !== h.from.organization)
-      custody.push(h.from.organization);
-    if (!isWithheld(h.to)) custody.push(h.to.organization);
-  }
-  const failedHops = hops.filter((h) => !h.ok).length;
-  const empty = hops.length === 0 && unmatched.length === 0;
-  const ok = failedHops === 0 && unmatched.length === 0 && trace.complete !== false && !empty;
+  const { ok, registry, unreadable, custody, hops, unmatched, failedHops, empty } = verdict;
 
   if (opts.json) {
     const out = {
@@ -527,7 +243,7 @@ export async function runProvenance(
       sources: sources.map((s) => s.source),
       registry,
       trust: { fingerprint: trust.fingerprint, issuer: trust.issuer },
-      complete: trace.complete !== false,
+      complete: verdict.complete,
       unreadable,
       custody,
       hops,
@@ -541,9 +257,9 @@ export async function runProvenance(
   const item = trace.dataHash ? `data item ${trace.dataHash}` : `transfer ${trace.reference}`;
   w(`provenance of ${item} (from ${sources.map((s) => s.source).join(", ")})`);
   if (registry !== null) w(`registry ${registry.contract} on chain ${registry.chainId}`);
-  const sideLine = (label: string, s: SideReport | Withheld) => {
+  const sideLine = (label: string, s: SideReport | { withheld: true }) => {
     if (isWithheld(s)) return `  ${MARK.bad} ${label.padEnd(7)}withheld from this key`;
-    const good = acceptable(s.status) && s.registry === undefined;
+    const good = sideAcceptable(s, opts.allowPending);
     const mark = good ? (s.status === "pending" ? MARK.pending : MARK.ok) : MARK.bad;
     const what = `${s.status.toUpperCase()}${s.code ? ` ${s.code}` : ""}`;
     const operator = s.operator ? `, operator ${s.operator}` : "";
@@ -551,7 +267,8 @@ export async function runProvenance(
     return `  ${mark} ${label.padEnd(7)}${where}: ${what}${s.registry ? `; ${s.registry}` : ""}`;
   };
   for (const h of hops) {
-    const org = (s: SideReport | Withheld) => (isWithheld(s) ? "(withheld)" : s.organization);
+    const org = (s: SideReport | { withheld: true }) =>
+      isWithheld(s) ? "(withheld)" : s.organization;
     w(`hop ${h.hop}: ${h.reference}  ${org(h.from)} → ${org(h.to)}`);
     w(sideLine("export", h.from));
     w(sideLine("import", h.to));

@@ -1,6 +1,8 @@
-import { type Bundle, BundleSchema } from "../core/bundle.ts";
-import { PURPOSE_OF_USE_CODES, SYSTEM, displayOf } from "../core/codes.ts";
-import { type NativeEvent, parseNativeEvent } from "../core/event.ts";
+import type { Bundle } from "../core/bundle.ts";
+import { SYSTEM } from "../core/codes.ts";
+import type { NativeEvent } from "../core/event.ts";
+import { type WithheldSide, custodyOf, isWithheld } from "../core/provenance-trace.ts";
+import type { TransferLog } from "../core/transfer-log.ts";
 import type { StoredEvent } from "./ledger.ts";
 import {
   EXPORT_TYPE_CODE,
@@ -10,7 +12,7 @@ import {
   matchTransfers,
   transferOf,
 } from "../core/transfer.ts";
-import { invariant } from "./errors.ts";
+import { LedgerError, invariant } from "./errors.ts";
 import type { EventQueries } from "./queries.ts";
 
 /**
@@ -25,17 +27,6 @@ import type { EventQueries } from "./queries.ts";
  * receiver other than the export's recipient) are listed, not silently dropped.
  */
 
-/** One log that can be searched for transfers: a local ledger, or a client of a remote API. */
-export interface TransferLog {
-  /** A name for reports (e.g. the institution); the log id comes from the bundles. */
-  name: string;
-  /** Every Export and Import event of the log that carries `transfer`. */
-  transferEvents(): AsyncIterable<{ seq: number; event: NativeEvent }>;
-  prove(seq: number): Promise<Bundle>;
-}
-
-const EXPORT = EXPORT_TYPE_CODE;
-const IMPORT = IMPORT_TYPE_CODE;
 const PAGE = 1_000;
 
 /** A TransferLog over a local ledger (its Export/Import events through the query index). */
@@ -48,7 +39,7 @@ export function ledgerTransferLog(
     name,
     prove: (seq) => ledger.prove(seq),
     async *transferEvents() {
-      for (const code of [EXPORT, IMPORT]) {
+      for (const code of [EXPORT_TYPE_CODE, IMPORT_TYPE_CODE]) {
         let cursor: string | undefined;
         for (;;) {
           const page = await queries.listEvents(
@@ -59,143 +50,6 @@ export function ledgerTransferLog(
           if (page.nextCursor === null) break;
           cursor = page.nextCursor;
         }
-      }
-    },
-  };
-}
-
-/** How much of a peer's answers a trace reads, and for how long (config PEER_*). */
-export interface PeerLimits {
-  /** Per request: a peer that accepts the connection and never answers must not hang a trace. */
-  timeoutMs?: number;
-  /** Per answer, in bytes: a peer answering without end must not fill the memory. */
-  maxResponseBytes?: number;
-  /** For everything read from this peer in one trace (every page of its transfer events). */
-  totalTimeoutMs?: number;
-}
-
-/** Events per page asked of a peer: at ≤ 32 KiB each, a page stays well under 16 MiB. */
-const PEER_PAGE = 200;
-/** Same-origin redirects followed per request (a peer behind a path-rewriting proxy). */
-const MAX_PEER_REDIRECTS = 3;
-
-function urlOrUndefined(location: string, base: URL): URL | undefined {
-  try {
-    return new URL(location, base);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The body of `res` as text, refusing more than `maxBytes` (read as it arrives, then cut). */
-async function boundedText(res: Response, maxBytes: number, what: string): Promise<string> {
-  const tooBig = () => new Error(`${what}: the answer is over ${maxBytes} bytes`);
-  const declared = Number(res.headers.get("content-length") ?? "NaN");
-  if (declared > maxBytes) {
-    await res.body?.cancel();
-    throw tooBig();
-  }
-  if (!res.body) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw tooBig();
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-/**
- * A TransferLog over another institution's Veritrail API (an auditor key of that API). What the
- * API returns is not trusted: events are parsed with the native schema and bundles with the
- * bundle schema here, and every bundle is meant to be checked with `verifyBundle` afterwards.
- * Answers are bounded in size and time (PeerLimits), and redirects are followed only within the
- * peer's origin: the auditor key is never sent to, and no answer read from, another origin.
- */
-export function apiTransferLog(
-  name: string,
-  baseUrl: string,
-  auditorKey: string,
-  opts: PeerLimits = {},
-): TransferLog {
-  const maxBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
-  // Started when the log is made: one trace makes one TransferLog per peer.
-  const deadline =
-    opts.totalTimeoutMs !== undefined ? AbortSignal.timeout(opts.totalTimeoutMs) : undefined;
-  const get = async (route: string): Promise<unknown> => {
-    const what = `${name}: GET ${route.split("?")[0]}`;
-    let url = new URL(route, baseUrl);
-    const origin = url.origin;
-    for (let redirects = 0; ; redirects++) {
-      const signals = [
-        ...(opts.timeoutMs !== undefined ? [AbortSignal.timeout(opts.timeoutMs)] : []),
-        ...(deadline ? [deadline] : []),
-      ];
-      const res = await fetch(url, {
-        headers: { authorization: `Bearer ${auditorKey}` },
-        redirect: "manual",
-        ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
-      });
-      if (res.status >= 300 && res.status < 400) {
-        await res.body?.cancel();
-        const location = res.headers.get("location");
-        const next = location === null ? undefined : urlOrUndefined(location, url);
-        if (!next) throw new Error(`${what} answered ${res.status} without a usable Location`);
-        if (next.origin !== origin)
-          throw new Error(`${what} redirected to another origin (${next.origin}); not followed`);
-        if (redirects >= MAX_PEER_REDIRECTS)
-          throw new Error(`${what} redirected more than ${MAX_PEER_REDIRECTS} times`);
-        url = next;
-        continue;
-      }
-      if (res.status !== 200) {
-        await res.body?.cancel();
-        throw new Error(`${what} answered ${res.status}`);
-      }
-      const text = await boundedText(res, maxBytes, what);
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        throw new Error(`${what}: the answer is not JSON`);
-      }
-    }
-  };
-  return {
-    name,
-    async prove(seq) {
-      const raw = await get(`/v1/events/${seq}/proof`);
-      if (!BundleSchema.safeParse(raw).success)
-        throw new Error(`${name}: the proof of seq ${seq} is not a bundle`);
-      // Passed on as the peer wrote it (its extensions and erasure record included): the
-      // verifier that checks the trace parses it again and trusts none of it.
-      return raw as Bundle;
-    },
-    async *transferEvents() {
-      for (const code of [EXPORT, IMPORT]) {
-        let cursor: string | null = null;
-        do {
-          const query = new URLSearchParams({ type: code, limit: String(PEER_PAGE) });
-          if (cursor !== null) query.set("cursor", cursor);
-          const page = (await get(`/v1/events?${query.toString()}`)) as {
-            events?: Array<{ seq?: unknown; event?: unknown }>;
-            nextCursor?: unknown;
-          };
-          for (const item of page.events ?? []) {
-            if (item.event === null || !Number.isSafeInteger(item.seq)) continue;
-            const parsed = parseNativeEvent(item.event);
-            if (!parsed.ok) throw new Error(`${name}: event ${String(item.seq)} is not valid`);
-            if (parsed.value.transfer !== undefined && parsed.value.type.system === SYSTEM.dcm)
-              yield { seq: item.seq as number, event: parsed.value };
-          }
-          cursor = typeof page.nextCursor === "string" ? page.nextCursor : null;
-        } while (cursor !== null);
       }
     },
   };
@@ -219,15 +73,10 @@ export interface TransferSide {
  * A side of a hop the caller may not see (services/ledger/access.ts): the hop exists, nothing
  * of the other organization's event is shown.
  */
-export interface WithheldSide {
-  withheld: true;
-}
-
 export const WITHHELD_SIDE: WithheldSide = Object.freeze({ withheld: true });
 
-export function isWithheld(side: TransferSide | WithheldSide): side is WithheldSide {
-  return "withheld" in side;
-}
+export type { TransferLog, WithheldSide };
+export { custodyOf, isWithheld };
 
 export interface TransferHop {
   reference: string;
@@ -311,7 +160,7 @@ export async function traceProvenance(
     for await (const { seq, event } of log.transferEvents()) {
       if (event.transfer === undefined) continue;
       const found = { log, seq, event: event as Found["event"] };
-      (event.type.code === EXPORT ? exports : imports).push(found);
+      (event.type.code === EXPORT_TYPE_CODE ? exports : imports).push(found);
     }
   }
   let wanted: Set<string> | undefined;
@@ -364,17 +213,6 @@ export async function traceProvenance(
   return { dataHash, reference: opts.reference ?? null, hops, custody: custodyOf(hops), unmatched };
 }
 
-/** Organizations in custody order (the first sender, then each recipient); withheld sides name none. */
-export function custodyOf(hops: readonly ScopedHop[]): string[] {
-  const custody: string[] = [];
-  for (const hop of hops) {
-    if (!isWithheld(hop.from) && custody[custody.length - 1] !== hop.from.organization)
-      custody.push(hop.from.organization);
-    if (!isWithheld(hop.to)) custody.push(hop.to.organization);
-  }
-  return custody;
-}
-
 /** A log that could not be read (a peer API down, refusing the key, answering garbage). */
 export interface UnreadableLog {
   log: string;
@@ -423,156 +261,72 @@ function messageOf(e: unknown): string {
   return code ? `${e.message} (${code})` : e.message;
 }
 
-// ---- FHIR R4 Provenance ----------------------------------------------------------------------
-
-export interface FhirProvenance {
-  resourceType: "Provenance";
-  id: string;
-  target: Array<{ reference?: string; identifier?: { system: string; value: string } }>;
-  /** From the export to the import; a withheld side's time is left out. */
-  occurredPeriod: { start?: string; end?: string };
-  recorded: string;
-  activity: { coding: Array<{ system: string; code: string; display: string }> };
-  agent: Array<{
-    type: { coding: Array<{ system: string; code: string; display: string }> };
-    who: { identifier: { system: string; value: string }; display: string };
-  }>;
-  /** Why the data was disclosed: the export's purposes of use (v3 ActReason), when recorded. */
-  reason?: Array<{ coding: Array<{ system: string; code: string; display?: string }> }>;
-  entity: Array<{
-    role: "source";
-    what: { identifier: { system: string; value: string } };
-  }>;
-  extension: Array<{ url: string; valueString: string }>;
+/** One log the trace searched: this service's own, or a peer's API, and whether it answered. */
+export interface SearchedLog {
+  name: string;
+  peer: boolean;
+  readable: boolean;
+  error?: string;
 }
 
-export const TRANSFER_REFERENCE_SYSTEM = "urn:veritrail:transfer";
-export const ORGANIZATION_SYSTEM = "urn:veritrail:organization";
-export const PROOF_EXTENSION = "https://veritrail.dev/fhir/StructureDefinition/proof";
-
-const orgRef = (organization: string) => ({
-  identifier: { system: ORGANIZATION_SYSTEM, value: organization },
-  display: organization,
-});
-
-/**
- * One FHIR R4 Provenance per hop: the transferred data (the export's data references, else the
- * transfer reference) is the target; the sender is the custodian that released it and the
- * recipient the custodian that received it; the proof of each side is named in an extension
- * (`log:seq`), so a reader can fetch and verify both bundles. A side withheld from the caller
- * (services/ledger/access.ts) contributes nothing: no custodian, time, purpose or proof.
- */
-export function toFhirProvenance(hop: ScopedHop): FhirProvenance {
-  const from = isWithheld(hop.from) ? undefined : hop.from;
-  const to = isWithheld(hop.to) ? undefined : hop.to;
-  const named = to ?? from;
-  invariant(named !== undefined, "a hop shows at least one side");
-  const exported = (from?.bundle.event ?? null) as NativeEvent | null;
-  const whats = (exported?.entities ?? []).flatMap((e) => (e.what ? [e.what] : []));
-  const custodian = (organization: string) => ({
-    type: {
-      coding: [
-        { system: SYSTEM.provenanceParticipantType, code: "custodian", display: "Custodian" },
-      ],
-    },
-    who: orgRef(organization),
-  });
-  const purposes = exported?.purposeOfUse ?? [];
-  const visible = [from, to].flatMap((s) => (s === undefined ? [] : [s]));
-  return {
-    resourceType: "Provenance",
-    id: `${named.logId.slice(2, 18)}-${named.seq}`,
-    target:
-      whats.length > 0
-        ? whats.map((reference) => ({ reference }))
-        : [{ identifier: { system: TRANSFER_REFERENCE_SYSTEM, value: hop.reference } }],
-    occurredPeriod: {
-      ...(from ? { start: from.recorded } : {}),
-      ...(to ? { end: to.recorded } : {}),
-    },
-    recorded: named.recorded,
-    activity: {
-      coding: [
-        {
-          system: SYSTEM.iso21089Lifecycle,
-          code: "disclose",
-          display: "Disclose Record Lifecycle Event",
-        },
-      ],
-    },
-    agent: visible.map((s) => custodian(s.organization)),
-    ...(purposes.length > 0
-      ? {
-          reason: purposes.map((code) => {
-            const display = displayOf(PURPOSE_OF_USE_CODES, code);
-            return {
-              coding: [{ system: SYSTEM.actReason, code, ...(display ? { display } : {}) }],
-            };
-          }),
-        }
-      : {}),
-    entity: [
-      {
-        role: "source",
-        what: { identifier: { system: TRANSFER_REFERENCE_SYSTEM, value: hop.reference } },
-      },
-    ],
-    extension: [
-      ...visible.map((s) => ({ url: PROOF_EXTENSION, valueString: `${s.logId}:${s.seq}` })),
-      { url: `${PROOF_EXTENSION}-data-hash`, valueString: hop.dataHash },
-    ],
-  };
-}
-
-/** Where an unmatched transfer's own reason is explained (codes of `UnmatchedReason`). */
-export const UNMATCHED_CODE_SYSTEM = "https://veritrail.dev/fhir/CodeSystem/unmatched-transfer";
-
-const UNMATCHED_TEXT: Record<UnmatchedReason, string> = {
-  NOT_IMPORTED: "exported, no matching import was found in the logs searched",
-  NO_SUCH_EXPORT: "imported, no export with this transfer reference was found",
-  DATA_HASH_MISMATCH: "imported, but the data hash differs from the export with this reference",
-  RECIPIENT_MISMATCH: "imported by an organization other than the export's recipient",
+/** GET /v1/provenance's answer: the trace as the caller may see it, and the logs searched. */
+export type ProvenanceAnswer = ScopedTrace & {
+  logs: SearchedLog[];
+  /** False when a peer could not be read: hops through it may be missing or shown unmatched. */
+  complete: boolean;
 };
 
-export interface FhirOperationOutcomeIssue {
-  severity: "fatal" | "error" | "warning" | "information";
-  code: string;
-  details?: { coding: Array<{ system: string; code: string }>; text?: string };
-  diagnostics?: string;
-  expression?: string[];
+/**
+ * The provenance use case: one data item's chain of custody across this log and the peer logs.
+ * Every peer is read once, in parallel; a peer that cannot be read is named in `logs` and makes
+ * the answer incomplete, while a peer whose proof cannot be fetched after its events were read
+ * fails the whole answer (UNAVAILABLE, naming the peer). `scope` is what the caller may see of
+ * the trace (services/ledger/access.ts).
+ */
+export async function traceAcrossLogs(input: {
+  local: TransferLog;
+  peers: TransferLog[];
+  query: { dataHash?: string; reference?: string };
+  scope: (trace: ProvenanceTrace) => ScopedTrace;
+}): Promise<ProvenanceAnswer> {
+  const read = await readTransferLogs(input.peers.map(guardProofs));
+  const unreadable = new Map<string, UnreadableLog>(read.unreadable.map((u) => [u.log, u]));
+  let trace: ProvenanceTrace;
+  try {
+    trace = await traceProvenance([input.local, ...read.logs], input.query);
+  } catch (e) {
+    if (e instanceof PeerProofError) throw new LedgerError("UNAVAILABLE", e.message);
+    throw e;
+  }
+  const logs: SearchedLog[] = [
+    { name: input.local.name, peer: false, readable: true },
+    ...input.peers.map((p) => {
+      const failure = unreadable.get(p.name);
+      return failure
+        ? { name: p.name, peer: true, readable: false, error: failure.message }
+        : { name: p.name, peer: true, readable: true };
+    }),
+  ];
+  return { ...input.scope(trace), logs, complete: unreadable.size === 0 };
 }
 
-/**
- * The trace as a FHIR R4 `collection` Bundle: one Provenance per matched hop, in custody order,
- * then (when any transfer is unmatched) one OperationOutcome with a warning per unmatched
- * export or import, naming its reason and the `log:seq` of its proof. FHIR JSON has no empty
- * arrays, so a trace with nothing in it is a Bundle without `entry`.
- */
-export function toFhirProvenanceBundle(trace: ScopedTrace, now = new Date()) {
-  const entry: Array<{ resource: FhirProvenance | Record<string, unknown> }> = trace.hops.map(
-    (hop) => ({ resource: toFhirProvenance(hop) }),
-  );
-  if (trace.unmatched.length > 0) {
-    const issue: FhirOperationOutcomeIssue[] = trace.unmatched.map((u) => ({
-      severity: "warning",
-      code:
-        u.reason === "NOT_IMPORTED" || u.reason === "NO_SUCH_EXPORT"
-          ? "not-found"
-          : "business-rule",
-      details: {
-        coding: [{ system: UNMATCHED_CODE_SYSTEM, code: u.reason }],
-        text: UNMATCHED_TEXT[u.reason],
-      },
-      diagnostics:
-        `${u.kind} by ${u.side.organization} (${u.side.log} seq ${u.side.seq}, proof ` +
-        `${u.side.logId}:${u.side.seq}): reference ${u.reference}, data hash ${u.dataHash}`,
-    }));
-    entry.push({ resource: { resourceType: "OperationOutcome", issue } });
-  }
+/** A peer that failed while its bundles were fetched, after its events were read. */
+class PeerProofError extends Error {}
+
+/** A peer's proof that cannot be fetched names the peer (a 503 at the API, not a 500). */
+function guardProofs(log: TransferLog): TransferLog {
   return {
-    resourceType: "Bundle" as const,
-    type: "collection" as const,
-    timestamp: now.toISOString(),
-    ...(entry.length > 0 ? { entry } : {}),
+    name: log.name,
+    transferEvents: () => log.transferEvents(),
+    async prove(seq) {
+      try {
+        return await log.prove(seq);
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw new PeerProofError(
+          `the proof of seq ${seq} could not be read from peer ${log.name}: ${message}`,
+        );
+      }
+    },
   };
 }

@@ -1,21 +1,12 @@
 import type { RouteConfig } from "@asteasolutions/zod-to-openapi";
 import type { Express, RequestHandler } from "express";
 import { LOCAL_LOG_NAME, type PeerLog } from "../../config.ts";
-import {
-  type ProvenanceTrace,
-  type ScopedTrace,
-  type TransferLog,
-  type UnreadableLog,
-  type PeerLimits,
-  apiTransferLog,
-  ledgerTransferLog,
-  readTransferLogs,
-  toFhirProvenanceBundle,
-  traceProvenance,
-} from "../../ledger/provenance.ts";
+import { ledgerTransferLog, traceAcrossLogs } from "../../ledger/provenance.ts";
+import { type PeerLimits, apiTransferLog } from "../../peers/api-transfer-log.ts";
 import type { ApiContext } from "../app.ts";
 import { authorize, principalOf } from "../auth.ts";
 import { API_ERROR_STATUS, ApiError, FHIR_JSON, answerErrorsAsFhir } from "../errors.ts";
+import { toFhirProvenanceBundle } from "../fhir-provenance.ts";
 import { z } from "../openapi-zod.ts";
 import { parseRequest } from "../schemas.ts";
 
@@ -49,24 +40,6 @@ export interface ProvenanceRouteOptions {
   peerLimits: PeerLimits;
 }
 
-/** One log the trace searched: this service's own, or a peer's API, and whether it answered. */
-export interface SearchedLog {
-  name: string;
-  peer: boolean;
-  readable: boolean;
-  error?: string;
-}
-
-/** GET /v1/provenance's answer (format=json). */
-export type ProvenanceAnswer = ScopedTrace & {
-  logs: SearchedLog[];
-  /** False when a peer could not be read: hops through it may be missing or shown unmatched. */
-  complete: boolean;
-};
-
-/** A peer that failed while its bundles were fetched, after its events were read. */
-class PeerProofError extends Error {}
-
 /**
  * GET /v1/provenance: one data item's chain of custody across this log and the peer logs, every
  * hop with the veritrail-proof/1 bundles of its export and its import, plus the unmatched
@@ -99,60 +72,22 @@ export function registerProvenanceRoutes(
           "dataHash or reference is required (the data item to trace)",
           "dataHash",
         );
-      const local = ledgerTransferLog(LOCAL_LOG_NAME, ctx.ledger, ctx.queries);
-      const peers = opts.peers.map((p) => guardProofs(p.name, peerLog(p, opts.peerLimits)));
-      const read = await readTransferLogs(peers);
-      const unreadable = new Map<string, UnreadableLog>(read.unreadable.map((u) => [u.log, u]));
-      let trace: ProvenanceTrace;
-      try {
-        trace = await traceProvenance([local, ...read.logs], {
+      const answer = await traceAcrossLogs({
+        local: ledgerTransferLog(LOCAL_LOG_NAME, ctx.ledger, ctx.queries),
+        peers: opts.peers.map((p) => apiTransferLog(p.name, p.url, p.auditorKey, opts.peerLimits)),
+        query: {
           ...(q.dataHash !== undefined ? { dataHash: q.dataHash } : {}),
           ...(q.reference !== undefined ? { reference: q.reference } : {}),
-        });
-      } catch (e) {
-        if (e instanceof PeerProofError) throw new ApiError("UNAVAILABLE", e.message);
-        throw e;
-      }
-      const scoped = ctx.access.provenance(principal, trace, q.dataHash !== undefined);
+        },
+        scope: (trace) => ctx.access.provenance(principal, trace, q.dataHash !== undefined),
+      });
       if (q.format === "fhir") {
-        res.type(FHIR_JSON).send(JSON.stringify(toFhirProvenanceBundle(scoped)));
+        res.type(FHIR_JSON).send(JSON.stringify(toFhirProvenanceBundle(answer)));
         return;
       }
-      const logs: SearchedLog[] = [
-        { name: LOCAL_LOG_NAME, peer: false, readable: true },
-        ...opts.peers.map((p) => {
-          const failure = unreadable.get(p.name);
-          return failure
-            ? { name: p.name, peer: true, readable: false, error: failure.message }
-            : { name: p.name, peer: true, readable: true };
-        }),
-      ];
-      const answer: ProvenanceAnswer = { ...scoped, logs, complete: unreadable.size === 0 };
       res.json(answer);
     },
   );
-}
-
-function peerLog(peer: PeerLog, limits: PeerLimits): TransferLog {
-  return apiTransferLog(peer.name, peer.url, peer.auditorKey, limits);
-}
-
-/** A peer's proof that cannot be fetched is a 503 naming the peer, not an internal error. */
-function guardProofs(name: string, log: TransferLog): TransferLog {
-  return {
-    name: log.name,
-    transferEvents: () => log.transferEvents(),
-    async prove(seq) {
-      try {
-        return await log.prove(seq);
-      } catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        throw new PeerProofError(
-          `the proof of seq ${seq} could not be read from peer ${name}: ${message}`,
-        );
-      }
-    },
-  };
 }
 
 // ---- OpenAPI --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import type { Hex } from "../../../services/core/hex.ts";
 import { ApiKeys } from "../../../services/ledger/api-keys.ts";
 import type { AnchorLoop } from "../../../services/ledger/anchor-loop.ts";
 import type { Ledger } from "../../../services/ledger/ledger.ts";
-import { PROOF_EXTENSION } from "../../../services/ledger/provenance.ts";
+import { PROOF_EXTENSION } from "../../../services/api/fhir-provenance.ts";
 import { connectRpc } from "../../../services/verifier/rpc.ts";
 import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
 import { HOSPITAL_ORG, LAB_ORG, makeBalpNativeEvent } from "../../fixtures/events.ts";

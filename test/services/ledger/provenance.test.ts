@@ -12,14 +12,13 @@ import { pino } from "pino";
 import { createApp } from "../../../services/api/app.ts";
 import { startServer } from "../../../services/api/server.ts";
 import { ApiKeys } from "../../../services/ledger/api-keys.ts";
+import { PROOF_EXTENSION, toFhirProvenance } from "../../../services/api/fhir-provenance.ts";
 import {
-  PROOF_EXTENSION,
   type TransferLog,
-  apiTransferLog,
   ledgerTransferLog,
-  toFhirProvenance,
   traceProvenance,
 } from "../../../services/ledger/provenance.ts";
+import { apiTransferLog } from "../../../services/peers/api-transfer-log.ts";
 import { EventQueries } from "../../../services/ledger/queries.ts";
 import { connectRpc } from "../../../services/verifier/rpc.ts";
 import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";

@@ -6,7 +6,8 @@
 import { expect } from "chai";
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { apiTransferLog, readTransferLogs } from "../../../services/ledger/provenance.ts";
+import { readTransferLogs } from "../../../services/ledger/provenance.ts";
+import { apiTransferLog } from "../../../services/peers/api-transfer-log.ts";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
