@@ -18,8 +18,9 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { access } from "node:fs/promises";
 import path from "node:path";
 import { type TrustPolicy, placesOfLog, trustDecision } from "../core/trust-policy.ts";
-import { type AuditFinding, type AuditReport, auditLog } from "../ledger/audit.ts";
-import { LedgerStore } from "../store/ledger-store.ts";
+import type { AuditFinding, AuditReport } from "../ledger/audit.ts";
+import { AuditOpenError, LogDirectoryAudit } from "../ledger/audit-targets.ts";
+import { ChainReads } from "../verifier/chain-reads.ts";
 import { RpcUnavailableError, connectRpc, redactRpcUrl } from "../verifier/rpc.ts";
 import { trustOption } from "./chain-options.ts";
 import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./context.ts";
@@ -111,18 +112,18 @@ export async function runAudit(opts: AuditCommandOptions, ctx: CliContext): Prom
     );
     return EXIT_USAGE;
   }
-  let store: LedgerStore;
+  let log: LogDirectoryAudit;
   try {
-    store = await LedgerStore.open(location);
+    log = await LogDirectoryAudit.open(location);
   } catch (e) {
     provider.destroy();
-    const cause = (e as { cause?: { code?: string } }).cause;
-    const locked = cause?.code === "LEVEL_LOCKED";
+    if (!(e instanceof AuditOpenError)) throw e;
+    const cause = e.cause;
     ctx.stderr.write(
       `veritrail audit: cannot open ${location}: ` +
-        (locked
+        (e.locked
           ? "it is in use (stop the service, or audit a copy of the directory)\n"
-          : `${e instanceof Error ? e.message : String(e)}\n`),
+          : `${cause instanceof Error ? cause.message : String(cause)}\n`),
     );
     return EXIT_USAGE;
   }
@@ -139,7 +140,7 @@ export async function runAudit(opts: AuditCommandOptions, ctx: CliContext): Prom
   let trustFinding: AuditFinding | undefined;
   try {
     // The registry to compare with comes from the policy, for this log on this chain.
-    const logId = (await store.getMeta())?.logId;
+    const logId = await log.logId();
     const chainId = Number((await provider.getNetwork()).chainId);
     let contract = opts.contract;
     if (logId !== undefined) {
@@ -156,8 +157,8 @@ export async function runAudit(opts: AuditCommandOptions, ctx: CliContext): Prom
           };
       }
     }
-    report = await auditLog(store, {
-      chain: { rpc: provider, ...(contract ? { contract } : {}) },
+    report = await log.run({
+      chain: { reads: new ChainReads(provider), ...(contract ? { contract } : {}) },
       onProgress: (p) => {
         if (!bar) return;
         if (p.phase !== phase) {
@@ -171,7 +172,7 @@ export async function runAudit(opts: AuditCommandOptions, ctx: CliContext): Prom
   } finally {
     if (phase !== undefined) bar?.stop();
     provider.destroy();
-    await store.close();
+    await log.close();
   }
   if (trustFinding) {
     report = {

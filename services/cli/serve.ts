@@ -9,6 +9,8 @@ import type { BundleVerifier } from "../api/routes/verify.ts";
 import type { Config } from "../config.ts";
 import { ApiKeys } from "../ledger/api-keys.ts";
 import { RpcUnavailableError, connectRpc } from "../verifier/rpc.ts";
+import type { AuditChain } from "../ledger/audit.ts";
+import { ChainReads } from "../verifier/chain-reads.ts";
 import { verifyBundle } from "../verifier/verify-bundle.ts";
 import { type RunningSystem, startSystem } from "../system.ts";
 import { ServiceTrust } from "./service-trust.ts";
@@ -138,15 +140,14 @@ function chainVerifier(
 }
 
 /** POST /v1/audit compares every header with the registry the anchor loop anchors into. */
-function auditChain(
-  system: RunningSystem,
-): () => Promise<{ rpc: JsonRpcProvider; contract?: string }> {
+function auditChain(system: RunningSystem): () => Promise<AuditChain> {
   let provider: Promise<JsonRpcProvider> | undefined;
   return async () => {
     provider ??= connectRpc(system.rpcUrl, { timeoutMs: 5_000 });
     try {
       const contract = system.contractAddress();
-      return { rpc: await provider, ...(contract ? { contract } : {}) };
+      // A fresh reader per audit: it reads the chain head once and caches per audit.
+      return { reads: new ChainReads(await provider), ...(contract ? { contract } : {}) };
     } catch (error) {
       provider = undefined;
       if (error instanceof RpcUnavailableError) throw new ApiError("UNAVAILABLE", error.message);

@@ -23,7 +23,7 @@
 import { type FieldSalts, committedForm } from "../core/disclosure.ts";
 import os from "node:os";
 import type { Worker } from "node:worker_threads";
-import type { BatchHeader } from "../core/batch-header.ts";
+import { type BatchHeader, batchHeaderHash } from "../core/batch-header.ts";
 import { BatchHeaderSchema } from "../core/bundle.ts";
 import { type Entry, EntrySchema, commitmentOfCanonical, encodeEntry } from "../core/entry.ts";
 import { type Hex, bytesEqual, fromHex, isHex32, toHex } from "../core/hex.ts";
@@ -38,13 +38,6 @@ import {
 } from "../core/subject-index.ts";
 import { K, parseSeqPart, prefixEnd, seqPart } from "../store/keys.ts";
 import { BodyUnreadable, type LedgerStore } from "../store/ledger-store.ts";
-import {
-  ChainReads,
-  type ChainRpc,
-  NotARegistry,
-  ZERO_HASH,
-  batchHeaderHash,
-} from "../verifier/chain-reads.ts";
 import type { BatchRecord } from "./batch.ts";
 import { type ReceiptGroupRecord, encodeReceiptPath } from "./ingest.ts";
 import { nodeLayoutOf, nodeValues } from "./node-layout.ts";
@@ -107,9 +100,28 @@ export interface AuditProgress {
   total: number;
 }
 
+/**
+ * What the audit reads of the registry, given by the caller (verifier/chain-reads.ts's
+ * ChainReads is one; a fresh one per audit, so the chain head is read once per audit).
+ * `batchCommitment` throws an error named "NotARegistry" when no registry answers at `contract`.
+ */
+export interface RegistryReads {
+  chainId(): Promise<bigint>;
+  latest(): Promise<number>;
+  batchCommitment(contract: string, logId: string, batchNo: number, block: number): Promise<string>;
+}
+
+/** The chain to compare with: how to read it, and the registry (else the one the log names). */
+export interface AuditChain {
+  reads: RegistryReads;
+  contract?: string;
+}
+
+const ZERO_COMMITMENT = `0x${"0".repeat(64)}`;
+
 export interface AuditOptions {
   /** Compare every header with the registry; without it only the local replay runs. */
-  chain?: { rpc: ChainRpc; contract?: string };
+  chain?: AuditChain;
   onProgress?: (p: AuditProgress) => void;
   /** Stop collecting findings beyond this many (the count keeps going). Default 10,000. */
   maxFindings?: number;
@@ -975,7 +987,7 @@ async function checkChain(
       report({ kind: "CHAIN_ERROR", message: "no registry address: pass one (--contract)" });
     return null;
   }
-  const reads = new ChainReads(chainOpts.rpc);
+  const reads = chainOpts.reads;
   let head: number;
   let chainId: bigint;
   try {
@@ -991,7 +1003,7 @@ async function checkChain(
   try {
     await reads.batchCommitment(contract, logId, 0, head);
   } catch (e) {
-    if (e instanceof NotARegistry) {
+    if (e instanceof Error && e.name === "NotARegistry") {
       report({
         kind: "CHAIN_NO_REGISTRY",
         message: `no registry answers at ${contract}: ${e.message}`,
@@ -1008,7 +1020,7 @@ async function checkChain(
       const h = headers[next++]!;
       try {
         const onChain = await reads.batchCommitment(contract, logId, h.batchNo, head);
-        if (onChain === ZERO_HASH) {
+        if (onChain === ZERO_COMMITMENT) {
           if (h.state === "anchored")
             report({
               batchNo: h.batchNo,
@@ -1045,7 +1057,7 @@ async function checkChain(
     while (nextLost < lostBatches.length) {
       const batchNo = lostBatches[nextLost++]!;
       try {
-        if ((await reads.batchCommitment(contract, logId, batchNo, head)) === ZERO_HASH)
+        if ((await reads.batchCommitment(contract, logId, batchNo, head)) === ZERO_COMMITMENT)
           report({
             batchNo,
             kind: "LOST_BATCH_NOT_ON_CHAIN",
@@ -1064,7 +1076,7 @@ async function checkChain(
   // A commitment for a batch the store does not have: the log was cut short.
   try {
     const beyond = await reads.batchCommitment(contract, logId, nextBatchNo, head);
-    if (beyond !== ZERO_HASH)
+    if (beyond !== ZERO_COMMITMENT)
       report({
         batchNo: nextBatchNo,
         kind: "CHAIN_EXTRA_BATCH",

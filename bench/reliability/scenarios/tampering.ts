@@ -17,6 +17,7 @@ import { auditLog } from "../../../services/ledger/audit.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import type { TrustPolicy } from "../../../services/core/trust-policy.ts";
 import { policyFor } from "../../../test/support/trust.ts";
+import { ChainReads } from "../../../services/verifier/chain-reads.ts";
 import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
 import { K, parseSeqPart } from "../../../services/store/keys.ts";
 import { freePort } from "../../../test/support/hardhat-node.ts";
@@ -159,7 +160,7 @@ async function audit(
 ): Promise<string | undefined> {
   try {
     const report = await auditLog(ledger.store, {
-      chain: { rpc: provider, contract },
+      chain: { reads: new ChainReads(provider), contract },
       maxFindings: 3,
     });
     return report.ok ? undefined : `audit: ${report.findings[0]?.kind ?? "not ok"}`;

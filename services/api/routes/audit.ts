@@ -1,7 +1,7 @@
 import type { RouteConfig } from "@asteasolutions/zod-to-openapi";
 import type { Express } from "express";
-import { auditLog } from "../../ledger/audit.ts";
-import type { ChainRpc } from "../../verifier/chain-reads.ts";
+import { auditOpenLedger } from "../../ledger/audit-targets.ts";
+import type { AuditChain } from "../../ledger/audit.ts";
 import type { ApiContext } from "../app.ts";
 import { authorize } from "../auth.ts";
 import type { API_ERROR_STATUS } from "../errors.ts";
@@ -18,7 +18,7 @@ export interface AuditRouteOptions {
    * The registry to compare headers with, resolved per request (the service connects lazily and
    * its dev registry can move after a chain reset); without it only the local replay runs.
    */
-  chain?: () => Promise<{ rpc: ChainRpc; contract?: string }>;
+  chain?: () => Promise<AuditChain>;
   /** Largest log the route audits (default AUDIT_ROUTE_MAX_EVENTS). */
   maxEvents?: number;
 }
@@ -37,8 +37,8 @@ export function registerAuditRoutes(
         "TOO_MANY_EVENTS",
         `the log has ${events} events; this route audits up to ${max}: run \`veritrail audit\` instead`,
       );
-    const report = await auditLog(
-      ctx.ledger.store,
+    const report = await auditOpenLedger(
+      ctx.ledger,
       opts.chain ? { chain: await opts.chain() } : {},
     );
     res.json(report);

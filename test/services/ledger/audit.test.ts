@@ -5,6 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type AuditReport, auditLog } from "../../../services/ledger/audit.ts";
+import { ChainReads } from "../../../services/verifier/chain-reads.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { K } from "../../../services/store/keys.ts";
 import { AnchoredLog, patientEvent } from "../../support/anchored-log.ts";
@@ -55,7 +56,7 @@ describe("ledger/audit: auditLog (Hardhat)", function () {
   it("an honest log (erasure, unanchored and unsealed tail included) has no findings", async () => {
     const progress: string[] = [];
     const r = await auditLog(log.ledger.store, {
-      chain: { rpc: provider },
+      chain: { reads: new ChainReads(provider) },
       onProgress: (p) => progress.push(p.phase),
     });
     expect(r.ok, explain(r)).to.equal(true);
@@ -83,7 +84,7 @@ describe("ledger/audit: auditLog (Hardhat)", function () {
     ]);
     try {
       const r = await auditLog(log.ledger.store, {
-        chain: { rpc: provider, contract: log.contract },
+        chain: { reads: new ChainReads(provider), contract: log.contract },
       });
       expect(kinds(r), explain(r)).to.include.members([
         "EVENTS_ROOT_MISMATCH",
@@ -106,7 +107,7 @@ describe("ledger/audit: auditLog (Hardhat)", function () {
       { type: "del", key: key2 },
     ]);
     try {
-      const r = await auditLog(log.ledger.store, { chain: { rpc: provider } });
+      const r = await auditLog(log.ledger.store, { chain: { reads: new ChainReads(provider) } });
       expect(kinds(r), explain(r)).to.include("CHAIN_EXTRA_BATCH");
     } finally {
       await log.ledger.store.write([
@@ -126,7 +127,7 @@ describe("ledger/audit: auditLog (Hardhat)", function () {
     ]);
     try {
       const r = await auditLog(log.ledger.store, {
-        chain: { rpc: provider, contract: log.contract },
+        chain: { reads: new ChainReads(provider), contract: log.contract },
       });
       expect(kinds(r), explain(r)).to.deep.equal(["CHAIN_NOT_ANCHORED"]);
     } finally {
@@ -182,7 +183,7 @@ describe("ledger/audit: auditLog (Hardhat)", function () {
       await forged.ledger.ingest([patientEvent("MRN-X"), patientEvent("MRN-X")]);
       await forged.sealForged(3);
       await forged.anchorAll();
-      const r = await auditLog(forged.ledger.store, { chain: { rpc: provider } });
+      const r = await auditLog(forged.ledger.store, { chain: { reads: new ChainReads(provider) } });
       expect(r.ok).to.equal(false);
       // The header is anchored as sealed: only the rebuilt index disagrees with it.
       expect(kinds(r), explain(r)).to.deep.equal([

@@ -6,6 +6,7 @@ import { BALP_PROFILES, balpProfileOf } from "../../../services/core/fhir-audit-
 import { jcs } from "../../../services/core/jcs.ts";
 import { fromHex } from "../../../services/core/hex.ts";
 import { auditLog } from "../../../services/ledger/audit.ts";
+import { ChainReads } from "../../../services/verifier/chain-reads.ts";
 import { LedgerError } from "../../../services/ledger/errors.ts";
 import {
   type Tombstone,
@@ -137,7 +138,9 @@ describe("ledger/erasure (Hardhat)", function () {
         expect(v.checks.find((c) => c.step === "commitment")!.ok).to.equal(true);
       }
       // The regulator's full audit of the log still passes, counting the erased event.
-      const audit = await auditLog(log.ledger.store, { chain: { rpc: provider } });
+      const audit = await auditLog(log.ledger.store, {
+        chain: { reads: new ChainReads(provider) },
+      });
       expect(audit.findings, JSON.stringify(audit.findings)).to.deep.equal([]);
       expect(audit.ok).to.equal(true);
       expect(audit.erased).to.equal(1);

@@ -1,0 +1,138 @@
+/**
+ * The rooms of services/ and who may use whom (docs/architecture.md). The verifier's own rule
+ * (core and ethers only) is in verifier/imports.test.ts; these are the rest.
+ */
+import { expect } from "chai";
+import { readFile, readdir } from "node:fs/promises";
+import path from "node:path";
+import { importSpecifiers } from "./verifier/imports.test.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const SERVICES = path.join(ROOT, "services");
+const room = (name: string) => path.join(SERVICES, name);
+const KEY_LAYOUT = path.join(SERVICES, "store/keys.ts");
+
+/**
+ * Ledger files that still build LevelDB keys themselves. The store is to own its encodings
+ * behind typed methods; until it does, this list may only shrink: a new file importing the key
+ * layout fails, and so does a listed file that no longer needs it (take it off the list).
+ */
+const STILL_USING_KEY_LAYOUT = [
+  "services/ledger/audit.ts",
+  "services/ledger/index-updater.ts",
+  "services/ledger/ingest.ts",
+  "services/ledger/ledger.ts",
+  "services/ledger/node-layout.ts",
+  "services/ledger/queries.ts",
+  "services/ledger/seal.ts",
+  "services/ledger/subject-index-store.ts",
+];
+
+interface SourceFile {
+  file: string;
+  source: string;
+  /** Relative imports resolved to absolute paths. */
+  imports: string[];
+  /** The same, without `import type` / `export type` (what runs). */
+  runtimeImports: string[];
+}
+
+async function sourceFiles(): Promise<SourceFile[]> {
+  const entries = await readdir(SERVICES, { withFileTypes: true, recursive: true });
+  const files = entries
+    .filter((e) => e.isFile() && e.name.endsWith(".ts"))
+    .map((e) => path.join(e.parentPath, e.name));
+  return Promise.all(
+    files.map(async (file) => {
+      const source = await readFile(file, "utf8");
+      const resolve = (specs: string[]) =>
+        specs.filter((s) => s.startsWith(".")).map((s) => path.resolve(path.dirname(file), s));
+      return {
+        file,
+        source,
+        imports: resolve(importSpecifiers(source)),
+        runtimeImports: resolve(importSpecifiers(withoutTypeImports(source))),
+      };
+    }),
+  );
+}
+
+/** The source without type-only imports and re-exports (they vanish when the code runs). */
+function withoutTypeImports(source: string): string {
+  return source
+    .replace(/^\s*(import|export)\s+type\s[^;]*;/gm, "")
+    .replace(/^\s*import\s*\{([^}]*)\}\s*from\s*["'][^"']+["'];/gm, (stmt, names: string) =>
+      names
+        .split(",")
+        .map((n) => n.trim())
+        .filter((n) => n.length > 0)
+        .every((n) => n.startsWith("type "))
+        ? ""
+        : stmt,
+    );
+}
+
+const inside = (dir: string) => (target: string) => target.startsWith(dir + path.sep);
+const rel = (file: string) => path.relative(ROOT, file);
+
+describe("services/: which room may use which", () => {
+  let files: SourceFile[];
+  before(async () => {
+    files = await sourceFiles();
+    expect(files.length).to.be.greaterThan(50);
+  });
+
+  it("the ledger never imports the verifier (the audit is handed its chain reader)", () => {
+    const offenders = files
+      .filter((f) => inside(room("ledger"))(f.file))
+      .flatMap((f) =>
+        f.imports.filter(inside(room("verifier"))).map((t) => `${rel(f.file)} → ${rel(t)}`),
+      );
+    expect(offenders).to.deep.equal([]);
+  });
+
+  it("the CLI and the API never reach the store: no import of store/, no ledger.store", () => {
+    const offenders = files
+      .filter((f) => inside(room("cli"))(f.file) || inside(room("api"))(f.file))
+      .flatMap((f) => [
+        ...f.imports.filter(inside(room("store"))).map((t) => `${rel(f.file)} → ${rel(t)}`),
+        ...(/\bledger\.store\b/.test(f.source) ? [`${rel(f.file)} uses ledger.store`] : []),
+      ]);
+    expect(offenders).to.deep.equal([]);
+  });
+
+  it("only the store imports its key layout, but for the ledger files still listed", () => {
+    const importers = files
+      .filter((f) => !inside(room("store"))(f.file) && f.imports.includes(KEY_LAYOUT))
+      .map((f) => rel(f.file))
+      .sort();
+    expect(importers).to.deep.equal(STILL_USING_KEY_LAYOUT);
+  });
+
+  it("no import cycles among the modules that run (type-only imports aside)", () => {
+    const graph = new Map(files.map((f) => [f.file, f.runtimeImports]));
+    const cycles: string[] = [];
+    const state = new Map<string, "open" | "done">();
+    const stack: string[] = [];
+    const visit = (file: string) => {
+      state.set(file, "open");
+      stack.push(file);
+      for (const next of graph.get(file) ?? []) {
+        if (!graph.has(next)) continue;
+        if (state.get(next) === "open")
+          cycles.push([...stack.slice(stack.indexOf(next)), next].map(rel).join(" → "));
+        else if (state.get(next) === undefined) visit(next);
+      }
+      stack.pop();
+      state.set(file, "done");
+    };
+    for (const file of graph.keys()) if (state.get(file) === undefined) visit(file);
+    expect(cycles).to.deep.equal([]);
+  });
+
+  it("the cycle check sees a cycle through a value import, not through a type import", () => {
+    const value =
+      'import { a } from "./a.ts";\nimport { type B } from "./b.ts";\nimport type { C } from "./c.ts";';
+    expect(importSpecifiers(withoutTypeImports(value))).to.deep.equal(["./a.ts"]);
+  });
+});
