@@ -42,16 +42,16 @@ export class ServiceTrust {
   private running: Promise<ServicePolicy | undefined> | undefined;
   private lastAttempt = 0;
 
-  constructor(private readonly o: ServiceTrustOptions) {}
+  constructor(private readonly options: ServiceTrustOptions) {}
 
   get file(): string {
-    return this.o.file;
+    return this.options.file;
   }
 
   /** What GET /v1/status and `veritrail status` show of it: null until it exists. */
   summary(): { fingerprint: string; issuer: string | null; file: string | null } | null {
     const p = this.current?.policy;
-    return p ? { fingerprint: p.fingerprint, issuer: p.issuer, file: this.o.file } : null;
+    return p ? { fingerprint: p.fingerprint, issuer: p.issuer, file: this.options.file } : null;
   }
 
   /** The current policy's fingerprint, if there is one. */
@@ -86,33 +86,33 @@ export class ServiceTrust {
 
   private async rebuild(): Promise<ServicePolicy | undefined> {
     this.lastAttempt = Date.now();
-    const contract = this.o.contract();
+    const contract = this.options.contract();
     if (contract === undefined) return this.current;
-    const apiUrl = this.o.apiUrl?.();
+    const apiUrl = this.options.apiUrl?.();
     let client: RegistryClient | undefined;
     try {
       client = await RegistryClient.connect({
-        rpcUrl: this.o.rpcUrl,
+        rpcUrl: this.options.rpcUrl,
         address: contract,
         requestTimeoutMs: 5_000,
       });
-      if (!(await client.getLog(this.o.logId)).registered) return this.current;
+      if (!(await client.getLog(this.options.logId)).registered) return this.current;
       const document = await policyFromRegistry(client, {
-        issuer: this.o.issuer,
-        confirmations: this.o.confirmations,
-        logs: [this.o.logId],
-        ...(apiUrl ? { api: { [this.o.logId.toLowerCase()]: apiUrl } } : {}),
+        issuer: this.options.issuer,
+        confirmations: this.options.confirmations,
+        logs: [this.options.logId],
+        ...(apiUrl ? { api: { [this.options.logId.toLowerCase()]: apiUrl } } : {}),
       });
       if (this.current && jcs(this.current.document) === jcs(document)) return this.current;
-      const policy = await writeTrustPolicyFile(this.o.file, document);
+      const policy = await writeTrustPolicyFile(this.options.file, document);
       this.current = { document, policy: parseTrustPolicy(document) };
-      this.o.logger.info(
-        { file: this.o.file, fingerprint: policy.fingerprint },
+      this.options.logger.info(
+        { file: this.options.file, fingerprint: policy.fingerprint },
         "wrote this log's trust policy",
       );
       return this.current;
     } catch (error) {
-      this.o.logger.warn({ err: error }, "could not build this log's trust policy yet");
+      this.options.logger.warn({ err: error }, "could not build this log's trust policy yet");
       return this.current;
     } finally {
       client?.destroy();

@@ -256,7 +256,8 @@ interface Flight {
 type CycleResult = "idle" | "busy";
 
 export class AnchorLoop {
-  private readonly o: Required<
+  /** The options with their defaults filled in (DEFAULTS), for the timing and RPC settings. */
+  private readonly settings: Required<
     Omit<
       AnchorLoopOptions,
       "contractAddress" | "admin" | "deployment" | "nonceTracker" | "onEvent" | "onContractChanged"
@@ -302,10 +303,10 @@ export class AnchorLoop {
   }>();
 
   constructor(private readonly opts: AnchorLoopOptions) {
-    this.o = {
+    this.settings = {
       ...DEFAULTS,
       ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
-    } as AnchorLoop["o"];
+    } as AnchorLoop["settings"];
     if (opts.chainMode === "production" && !opts.contractAddress) {
       throw new Error("CONTRACT_ADDRESS is required in production mode");
     }
@@ -437,7 +438,7 @@ export class AnchorLoop {
 
   private emit(event: AnchorLoopEvent): void {
     try {
-      this.o.onEvent?.(event);
+      this.settings.onEvent?.(event);
     } catch {
       // a listener's failure is not the loop's
     }
@@ -456,28 +457,28 @@ export class AnchorLoop {
         this.lastError = undefined;
         this.alarm = undefined; // only recoverable alarms get here
         this.state = "running";
-        pause = result === "busy" ? this.o.pollMs : this.o.tickMs;
+        pause = result === "busy" ? this.settings.pollMs : this.settings.tickMs;
       } catch (error) {
         if (error instanceof AlarmRaised) {
           this.raise(error.alarm);
           if (!error.alarm.recoverable) return;
-          await this.sleep(this.o.retryMaxMs);
+          await this.sleep(this.settings.retryMaxMs);
           continue;
         }
         if (this.failures === 0) this.failingSince = Date.now();
         this.failures++;
         this.state = "backoff";
-        this.lastError = errorSummary(error, this.o.rpcUrl);
+        this.lastError = errorSummary(error, this.settings.rpcUrl);
         this.emit({ type: "error", message: this.lastError });
         // Equal jitter: half fixed, half random, so loops that lost the same RPC do not retry
         // in lockstep.
         const ceiling = Math.min(
-          this.o.retryMaxMs,
-          this.o.retryMinMs * 2 ** Math.min(this.failures - 1, 30),
+          this.settings.retryMaxMs,
+          this.settings.retryMinMs * 2 ** Math.min(this.failures - 1, 30),
         );
         pause = ceiling / 2 + Math.random() * (ceiling / 2);
         if (error instanceof RegistryError && error.code === "NONCE_CONFLICT")
-          pause = this.o.pollMs;
+          pause = this.settings.pollMs;
       }
       await this.sleep(pause);
     }
@@ -656,8 +657,8 @@ export class AnchorLoop {
 
   private async connect(): Promise<RegistryClient> {
     if (this.client) return this.client;
-    const chainId = await probeChainId(this.o.rpcUrl, this.o.requestTimeoutMs);
-    const provider = makeProvider(this.o.rpcUrl, chainId, this.o.requestTimeoutMs);
+    const chainId = await probeChainId(this.settings.rpcUrl, this.settings.requestTimeoutMs);
+    const provider = makeProvider(this.settings.rpcUrl, chainId, this.settings.requestTimeoutMs);
     let address = this.contractAddress;
     if (address === undefined) {
       if (!this.deployment) {
@@ -694,7 +695,7 @@ export class AnchorLoop {
       throw this.alarmError(code, `${why}; production mode never redeploys or re-registers`);
     if (!this.deployment)
       throw this.alarmError("NO_ADMIN_KEY", `${why}; no admin key to redeploy the registry`);
-    const chainId = await probeChainId(this.o.rpcUrl, this.o.requestTimeoutMs);
+    const chainId = await probeChainId(this.settings.rpcUrl, this.settings.requestTimeoutMs);
     if (chainId !== client.chainId) {
       // A different dev chain behind the same URL: start over with a fresh provider.
       client.destroy();
@@ -890,7 +891,7 @@ export class AnchorLoop {
     const commitments = await Promise.all(
       records.map((r) => client.batchCommitment(logId, r.header.batchNo)),
     );
-    const wanted = Math.max(1, this.o.confirmations);
+    const wanted = Math.max(1, this.settings.confirmations);
     for (const [i, record] of records.entries()) {
       const batchNo = record.header.batchNo;
       const onChain = commitments[i];
@@ -987,7 +988,7 @@ export class AnchorLoop {
       const mined = await client.minedTransaction(txHash);
       if (mined && mined.status === "success") return mined;
     }
-    const fromBlock = Math.max(0, head - this.o.logLookbackBlocks);
+    const fromBlock = Math.max(0, head - this.settings.logLookbackBlocks);
     let event: AnchoredEvent | undefined;
     try {
       event = await client.findBatchAnchored(record.header.logId, record.header.batchNo, fromBlock);
@@ -1021,10 +1022,11 @@ export class AnchorLoop {
    */
   private async recheckAnchored(client: RegistryClient, head: number): Promise<boolean> {
     const cursor = this.cursor ?? 0;
-    if (cursor === 0 || Date.now() - this.lastRecheck < this.o.recheckIntervalMs) return false;
+    if (cursor === 0 || Date.now() - this.lastRecheck < this.settings.recheckIntervalMs)
+      return false;
     this.lastRecheck = Date.now();
     const ledger = this.opts.ledger;
-    const from = Math.max(0, cursor - this.o.recheckDepth);
+    const from = Math.max(0, cursor - this.settings.recheckDepth);
     const records = (await ledger.listBatches({ fromBatchNo: from, limit: cursor - from })).filter(
       (r) => this.isAnchoredHere(r, client),
     );
@@ -1096,9 +1098,9 @@ export class AnchorLoop {
         continue;
       }
       const now = Date.now();
-      if (now - flight.broadcastAt < this.o.dropCheckMs) continue;
+      if (now - flight.broadcastAt < this.settings.dropCheckMs) continue;
       const known = await client.hasTransaction(latest);
-      const stuck = now - flight.sentAt >= this.o.txTimeoutMs;
+      const stuck = now - flight.sentAt >= this.settings.txTimeoutMs;
       if (known && !stuck) continue;
       const consumed =
         (await client.provider.getTransactionCount(this.anchorerAddress, "latest")) > flight.nonce;
@@ -1144,7 +1146,7 @@ export class AnchorLoop {
     const sent = await client.sendAnchor(this.opts.anchorer, flight.header, {
       nonce: flight.nonce,
       fees,
-      gasLimit: this.o.gasLimit,
+      gasLimit: this.settings.gasLimit,
       ...(this.tracker ? { nonceTracker: this.tracker } : {}),
     });
     flight.fees = fees;
@@ -1172,7 +1174,7 @@ export class AnchorLoop {
     let sent = false;
     for (let batchNo = chainNext; batchNo <= this.lastSealed && !this.stopping; batchNo++) {
       if (this.flights.has(batchNo)) continue;
-      if (pending() >= this.o.maxInFlight) break;
+      if (pending() >= this.settings.maxInFlight) break;
       const record = await ledger.getBatch(batchNo);
       if (batchNo === chainNext && pending() === 0) {
         // Only the batch the chain expects next can be simulated; surface typed errors before
@@ -1184,7 +1186,7 @@ export class AnchorLoop {
         }
       }
       const sentAnchor = await client.sendAnchor(this.opts.anchorer, record.header, {
-        gasLimit: this.o.gasLimit,
+        gasLimit: this.settings.gasLimit,
         ...(this.tracker ? { nonceTracker: this.tracker } : {}),
       });
       const flight: Flight = {
