@@ -18,7 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import { toHex } from "../services/core/hex.ts";
 import { buildTree } from "../services/core/merkle.ts";
-import type { BatchRecord } from "../services/ledger/batch.ts";
+import type { BatchRecord } from "../services/store/batch-record.ts";
 import { LedgerStore } from "../services/store/ledger-store.ts";
 import { freePort } from "../test/support/hardhat-node.ts";
 import { benchEvent, ingestFloor } from "./ledger-bench.ts";
@@ -354,7 +354,7 @@ try {
     let batches: BatchRecord[] = [];
     let from = 0;
     do {
-      batches = await store.listBatches<BatchRecord>({ fromBatchNo: from, limit: 1_000 });
+      batches = await store.listBatches({ fromBatchNo: from, limit: 1_000 });
       for (const b of batches) {
         const { firstSeq, count, eventsRoot } = b.header;
         from = b.header.batchNo + 1;

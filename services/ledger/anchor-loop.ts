@@ -13,7 +13,7 @@ import {
 } from "../chain/registry-client.ts";
 import type { Config } from "../config.ts";
 import type { BatchHeader } from "../core/batch-header.ts";
-import type { AnchorRecord, BatchRecord } from "./batch.ts";
+import type { AnchorRecord, BatchRecord } from "../store/batch-record.ts";
 import type { Ledger } from "./ledger.ts";
 import { type LostRange, lostRangeOfBatch } from "./lost-ranges.ts";
 import { RestoreConflict, reconcileRestoredLedger } from "./restore-reconcile.ts";

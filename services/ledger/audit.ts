@@ -38,7 +38,7 @@ import {
 } from "../core/subject-index.ts";
 import { K, parseSeqPart, prefixEnd, seqPart } from "../store/keys.ts";
 import { BodyUnreadable, type LedgerStore } from "../store/ledger-store.ts";
-import type { BatchRecord } from "./batch.ts";
+import type { BatchRecord } from "../store/batch-record.ts";
 import { type ReceiptGroupRecord, encodeReceiptPath } from "./ingest.ts";
 import { nodeLayoutOf, nodeValues } from "./node-layout.ts";
 import { packValues } from "./index-wire.ts";

@@ -15,6 +15,7 @@ import type { Receipt, TypedDataSigner } from "../core/receipt.ts";
 import { K } from "../store/keys.ts";
 import {
   type BatchOp,
+  type BatchPage,
   LedgerStore,
   type LedgerStoreOptions,
   type LogMeta,
@@ -28,7 +29,7 @@ import {
   openLogSecret,
   sealLogSecret,
 } from "./log-secret.ts";
-import type { BatchRecord } from "./batch.ts";
+import type { BatchRecord } from "../store/batch-record.ts";
 import { type StaffIdentity, bundleContent } from "./access.ts";
 import { LedgerError, invariant } from "./errors.ts";
 import { type EntryRead, GroupCommitter, type IngestResult, parseEntryRead } from "./ingest.ts";
@@ -660,7 +661,7 @@ export class Ledger {
   }
 
   async getBatch(batchNo: number): Promise<BatchRecord> {
-    const record = await this.store.getBatch<BatchRecord>(batchNo);
+    const record = await this.store.getBatch(batchNo);
     if (!record) {
       const lost = lostRangeOfBatch(this.lost, batchNo);
       throw new LedgerError(
@@ -673,17 +674,13 @@ export class Ledger {
   }
 
   /** Batches in batchNo order starting at `fromBatchNo`. */
-  async listBatches(opts: {
-    fromBatchNo?: number;
-    limit: number;
-    reverse?: boolean;
-  }): Promise<BatchRecord[]> {
-    return this.store.listBatches<BatchRecord>(opts);
+  async listBatches(opts: BatchPage): Promise<BatchRecord[]> {
+    return this.store.listBatches(opts);
   }
 
   /** The last sealed batch's number, or -1 when nothing is sealed yet. */
   async lastBatchNo(): Promise<number> {
-    const last = await this.store.lastBatch<BatchRecord>();
+    const last = await this.store.lastBatch();
     return last ? last.header.batchNo : -1;
   }
 
@@ -697,7 +694,7 @@ export class Ledger {
       JSON.stringify(current.header) === JSON.stringify(record.header),
       `batch ${record.header.batchNo} header is immutable`,
     );
-    await this.store.write([this.store.putJsonOp(K.batch(record.header.batchNo), record)], true);
+    await this.store.putBatch(record);
     this.noteBatchState(record.header.batchNo, record.state === "anchored");
     this.gate.progress();
   }
@@ -818,11 +815,11 @@ async function lastLogTime(store: LedgerStore, nextSeq: number): Promise<number>
 
 /** The first batch that is not anchored, found from the newest batch backwards. */
 async function anchoredBelow(store: LedgerStore): Promise<number> {
-  const last = await store.lastBatch<BatchRecord>();
+  const last = await store.lastBatch();
   if (!last) return 0;
   let below = last.header.batchNo + 1;
   for (;;) {
-    const page = await store.listBatches<BatchRecord>({
+    const page = await store.listBatches({
       fromBatchNo: below - 1,
       limit: 1_000,
       reverse: true,

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { BatchRecord } from "./batch.ts";
+import type { BatchRecord } from "../store/batch-record.ts";
 import type { Ledger } from "./ledger.ts";
 import { lostRangeOfBatch } from "./lost-ranges.ts";
 

@@ -20,7 +20,7 @@ import {
 } from "../core/subject-index-proof.ts";
 import type { StoredBody } from "../store/ledger-store.ts";
 import type { BatchHeader } from "../core/batch-header.ts";
-import type { BatchRecord } from "./batch.ts";
+import type { BatchRecord } from "../store/batch-record.ts";
 import { LedgerError, invariant } from "./errors.ts";
 import { type StaffIdentity, bundleContent, redactEvent } from "./access.ts";
 import { parseEntryRead } from "./ingest.ts";

@@ -1,11 +1,10 @@
 import type { Entry } from "../core/entry.ts";
 import { type Hex, toHex, utf8 } from "../core/hex.ts";
 import { buildTree, leafHash } from "../core/merkle.ts";
-import { K } from "../store/keys.ts";
 import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
 import { StorageUnavailableError } from "../store/storage-failure.ts";
 import type { BatchHeader } from "../core/batch-header.ts";
-import type { BatchRecord } from "./batch.ts";
+import type { BatchRecord } from "../store/batch-record.ts";
 import { invariant } from "./errors.ts";
 import type { CommittedGroup } from "./ingest.ts";
 import { type NodeLayout, TILE_HEIGHT, nodeValues } from "./node-layout.ts";
@@ -256,8 +255,7 @@ export class Sealer {
       sealedAt: new Date().toISOString(),
       tileHeight: TILE_HEIGHT,
     };
-    ops.push(this.store.putJsonOp(K.batch(batchNo), record));
-    ops.push({ type: "put", key: K.batchBySeq(firstSeq), value: Buffer.from(String(batchNo)) });
+    ops.push(...this.store.newBatchOps(record));
     await this.store.write(ops, true);
     this.subjectIndex.committed(batchNo);
     this.nextBatchNo = batchNo + 1;

@@ -1,6 +1,7 @@
 import { ClassicLevel } from "classic-level";
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { SubjectDerivation } from "../core/entry.ts";
+import type { BatchRecord } from "./batch-record.ts";
 import { BODY_KEYS_FILE, BodyKeys, EPOCH_SEQS, epochOf } from "./body-keys.ts";
 import { readFile, statfs } from "node:fs/promises";
 import path from "node:path";
@@ -48,6 +49,13 @@ export interface AppendRecord {
   organization: string;
   recordedMs: number;
   requestId?: string | undefined;
+}
+
+/** A page of batch records in batchNo order (descending with `reverse`), from `fromBatchNo`. */
+export interface BatchPage {
+  fromBatchNo?: number;
+  limit: number;
+  reverse?: boolean;
 }
 
 export interface StoredBody {
@@ -563,18 +571,32 @@ export class LedgerStore {
 
   // ---- batches ------------------------------------------------------------------------------
 
-  async getBatch<T>(batchNo: number): Promise<T | undefined> {
-    return this.getJson<T>(K.batch(batchNo));
+  async getBatch(batchNo: number): Promise<BatchRecord | undefined> {
+    return this.getJson<BatchRecord>(K.batch(batchNo));
   }
 
-  async lastBatch<T>(): Promise<T | undefined> {
+  /** A newly sealed batch: its record and the lookup of its first seq (written with its nodes). */
+  newBatchOps(record: BatchRecord): BatchOp[] {
+    const { batchNo, firstSeq } = record.header;
+    return [
+      this.putJsonOp(K.batch(batchNo), record),
+      { type: "put", key: K.batchBySeq(firstSeq), value: Buffer.from(String(batchNo)) },
+    ];
+  }
+
+  /** Replaces a batch's record (its state and anchor; the header never changes), synced. */
+  async putBatch(record: BatchRecord): Promise<void> {
+    await this.write([this.putJsonOp(K.batch(record.header.batchNo), record)], true);
+  }
+
+  async lastBatch(): Promise<BatchRecord | undefined> {
     for await (const [, v] of this.db.iterator({
       gte: K.batchPrefix,
       lt: prefixEnd(K.batchPrefix),
       reverse: true,
       limit: 1,
     })) {
-      return dec<T>(v);
+      return dec<BatchRecord>(v);
     }
     return undefined;
   }
@@ -624,12 +646,8 @@ export class LedgerStore {
     return out;
   }
 
-  async listBatches<T>(opts: {
-    fromBatchNo?: number;
-    limit: number;
-    reverse?: boolean;
-  }): Promise<T[]> {
-    const out: T[] = [];
+  async listBatches(opts: BatchPage): Promise<BatchRecord[]> {
+    const out: BatchRecord[] = [];
     const range = opts.reverse
       ? {
           gte: K.batchPrefix,
@@ -639,7 +657,7 @@ export class LedgerStore {
           limit: opts.limit,
         }
       : { gte: K.batch(opts.fromBatchNo ?? 0), lt: prefixEnd(K.batchPrefix), limit: opts.limit };
-    for await (const [, v] of this.db.iterator(range)) out.push(dec<T>(v));
+    for await (const [, v] of this.db.iterator(range)) out.push(dec<BatchRecord>(v));
     return out;
   }
 }

@@ -13,7 +13,6 @@ import type { Hex } from "../../services/core/hex.ts";
 import { DevDeployment } from "../../services/chain/dev-deployment.ts";
 import { loadConfig } from "../../services/config.ts";
 import { AnchorLoop } from "../../services/ledger/anchor-loop.ts";
-import type { BatchRecord } from "../../services/ledger/batch.ts";
 import { Ledger, type LedgerOptions } from "../../services/ledger/ledger.ts";
 import { Sealer } from "../../services/ledger/seal.ts";
 import { SubjectIndex } from "../../services/ledger/subject-index-store.ts";
@@ -189,7 +188,7 @@ export class AnchoredLog {
     await this.reopen(async (dir) => {
       const store = await LedgerStore.open(dir);
       try {
-        const last = await store.lastBatch<BatchRecord>();
+        const last = await store.lastBatch();
         const latest = last ? last.header.batchNo : -1;
         const index = new SkippingIndex(store, latest, skipSeq);
         const meta = await store.getMeta();

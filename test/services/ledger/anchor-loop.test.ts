@@ -20,7 +20,7 @@ import {
   type AnchorLoopEvent,
   type AnchorLoopOptions,
 } from "../../../services/ledger/anchor-loop.ts";
-import type { BatchRecord } from "../../../services/ledger/batch.ts";
+import type { BatchRecord } from "../../../services/store/batch-record.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";

@@ -21,7 +21,7 @@ import {
   EMPTY_ROOT,
 } from "../../../services/core/subject-index.ts";
 import { verifySubjectIndexProof } from "../../../services/core/subject-index-proof.ts";
-import type { BatchRecord } from "../../../services/ledger/batch.ts";
+import type { BatchRecord } from "../../../services/store/batch-record.ts";
 import { Ledger, type LedgerOptions } from "../../../services/ledger/ledger.ts";
 import { K } from "../../../services/store/keys.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";

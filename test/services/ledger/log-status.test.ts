@@ -3,7 +3,7 @@ import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { BatchRecord } from "../../../services/ledger/batch.ts";
+import type { BatchRecord } from "../../../services/store/batch-record.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { LogStatusSchema, logStatus } from "../../../services/ledger/log-status.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";

@@ -13,7 +13,7 @@ import {
   verifyInclusionHex,
 } from "../../../services/core/merkle.ts";
 import { type AuditReport, auditLog } from "../../../services/ledger/audit.ts";
-import type { BatchRecord } from "../../../services/ledger/batch.ts";
+import type { BatchRecord } from "../../../services/store/batch-record.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import {
   type NodeLayout,

@@ -13,7 +13,7 @@ import { sha256 } from "../../../services/core/hash.ts";
 import { type Hex, toHex, utf8 } from "../../../services/core/hex.ts";
 import { jcs } from "../../../services/core/jcs.ts";
 import { leafHash, verifyInclusionHex } from "../../../services/core/merkle.ts";
-import type { BatchRecord } from "../../../services/ledger/batch.ts";
+import type { BatchRecord } from "../../../services/store/batch-record.ts";
 import { Ledger, type LedgerOptions } from "../../../services/ledger/ledger.ts";
 import { Sealer } from "../../../services/ledger/seal.ts";
 import { SubjectIndex } from "../../../services/ledger/subject-index-store.ts";
@@ -71,7 +71,7 @@ describe("ledger/seal: the Sealer (real LevelDB)", function () {
     const store = await LedgerStore.open(dir);
     const sealed: BatchRecord[] = [];
     try {
-      const last = await store.lastBatch<BatchRecord>();
+      const last = await store.lastBatch();
       const index = new SubjectIndex(store, last ? last.header.batchNo : -1);
       const sealer = new Sealer(store, index, last, await store.nextSeq(), {
         logId,
