@@ -40,7 +40,7 @@ import { K, parseSeqPart, prefixEnd, seqPart } from "../store/keys.ts";
 import { BodyUnreadable, type LedgerStore } from "../store/ledger-store.ts";
 import type { BatchRecord } from "../store/batch-record.ts";
 import { type ReceiptGroupRecord, encodeReceiptPath } from "./ingest.ts";
-import { nodeLayoutOf, nodeValues } from "./node-layout.ts";
+import { nodeLayoutOf, nodeValues } from "../store/node-layout.ts";
 import { packValues } from "./index-wire.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
 import { type LostRange, describeLostRange, readLostRanges } from "./lost-ranges.ts";

@@ -34,7 +34,7 @@ import { type StaffIdentity, bundleContent } from "./access.ts";
 import { LedgerError, invariant } from "./errors.ts";
 import { type EntryRead, GroupCommitter, type IngestResult, parseEntryRead } from "./ingest.ts";
 import { IngestGate, type IngestGateStatus, type IngestLimits } from "./ingest-gate.ts";
-import { nodeLayoutOf, nodeReads } from "./node-layout.ts";
+import { nodeLayoutOf, nodeReads } from "../store/node-layout.ts";
 import { Sealer } from "./seal.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
 import {

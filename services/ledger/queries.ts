@@ -2,7 +2,6 @@ import { timingSafeEqual } from "node:crypto";
 import type { NativeEvent } from "../core/event.ts";
 import { hmacSha256 } from "../core/hash.ts";
 import { fromHex, utf8 } from "../core/hex.ts";
-import { K } from "../store/keys.ts";
 import { LedgerError } from "./errors.ts";
 import type { Ledger, StoredEvent } from "./ledger.ts";
 
@@ -70,11 +69,7 @@ export class EventQueries {
     seq: number,
     scope: { organization?: string; subject?: string },
   ): Promise<boolean> {
-    const keys: string[] = [];
-    if (scope.organization !== undefined) keys.push(K.byOrg(scope.organization, seq));
-    if (scope.subject !== undefined) keys.push(K.bySubject(scope.subject, seq));
-    const found = await this.ledger.store.getManyRaw(keys);
-    return found.every((v) => v !== undefined);
+    return this.ledger.store.isIndexed(seq, scope);
   }
 
   async listEvents(

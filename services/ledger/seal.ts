@@ -7,7 +7,7 @@ import type { BatchHeader } from "../core/batch-header.ts";
 import type { BatchRecord } from "../store/batch-record.ts";
 import { invariant } from "./errors.ts";
 import type { CommittedGroup } from "./ingest.ts";
-import { type NodeLayout, TILE_HEIGHT, nodeValues } from "./node-layout.ts";
+import { type NodeLayout, TILE_HEIGHT, nodeValues } from "../store/node-layout.ts";
 import type { SubjectIndex } from "./subject-index-store.ts";
 
 /** How many batches' worth of unsealed leaves the sealer keeps in memory at most. */

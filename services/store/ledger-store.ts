@@ -522,6 +522,18 @@ export class LedgerStore {
     return seqs;
   }
 
+  /** Whether `seq` is in the organization's and/or the subject's index (erased events too). */
+  async isIndexed(
+    seq: number,
+    scope: { organization?: string; subject?: string },
+  ): Promise<boolean> {
+    const keys: string[] = [];
+    if (scope.organization !== undefined) keys.push(K.byOrg(scope.organization, seq));
+    if (scope.subject !== undefined) keys.push(K.bySubject(scope.subject, seq));
+    const found = await this.getManyRaw(keys);
+    return found.every((v) => v !== undefined);
+  }
+
   async seqsBySubject(tag: string, opts: { afterSeq?: number; beforeSeq?: number; limit: number }) {
     return this.seqsByPrefix(K.bySubjectPrefix(tag), opts);
   }

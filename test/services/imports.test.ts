@@ -21,8 +21,6 @@ const STILL_USING_KEY_LAYOUT = [
   "services/ledger/audit.ts",
   "services/ledger/index-updater.ts",
   "services/ledger/ingest.ts",
-  "services/ledger/node-layout.ts",
-  "services/ledger/queries.ts",
   "services/ledger/subject-index-store.ts",
 ];
 

@@ -21,7 +21,7 @@ import {
   nodeLayoutOf,
   nodeReads,
   nodeValues,
-} from "../../../services/ledger/node-layout.ts";
+} from "../../../services/store/node-layout.ts";
 import { K } from "../../../services/store/keys.ts";
 import { patientEvent } from "../../support/anchored-log.ts";
 
@@ -48,7 +48,7 @@ function readBack(
   });
 }
 
-describe("ledger/node-layout: where a batch's Merkle nodes are stored", function () {
+describe("store/node-layout: where a batch's Merkle nodes are stored", function () {
   this.timeout(120_000);
 
   it("property: every audit path resolves to the tree's own nodes, in tiles of any height and level chunks of any size", () => {

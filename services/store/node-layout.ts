@@ -15,8 +15,8 @@
  * runs of LEVEL_CHUNK_NODES nodes. Still read, and audited, as stored.
  */
 import type { MerkleNodeId } from "../core/merkle.ts";
-import { K } from "../store/keys.ts";
-import { type BatchRecord, LEVEL_CHUNK_NODES } from "../store/batch-record.ts";
+import { K } from "./keys.ts";
+import { type BatchRecord, LEVEL_CHUNK_NODES } from "./batch-record.ts";
 
 /** Levels per tile: a full tile is 254 nodes (7.9 KiB); two tiles cover a 16,384-event batch. */
 export const TILE_HEIGHT = 7;
