@@ -39,7 +39,7 @@ import {
 import { K, parseSeqPart, prefixEnd, seqPart } from "../store/keys.ts";
 import { BodyUnreadable, type LedgerStore } from "../store/ledger-store.ts";
 import type { BatchRecord } from "../store/batch-record.ts";
-import { type ReceiptGroupRecord, encodeReceiptPath } from "./ingest.ts";
+import { type ReceiptGroupRecord, encodeReceiptPath } from "../store/receipt-group-record.ts";
 import { nodeLayoutOf, nodeValues } from "../store/node-layout.ts";
 import { packValues } from "./index-wire.ts";
 import { SubjectIndex } from "./subject-index-store.ts";

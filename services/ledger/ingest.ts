@@ -32,22 +32,15 @@ import {
   type TypedDataSigner,
   signReceiptGroup,
 } from "../core/receipt.ts";
-import { K } from "../store/keys.ts";
 import type { AppendRecord, LedgerStore } from "../store/ledger-store.ts";
+import {
+  RECEIPT_PATH_HEADER_BYTES,
+  type ReceiptGroupHeader,
+  type ReceiptGroupRecord,
+  decodeReceiptPath,
+  encodeReceiptPath,
+} from "../store/receipt-group-record.ts";
 import { IdempotencyConflictError, invariant } from "./errors.ts";
-
-/** What the store keeps per group commit so any of its receipts can be re-issued verbatim. */
-export interface ReceiptGroupRecord {
-  firstSeq: number;
-  count: number;
-  leavesRoot: Hex;
-  issuedAt: number;
-  anchorDeadline: number;
-  signer: string;
-  signature: string;
-  /** The group's leaf hashes, concatenated, base64: serves each receipt's audit path. */
-  leafHashes: string;
-}
 
 /** One durable group commit as the sealer sees it. */
 export interface CommittedGroup {
@@ -55,9 +48,6 @@ export interface CommittedGroup {
   leafHashes: readonly Uint8Array[];
   subjects: ReadonlyArray<Hex | null>;
 }
-
-/** A receipt group's signed header (the `h:` record): the group record without its leaves. */
-export type ReceiptGroupHeader = Omit<ReceiptGroupRecord, "leafHashes">;
 
 export interface IngestResult {
   receipt: Receipt;
@@ -403,17 +393,15 @@ export class GroupCommitter {
     };
     await this.store.prepareAppend(firstSeq + events.length - 1);
     const ops = this.store.appendOps(records);
-    ops.push(this.store.putJsonOp(K.group(firstSeq), group));
-    ops.push(this.store.putJsonOp(K.groupHeader(firstSeq), header));
     // Each event's group audit path, stored with it: re-issuing a receipt (proofs, patient
     // histories) is then one read instead of rebuilding a tree of up to 4,096 leaves.
     const pathIds = entries.map((_, i) => inclusionProofNodeIds(i, tree.size));
-    pathIds.forEach((ids, i) =>
-      ops.push({
-        type: "put",
-        key: K.receiptPath(firstSeq + i),
-        value: encodeReceiptPath(firstSeq, ids, tree),
-      }),
+    ops.push(
+      ...this.store.receiptGroupOps(
+        group,
+        header,
+        pathIds.map((ids) => encodeReceiptPath(firstSeq, ids, tree)),
+      ),
     );
     await this.store.write(ops, true);
     this.nextSeq = firstSeq + events.length;
@@ -443,7 +431,7 @@ export class GroupCommitter {
     if (seqs.length === 0) return [];
     const [entries, paths] = await Promise.all([
       entriesRead ?? this.store.getEntriesJcs([...seqs]).then((list) => list.map(parseEntryRead)),
-      this.store.getManyRaw(seqs.map(K.receiptPath)),
+      this.store.getReceiptPaths(seqs),
     ]);
     const decoded = paths.map((raw) => (raw === undefined ? undefined : decodeReceiptPath(raw)));
     const headers = await this.groupHeaders(
@@ -459,7 +447,7 @@ export class GroupCommitter {
         const stored = decoded[i];
         const header = stored && headers.get(stored.firstSeq);
         if (stored === undefined || header === undefined) {
-          const group = await this.store.getGroupContaining<ReceiptGroupRecord>(seq);
+          const group = await this.store.getGroupContaining(seq);
           invariant(group !== undefined, `seq ${seq} has a receipt group`);
           return receiptFromGroup(entry, group);
         }
@@ -483,11 +471,10 @@ export class GroupCommitter {
       if (cached) out.set(f, cached);
       else missing.push(f);
     }
-    const raws = await this.store.getManyRaw(missing.map(K.groupHeader));
+    const headers = await this.store.getGroupHeaders(missing);
     missing.forEach((f, i) => {
-      const raw = raws[i];
-      if (raw === undefined) return;
-      const header = JSON.parse(raw.toString("utf8")) as ReceiptGroupHeader;
+      const header = headers[i];
+      if (header === undefined) return;
       out.set(f, header);
       if (this.headerCache.size >= HEADER_CACHE_GROUPS) this.headerCache.clear();
       this.headerCache.set(f, header);
@@ -552,25 +539,6 @@ export interface EntryRead {
 
 export function parseEntryRead(jcs: string | undefined): EntryRead | undefined {
   return jcs === undefined ? undefined : { jcs, entry: JSON.parse(jcs) as Entry };
-}
-
-const RECEIPT_PATH_HEADER_BYTES = 6;
-
-/** `r:<seq>` value: the group's firstSeq (6 bytes, big-endian) then the path's 32-byte nodes. */
-export function encodeReceiptPath(firstSeq: number, ids: MerkleNodeId[], tree: MerkleTree): Buffer {
-  const out = Buffer.allocUnsafe(RECEIPT_PATH_HEADER_BYTES + 32 * ids.length);
-  out.writeUIntBE(firstSeq, 0, RECEIPT_PATH_HEADER_BYTES);
-  ids.forEach((id, k) =>
-    out.set(tree.levels[id.level]![id.index]!, RECEIPT_PATH_HEADER_BYTES + 32 * k),
-  );
-  return out;
-}
-
-/** The group's firstSeq of an `r:` value; undefined when the value is not a path's layout. */
-function decodeReceiptPath(raw: Buffer): { firstSeq: number } | undefined {
-  if (raw.length < RECEIPT_PATH_HEADER_BYTES || (raw.length - RECEIPT_PATH_HEADER_BYTES) % 32 !== 0)
-    return undefined;
-  return { firstSeq: raw.readUIntBE(0, RECEIPT_PATH_HEADER_BYTES) };
 }
 
 export function receiptFromGroup(entry: Entry, group: ReceiptGroupRecord): Receipt {

@@ -2,6 +2,7 @@ import { ClassicLevel } from "classic-level";
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { SubjectDerivation } from "../core/entry.ts";
 import type { BatchRecord } from "./batch-record.ts";
+import type { ReceiptGroupHeader, ReceiptGroupRecord } from "./receipt-group-record.ts";
 import { BODY_KEYS_FILE, BodyKeys, EPOCH_SEQS, epochOf } from "./body-keys.ts";
 import { readFile, statfs } from "node:fs/promises";
 import path from "node:path";
@@ -566,16 +567,44 @@ export class LedgerStore {
 
   // ---- receipt groups -----------------------------------------------------------------------
 
-  async getGroupContaining<T extends { firstSeq: number; count: number }>(
-    seq: number,
-  ): Promise<T | undefined> {
+  /** The ops that store one group commit's receipt group, header and per-event paths. */
+  receiptGroupOps(
+    group: ReceiptGroupRecord,
+    header: ReceiptGroupHeader,
+    paths: readonly Buffer[],
+  ): BatchOp[] {
+    const ops: BatchOp[] = [
+      this.putJsonOp(K.group(group.firstSeq), group),
+      this.putJsonOp(K.groupHeader(group.firstSeq), header),
+    ];
+    paths.forEach((value, i) =>
+      ops.push({ type: "put", key: K.receiptPath(group.firstSeq + i), value }),
+    );
+    return ops;
+  }
+
+  /** Each seq's stored group audit path (receipt-group-record.ts), if it has one. */
+  getReceiptPaths(seqs: readonly number[]): Promise<Array<Buffer | undefined>> {
+    return this.getManyRaw(seqs.map(K.receiptPath));
+  }
+
+  /** The signed headers of the groups starting at `firstSeqs`. */
+  async getGroupHeaders(
+    firstSeqs: readonly number[],
+  ): Promise<Array<ReceiptGroupHeader | undefined>> {
+    return (await this.getManyRaw(firstSeqs.map(K.groupHeader))).map((raw) =>
+      raw === undefined ? undefined : dec<ReceiptGroupHeader>(raw),
+    );
+  }
+
+  async getGroupContaining(seq: number): Promise<ReceiptGroupRecord | undefined> {
     for await (const [, v] of this.db.iterator({
       gte: K.groupPrefix,
       lte: K.group(seq),
       reverse: true,
       limit: 1,
     })) {
-      const group = dec<T>(v);
+      const group = dec<ReceiptGroupRecord>(v);
       return seq < group.firstSeq + group.count ? group : undefined;
     }
     return undefined;

@@ -20,7 +20,6 @@ const KEY_LAYOUT = path.join(SERVICES, "store/keys.ts");
 const STILL_USING_KEY_LAYOUT = [
   "services/ledger/audit.ts",
   "services/ledger/index-updater.ts",
-  "services/ledger/ingest.ts",
   "services/ledger/subject-index-store.ts",
 ];
 
