@@ -11,6 +11,7 @@ import type { NativeEvent } from "../../services/core/event.ts";
 import { toHex } from "../../services/core/hex.ts";
 import { auditLog } from "../../services/ledger/audit.ts";
 import { LedgerStore } from "../../services/store/ledger-store.ts";
+import { ChainReads } from "../../services/verifier/chain-reads.ts";
 import { connectRpc } from "../../services/verifier/rpc.ts";
 import { newSession } from "../../services/verifier/verify-bundle.ts";
 import { verifyBundles } from "../../services/verifier/verify-bundles.ts";
@@ -374,7 +375,7 @@ export async function checkAcknowledgedStored(
           result.changed.push(r.seq);
       });
     }
-    const report = await auditLog(store, { chain: { rpc } });
+    const report = await auditLog(store, { chain: { reads: new ChainReads(rpc) } });
     result.auditFindings = report.findings.map((f) => `${f.kind}: ${f.message}`);
     result.events = report.events;
     result.batches = report.batches;

@@ -18,7 +18,7 @@ import path from "node:path";
 import { once } from "node:events";
 import type { Logger } from "pino";
 import type { Ledger } from "../ledger/ledger.ts";
-import { END_MARKER } from "../store/backup-archive.ts";
+import { END_MARKER } from "../ledger/backup.ts";
 import { toApiError } from "./errors.ts";
 
 /** sun_path holds 108 bytes on Linux (104 on macOS): longer data directories use a fallback. */

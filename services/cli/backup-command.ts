@@ -27,8 +27,8 @@ import {
   backupTarget,
   verifyBackup,
   writeBackup,
-} from "../store/backup-archive.ts";
-import { type CliContext, EXIT_OK, EXIT_USAGE } from "./main.ts";
+} from "../ledger/backup.ts";
+import { type CliContext, EXIT_OK, EXIT_USAGE } from "./context.ts";
 
 interface BackupOptions {
   data: string;

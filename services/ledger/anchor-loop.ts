@@ -619,7 +619,7 @@ export class AnchorLoop {
       if ((await client.batchCommitment(logId, last)) === ZeroHash) {
         await this.deepReorgFrom(
           chainNext,
-          `the registry holds ${chainNext} batches of this log; ${this.cursor} had ${Math.max(1, this.o.confirmations)} confirmations`,
+          `the registry holds ${chainNext} batches of this log; ${this.cursor} had ${Math.max(1, this.settings.confirmations)} confirmations`,
         );
         return "busy";
       }
@@ -639,7 +639,7 @@ export class AnchorLoop {
   private async reconcileRestore(client: RegistryClient): Promise<void> {
     try {
       const lost = await reconcileRestoredLedger(this.opts.ledger, client, {
-        logLookbackBlocks: this.o.logLookbackBlocks,
+        logLookbackBlocks: this.settings.logLookbackBlocks,
       });
       this.emit({ type: "restore-reconciled", lost: lost ?? null });
     } catch (error) {
@@ -764,7 +764,7 @@ export class AnchorLoop {
       fromBatchNo,
       batches: until - fromBatchNo,
       reason,
-      confirmations: Math.max(1, this.o.confirmations),
+      confirmations: Math.max(1, this.settings.confirmations),
       lostAnchors,
     };
     this.emit({ type: "reorg", fromBatchNo, reason });

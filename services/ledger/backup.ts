@@ -23,6 +23,16 @@ import { K } from "../store/keys.ts";
 import { Ledger } from "./ledger.ts";
 import type { RestoreMarker } from "./lost-ranges.ts";
 
+/** The archive format the CLI and the control socket speak (the store writes and reads it). */
+export {
+  type BackupManifest,
+  DEPLOYMENT_FILE,
+  END_MARKER,
+  backupTarget,
+  verifyBackup,
+  writeBackup,
+} from "../store/backup-archive.ts";
+
 /** Opening the ledger to copy it signs nothing: a signer that refuses. */
 const NO_RECEIPTS: TypedDataSigner = {
   getAddress: () => Promise.resolve(ZeroAddress),

@@ -217,7 +217,7 @@ export class Ledger {
       );
       ledger.lost = await readLostRanges(store);
       ledger.restore = await store.getJson<RestoreMarker>(K.restoreMarker);
-      const last = await store.lastBatch<BatchRecord>();
+      const last = await store.lastBatch();
       ledger.lastSealedBatchNo = last ? last.header.batchNo : -1;
       ledger.anchoredBelow = await anchoredBelow(store);
       for (const range of ledger.lost) ledger.noteLostAnchored(range);
@@ -247,7 +247,7 @@ export class Ledger {
     // Lost seqs and batch numbers are never given out again: the log continues past them.
     const past = pastLostRanges(this.lost);
     const nextSeq = Math.max(await store.nextSeq(), past.seq);
-    const last = await store.lastBatch<BatchRecord>();
+    const last = await store.lastBatch();
     const subjectIndex = new SubjectIndex(
       store,
       Math.max(last ? last.header.batchNo : -1, past.batchNo - 1),

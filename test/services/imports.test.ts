@@ -19,7 +19,10 @@ const KEY_LAYOUT = path.join(SERVICES, "store/keys.ts");
  */
 const STILL_USING_KEY_LAYOUT = [
   "services/ledger/audit.ts",
+  "services/ledger/backup.ts",
   "services/ledger/index-updater.ts",
+  "services/ledger/ledger.ts",
+  "services/ledger/lost-ranges.ts",
   "services/ledger/subject-index-store.ts",
 ];
 

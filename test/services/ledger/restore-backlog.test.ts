@@ -8,7 +8,7 @@ import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { BatchRecord } from "../../../services/ledger/batch.ts";
+import type { BatchRecord } from "../../../services/store/batch-record.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import type { LostRange, RestoreMarker } from "../../../services/ledger/lost-ranges.ts";
 import { K } from "../../../services/store/keys.ts";

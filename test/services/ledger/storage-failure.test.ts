@@ -167,7 +167,7 @@ describe("ledger on a full disk", function () {
     const writer = (await keys.create({ role: "writer", organization: HOSPITAL_ORG })).secret;
     const app = createApp({
       ledger,
-      keys,
+      apiKeys: keys,
       logger: pino({ level: "silent" }),
       config: loadConfig({}),
     });
