@@ -88,17 +88,38 @@ export function pathKey(path: NodePath): string {
   return Buffer.from(encodeNodePath(path)).toString("hex");
 }
 
+/** The parts of a prepared update, in the order the sealer writes them (subject-index-store.ts). */
+export type UpdatePart = "undo" | "nodes" | "heads";
+
+/** How many ops each part of a prepared update has. */
+export interface PreparedSize {
+  /** Undo records and node writes: one of each per changed node. */
+  nodes: number;
+  /** Subject heads: one per subject of the batch. */
+  heads: number;
+}
+
+/** One changed node of a prepared update: its key part, and its value before and after. */
+interface NodeChange {
+  path: NodePath;
+  key: string;
+  before: Buffer | undefined;
+  after: Uint8Array | undefined;
+}
+
 /**
  * Computes each batch's completeness-index update: the new subject heads, the changed nodes of
  * the sparse Merkle tree, and an undo record per changed node (`j:<batchNo>:<path>`, its value
  * before the batch). It holds the latest nodes in a bounded cache; misses are read through
  * `reads`. Pure computation over those reads: it runs on the request thread or in the sealing
- * worker (index-worker.ts) alike.
+ * worker (index-worker.ts) alike. The update is kept until the batch is committed and handed
+ * out a slice of one part at a time (`emit`), so no thread ever holds all of a batch's ops at
+ * once (≈ 200,000 for 10,000 subjects).
  */
 export class IndexUpdater {
   private readonly cache: IndexNodeCache;
   private prepared:
-    { batchNo: number; written: Array<[NodePath, Uint8Array | undefined]> } | undefined;
+    { batchNo: number; heads: Array<[string, Buffer]>; changes: NodeChange[] } | undefined;
 
   constructor(
     private readonly reads: IndexReads,
@@ -115,12 +136,13 @@ export class IndexUpdater {
     return this.cache.size;
   }
 
-  /**
-   * The update of batch `batchNo`, its ops into `sink`; the caller writes them atomically with
-   * the batch record.
-   */
-  async prepare(batchNo: number, events: IndexedEvent[], sink: OpSink): Promise<{ root: Hex }> {
+  /** Computes the update of batch `batchNo`; its ops are then taken with `emit`. */
+  async prepare(
+    batchNo: number,
+    events: IndexedEvent[],
+  ): Promise<{ root: Hex; size: PreparedSize }> {
     invariant(batchNo === this.latestBatchNo + 1, "index batches are applied in order");
+    this.prepared = undefined;
     const bySubject = new Map<Hex, Array<{ seq: number; leafHash: Uint8Array }>>();
     for (const e of events) {
       let list = bySubject.get(e.subject);
@@ -128,12 +150,13 @@ export class IndexUpdater {
       list.push(e);
     }
     const subjects = [...bySubject.keys()];
-    const heads = await this.reads(subjects.map(K.subjectHead));
+    const stored = await this.reads(subjects.map(K.subjectHead));
+    const heads: Array<[string, Buffer]> = [];
     const updates: SmtUpdate[] = [];
     for (let i = 0; i < subjects.length; i++) {
       if (i > 0 && i % YIELD_EVERY === 0) await turn();
       const subject = subjects[i]!;
-      const raw = heads[i];
+      const raw = stored[i];
       const head: SubjectHead = raw
         ? (JSON.parse(raw.toString("utf8")) as SubjectHead)
         : { count: 0, chain: toHex(EMPTY_ROOT) };
@@ -144,7 +167,7 @@ export class IndexUpdater {
         count++;
       }
       const next: SubjectHead = { count, chain: toHex(chain) };
-      sink.put(K.subjectHead(subject), Buffer.from(JSON.stringify(next), "utf8"));
+      heads.push([K.subjectHead(subject), Buffer.from(JSON.stringify(next), "utf8")]);
       updates.push({ key: fromHex(subject), valueHash: historyValueHash(count, chain) });
     }
 
@@ -164,23 +187,41 @@ export class IndexUpdater {
     const unread = result.writes.filter((w) => !before.has(w.path)).map((w) => w.path);
     const unreadValues = await this.latestRaw(unread);
     unread.forEach((p, i) => before.set(p, unreadValues[i]));
-    const written: Array<[NodePath, Uint8Array | undefined]> = [];
+    const changes: NodeChange[] = new Array(result.writes.length);
     for (let i = 0; i < result.writes.length; i++) {
       if (i > 0 && i % YIELD_EVERY === 0) await turn();
       const w = result.writes[i]!;
-      const key = pathKey(w.path);
-      sink.put(K.indexUndo(batchNo, key), before.get(w.path) ?? EMPTY);
-      if (w.node === null) {
-        sink.del(K.indexNode(key));
-        written.push([w.path, undefined]);
-      } else {
-        const value = encodeSmtNode(w.node);
-        sink.put(K.indexNode(key), value);
-        written.push([w.path, value]);
-      }
+      changes[i] = {
+        path: w.path,
+        key: pathKey(w.path),
+        before: before.get(w.path),
+        after: w.node === null ? undefined : encodeSmtNode(w.node),
+      };
     }
-    this.prepared = { batchNo, written };
-    return { root: toHex(result.root) };
+    this.prepared = { batchNo, heads, changes };
+    return { root: toHex(result.root), size: { nodes: changes.length, heads: heads.length } };
+  }
+
+  /**
+   * Ops [from, to) of one part of the prepared update of `batchNo` into `sink`: `undo`, each
+   * changed node's value before the batch (`j:`, empty when it had none); `nodes`, each changed
+   * node's new value (`i:`, deleted when it has none); `heads`, the subjects' new heads (`v:`).
+   */
+  emit(batchNo: number, part: UpdatePart, from: number, to: number, sink: OpSink): void {
+    const prepared = this.prepared;
+    invariant(prepared?.batchNo === batchNo, `batch ${batchNo} is the prepared one`);
+    if (part === "heads") {
+      const heads = prepared.heads;
+      for (let i = from; i < Math.min(to, heads.length); i++) sink.put(...heads[i]!);
+      return;
+    }
+    const changes = prepared.changes;
+    for (let i = from; i < Math.min(to, changes.length); i++) {
+      const c = changes[i]!;
+      if (part === "undo") sink.put(K.indexUndo(batchNo, c.key), c.before ?? EMPTY);
+      else if (c.after === undefined) sink.del(K.indexNode(c.key));
+      else sink.put(K.indexNode(c.key), c.after);
+    }
   }
 
   /** The batch's writes are durable: the cache takes the prepared nodes. */
@@ -189,7 +230,7 @@ export class IndexUpdater {
     this.prepared = undefined;
     this.latestBatchNo = batchNo;
     if (prepared?.batchNo === batchNo) {
-      for (const [path, raw] of prepared.written) this.cache.set(path, raw);
+      for (const c of prepared.changes) this.cache.set(c.path, c.after);
     } else {
       this.cache.clear();
     }

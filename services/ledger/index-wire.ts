@@ -1,12 +1,12 @@
 import type { Hex } from "../core/hex.ts";
 import type { BatchOp } from "../store/ledger-store.ts";
-import type { IndexedEvent } from "./index-updater.ts";
+import type { IndexedEvent, PreparedSize, UpdatePart } from "./index-updater.ts";
 
 /**
  * What crosses between the request thread and the sealing worker, packed into single buffers:
- * a batch's update is up to ≈ 350,000 small ops, and a structured clone of as many objects (or
- * of 32-byte views, each of which drags its whole 8 KiB pool slab along) would cost the request
- * thread more than it saves.
+ * a batch's update is up to ≈ 350,000 small ops, handed over a slice at a time, and a structured
+ * clone of as many objects (or of 32-byte views, each of which drags its whole 8 KiB pool slab
+ * along) would cost the request thread more than it saves.
  */
 
 const PUT = 1;
@@ -34,11 +34,10 @@ export class PackingSink {
     this.at += 4;
   }
 
-  /** The packed ops in a buffer of their own (transferable). */
+  /** The packed ops in a buffer of their own (transferable); the sink starts over, empty. */
   take(): Buffer {
     const out = Buffer.allocUnsafeSlow(this.at);
     this.buf.copy(out, 0, 0, this.at);
-    this.buf = Buffer.allocUnsafeSlow(1 << 20);
     this.at = 0;
     return out;
   }
@@ -142,6 +141,7 @@ export function unpackEvents(packed: PackedEvents): IndexedEvent[] {
 export type ToWorker =
   | { type: "init"; latestBatchNo: number; nodeCacheMax?: number; upperLevels?: number }
   | { type: "prepare"; id: number; batchNo: number; events: PackedEvents }
+  | { type: "emit"; id: number; batchNo: number; part: UpdatePart; from: number; to: number }
   | { type: "committed"; batchNo: number }
   | { type: "values"; id: number; values: Uint8Array };
 
@@ -152,9 +152,10 @@ export type FromWorker =
       type: "prepared";
       id: number;
       root: Hex;
-      ops: Uint8Array;
+      size: PreparedSize;
       cachedNodes: { upper: number; deep: number };
       /** The worker's V8 heap (total size), bytes. */
       heapBytes: number;
     }
+  | { type: "emitted"; id: number; ops: Uint8Array }
   | { type: "failed"; id: number; message: string; stack?: string };

@@ -3,7 +3,8 @@
  * Merkle tree hashing and node encoding: most of a seal's CPU time) on a second core, so sealing
  * keeps up with ingest instead of taking turns with it on the request thread. LevelDB stays with
  * the request thread (one writer, one handle): the worker asks it for the values it does not
- * hold and hands back the ops, which the sealer writes with the batch record in one atomic batch.
+ * hold, keeps the prepared update, and hands its ops over a slice at a time as the sealer writes
+ * them (subject-index-store.ts).
  */
 import { getHeapStatistics } from "node:v8";
 import { parentPort } from "node:worker_threads";
@@ -23,6 +24,7 @@ invariant(port !== null, "index-worker.ts runs as a worker thread");
 let nextReadId = 0;
 const pendingReads = new Map<number, (values: Array<Buffer | undefined>) => void>();
 let updater: IndexUpdater | undefined;
+const sink = new PackingSink();
 
 const send = (message: FromWorker, transfer: ArrayBuffer[] = []) =>
   port.postMessage(message, transfer);
@@ -34,6 +36,11 @@ function read(keys: string[]): Promise<Array<Buffer | undefined>> {
     pendingReads.set(id, resolve);
     send({ type: "read", id, keys });
   });
+}
+
+function failed(id: number, error: unknown): void {
+  const e = error instanceof Error ? error : new Error(String(error));
+  send({ type: "failed", id, message: e.message, ...(e.stack ? { stack: e.stack } : {}) });
 }
 
 port.on("message", (message: ToWorker) => {
@@ -56,27 +63,29 @@ port.on("message", (message: ToWorker) => {
       break;
     case "prepare": {
       const { id, batchNo } = message;
-      const sink = new PackingSink();
-      updater!
-        .prepare(batchNo, unpackEvents(message.events), sink)
-        .then(({ root }) => {
-          const packed = sink.take();
-          send(
-            {
-              type: "prepared",
-              id,
-              root,
-              ops: packed,
-              cachedNodes: updater!.cachedNodes,
-              heapBytes: getHeapStatistics().total_heap_size,
-            },
-            [packed.buffer as ArrayBuffer],
-          );
-        })
-        .catch((error: unknown) => {
-          const e = error instanceof Error ? error : new Error(String(error));
-          send({ type: "failed", id, message: e.message, ...(e.stack ? { stack: e.stack } : {}) });
-        });
+      updater!.prepare(batchNo, unpackEvents(message.events)).then(
+        ({ root, size }) =>
+          send({
+            type: "prepared",
+            id,
+            root,
+            size,
+            cachedNodes: updater!.cachedNodes,
+            heapBytes: getHeapStatistics().total_heap_size,
+          }),
+        (error: unknown) => failed(id, error),
+      );
+      break;
+    }
+    case "emit": {
+      const { id } = message;
+      try {
+        updater!.emit(message.batchNo, message.part, message.from, message.to, sink);
+        const packed = sink.take();
+        send({ type: "emitted", id, ops: packed }, [packed.buffer as ArrayBuffer]);
+      } catch (error) {
+        failed(id, error);
+      }
       break;
     }
   }

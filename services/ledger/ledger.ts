@@ -75,6 +75,8 @@ export interface LedgerOptions {
   sealWorkerHeapMb?: number;
   /** Deep completeness-index nodes kept in memory (index-updater.ts); its default when absent. */
   indexNodeCacheMax?: number;
+  /** Tests only: index ops per write of a large seal (subject-index-store.ts). */
+  indexWriteSliceOps?: number;
   /**
    * Backpressure bounds (ingest-gate.ts); when absent DEFAULT_INGEST_LIMITS, with room for at
    * least two batches of unsealed events and two batch waits.
@@ -255,6 +257,9 @@ export class Ledger {
         worker: opts.sealWorker ?? false,
         ...(opts.sealWorkerHeapMb !== undefined ? { workerHeapMb: opts.sealWorkerHeapMb } : {}),
         ...(opts.indexNodeCacheMax !== undefined ? { nodeCacheMax: opts.indexNodeCacheMax } : {}),
+        ...(opts.indexWriteSliceOps !== undefined
+          ? { writeSliceOps: opts.indexWriteSliceOps }
+          : {}),
       },
     );
     const sealer = new Sealer(store, subjectIndex, last, nextSeq, {

@@ -236,11 +236,7 @@ export class Sealer {
     }
     invariant(leafHashes.length === count, `batch ${batchNo} has all ${count} entries`);
     const tree = buildTree(leafHashes);
-    const ops: BatchOp[] = nodeValues(batchNo, tree.levels, SEAL_LAYOUT).map(
-      ({ key, value }): BatchOp => ({ type: "put", key, value }),
-    );
     const index = await this.subjectIndex.prepareBatch(batchNo, subjects);
-    for (const op of index.ops) ops.push(op);
     const header: BatchHeader = {
       logId: this.opts.logId,
       batchNo,
@@ -255,9 +251,13 @@ export class Sealer {
       sealedAt: new Date().toISOString(),
       tileHeight: TILE_HEIGHT,
     };
+    // The batch's own nodes and record go in the index update's last, atomic write: once the
+    // record is stored, its index is whole (subject-index-store.ts).
+    const ops: BatchOp[] = nodeValues(batchNo, tree.levels, SEAL_LAYOUT).map(
+      ({ key, value }): BatchOp => ({ type: "put", key, value }),
+    );
     ops.push(...this.store.newBatchOps(record));
-    await this.store.write(ops, true);
-    this.subjectIndex.committed(batchNo);
+    await this.subjectIndex.writeBatch(index, ops);
     this.nextBatchNo = batchNo + 1;
     this.nextFirstSeq = firstSeq + count;
     this.opts.onSealed(record);

@@ -18,6 +18,8 @@ import {
   type IndexCacheOptions,
   type IndexedEvent,
   IndexUpdater,
+  type PreparedSize,
+  type UpdatePart,
   pathKey,
 } from "./index-updater.ts";
 import { type FromWorker, type ToWorker, packEvents, packValues, unpackOps } from "./index-wire.ts";
@@ -30,23 +32,52 @@ export interface SubjectIndexOptions extends IndexCacheOptions {
   worker?: boolean;
   /** The worker's V8 heap limit (old generation), MB. */
   workerHeapMb?: number;
+  /** Index ops per write of a large update (default INDEX_WRITE_SLICE_OPS; tests set less). */
+  writeSliceOps?: number;
+}
+
+/**
+ * Index ops written per LevelDB write when a batch's update is written in slices. A batch of
+ * 10,000 subjects changes ≈ 100,000 nodes; written as one atomic batch with its undo records
+ * (≈ 200,000 ops), it was held at once as op objects, in LevelDB's write batch and in its
+ * memtable, and the service's RSS jumped by 150–250 MB at every seal.
+ */
+export const INDEX_WRITE_SLICE_OPS = 8_192;
+
+/** A batch's index update, computed and not yet written (SubjectIndex.prepareBatch). */
+export interface PreparedIndexBatch {
+  batchNo: number;
+  root: Hex;
+  size: PreparedSize;
 }
 
 /**
  * The completeness index on LevelDB. The latest version of every node lives under `i:`; each
  * sealed batch also writes an undo record (`j:<batchNo>:<path>`, the node as it was before that
  * batch) so that proofs can be served at the latest *anchored* batch while newer batches are
- * sealed but not yet anchored. Undo records at or below the anchored batch are pruned. Batch
- * updates are computed by an {@link IndexUpdater}, here or in the sealing worker.
+ * sealed but not yet anchored. Batch updates are computed by an {@link IndexUpdater}, here or in
+ * the sealing worker.
+ *
+ * A large update is written in slices (`writeBatch`) under a durable marker: first every undo
+ * record, then the nodes, then the subject heads atomically with the batch record (which clears
+ * the marker). A seal cut short (kill -9, a failed write) is rolled back from the undo records by
+ * LedgerStore.settleInterruptedSeal, at the next open or before the next attempt, and the batch
+ * is sealed again from its entries: the index a batch record commits to is always whole.
  */
 export class SubjectIndex {
   private readonly updater: IndexUpdater | IndexWorkerClient;
+  /** The batch whose update is being written in slices (its undo records come first). */
+  private writing: number | undefined;
+  /** A sliced write failed part-way: roll it back before the next batch is prepared. */
+  private interrupted = false;
+  private readonly sliceOps: number;
 
   constructor(
     private readonly store: LedgerStore,
     private latestBatchNo: number,
     opts: SubjectIndexOptions = {},
   ) {
+    this.sliceOps = opts.writeSliceOps ?? INDEX_WRITE_SLICE_OPS;
     const reads = (keys: string[]) => store.getManyRaw(keys);
     this.updater = opts.worker
       ? new IndexWorkerClient(reads, latestBatchNo, opts)
@@ -58,20 +89,58 @@ export class SubjectIndex {
     return this.updater.cachedNodes;
   }
 
-  /** Computes the index update for one batch; the caller writes `ops` with the batch record. */
-  async prepareBatch(
-    batchNo: number,
-    events: IndexedEvent[],
-  ): Promise<{ root: Hex; ops: BatchOp[] }> {
+  /** Computes the index update for one batch; `writeBatch` then writes it. */
+  async prepareBatch(batchNo: number, events: IndexedEvent[]): Promise<PreparedIndexBatch> {
     invariant(batchNo === this.latestBatchNo + 1, "index batches are applied in order");
-    if (this.updater instanceof IndexWorkerClient) return this.updater.prepare(batchNo, events);
-    const sink = new BatchOpSink();
-    const { root } = await this.updater.prepare(batchNo, events, sink);
-    return { root, ops: sink.ops };
+    if (this.interrupted) {
+      await this.store.settleInterruptedSeal();
+      this.interrupted = false;
+      this.writing = undefined;
+    }
+    const { root, size } = await this.updater.prepare(batchNo, events);
+    return { batchNo, root, size };
   }
 
-  /** The batch's writes are durable. */
-  committed(batchNo: number): void {
+  /** Ops [from, to) of one part of a prepared update. */
+  async ops(prepared: PreparedIndexBatch, part: UpdatePart, from = 0, to = Infinity) {
+    if (this.updater instanceof IndexWorkerClient)
+      return this.updater.emit(prepared.batchNo, part, from, to);
+    const sink = new BatchOpSink();
+    this.updater.emit(prepared.batchNo, part, from, to, sink);
+    return sink.ops;
+  }
+
+  /**
+   * Writes a prepared update durably, with `withOps` (the batch record and the batch's own
+   * nodes) in its last, atomic write, and marks it committed. A small update is one atomic
+   * write; a large one is written in slices (INDEX_WRITE_SLICE_OPS; see the class comment).
+   */
+  async writeBatch(prepared: PreparedIndexBatch, withOps: BatchOp[]): Promise<void> {
+    const { batchNo, size } = prepared;
+    invariant(batchNo === this.latestBatchNo + 1, "index batches are written in order");
+    const slice = this.sliceOps;
+    if (2 * size.nodes + size.heads <= slice) {
+      const ops = [
+        ...(await this.ops(prepared, "undo")),
+        ...(await this.ops(prepared, "nodes")),
+        ...(await this.ops(prepared, "heads")),
+        ...withOps,
+      ];
+      await this.store.write(ops, true);
+    } else {
+      this.writing = batchNo;
+      this.interrupted = true;
+      await this.store.write([this.store.sealMarkerOp(batchNo)], true);
+      for (const part of ["undo", "nodes"] as const)
+        for (let from = 0; from < size.nodes; from += slice)
+          await this.store.write(await this.ops(prepared, part, from, from + slice), true);
+      const last = await this.ops(prepared, "heads");
+      for (const op of withOps) last.push(op);
+      last.push(this.store.sealMarkerClearOp());
+      await this.store.write(last, true);
+      this.interrupted = false;
+      this.writing = undefined;
+    }
     this.latestBatchNo = batchNo;
     this.updater.committed(batchNo);
   }
@@ -86,21 +155,27 @@ export class SubjectIndex {
     if (this.updater instanceof IndexWorkerClient) await this.updater.close();
   }
 
-  /** A reader of the index as it was right after batch `batchNo` was applied. */
+  /**
+   * A reader of the index as it was right after batch `batchNo` was applied. Each node is read
+   * at its latest version first and then from the undo records of the batches after `batchNo`
+   * (including one being written now): a batch writes all its undo records before it changes
+   * any node, so a node read after it changed always finds that batch's undo record.
+   */
   readerAt(batchNo: number): NodeReader {
     invariant(batchNo <= this.latestBatchNo, "cannot read the index ahead of the sealed batches");
-    const newer: number[] = [];
-    for (let b = batchNo + 1; b <= this.latestBatchNo; b++) newer.push(b);
     return async (path) => {
       const key = pathKey(path);
-      if (newer.length > 0) {
-        const undo = await this.store.getManyRaw(newer.map((b) => K.indexUndo(b, key)));
+      const latest = await this.store.getRaw(K.indexNode(key));
+      const newest = this.writing ?? this.latestBatchNo;
+      if (newest > batchNo) {
+        const newer: string[] = [];
+        for (let b = batchNo + 1; b <= newest; b++) newer.push(K.indexUndo(b, key));
+        const undo = await this.store.getManyRaw(newer);
         // The earliest newer batch that touched this node remembers its value at `batchNo`.
         const found = undo.find((u) => u !== undefined);
         if (found !== undefined) return found.length === 0 ? undefined : decodeSmtNode(found);
       }
-      const raw = await this.store.getRaw(K.indexNode(key));
-      return raw === undefined ? undefined : decodeSmtNode(raw);
+      return latest === undefined ? undefined : decodeSmtNode(latest);
     };
   }
 
@@ -111,20 +186,6 @@ export class SubjectIndex {
 
   async proveAt(batchNo: number, subject: Hex): Promise<SubjectIndexProof> {
     return proveKey(this.readerAt(batchNo), fromHex(subject));
-  }
-
-  /** Drops undo records no proof can need any more: those of batches ≤ the anchored one. */
-  async prune(anchoredBatchNo: number, fromBatchNo: number): Promise<number> {
-    let removed = 0;
-    for (let b = fromBatchNo; b <= anchoredBatchNo; b++) {
-      const ops: BatchOp[] = [];
-      const prefix = K.indexUndoPrefix(b);
-      for await (const key of this.store.scanKeys({ gte: prefix, lt: `${prefix}~` }))
-        ops.push({ type: "del", key });
-      await this.store.write(ops, false);
-      removed += ops.length;
-    }
-    return removed;
   }
 }
 
@@ -137,7 +198,7 @@ class IndexWorkerClient {
   private nextId = 0;
   private readonly pending = new Map<
     number,
-    { resolve: (r: { root: Hex; ops: BatchOp[] }) => void; reject: (e: Error) => void }
+    { resolve: (message: FromWorker) => void; reject: (e: Error) => void }
   >();
   private cached = { upper: 0, deep: 0 };
   heapBytes = 0;
@@ -172,16 +233,31 @@ class IndexWorkerClient {
     return this.cached;
   }
 
-  prepare(batchNo: number, events: IndexedEvent[]): Promise<{ root: Hex; ops: BatchOp[] }> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
+  async prepare(
+    batchNo: number,
+    events: IndexedEvent[],
+  ): Promise<{ root: Hex; size: PreparedSize }> {
     const packed = packEvents(events);
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.post({ type: "prepare", id, batchNo, events: packed }, [
-        packed.seqs.buffer as ArrayBuffer,
-      ]);
+    const answer = await this.ask({ type: "prepare", batchNo, events: packed }, [
+      packed.seqs.buffer as ArrayBuffer,
+    ]);
+    invariant(answer.type === "prepared", "the worker answers prepare with prepared");
+    this.cached = answer.cachedNodes;
+    this.heapBytes = answer.heapBytes;
+    return { root: answer.root, size: answer.size };
+  }
+
+  async emit(batchNo: number, part: UpdatePart, from: number, to: number): Promise<BatchOp[]> {
+    const answer = await this.ask({
+      type: "emit",
+      batchNo,
+      part,
+      from,
+      to: Math.min(to, Number.MAX_SAFE_INTEGER),
     });
+    invariant(answer.type === "emitted", "the worker answers emit with emitted");
+    const o = answer.ops;
+    return unpackOps(Buffer.from(o.buffer, o.byteOffset, o.byteLength));
   }
 
   committed(batchNo: number): void {
@@ -193,48 +269,54 @@ class IndexWorkerClient {
     await this.worker.terminate();
   }
 
+  /** Sends a request (its id added) and resolves with the worker's answer to it. */
+  private ask(
+    request: DistributiveOmit<Extract<ToWorker, { id: number }>, "id">,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<FromWorker> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.post({ ...request, id } as ToWorker, transfer);
+    });
+  }
+
   private post(message: ToWorker, transfer: ArrayBuffer[] = []): void {
     this.worker.postMessage(message, transfer);
   }
 
   private onMessage(message: FromWorker): void {
-    switch (message.type) {
-      case "read":
-        this.reads(message.keys).then(
-          (values) => {
-            const packed = packValues(values);
-            this.post({ type: "values", id: message.id, values: packed });
-          },
-          (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
-        );
-        break;
-      case "prepared": {
-        const p = this.pending.get(message.id);
-        this.pending.delete(message.id);
-        this.cached = message.cachedNodes;
-        this.heapBytes = message.heapBytes;
-        const o = message.ops;
-        p?.resolve({
-          root: message.root,
-          ops: unpackOps(Buffer.from(o.buffer, o.byteOffset, o.byteLength)),
-        });
-        break;
-      }
-      case "failed": {
-        const p = this.pending.get(message.id);
-        this.pending.delete(message.id);
-        const error = new Error(message.message);
-        if (message.stack) error.stack = message.stack;
-        p?.reject(error);
-        break;
-      }
+    if (message.type === "read") {
+      this.reads(message.keys).then(
+        (values) => {
+          const packed = packValues(values);
+          this.post({ type: "values", id: message.id, values: packed }, [
+            packed.buffer as ArrayBuffer,
+          ]);
+        },
+        (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
+      );
+      return;
+    }
+    const p = this.pending.get(message.id);
+    this.pending.delete(message.id);
+    if (message.type === "failed") {
+      const error = new Error(message.message);
+      if (message.stack) error.stack = message.stack;
+      p?.reject(error);
+    } else {
+      p?.resolve(message);
     }
   }
 
-  /** The worker is gone or its reads failed: every pending and later prepare fails. */
+  /** The worker is gone or its reads failed: every pending and later request fails. */
   private fail(error: Error): void {
     this.failure ??= error;
     for (const p of this.pending.values()) p.reject(error);
     this.pending.clear();
   }
 }
+
+/** Omit over each member of a union (Omit of a union keeps only the common keys). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

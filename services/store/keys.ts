@@ -25,6 +25,7 @@
  *   i:<nodePath>                   completeness-index node (latest)
  *   j:<batchNo>:<nodePath>         completeness-index node as it was before batch <batchNo>
  *   v:<subjectTag>                 a subject's history head (count, chain)
+ *   s:sealing                      a batch whose index update is being written in slices
  *   a:<keyHash>                    API key record
  */
 
@@ -94,6 +95,7 @@ export const K = {
   indexUndo: (batchNo: number, path: string) => `j:${batchPart(batchNo)}:${path}`,
   indexUndoPrefix: (batchNo: number) => `j:${batchPart(batchNo)}:`,
   subjectHead: (tagHex: string) => `v:${tagHex.slice(2)}`,
+  sealing: "s:sealing",
   apiKey: (keyHashHex: string) => `a:${keyHashHex}`,
   apiKeyPrefix: "a:",
 } as const;

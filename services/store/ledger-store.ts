@@ -77,6 +77,9 @@ const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const SEALED_HEAD = 1 + 4 + NONCE_BYTES;
 
+/** Ops per write when an interrupted seal is rolled back. */
+const ROLLBACK_SLICE_OPS = 8_192;
+
 /** Ops added to a chained batch between two turns of the event loop. */
 const WRITE_SLICE_OPS = 4_096;
 
@@ -133,6 +136,7 @@ export class LedgerStore {
     const store = new LedgerStore(db, location, opts, bodyKeys);
     try {
       await store.settleInterruptedErasures();
+      await store.settleInterruptedSeal();
     } catch (error) {
       await store.close();
       throw error;
@@ -493,6 +497,52 @@ export class LedgerStore {
       if (underCurrent) await this.bodyKeys.abortRotation(epoch);
       else await this.bodyKeys.finishRotation(epoch);
     }
+  }
+
+  // ---- sealing --------------------------------------------------------------------------------
+
+  /** Marks batch `batchNo`'s index update as being written in slices (ledger/subject-index-store.ts). */
+  sealMarkerOp(batchNo: number): BatchOp {
+    return this.putJsonOp(K.sealing, { batchNo });
+  }
+
+  /** Clears the marker: goes in the write that stores the batch record. */
+  sealMarkerClearOp(): BatchOp {
+    return { type: "del", key: K.sealing };
+  }
+
+  /**
+   * A batch whose index update was being written in slices when the process stopped (or a
+   * write failed): every index node it changed is put back from its undo record (`j:`, the
+   * node before the batch; empty: none), the undo records are dropped, then the marker. Each
+   * slice restores and drops the same records, so a rollback cut short is finished by the next.
+   * The batch record was never written (it clears the marker in the same atomic write), so the
+   * batch is sealed again from its entries. Returns the rolled-back batch, if any.
+   */
+  async settleInterruptedSeal(): Promise<number | undefined> {
+    const marker = await this.getJson<{ batchNo: number }>(K.sealing);
+    if (marker === undefined) return undefined;
+    const { batchNo } = marker;
+    if ((await this.getRaw(K.batch(batchNo))) === undefined) {
+      const prefix = K.indexUndoPrefix(batchNo);
+      let ops: BatchOp[] = [];
+      for await (const [key, before] of this.db.iterator({ gte: prefix, lt: prefixEnd(prefix) })) {
+        const node = K.indexNode(key.slice(prefix.length));
+        ops.push(
+          before.length === 0
+            ? { type: "del", key: node }
+            : { type: "put", key: node, value: before },
+        );
+        ops.push({ type: "del", key });
+        if (ops.length >= ROLLBACK_SLICE_OPS) {
+          await this.write(ops, true);
+          ops = [];
+        }
+      }
+      await this.write(ops, true);
+    }
+    await this.write([this.sealMarkerClearOp()], true);
+    return batchNo;
   }
 
   async getTombstone<T>(seq: number): Promise<T | undefined> {

@@ -5,22 +5,29 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { type Hex, fromHex, toHex } from "../../../services/core/hex.ts";
 import { verifyCompleteness } from "../../../services/core/subject-index-proof.ts";
-import { SubjectIndex } from "../../../services/ledger/subject-index-store.ts";
+import {
+  type PreparedIndexBatch,
+  SubjectIndex,
+} from "../../../services/ledger/subject-index-store.ts";
+import { prefixEnd } from "../../../services/store/keys.ts";
 import { LedgerStore } from "../../../services/store/ledger-store.ts";
 
 type BatchEvents = Array<{ subject: Hex; seq: number; leafHash: Uint8Array }>;
 
-/** Applies one batch the way the sealer does: prepare, write the ops, mark committed. */
-async function apply(
-  store: LedgerStore,
-  index: SubjectIndex,
-  batchNo: number,
-  events: BatchEvents,
-) {
-  const { root, ops } = await index.prepareBatch(batchNo, events);
-  await store.write(ops, false);
-  index.committed(batchNo);
-  return root;
+/** Applies one batch the way the sealer does (without a batch record). */
+async function apply(index: SubjectIndex, batchNo: number, events: BatchEvents) {
+  const prepared = await index.prepareBatch(batchNo, events);
+  await index.writeBatch(prepared, []);
+  return prepared.root;
+}
+
+/** Every op of a prepared update, part by part, as text. */
+async function allOps(index: SubjectIndex, prepared: PreparedIndexBatch): Promise<string[]> {
+  const out: string[] = [];
+  for (const part of ["undo", "nodes", "heads"] as const)
+    for (const op of await index.ops(prepared, part))
+      out.push(op.type === "put" ? `${op.key}=${op.value.toString("hex")}` : `-${op.key}`);
+  return out;
 }
 
 describe("ledger/subject-index-store (LevelDB)", function () {
@@ -61,8 +68,8 @@ describe("ledger/subject-index-store (LevelDB)", function () {
         events.push(e);
         history.set(subject, [...(history.get(subject) ?? []), e]);
       }
-      const a = await apply(small, tight, batchNo, events);
-      const b = await apply(large, roomy, batchNo, events);
+      const a = await apply(tight, batchNo, events);
+      const b = await apply(roomy, batchNo, events);
       expect(a, `batch ${batchNo}`).to.equal(b);
       const { upper, deep } = tight.cachedNodes;
       expect(upper).to.be.at.most(7);
@@ -105,15 +112,15 @@ describe("ledger/subject-index-store (LevelDB)", function () {
         const a = await local.prepareBatch(batchNo, events);
         const b = await worker.prepareBatch(batchNo, events);
         expect(b.root, `batch ${batchNo}`).to.equal(a.root);
-        const show = (ops: typeof a.ops) =>
-          ops.map((op) =>
-            op.type === "put" ? `${op.key}=${op.value.toString("hex")}` : `-${op.key}`,
-          );
-        expect(show(b.ops), `batch ${batchNo}`).to.deep.equal(show(a.ops));
-        await here.write(a.ops, false);
-        await there.write(b.ops, false);
-        local.committed(batchNo);
-        worker.committed(batchNo);
+        expect(b.size).to.deep.equal(a.size);
+        expect(await allOps(worker, b), `batch ${batchNo}`).to.deep.equal(await allOps(local, a));
+        // A slice of a part is that part's ops [from, to).
+        const nodes = await local.ops(a, "nodes");
+        expect((await worker.ops(b, "nodes", 7, 19)).map((op) => op.key)).to.deep.equal(
+          nodes.slice(7, 19).map((op) => op.key),
+        );
+        await local.writeBatch(a, []);
+        await worker.writeBatch(b, []);
       }
       expect(worker.cachedNodes.deep).to.be.within(1, 50);
       expect(toHex(await worker.rootAt(11))).to.equal(toHex(await local.rootAt(11)));
@@ -123,5 +130,152 @@ describe("ledger/subject-index-store (LevelDB)", function () {
     // A stopped worker refuses further work instead of hanging.
     const refused = await worker.prepareBatch(12, []).catch((e: unknown) => e);
     expect(refused).to.be.instanceOf(Error);
+  });
+
+  describe("a large update written in slices", () => {
+    const SLICE = 64;
+    const subjects = Array.from({ length: 600 }, () => toHex(randomBytes(32)));
+    let seq = 0;
+    const batches: BatchEvents[] = Array.from({ length: 4 }, () =>
+      Array.from({ length: 150 }, () => ({
+        subject: subjects[Math.floor(Math.random() * subjects.length)]!,
+        seq: seq++,
+        leafHash: new Uint8Array(randomBytes(32)),
+      })),
+    );
+
+    /** The index's stored state: latest nodes, undo records, heads, the seal marker. */
+    async function dump(store: LedgerStore): Promise<string[]> {
+      const out: string[] = [];
+      for (const prefix of ["i:", "j:", "v:", "s:"])
+        for await (const [k, v] of store.scan({ gte: prefix, lt: prefixEnd(prefix) }))
+          out.push(`${k}=${v.toString("hex")}`);
+      return out;
+    }
+
+    /** A store with batches 0..2 applied, and the index over it. */
+    async function threeBatches(): Promise<{ dir: string; store: LedgerStore; roots: Hex[] }> {
+      const dir = await mkdtemp(path.join(tmpdir(), "veritrail-index-"));
+      dirs.push(dir);
+      const store = await LedgerStore.open(dir);
+      const index = new SubjectIndex(store, -1, { writeSliceOps: SLICE });
+      const roots: Hex[] = [];
+      for (let b = 0; b < 3; b++) roots.push(await apply(index, b, batches[b]!));
+      return { dir, store, roots };
+    }
+
+    /** Makes the store's writes fail from the `n`-th one on (1-based), as a crash would. */
+    function failWritesFrom(store: LedgerStore, n: number): () => number {
+      const write = store.write.bind(store);
+      let count = 0;
+      store.write = async (ops, sync) => {
+        if (++count >= n) throw new Error(`write ${count} cut short`);
+        return write(ops, sync);
+      };
+      return () => count;
+    }
+
+    it("rolls back a seal cut short after any of its writes, then seals the batch to the same root", async function () {
+      this.timeout(300_000);
+      // The batch written without interruption, for reference.
+      const reference = await threeBatches();
+      const index = new SubjectIndex(reference.store, 2, { writeSliceOps: SLICE });
+      const prepared = await index.prepareBatch(3, batches[3]!);
+      // Marker, the undo slices, the node slices, the last write.
+      const writes = 2 + 2 * Math.ceil(prepared.size.nodes / SLICE);
+      expect(prepared.size.nodes, "the update spans several slices").to.be.above(4 * SLICE);
+      await index.writeBatch(prepared, []);
+      const want = await dump(reference.store);
+      await reference.store.close();
+
+      for (let cut = 1; cut < writes; cut++) {
+        const { dir, store, roots } = await threeBatches();
+        const before = await dump(store);
+        const interrupted = new SubjectIndex(store, 2, { writeSliceOps: SLICE });
+        const p = await interrupted.prepareBatch(3, batches[3]!);
+        failWritesFrom(store, cut + 1);
+        const failed = await interrupted.writeBatch(p, []).catch((e: unknown) => e);
+        expect(failed, `cut after write ${cut}`).to.be.instanceOf(Error);
+        await store.close();
+
+        // The next open puts the index back as it was before the batch.
+        const reopened = await LedgerStore.open(dir);
+        try {
+          expect(await dump(reopened), `cut after write ${cut}`).to.deep.equal(before);
+          const again = new SubjectIndex(reopened, 2, { writeSliceOps: SLICE });
+          expect(toHex(await again.rootAt(2))).to.equal(roots[2]);
+          expect(await apply(again, 3, batches[3]!)).to.equal(prepared.root);
+          expect(await dump(reopened), `cut after write ${cut}`).to.deep.equal(want);
+        } finally {
+          await reopened.close();
+        }
+      }
+    });
+
+    it("finishes a rollback that was itself cut short, and rolls back before the next attempt in the same process", async function () {
+      this.timeout(120_000);
+      const { dir, store, roots } = await threeBatches();
+      const before = await dump(store);
+      const index = new SubjectIndex(store, 2, { writeSliceOps: SLICE });
+      const p = await index.prepareBatch(3, batches[3]!);
+      // Cut in the middle of the node slices: some nodes are already the batch's.
+      const writes = 2 + 2 * Math.ceil(p.size.nodes / SLICE);
+      const restore = store.write;
+      failWritesFrom(store, writes - 2);
+      expect(await index.writeBatch(p, []).catch((e: unknown) => e)).to.be.instanceOf(Error);
+      store.write = restore;
+      // While the batch is half written, a proof at the last whole batch still reads it whole.
+      expect(toHex(await index.rootAt(2))).to.equal(roots[2]);
+      for (const subject of subjects.slice(0, 20)) {
+        const history = batches
+          .slice(0, 3)
+          .flat()
+          .filter((e) => e.subject === subject);
+        const proof = await index.proveAt(2, subject);
+        expect(
+          verifyCompleteness({
+            indexRoot: fromHex(roots[2]!),
+            subjectTag: fromHex(subject),
+            events: history,
+            proof,
+          }),
+        ).to.deep.equal({ ok: true, count: history.length });
+      }
+      // The same process tries again: the half-written batch is rolled back first.
+      const retried = await index.prepareBatch(3, batches[3]!);
+      await index.writeBatch(retried, []);
+      const whole = await dump(store);
+      await store.close();
+
+      // A rollback cut short after its first write is finished at the next open.
+      const { dir: dir2, store: store2 } = await threeBatches();
+      const index2 = new SubjectIndex(store2, 2, { writeSliceOps: SLICE });
+      const p2 = await index2.prepareBatch(3, batches[3]!);
+      failWritesFrom(store2, writes - 2);
+      await index2.writeBatch(p2, []).catch(() => undefined);
+      store2.write = restore.bind(store2);
+      const write = store2.write.bind(store2);
+      let rollbackWrites = 0;
+      store2.write = async (ops, sync) => {
+        if (++rollbackWrites === 2) throw new Error("rollback cut short");
+        return write(ops, sync);
+      };
+      expect(await store2.settleInterruptedSeal().catch((e: unknown) => e)).to.be.instanceOf(Error);
+      await store2.close();
+      const reopened = await LedgerStore.open(dir2);
+      try {
+        expect(await dump(reopened)).to.deep.equal(before);
+        const again = new SubjectIndex(reopened, 2, { writeSliceOps: SLICE });
+        expect(await apply(again, 3, batches[3]!)).to.equal(retried.root);
+      } finally {
+        await reopened.close();
+      }
+      const check = await LedgerStore.open(dir);
+      try {
+        expect(await dump(check)).to.deep.equal(whole);
+      } finally {
+        await check.close();
+      }
+    });
   });
 });
