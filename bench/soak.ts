@@ -13,7 +13,7 @@
 import { Command } from "commander";
 import * as echarts from "echarts";
 import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { toHex } from "../services/core/hex.ts";
@@ -110,6 +110,39 @@ async function memory(
     return kb === undefined ? NaN : Number(kb) / 1024;
   };
   return { rss: mb("VmRSS"), anon: mb("RssAnon"), file: mb("RssFile"), peak: mb("VmHWM") };
+}
+
+/** Linux reports thread CPU times in clock ticks of 1/100 s (USER_HZ on every architecture Node runs on). */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * CPU seconds used so far by each group of the service's threads, from /proc. Threads a process
+ * creates inherit its name: LevelDB's compaction thread is started from a libuv thread and is
+ * named like them; V8's platform threads (garbage collection, compilation) and the sealing
+ * worker are named like the main thread, so the worker's and the main thread's own times come
+ * from the service's metrics and the rest of those threads are V8's.
+ */
+async function threadCpu(pid: number, metricsText: string): Promise<Record<string, number>> {
+  const out = { main: 0, sealWorker: 0, v8Platform: 0, levelDbAndLibuv: 0, total: 0 };
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, "utf8").catch(() => "");
+    const close = stat.lastIndexOf(")");
+    if (close < 0) continue;
+    const name = stat.slice(stat.indexOf("(") + 1, close);
+    const fields = stat.slice(close + 2).split(" ");
+    // Fields 14 and 15 of stat (utime, stime), counted from the state field (3).
+    const seconds = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+    out.total += seconds;
+    if (name === "libuv-worker") out.levelDbAndLibuv += seconds;
+    else out.v8Platform += seconds;
+  }
+  for (const line of metricsText.split("\n")) {
+    const m = /^veritrail_thread_cpu_seconds\{thread="([a-z-]+)"\} (\S+)/.exec(line);
+    if (m?.[1] === "main") out.main = Number(m[2]);
+    if (m?.[1] === "seal-worker") out.sealWorker = Number(m[2]);
+  }
+  out.v8Platform -= out.main + out.sealWorker;
+  return out;
 }
 
 function metric(text: string, name: string): number {
@@ -325,6 +358,9 @@ try {
     }
   })();
 
+  const metricsText = async () => (await fetch(`${base}/metrics`)).text();
+  const cpuAtStart = await threadCpu(pid, await metricsText());
+  const clientCpuAtStart = process.cpuUsage();
   log(`load: ${clients} clients × ${perCall}-event calls for ${minutes} min`);
   const progress = setInterval(() => {
     const s = samples.at(-1);
@@ -335,6 +371,8 @@ try {
   }, 30_000);
   await Promise.all(Array.from({ length: clients }, client));
   const loadSeconds = (Date.now() - started) / 1000;
+  const cpuAtEnd = await threadCpu(pid, await metricsText());
+  const clientCpu = process.cpuUsage(clientCpuAtStart);
   await sample();
   const atLoadEnd = samples.at(-1)!;
   log(`load over after ${loadSeconds.toFixed(0)} s; waiting for the backlog to be anchored`);
@@ -424,6 +462,27 @@ try {
   }
   if (!auditOk) outcome.failures.push(`veritrail audit: exit ${audit.code}\n${audit.stderr}`);
 
+  // Where the CPU went, per acknowledged event over the load window.
+  const acknowledgedInWindow = atLoadEnd.acknowledged - first.acknowledged;
+  const perEvent = (seconds: number) => (seconds * 1e6) / acknowledgedInWindow;
+  const cpu = (group: string) => perEvent(cpuAtEnd[group]! - cpuAtStart[group]!);
+  const cpuRows: BenchRow[] = [
+    ["the whole service process", "total"],
+    ["request thread (HTTP, validation, hashing, receipts, LevelDB calls)", "main"],
+    ["sealing worker (completeness-index update)", "sealWorker"],
+    ["V8 platform threads (garbage collection, compilation)", "v8Platform"],
+    ["LevelDB compaction and libuv threads (writes, fsync, reads)", "levelDbAndLibuv"],
+  ].map(([what, group]) => ({
+    name: `CPU per acknowledged event: ${what}`,
+    value: cpu(group!),
+    unit: "µs",
+  }));
+  cpuRows.push({
+    name: "CPU per acknowledged event: the load generator (this process: JSON bodies, receipts)",
+    value: perEvent((clientCpu.user + clientCpu.system) / 1e6),
+    unit: "µs",
+  });
+
   const rows: BenchRow[] = [
     {
       name: `acknowledged rate, ${clients} clients × ${perCall}-event HTTP calls, ${minutes} min`,
@@ -455,6 +514,7 @@ try {
       baselineName: "acknowledged rate",
       baseline: ackRate,
     },
+    ...cpuRows,
     { name: "unsealed backlog, peak", value: peakBacklog, unit: "events" },
     { name: "unsealed backlog at the end of the load", value: atLoadEnd.unsealed, unit: "events" },
     {

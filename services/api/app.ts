@@ -126,6 +126,7 @@ export function createApp(opts: AppOptions): Express {
     defaults: opts.processMetrics ?? false,
     backlog: () => opts.ledger.backlog(),
     workerHeapBytes: () => opts.ledger.subjectIndex.workerHeapBytes,
+    workerCpuSeconds: () => opts.ledger.subjectIndex.workerCpuSeconds,
   });
   opts.ledger.onSealed(() => metrics.batchesSealed.inc());
   metrics.watchStorage(

@@ -22,6 +22,8 @@ export class ApiMetrics {
       defaults?: boolean;
       backlog?: () => BacklogStatus;
       workerHeapBytes?: () => number | undefined;
+      /** CPU time the sealing worker thread has used (s), when there is one. */
+      workerCpuSeconds?: () => number | undefined;
     } = {},
   ) {
     const registers = [this.registry];
@@ -117,6 +119,19 @@ export class ApiMetrics {
           if (bytes !== undefined) this.set(bytes);
         },
       });
+    const workerCpu = opts.workerCpuSeconds;
+    new Gauge({
+      name: "veritrail_thread_cpu_seconds",
+      help: "CPU time (user + system) used since start by the request thread and the sealing worker thread",
+      labelNames: ["thread"],
+      registers,
+      collect() {
+        const { user, system } = process.threadCpuUsage();
+        this.set({ thread: "main" }, (user + system) / 1e6);
+        const worker = workerCpu?.();
+        if (worker !== undefined) this.set({ thread: "seal-worker" }, worker);
+      },
+    });
     const status = () => statusProvider?.();
     new Gauge({
       name: "veritrail_batches_anchored",

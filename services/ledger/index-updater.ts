@@ -11,6 +11,7 @@ import {
   extendChain,
   historyValueHash,
 } from "../core/subject-index.ts";
+import { UNDO_CHUNK_NODES, encodeUndoChunk } from "../store/index-undo.ts";
 import { K } from "../store/keys.ts";
 import type { BatchOp } from "../store/ledger-store.ts";
 import { invariant } from "./errors.ts";
@@ -63,8 +64,6 @@ export interface IndexCacheOptions {
   upperLevels?: number;
 }
 
-const EMPTY = Buffer.alloc(0);
-
 /**
  * A batch touches up to BATCH_MAX_EVENTS subjects and ≈ 10 nodes each: its update is prepared a
  * slice at a time, with a turn of the event loop between, so requests are not held up by it
@@ -93,7 +92,7 @@ export type UpdatePart = "undo" | "nodes" | "heads";
 
 /** How many ops each part of a prepared update has. */
 export interface PreparedSize {
-  /** Undo records and node writes: one of each per changed node. */
+  /** Changed nodes: one node write (and one packed undo record) each. */
   nodes: number;
   /** Subject heads: one per subject of the batch. */
   heads: number;
@@ -109,8 +108,8 @@ interface NodeChange {
 
 /**
  * Computes each batch's completeness-index update: the new subject heads, the changed nodes of
- * the sparse Merkle tree, and an undo record per changed node (`j:<batchNo>:<path>`, its value
- * before the batch). It holds the latest nodes in a bounded cache; misses are read through
+ * the sparse Merkle tree, and their undo records (their values before the batch, packed:
+ * store/index-undo.ts). It holds the latest nodes in a bounded cache; misses are read through
  * `reads`. Pure computation over those reads: it runs on the request thread or in the sealing
  * worker (index-worker.ts) alike. The update is kept until the batch is committed and handed
  * out a slice of one part at a time (`emit`), so no thread ever holds all of a batch's ops at
@@ -198,14 +197,18 @@ export class IndexUpdater {
         after: w.node === null ? undefined : encodeSmtNode(w.node),
       };
     }
+    // In key order: the undo records are packed and looked up by path (index-undo.ts).
+    changes.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     this.prepared = { batchNo, heads, changes };
     return { root: toHex(result.root), size: { nodes: changes.length, heads: heads.length } };
   }
 
   /**
-   * Ops [from, to) of one part of the prepared update of `batchNo` into `sink`: `undo`, each
-   * changed node's value before the batch (`j:`, empty when it had none); `nodes`, each changed
-   * node's new value (`i:`, deleted when it has none); `heads`, the subjects' new heads (`v:`).
+   * The ops of changes [from, to) (or heads [from, to)) of one part of the prepared update of
+   * `batchNo` into `sink`: `undo`, the changed nodes' values before the batch, packed
+   * UNDO_CHUNK_NODES to an op (`u:`, index-undo.ts; `from` is then a multiple of it); `nodes`,
+   * each changed node's new value (`i:`, deleted when it has none); `heads`, the subjects' new
+   * heads (`v:`).
    */
   emit(batchNo: number, part: UpdatePart, from: number, to: number, sink: OpSink): void {
     const prepared = this.prepared;
@@ -216,10 +219,18 @@ export class IndexUpdater {
       return;
     }
     const changes = prepared.changes;
-    for (let i = from; i < Math.min(to, changes.length); i++) {
+    const end = Math.min(to, changes.length);
+    if (part === "undo") {
+      invariant(from % UNDO_CHUNK_NODES === 0, "undo records are emitted in whole packed values");
+      for (let i = from; i < end; i += UNDO_CHUNK_NODES) {
+        const records = changes.slice(i, Math.min(i + UNDO_CHUNK_NODES, end));
+        sink.put(K.indexUndoChunk(batchNo, records[0]!.key), encodeUndoChunk(records));
+      }
+      return;
+    }
+    for (let i = from; i < end; i++) {
       const c = changes[i]!;
-      if (part === "undo") sink.put(K.indexUndo(batchNo, c.key), c.before ?? EMPTY);
-      else if (c.after === undefined) sink.del(K.indexNode(c.key));
+      if (c.after === undefined) sink.del(K.indexNode(c.key));
       else sink.put(K.indexNode(c.key), c.after);
     }
   }

@@ -156,6 +156,8 @@ export type FromWorker =
       cachedNodes: { upper: number; deep: number };
       /** The worker's V8 heap (total size), bytes. */
       heapBytes: number;
+      /** CPU time the worker thread has used (user + system), µs. */
+      cpuMicros: number;
     }
   | { type: "emitted"; id: number; ops: Uint8Array }
   | { type: "failed"; id: number; message: string; stack?: string };

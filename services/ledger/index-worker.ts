@@ -38,6 +38,12 @@ function read(keys: string[]): Promise<Array<Buffer | undefined>> {
   });
 }
 
+/** This thread's CPU time (user + system), µs. */
+function threadCpuMicros(): number {
+  const { user, system } = process.threadCpuUsage();
+  return user + system;
+}
+
 function failed(id: number, error: unknown): void {
   const e = error instanceof Error ? error : new Error(String(error));
   send({ type: "failed", id, message: e.message, ...(e.stack ? { stack: e.stack } : {}) });
@@ -72,6 +78,7 @@ port.on("message", (message: ToWorker) => {
             size,
             cachedNodes: updater!.cachedNodes,
             heapBytes: getHeapStatistics().total_heap_size,
+            cpuMicros: threadCpuMicros(),
           }),
         (error: unknown) => failed(id, error),
       );

@@ -230,7 +230,10 @@ export class Ledger {
         ledger.ackTimes.push({ end: ledger.nextSeq, at: Date.now() });
       store.onFailure((failure) => ledger.storageFailed(failure));
       // A restored copy seals nothing before it has been compared with the chain.
-      if (!ledger.restore) ledger.parts.sealer.start();
+      if (!ledger.restore) {
+        ledger.parts.sealer.start();
+        ledger.pruneUndo();
+      }
       return ledger;
     } catch (error) {
       await store.close();
@@ -543,7 +546,9 @@ export class Ledger {
     if (anchored) {
       if (batchNo < this.anchoredBelow) return;
       this.anchoredAbove.add(batchNo);
+      const below = this.anchoredBelow;
       while (this.anchoredAbove.delete(this.anchoredBelow)) this.anchoredBelow++;
+      if (this.anchoredBelow > below) this.pruneUndo();
     } else if (batchNo < this.anchoredBelow) {
       // A reorg or chain reset: this batch goes back to waiting; the ones after it still hold.
       for (let b = batchNo + 1; b < this.anchoredBelow; b++) this.anchoredAbove.add(b);
@@ -562,6 +567,19 @@ export class Ledger {
     this.lastSealedBatchNo = Math.max(this.lastSealedBatchNo, end - 1);
     for (let b = Math.max(range.fromBatchNo, this.anchoredBelow); b < end; b++)
       this.noteBatchState(b, true);
+  }
+
+  /**
+   * Deletes completeness-index undo records that proofs at the anchored batches no longer need
+   * (SubjectIndex.pruneUndo), in the background.
+   */
+  private pruneUndo(): void {
+    // Not before the parts exist (lost ranges are noted first at open), nor on a restored copy
+    // not yet compared with the chain.
+    if (this.anchoredBelow === 0 || this.parts === undefined || this.restore) return;
+    this.subjectIndex
+      .pruneUndo(this.anchoredBelow - 1)
+      .catch((error: unknown) => this.opts.onBackgroundError?.(error));
   }
 
   /** The unsealed and unanchored backlog against its bounds. */

@@ -9,6 +9,7 @@ import {
   smtNodeHash,
 } from "../core/subject-index.ts";
 import type { SubjectIndexProof } from "../core/subject-index-proof.ts";
+import { UNDO_CHUNK_NODES } from "../store/index-undo.ts";
 import { K } from "../store/keys.ts";
 import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
 import { invariant } from "./errors.ts";
@@ -52,11 +53,20 @@ export interface PreparedIndexBatch {
 }
 
 /**
+ * Undo records are kept for this many anchored batches before they are deleted: proofs are
+ * served at the latest anchored batch, and a reorg that un-anchors recent batches (the anchor loop
+ * re-checks ANCHOR_RECHECK_DEPTH of them, 16 by default) moves that batch back.
+ */
+export const UNDO_KEEP_ANCHORED_BATCHES = 16;
+
+/**
  * The completeness index on LevelDB. The latest version of every node lives under `i:`; each
- * sealed batch also writes an undo record (`j:<batchNo>:<path>`, the node as it was before that
- * batch) so that proofs can be served at the latest *anchored* batch while newer batches are
- * sealed but not yet anchored. Batch updates are computed by an {@link IndexUpdater}, here or in
- * the sealing worker.
+ * sealed batch also writes undo records (the nodes it changed as they were before it, packed:
+ * store/index-undo.ts) so that proofs can be served at the latest *anchored* batch while newer
+ * batches are sealed but not yet anchored, and so that a seal cut short can be rolled back.
+ * Undo records of batches UNDO_KEEP_ANCHORED_BATCHES below the anchored ones are deleted
+ * (`pruneUndo`). Batch updates are computed by an {@link IndexUpdater}, here or in the sealing
+ * worker.
  *
  * A large update is written in slices (`writeBatch`) under a durable marker: first every undo
  * record, then the nodes, then the subject heads atomically with the batch record (which clears
@@ -71,6 +81,12 @@ export class SubjectIndex {
   /** A sliced write failed part-way: roll it back before the next batch is prepared. */
   private interrupted = false;
   private readonly sliceOps: number;
+  /** Batches whose undo records are deleted (all up to this one), and the last legacy one. */
+  private undoState: Promise<{ prunedThrough: number; legacyThrough: number }> | undefined;
+  /** Batches proofs are being read at now (count each): their undo records are not pruned. */
+  private readonly readingAt = new Map<number, number>();
+  private pruning: Promise<void> = Promise.resolve();
+  private closing = false;
 
   constructor(
     private readonly store: LedgerStore,
@@ -101,7 +117,7 @@ export class SubjectIndex {
     return { batchNo, root, size };
   }
 
-  /** Ops [from, to) of one part of a prepared update. */
+  /** Ops of changes (or heads) [from, to) of one part of a prepared update. */
   async ops(prepared: PreparedIndexBatch, part: UpdatePart, from = 0, to = Infinity) {
     if (this.updater instanceof IndexWorkerClient)
       return this.updater.emit(prepared.batchNo, part, from, to);
@@ -118,8 +134,9 @@ export class SubjectIndex {
   async writeBatch(prepared: PreparedIndexBatch, withOps: BatchOp[]): Promise<void> {
     const { batchNo, size } = prepared;
     invariant(batchNo === this.latestBatchNo + 1, "index batches are written in order");
-    const slice = this.sliceOps;
-    if (2 * size.nodes + size.heads <= slice) {
+    // Changes per slice, a whole number of packed undo values.
+    const slice = Math.max(UNDO_CHUNK_NODES, this.sliceOps - (this.sliceOps % UNDO_CHUNK_NODES));
+    if (Math.ceil(size.nodes / UNDO_CHUNK_NODES) + size.nodes + size.heads <= this.sliceOps) {
       const ops = [
         ...(await this.ops(prepared, "undo")),
         ...(await this.ops(prepared, "nodes")),
@@ -150,42 +167,102 @@ export class SubjectIndex {
     return this.updater instanceof IndexWorkerClient ? this.updater.heapBytes : undefined;
   }
 
-  /** Stops the worker, if one runs. */
+  /** CPU time the sealing worker thread had used at its last batch (s); undefined without one. */
+  get workerCpuSeconds(): number | undefined {
+    return this.updater instanceof IndexWorkerClient ? this.updater.cpuMicros / 1e6 : undefined;
+  }
+
+  /** Stops the worker, if one runs, and pruning after the batch it is at. */
   async close(): Promise<void> {
+    this.closing = true;
+    await this.pruning;
     if (this.updater instanceof IndexWorkerClient) await this.updater.close();
+  }
+
+  private undo(): Promise<{ prunedThrough: number; legacyThrough: number }> {
+    this.undoState ??= this.store.undoRecordsState();
+    return this.undoState;
   }
 
   /**
    * A reader of the index as it was right after batch `batchNo` was applied. Each node is read
    * at its latest version first and then from the undo records of the batches after `batchNo`
    * (including one being written now): a batch writes all its undo records before it changes
-   * any node, so a node read after it changed always finds that batch's undo record.
+   * any node, so a node read after it changed always finds that batch's undo record, and the
+   * earliest newer batch that changed the node has its value at `batchNo`.
    */
-  readerAt(batchNo: number): NodeReader {
+  private async readerAt(batchNo: number): Promise<NodeReader> {
     invariant(batchNo <= this.latestBatchNo, "cannot read the index ahead of the sealed batches");
+    const { prunedThrough, legacyThrough } = await this.undo();
+    invariant(
+      batchNo >= prunedThrough,
+      `the index at batch ${batchNo} is no longer readable: undo records are kept for the last ${UNDO_KEEP_ANCHORED_BATCHES} anchored batches (deleted through batch ${prunedThrough})`,
+    );
     return async (path) => {
       const key = pathKey(path);
       const latest = await this.store.getRaw(K.indexNode(key));
       const newest = this.writing ?? this.latestBatchNo;
       if (newest > batchNo) {
-        const newer: string[] = [];
-        for (let b = batchNo + 1; b <= newest; b++) newer.push(K.indexUndo(b, key));
-        const undo = await this.store.getManyRaw(newer);
-        // The earliest newer batch that touched this node remembers its value at `batchNo`.
-        const found = undo.find((u) => u !== undefined);
-        if (found !== undefined) return found.length === 0 ? undefined : decodeSmtNode(found);
+        const undo = await Promise.all(
+          Array.from({ length: newest - batchNo }, (_, i) =>
+            this.store.findIndexUndo(batchNo + 1 + i, key, batchNo + 1 + i <= legacyThrough),
+          ),
+        );
+        const found = undo.find((u) => u.found);
+        if (found?.found)
+          return found.before === undefined ? undefined : decodeSmtNode(found.before);
       }
       return latest === undefined ? undefined : decodeSmtNode(latest);
     };
   }
 
+  /** Runs `read` with the undo records it needs kept from pruning. */
+  private async reading<T>(batchNo: number, read: (reader: NodeReader) => Promise<T>): Promise<T> {
+    this.readingAt.set(batchNo, (this.readingAt.get(batchNo) ?? 0) + 1);
+    try {
+      return await read(await this.readerAt(batchNo));
+    } finally {
+      const n = this.readingAt.get(batchNo)! - 1;
+      if (n === 0) this.readingAt.delete(batchNo);
+      else this.readingAt.set(batchNo, n);
+    }
+  }
+
   async rootAt(batchNo: number): Promise<Uint8Array> {
-    const node: SmtNode | undefined = await this.readerAt(batchNo)("");
-    return node === undefined ? EMPTY_ROOT : smtNodeHash(node);
+    return this.reading(batchNo, async (reader) => {
+      const node: SmtNode | undefined = await reader("");
+      return node === undefined ? EMPTY_ROOT : smtNodeHash(node);
+    });
   }
 
   async proveAt(batchNo: number, subject: Hex): Promise<SubjectIndexProof> {
-    return proveKey(this.readerAt(batchNo), fromHex(subject));
+    return this.reading(batchNo, (reader) => proveKey(reader, fromHex(subject)));
+  }
+
+  /**
+   * Deletes the undo records of batches up to `anchoredBatchNo - UNDO_KEEP_ANCHORED_BATCHES`
+   * (fewer while a proof is read at one of them), after earlier prunes. The new line is stored
+   * before any record goes, so a reader never relies on a deleted record.
+   */
+  pruneUndo(anchoredBatchNo: number): Promise<void> {
+    const run = this.pruning.then(async () => {
+      const target = Math.min(anchoredBatchNo - UNDO_KEEP_ANCHORED_BATCHES, this.latestBatchNo);
+      // A batch at a time, each line stored before its records go: a stop in between leaves
+      // no record below the line.
+      for (;;) {
+        const state = await this.undo();
+        // No await from here to the new line: a proof that starts later sees the line.
+        let through = target;
+        for (const reading of this.readingAt.keys()) through = Math.min(through, reading);
+        const b = state.prunedThrough + 1;
+        if (b > through || this.closing) return;
+        this.undoState = Promise.resolve({ ...state, prunedThrough: b });
+        await this.store.write([this.store.undoPrunedOp(b)], true);
+        await this.store.deleteIndexUndo(b, b, b <= state.legacyThrough);
+      }
+    });
+    this.pruning = run.catch(() => undefined);
+    return run;
   }
 }
 
@@ -202,6 +279,7 @@ class IndexWorkerClient {
   >();
   private cached = { upper: 0, deep: 0 };
   heapBytes = 0;
+  cpuMicros = 0;
   private failure: Error | undefined;
 
   constructor(
@@ -244,6 +322,7 @@ class IndexWorkerClient {
     invariant(answer.type === "prepared", "the worker answers prepare with prepared");
     this.cached = answer.cachedNodes;
     this.heapBytes = answer.heapBytes;
+    this.cpuMicros = answer.cpuMicros;
     return { root: answer.root, size: answer.size };
   }
 

@@ -23,9 +23,13 @@
  *   n:<batchNo>:<level>:<chunk>    stored Merkle levels of a batch, in chunks (batches sealed
  *                                  before tiles)
  *   i:<nodePath>                   completeness-index node (latest)
- *   j:<batchNo>:<nodePath>         completeness-index node as it was before batch <batchNo>
+ *   j:<batchNo>:<nodePath>         completeness-index node as it was before batch <batchNo> (batches
+ *                                  sealed before undo records were packed)
+ *   u:<batchNo>:<nodePath>         completeness-index nodes as they were before batch <batchNo>,
+ *                                  packed, from this path on (index-undo.ts)
  *   v:<subjectTag>                 a subject's history head (count, chain)
  *   s:sealing                      a batch whose index update is being written in slices
+ *   s:undo-pruned                  undo records of batches up to this one are deleted
  *   a:<keyHash>                    API key record
  */
 
@@ -94,6 +98,10 @@ export const K = {
   indexNodePrefix: "i:",
   indexUndo: (batchNo: number, path: string) => `j:${batchPart(batchNo)}:${path}`,
   indexUndoPrefix: (batchNo: number) => `j:${batchPart(batchNo)}:`,
+  legacyUndoPrefix: "j:",
+  indexUndoChunk: (batchNo: number, path: string) => `u:${batchPart(batchNo)}:${path}`,
+  indexUndoChunkPrefix: (batchNo: number) => `u:${batchPart(batchNo)}:`,
+  undoPruned: "s:undo-pruned",
   subjectHead: (tagHex: string) => `v:${tagHex.slice(2)}`,
   sealing: "s:sealing",
   apiKey: (keyHashHex: string) => `a:${keyHashHex}`,

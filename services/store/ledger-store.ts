@@ -6,6 +6,7 @@ import type { ReceiptGroupHeader, ReceiptGroupRecord } from "./receipt-group-rec
 import { BODY_KEYS_FILE, BodyKeys, EPOCH_SEQS, epochOf } from "./body-keys.ts";
 import { readFile, statfs } from "node:fs/promises";
 import path from "node:path";
+import { findUndo, undoChunkRecords } from "./index-undo.ts";
 import { K, parseSeqPart, prefixEnd, seqPart } from "./keys.ts";
 import {
   type StorageFailure,
@@ -77,7 +78,7 @@ const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const SEALED_HEAD = 1 + 4 + NONCE_BYTES;
 
-/** Ops per write when an interrupted seal is rolled back. */
+/** Ops per write when an interrupted seal is rolled back or undo records are pruned. */
 const ROLLBACK_SLICE_OPS = 8_192;
 
 /** Ops added to a chained batch between two turns of the event loop. */
@@ -513,10 +514,10 @@ export class LedgerStore {
 
   /**
    * A batch whose index update was being written in slices when the process stopped (or a
-   * write failed): every index node it changed is put back from its undo record (`j:`, the
-   * node before the batch; empty: none), the undo records are dropped, then the marker. Each
-   * slice restores and drops the same records, so a rollback cut short is finished by the next.
-   * The batch record was never written (it clears the marker in the same atomic write), so the
+   * write failed): every index node it changed is put back from its undo records (the node
+   * before the batch, or none), the undo records are dropped, then the marker. Each slice
+   * restores and drops the same records, so a rollback cut short is finished by the next. The
+   * batch record was never written (it clears the marker in the same atomic write), so the
    * batch is sealed again from its entries. Returns the rolled-back batch, if any.
    */
   async settleInterruptedSeal(): Promise<number | undefined> {
@@ -524,25 +525,94 @@ export class LedgerStore {
     if (marker === undefined) return undefined;
     const { batchNo } = marker;
     if ((await this.getRaw(K.batch(batchNo))) === undefined) {
-      const prefix = K.indexUndoPrefix(batchNo);
       let ops: BatchOp[] = [];
-      for await (const [key, before] of this.db.iterator({ gte: prefix, lt: prefixEnd(prefix) })) {
-        const node = K.indexNode(key.slice(prefix.length));
+      const restore = (path: string, before: Uint8Array | undefined) =>
         ops.push(
-          before.length === 0
-            ? { type: "del", key: node }
-            : { type: "put", key: node, value: before },
+          before === undefined
+            ? { type: "del", key: K.indexNode(path) }
+            : { type: "put", key: K.indexNode(path), value: Buffer.from(before) },
         );
+      const packed = K.indexUndoChunkPrefix(batchNo);
+      for await (const [key, chunk] of this.scan({ gte: packed, lt: prefixEnd(packed) })) {
+        for (const r of undoChunkRecords(chunk)) restore(r.key, r.before);
         ops.push({ type: "del", key });
-        if (ops.length >= ROLLBACK_SLICE_OPS) {
-          await this.write(ops, true);
-          ops = [];
-        }
+        if (ops.length >= ROLLBACK_SLICE_OPS) ops = await this.writeAndEmpty(ops);
+      }
+      // Seals written before undo records were packed: one record per node.
+      const legacy = K.indexUndoPrefix(batchNo);
+      for await (const [key, before] of this.scan({ gte: legacy, lt: prefixEnd(legacy) })) {
+        restore(key.slice(legacy.length), before.length === 0 ? undefined : before);
+        ops.push({ type: "del", key });
+        if (ops.length >= ROLLBACK_SLICE_OPS) ops = await this.writeAndEmpty(ops);
       }
       await this.write(ops, true);
     }
     await this.write([this.sealMarkerClearOp()], true);
     return batchNo;
+  }
+
+  private async writeAndEmpty(ops: BatchOp[]): Promise<BatchOp[]> {
+    await this.write(ops, true);
+    return [];
+  }
+
+  /**
+   * Undo records on disk: those of batches up to `prunedThrough` are deleted (-1: none), and
+   * batches up to `legacyThrough` were sealed with one record per node (`j:`; -1: none).
+   */
+  async undoRecordsState(): Promise<{ prunedThrough: number; legacyThrough: number }> {
+    const pruned = await this.getJson<{ through: number }>(K.undoPruned);
+    let legacyThrough = -1;
+    for await (const key of this.scanKeys({
+      gte: K.legacyUndoPrefix,
+      lt: prefixEnd(K.legacyUndoPrefix),
+      reverse: true,
+      limit: 1,
+    }))
+      legacyThrough = parseInt(key.slice(K.legacyUndoPrefix.length).split(":")[0]!, 16);
+    return { prunedThrough: pruned?.through ?? -1, legacyThrough };
+  }
+
+  undoPrunedOp(through: number): BatchOp {
+    return this.putJsonOp(K.undoPruned, { through });
+  }
+
+  /** The undo record of index node `path` for batch `batchNo` (store/index-undo.ts). */
+  async findIndexUndo(
+    batchNo: number,
+    path: string,
+    legacy: boolean,
+  ): Promise<{ found: true; before: Buffer | undefined } | { found: false }> {
+    if (legacy) {
+      const raw = await this.getRaw(K.indexUndo(batchNo, path));
+      if (raw !== undefined) return { found: true, before: raw.length === 0 ? undefined : raw };
+    }
+    const prefix = K.indexUndoChunkPrefix(batchNo);
+    for await (const chunk of this.db.values({
+      gte: prefix,
+      lte: prefix + path,
+      reverse: true,
+      limit: 1,
+    }))
+      return findUndo(chunk, path);
+    return { found: false };
+  }
+
+  /** Deletes the undo records of batches [from, through], a slice at a time, unsynced. */
+  async deleteIndexUndo(from: number, through: number, legacy: boolean): Promise<void> {
+    const ranges = [{ gte: K.indexUndoChunkPrefix(from), lt: K.indexUndoChunkPrefix(through + 1) }];
+    if (legacy) ranges.push({ gte: K.indexUndoPrefix(from), lt: K.indexUndoPrefix(through + 1) });
+    for (const range of ranges) {
+      let ops: BatchOp[] = [];
+      for await (const key of this.scanKeys(range)) {
+        ops.push({ type: "del", key });
+        if (ops.length >= ROLLBACK_SLICE_OPS) {
+          await this.write(ops, false);
+          ops = [];
+        }
+      }
+      await this.write(ops, false);
+    }
   }
 
   async getTombstone<T>(seq: number): Promise<T | undefined> {

@@ -55,7 +55,7 @@ describe("ledger/seal: kill -9 between the slices of a seal", function () {
   });
 
   for (const [kind, what] of [
-    ["j:", "while its undo records are written"],
+    ["u:", "while its undo records are written"],
     ["i:", "after some of its index nodes are written"],
   ] as const) {
     it(`rolls the index back and seals the batch again when killed ${what}`, async () => {

@@ -9,8 +9,9 @@ import {
   type PreparedIndexBatch,
   SubjectIndex,
 } from "../../../services/ledger/subject-index-store.ts";
-import { prefixEnd } from "../../../services/store/keys.ts";
-import { LedgerStore } from "../../../services/store/ledger-store.ts";
+import { UNDO_CHUNK_NODES, undoChunkRecords } from "../../../services/store/index-undo.ts";
+import { K, prefixEnd } from "../../../services/store/keys.ts";
+import { type BatchOp, LedgerStore } from "../../../services/store/ledger-store.ts";
 
 type BatchEvents = Array<{ subject: Hex; seq: number; leafHash: Uint8Array }>;
 
@@ -132,6 +133,109 @@ describe("ledger/subject-index-store (LevelDB)", function () {
     expect(refused).to.be.instanceOf(Error);
   });
 
+  it("proves at older batches from packed undo records, reads logs with one record per node, and prunes what anchored batches no longer need", async function () {
+    this.timeout(120_000);
+    const store = await openStore();
+    const index = new SubjectIndex(store, -1);
+    const subjects = Array.from({ length: 300 }, () => toHex(randomBytes(32)));
+    const events: BatchEvents[] = [];
+    const roots: Hex[] = [];
+    let seq = 0;
+    for (let b = 0; b < 40; b++) {
+      events.push(
+        Array.from({ length: 25 }, () => ({
+          subject: subjects[Math.floor(Math.random() * subjects.length)]!,
+          seq: seq++,
+          leafHash: new Uint8Array(randomBytes(32)),
+        })),
+      );
+      roots.push(await apply(index, b, events[b]!));
+    }
+    /** Proofs at batch `at` for a sample of subjects verify against that batch's root. */
+    async function provesAt(reader: SubjectIndex, at: number): Promise<void> {
+      expect(toHex(await reader.rootAt(at)), `root at ${at}`).to.equal(roots[at]);
+      const history = events.slice(0, at + 1).flat();
+      for (const subject of subjects.slice(0, 30)) {
+        const mine = history.filter((e) => e.subject === subject);
+        const result = verifyCompleteness({
+          indexRoot: fromHex(roots[at]!),
+          subjectTag: fromHex(subject),
+          events: mine,
+          proof: await reader.proveAt(at, subject),
+        });
+        expect(result, `${subject} at ${at}`).to.deep.equal({ ok: true, count: mine.length });
+      }
+    }
+    for (const at of [0, 10, 25, 39]) await provesAt(index, at);
+
+    // A log sealed before undo records were packed has one record per node (`j:`): batches
+    // 0..19 rewritten that way read the same.
+    for (let b = 0; b < 20; b++) {
+      const prefix = K.indexUndoChunkPrefix(b);
+      for await (const [key, chunk] of store.scan({ gte: prefix, lt: prefixEnd(prefix) })) {
+        const ops: BatchOp[] = [{ type: "del", key }];
+        for (const r of undoChunkRecords(chunk))
+          ops.push({
+            type: "put",
+            key: K.indexUndo(b, r.key),
+            value: Buffer.from(r.before ?? new Uint8Array(0)),
+          });
+        await store.write(ops, false);
+      }
+    }
+    const upgraded = new SubjectIndex(store, 39);
+    for (const at of [0, 10, 25, 39]) await provesAt(upgraded, at);
+
+    // Anchored through batch 35, then 39: records of batches up to 35 - 16 = 19 go (all the
+    // old-format ones), then up to 23, except while a proof is read at a batch that needs them.
+    const left = async (prefix: string) => {
+      const batches = new Set<number>();
+      for await (const key of store.scanKeys({ gte: prefix, lt: prefixEnd(prefix) }))
+        batches.add(parseInt(key.split(":")[1]!, 16));
+      return [...batches].sort((a, b) => a - b);
+    };
+    await upgraded.pruneUndo(35);
+    expect(await left("j:")).to.deep.equal([]);
+    expect(await left("u:")).to.deep.equal(Array.from({ length: 20 }, (_, i) => 20 + i));
+    // A proof at batch 20 held in its first read while pruning runs keeps batches 21.. whole.
+    const getRaw = store.getRaw.bind(store);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    store.getRaw = async (key) => {
+      await held;
+      return getRaw(key);
+    };
+    const during = upgraded.proveAt(20, subjects[0]!);
+    await upgraded.pruneUndo(39);
+    expect(await left("u:")).to.deep.equal(Array.from({ length: 19 }, (_, i) => 21 + i));
+    release();
+    store.getRaw = getRaw;
+    const mine = events
+      .slice(0, 21)
+      .flat()
+      .filter((e) => e.subject === subjects[0]);
+    expect(
+      verifyCompleteness({
+        indexRoot: fromHex(roots[20]!),
+        subjectTag: fromHex(subjects[0]!),
+        events: mine,
+        proof: await during,
+      }),
+    ).to.deep.equal({ ok: true, count: mine.length });
+    await upgraded.pruneUndo(39);
+    expect(await left("u:")).to.deep.equal(Array.from({ length: 16 }, (_, i) => 24 + i));
+    for (const at of [23, 30, 39]) await provesAt(upgraded, at);
+    // Below the line proofs fail loudly instead of reading a deleted record as "unchanged".
+    const refused = await upgraded.proveAt(22, subjects[0]!).catch((e: unknown) => e);
+    expect(String(refused)).to.match(/no longer readable/);
+    // The line is stored: a new reader of the same log knows it.
+    const reopened = new SubjectIndex(store, 39);
+    expect(await reopened.proveAt(22, subjects[0]!).catch((e: unknown) => e)).to.be.instanceOf(
+      Error,
+    );
+    await provesAt(reopened, 23);
+  });
+
   describe("a large update written in slices", () => {
     const SLICE = 64;
     const subjects = Array.from({ length: 600 }, () => toHex(randomBytes(32)));
@@ -147,7 +251,7 @@ describe("ledger/subject-index-store (LevelDB)", function () {
     /** The index's stored state: latest nodes, undo records, heads, the seal marker. */
     async function dump(store: LedgerStore): Promise<string[]> {
       const out: string[] = [];
-      for (const prefix of ["i:", "j:", "v:", "s:"])
+      for (const prefix of ["i:", "j:", "u:", "v:", "s:"])
         for await (const [k, v] of store.scan({ gte: prefix, lt: prefixEnd(prefix) }))
           out.push(`${k}=${v.toString("hex")}`);
       return out;
@@ -181,10 +285,12 @@ describe("ledger/subject-index-store (LevelDB)", function () {
       const reference = await threeBatches();
       const index = new SubjectIndex(reference.store, 2, { writeSliceOps: SLICE });
       const prepared = await index.prepareBatch(3, batches[3]!);
-      // Marker, the undo slices, the node slices, the last write.
-      const writes = 2 + 2 * Math.ceil(prepared.size.nodes / SLICE);
-      expect(prepared.size.nodes, "the update spans several slices").to.be.above(4 * SLICE);
+      const counted = failWritesFrom(reference.store, Infinity);
       await index.writeBatch(prepared, []);
+      // Marker, the undo slices, the node slices, the last write.
+      const writes = counted();
+      expect(writes).to.equal(2 + 2 * Math.ceil(prepared.size.nodes / UNDO_CHUNK_NODES));
+      expect(writes, "the update spans several slices").to.be.above(6);
       const want = await dump(reference.store);
       await reference.store.close();
 
@@ -219,7 +325,7 @@ describe("ledger/subject-index-store (LevelDB)", function () {
       const index = new SubjectIndex(store, 2, { writeSliceOps: SLICE });
       const p = await index.prepareBatch(3, batches[3]!);
       // Cut in the middle of the node slices: some nodes are already the batch's.
-      const writes = 2 + 2 * Math.ceil(p.size.nodes / SLICE);
+      const writes = 2 + 2 * Math.ceil(p.size.nodes / UNDO_CHUNK_NODES);
       const restore = store.write;
       failWritesFrom(store, writes - 2);
       expect(await index.writeBatch(p, []).catch((e: unknown) => e)).to.be.instanceOf(Error);

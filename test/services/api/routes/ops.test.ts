@@ -112,6 +112,10 @@ describe("api routes: health, readiness, metrics, docs, static pages", function 
     expect(res.text).to.match(/^veritrail_anchor_lag_batches 4$/m);
     expect(res.text).to.match(/^veritrail_anchor_lag_seconds 2.5$/m);
     expect(res.text).to.match(/^veritrail_anchor_alarm 0$/m);
+    // The request thread's CPU time (this test's ledger seals on it: no worker line).
+    const cpu = /^veritrail_thread_cpu_seconds\{thread="main"\} (\S+)$/m.exec(res.text);
+    expect(Number(cpu?.[1])).to.be.above(0);
+    expect(res.text).to.not.match(/thread="seal-worker"/);
   });
 
   it("/openapi.json is generated from the request schemas", async () => {
