@@ -201,7 +201,8 @@ export function encodeSmtNode(node: SmtNode): Uint8Array {
   return out;
 }
 
-function writeSmtNode(out: Uint8Array, node: SmtNode): void {
+/** Writes the node's 65-byte encoding (encodeSmtNode) into `out`, which is that long. */
+export function writeSmtNode(out: Uint8Array, node: SmtNode): void {
   const [tag, a, b] =
     node.kind === "leaf"
       ? [LEAF_PREFIX, node.key, node.valueHash]

@@ -506,14 +506,8 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   // On a live log a batch sealed during the replay moves the live index on: compare only when
   // the batches replayed are still all there are.
   const lastReplayed = batchRaw[batchRaw.length - 1]?.[0] ?? -1;
-  let lastNow = -1;
-  for await (const k of store.scanKeys({
-    gte: K.batchPrefix,
-    lt: prefixEnd(K.batchPrefix),
-    reverse: true,
-    limit: 1,
-  }))
-    lastNow = parseInt(k.slice(K.batchPrefix.length), 16);
+  const lastKey = await store.lastKey(K.batchPrefix);
+  const lastNow = lastKey === undefined ? -1 : parseInt(lastKey.slice(K.batchPrefix.length), 16);
   if (lastNow === lastReplayed) await checkLiveIndex(store, lastNow, index.root, heads, report);
 
   let chain: AuditReport["chain"] = null;

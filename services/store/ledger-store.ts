@@ -297,6 +297,18 @@ export class LedgerStore {
     for await (const k of this.db.keys(range)) yield k;
   }
 
+  /** The greatest key that starts with `prefix`, if any. */
+  async lastKey(prefix: string): Promise<string | undefined> {
+    for await (const key of this.scanKeys({
+      gte: prefix,
+      lt: prefixEnd(prefix),
+      reverse: true,
+      limit: 1,
+    }))
+      return key;
+    return undefined;
+  }
+
   // ---- log metadata -------------------------------------------------------------------------
 
   async getMeta(): Promise<StoredLogMeta | undefined> {
@@ -568,14 +580,11 @@ export class LedgerStore {
    */
   async undoRecordsState(): Promise<{ prunedThrough: number; legacyThrough: number }> {
     const pruned = await this.getJson<{ through: number }>(K.undoPruned);
-    let legacyThrough = -1;
-    for await (const key of this.scanKeys({
-      gte: K.legacyUndoPrefix,
-      lt: prefixEnd(K.legacyUndoPrefix),
-      reverse: true,
-      limit: 1,
-    }))
-      legacyThrough = parseInt(key.slice(K.legacyUndoPrefix.length).split(":")[0]!, 16);
+    const lastLegacy = await this.lastKey(K.legacyUndoPrefix);
+    const legacyThrough =
+      lastLegacy === undefined
+        ? -1
+        : parseInt(lastLegacy.slice(K.legacyUndoPrefix.length).split(":")[0]!, 16);
     return { prunedThrough: pruned?.through ?? -1, legacyThrough };
   }
 
