@@ -1,5 +1,5 @@
 /**
- * Child process of test/services/ledger/seal.test.ts. Opens a ledger as the service does (with
+ * Child process of test/services/ledger/seal-crash.test.ts. Opens a ledger as the service does (with
  * the sealing worker), seals a first batch of EVENTS events, acknowledges EVENTS more (half of
  * them about the first batch's patients) without sealing them, prints `acked`, then seals them
  * and prints each store write of the seal (`write <first key prefix> <ops>`). After

@@ -8,7 +8,6 @@ import { entryLeafHash } from "../../../services/core/entry.ts";
 import { fromHex } from "../../../services/core/hex.ts";
 import { verifyCompleteness } from "../../../services/core/subject-index-proof.ts";
 import { auditLog } from "../../../services/ledger/audit.ts";
-import type { BatchRecord } from "../../../services/store/batch-record.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { K } from "../../../services/store/keys.ts";
 import { LedgerStore } from "../../../services/store/ledger-store.ts";
