@@ -13,6 +13,7 @@ import { registerAuditCommand } from "./audit-command.ts";
 import { registerBackupCommands } from "./backup-command.ts";
 import { registerKeysCommand } from "./keys-command.ts";
 import { registerProvenanceCommand } from "./provenance-command.ts";
+import { registerReceiptCommand } from "./receipt-command.ts";
 import { registerStatusCommand } from "./status-command.ts";
 import { registerTrustCommand } from "./trust-command.ts";
 import { registerVerifyCommand } from "./verify-command.ts";
@@ -34,6 +35,7 @@ export function buildProgram(ctx: CliContext): Command {
     })
     .exitOverride();
   registerVerifyCommand(program, ctx);
+  registerReceiptCommand(program, ctx);
   registerAuditCommand(program, ctx);
   registerExportCommand(program, ctx);
   registerProvenanceCommand(program, ctx);

@@ -77,7 +77,8 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
     });
 }
 
-async function readInput(input: string, ctx: CliContext): Promise<string> {
+/** A file's text, or standard input's for `-`. */
+export async function readInput(input: string, ctx: CliContext): Promise<string> {
   if (input !== "-") return readFile(input, "utf8");
   const chunks: Buffer[] = [];
   for await (const chunk of ctx.stdin) chunks.push(Buffer.from(chunk as Buffer));
@@ -110,7 +111,7 @@ function isHistory(lines: BundleLine[]): boolean {
   );
 }
 
-const MARK: Record<string, string> = { true: "✓", false: "✗", skipped: "–" };
+export const MARK: Record<string, string> = { true: "✓", false: "✗", skipped: "–" };
 
 function checkLine(c: Check): string {
   const code = c.code ? ` ${c.code}:` : "";
@@ -118,7 +119,7 @@ function checkLine(c: Check): string {
 }
 
 /** "of St Mary General Hospital (registry … on chain N)" when the policy names the log. */
-function whose(t: VerdictTrust | undefined): string {
+export function whose(t: VerdictTrust | undefined): string {
   if (!t?.operator) return "";
   const r = t.registry;
   const where = r

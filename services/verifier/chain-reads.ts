@@ -18,6 +18,14 @@ export const VERIFIER_REGISTRY_ABI = [
   "event BatchAnchored(bytes32 indexed logId, uint64 indexed batchNo, uint64 firstSeq, uint32 count, bytes32 eventsRoot, bytes32 indexRoot)",
 ] as const;
 
+/** A block as the receipt check needs it: where the chain's clock stood, and which block. */
+export interface BlockHeader {
+  number: number;
+  hash: string;
+  /** Seconds. */
+  timestamp: number;
+}
+
 const registry = new Interface(VERIFIER_REGISTRY_ABI);
 export const ZERO_HASH = `0x${"0".repeat(64)}`;
 
@@ -44,8 +52,15 @@ export interface ChainRpc {
   getBlockNumber(): Promise<number>;
   getTransactionReceipt(hash: string): Promise<TxReceiptLike | null>;
   getNetwork(): Promise<{ chainId: bigint }>;
-  /** The block (with transaction hashes) or null; used only when a tx receipt is missing. */
-  getBlock(blockNumber: number): Promise<{ transactions: ReadonlyArray<string> } | null>;
+  /**
+   * The block (with transaction hashes) or null; used when a tx receipt is missing, and (hash,
+   * timestamp) by the receipt check to find the first block after a deadline.
+   */
+  getBlock(blockNumber: number): Promise<{
+    transactions: ReadonlyArray<string>;
+    hash?: string | null;
+    timestamp?: number;
+  } | null>;
 }
 
 /** The address answered, but not as a registry does (no code there, or a revert). */
@@ -127,6 +142,36 @@ export class ChainReads {
       const data = registry.encodeFunctionData("getLog", [logId]);
       const out = decode("getLog", await this.viewCall(contract, data, block));
       return BigInt(out[4] as bigint);
+    });
+  }
+
+  /**
+   * The log's head (getLog's nextBatchNo and nextSeq) in the state at the end of `block`: where
+   * its anchored events end. Zeros for a log that is not registered there.
+   */
+  logHead(
+    contract: string,
+    logId: string,
+    block: number,
+  ): Promise<{ nextBatchNo: number; nextSeq: number }> {
+    return this.cached(`h|${contract.toLowerCase()}|${logId}|${block}`, async () => {
+      const data = registry.encodeFunctionData("getLog", [logId]);
+      const out = decode("getLog", await this.viewCall(contract, data, block));
+      return { nextBatchNo: Number(out[2] as bigint), nextSeq: Number(out[3] as bigint) };
+    });
+  }
+
+  /**
+   * Block `n`'s number, hash and timestamp, or null above the head. Throws RpcUnavailableError
+   * when the node cannot say (down, or a block it no longer serves).
+   */
+  blockHeader(n: number): Promise<BlockHeader | null> {
+    return this.cached(`H|${n}`, async () => {
+      const block = await rpcCall(() => this.rpc.getBlock(n));
+      if (block === null) return null;
+      if (typeof block.hash !== "string" || typeof block.timestamp !== "number")
+        throw new RpcUnavailableError(`block ${n} came without its hash or timestamp`);
+      return { number: n, hash: block.hash.toLowerCase(), timestamp: block.timestamp };
     });
   }
 

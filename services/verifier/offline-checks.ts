@@ -270,7 +270,7 @@ const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0
  * would also accept an EIP-155-style v (e.g. 59 for 27) and recovers the same signer from the
  * high-s twin, so without this a receipt with different bytes would still verify.
  */
-function nonCanonicalSignature(signature: string): string | undefined {
+export function nonCanonicalSignature(signature: string): string | undefined {
   const v = parseInt(signature.slice(130, 132), 16);
   if (v !== 27 && v !== 28) return `RECEIPT_SIGNATURE_INVALID: v is ${v}, must be 27 or 28`;
   const s = BigInt(`0x${signature.slice(66, 130)}`);

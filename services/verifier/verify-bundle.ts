@@ -44,6 +44,7 @@ import {
   msg,
   parseBundle,
 } from "./offline-checks.ts";
+import { signerCheck } from "./signer-check.ts";
 import {
   type Check,
   VERIFIER_STEPS,
@@ -608,50 +609,13 @@ async function withTxEvidence(
   );
 }
 
-/**
- * Step 6b: the recovered signer had a signerPeriod for this log covering issuedAt. Periods are
- * block timestamps in seconds; issuedAt is in milliseconds and is compared at second precision.
- */
-async function signerCheckFor(
+/** Step 6b: the recovered signer had a signerPeriod for this log covering issuedAt. */
+function signerCheckFor(
   b: ParsedBundle,
   signer: string | undefined,
   reads: ChainReads,
   block: number,
   contract: string,
 ): Promise<Check> {
-  if (signer === undefined) return skip("signer", "receipt invalid");
-  let period;
-  try {
-    period = await reads.signerPeriod(contract, b.entry.log, signer, block);
-  } catch (e) {
-    if (e instanceof NotARegistry)
-      return fail("signer", "SIGNER_NOT_REGISTERED", `no registry at ${contract}: ${e.message}`);
-    throw e;
-  }
-  if (period.validFrom === 0n && period.validUntil === 0n)
-    return fail(
-      "signer",
-      "SIGNER_NOT_REGISTERED",
-      `${signer} never was a receipt signer of log ${b.entry.log}`,
-    );
-  const issuedAt = BigInt(Math.floor(Date.parse(b.receipt.issuedAt) / 1000));
-  const until = period.validUntil === 0n ? "now" : isoSeconds(period.validUntil);
-  const range = `${isoSeconds(period.validFrom)} … ${until}`;
-  // The log's first signer signs receipts before the log is registered (first start, the RPC
-  // down at start, a development chain reset re-registering the log): its period is open at
-  // the start. A signer rotated in later may not back-date receipts to before its rotation.
-  const firstSigner =
-    period.validFrom === (await reads.logRegisteredAt(contract, b.entry.log, block));
-  const tooEarly = issuedAt < period.validFrom && !firstSigner;
-  if (tooEarly || (period.validUntil !== 0n && issuedAt > period.validUntil))
-    return fail(
-      "signer",
-      "SIGNER_NOT_VALID_AT_ISSUE",
-      `receipt issued at ${b.receipt.issuedAt}, outside ${signer}'s period ${range}`,
-    );
-  return pass("signer", `${signer} was the log's registered receipt signer at issue (${range})`);
-}
-
-function isoSeconds(seconds: bigint): string {
-  return new Date(Number(seconds) * 1000).toISOString().replace(".000Z", "Z");
+  return signerCheck(reads, contract, b.entry.log, signer, b.receipt.issuedAt, block);
 }

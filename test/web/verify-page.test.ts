@@ -8,11 +8,14 @@ import type { Browser, Page } from "playwright-core";
 import { WEB_DIST, buildWeb } from "../../scripts/build-web.ts";
 import { openObservedPage } from "../support/browser.ts";
 import { HardhatNode } from "../support/hardhat-node.ts";
+import { readFile } from "node:fs/promises";
 import {
   type GeneratedBundles,
+  RECEIPT_SIGNER,
   buildCase,
   generateBundles,
   loadCases,
+  resignReceipt,
 } from "../vectors/bundles/generate.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -231,6 +234,86 @@ describe("verify page in headless Chromium (real Hardhat node)", function () {
     expect(status).to.equal("error");
     expect(await page.innerText("#verdict-detail")).to.match(/cannot reach the RPC/);
     await page.fill("#rpc", node.url);
+  });
+
+  it("a receipt: its bundle is asked for once anchored; with it, the promise is kept", async () => {
+    await page.fill("#bundle", JSON.stringify(g.bases.fresh.receipt));
+    expect(await page.isVisible("#receipt-bundle")).to.equal(true);
+    await page.fill("#receipt-bundle", "");
+    expect(await verdictAfter(() => page.click("#verify"))).to.equal("undecided");
+    expect(await page.innerText("#verdict-title")).to.equal("! The receipt's bundle is needed");
+    await page.fill("#receipt-bundle", JSON.stringify(g.bases.fresh));
+    const status = await verdictAfter(() => page.click("#verify"));
+    expect(status, await page.innerText("#result")).to.equal("honored");
+    expect(await page.innerText("#verdict-title")).to.equal("✓ Promise kept");
+    const steps = await page.$$eval("#checks tbody tr", (rows) =>
+      rows.map((r) => [r.getAttribute("data-step"), r.getAttribute("data-ok")]),
+    );
+    expect(steps).to.deep.equal([
+      ["receipt", "true"],
+      ["trust", "true"],
+      ["signer", "true"],
+      ["deadline", "true"],
+      ["leaf", "true"],
+    ]);
+    expect(await page.isVisible("#evidence-download")).to.equal(false);
+    await page.fill("#receipt-bundle", "");
+  });
+
+  it("a receipt for another entry at an anchored seq: LEAF_MISMATCH, evidence to save, which the page re-checks", async () => {
+    const fresh = g.bases.fresh;
+    const promised = {
+      ...fresh,
+      receipt: { ...fresh.receipt, leafHash: `0x${"7a".repeat(32)}` },
+    };
+    const receipt = await resignReceipt(
+      promised,
+      RECEIPT_SIGNER,
+      Date.parse(fresh.receipt.issuedAt),
+    );
+    await page.fill("#bundle", JSON.stringify(receipt));
+    await page.fill("#receipt-bundle", JSON.stringify(fresh));
+    expect(await verdictAfter(() => page.click("#verify"))).to.equal("LEAF_MISMATCH");
+    expect(await page.innerText("#verdict-title")).to.equal("✗ Another entry was anchored");
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.click("#evidence-download"),
+    ]);
+    expect(download.suggestedFilename()).to.equal(`veritrail-evidence-seq${fresh.entry.seq}.json`);
+    const evidence = await readFile((await download.path())!, "utf8");
+    const parsed = JSON.parse(evidence) as { verdict: string; bundle: { event: unknown } };
+    expect(parsed.verdict).to.equal("LEAF_MISMATCH");
+    expect(parsed.bundle.event).to.equal(null);
+    await page.fill("#receipt-bundle", "");
+    await page.fill("#bundle", evidence);
+    expect(await page.isVisible("#receipt-bundle")).to.equal(false);
+    expect(await verdictAfter(() => page.click("#verify"))).to.equal("LEAF_MISMATCH");
+    expect(await page.innerText("#verdict-detail")).to.match(/^The evidence holds: /);
+    expect(await page.isVisible("#evidence-download")).to.equal(false);
+  });
+
+  it("a receipt whose deadline passed on-chain without an anchor: DEADLINE_MISSED", async () => {
+    const pending = g.bases.pending;
+    const issued = Date.parse(pending.receipt.issuedAt);
+    const soon = {
+      ...pending,
+      receipt: { ...pending.receipt, anchorDeadline: new Date(issued + 1_000).toISOString() },
+    };
+    const receipt = await resignReceipt(soon, RECEIPT_SIGNER, issued);
+    await node.rpc("evm_increaseTime", [5]);
+    await node.mine(1);
+    await page.fill("#bundle", JSON.stringify(receipt));
+    const status = await verdictAfter(() => page.click("#verify"));
+    expect(status, await page.innerText("#result")).to.equal("DEADLINE_MISSED");
+    expect(await page.innerText("#verdict-title")).to.equal("✗ Deadline missed");
+    expect(await page.locator('#checks tr[data-step="deadline"] td.code').innerText()).to.equal(
+      "DEADLINE_MISSED",
+    );
+    expect(await page.isVisible("#evidence-download")).to.equal(true);
+    await page.screenshot({
+      path: path.join(ARTIFACTS, "verify-deadline-missed.png"),
+      fullPage: true,
+    });
   });
 
   it("styles the page with the shared stylesheet", async () => {
