@@ -243,6 +243,6 @@ export function createApp(opts: AppOptions): Express {
         : new ApiError("UNAVAILABLE", "the ledger is not open; retry later"),
     );
   }) as ErrorRequestHandler);
-  app.use(errorHandler(opts.logger));
+  app.use(errorHandler(opts.logger, (e) => metrics.storeCorrupt.inc({ record: e.kind })));
   return app;
 }

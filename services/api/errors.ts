@@ -6,6 +6,7 @@ import {
   LedgerError,
   type LedgerErrorCode,
   StorageUnavailableError,
+  StoreCorruptError,
 } from "../ledger/errors.ts";
 import { IngestOverloadedError } from "../ledger/ingest-gate.ts";
 
@@ -27,6 +28,8 @@ export const API_ERROR_STATUS = {
   RATE_LIMITED: 429,
   HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
+  /** A stored record does not decode (services/store/record-codec.ts): named by its key. */
+  STORE_CORRUPT: 500,
   UNAVAILABLE: 503,
   /** Ingest is at its backlog bound (services/ledger/ingest-gate.ts); Retry-After says when. */
   OVERLOADED: 503,
@@ -202,6 +205,10 @@ export function toApiError(error: unknown): { error: ApiError; unexpected: boole
     storage.retryAfterSeconds = STORAGE_RETRY_AFTER_SECONDS;
     return { error: storage, unexpected: false };
   }
+  // Our fault, not the caller's, and named: the operator restores the record from a backup
+  // (the audit lists every damaged one), the caller learns that retrying will not help.
+  if (error instanceof StoreCorruptError)
+    return { error: new ApiError("STORE_CORRUPT", error.message), unexpected: false };
   const parserError = fromRequestReading(error);
   if (parserError) return { error: parserError, unexpected: false };
   return { error: new ApiError("INTERNAL", "internal error"), unexpected: true };
@@ -258,6 +265,7 @@ const ISSUE_TYPE: Record<ApiErrorCode, string> = {
   RATE_LIMITED: "throttled",
   HEADERS_TOO_LARGE: "too-costly",
   INTERNAL: "exception",
+  STORE_CORRUPT: "exception",
   UNAVAILABLE: "transient",
   OVERLOADED: "throttled",
   STORAGE_UNAVAILABLE: "transient",
@@ -287,7 +295,7 @@ export interface OperationOutcome {
  * error), `diagnostics` naming the field or search parameter, `expression` the field itself.
  */
 export function operationOutcomeOf(error: ApiError): OperationOutcome {
-  const severity = error.code === "INTERNAL" ? "fatal" : "error";
+  const severity = error.code === "INTERNAL" || error.code === "STORE_CORRUPT" ? "fatal" : "error";
   const details = {
     coding: [{ system: API_ERROR_CODE_SYSTEM, code: error.code }],
     text: error.message,
@@ -318,13 +326,27 @@ export function operationOutcomeOf(error: ApiError): OperationOutcome {
  * message (a message can quote input, and input can carry patient identifiers) but with the
  * stack frames and the request id, so they can be found.
  */
-export function errorHandler(logger: Logger): ErrorRequestHandler {
+export function errorHandler(
+  logger: Logger,
+  onStoreCorrupt: (error: StoreCorruptError) => void = () => undefined,
+): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
     if (res.headersSent) {
       next(err);
       return;
     }
     const { error, unexpected } = toApiError(err);
+    if (err instanceof StoreCorruptError) {
+      onStoreCorrupt(err);
+      logger.error(
+        {
+          reqId: res.locals["requestId"] as string | undefined,
+          record: err.kind,
+          key: err.shownKey,
+        },
+        "stored record is corrupt",
+      );
+    }
     if (unexpected) {
       const stack = err instanceof Error ? (err.stack ?? "").split("\n").slice(1).join("\n") : "";
       logger.error(

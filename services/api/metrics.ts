@@ -15,6 +15,7 @@ export class ApiMetrics {
   readonly duplicateEvents: Counter;
   readonly batchesSealed: Counter;
   readonly ingestRefused: Counter<"bound">;
+  readonly storeCorrupt: Counter<"record">;
 
   constructor(
     statusProvider: (() => AnchorStatus) | undefined,
@@ -60,6 +61,12 @@ export class ApiMetrics {
       name: "veritrail_ingest_refused_total",
       help: "Writes answered 503 OVERLOADED because the backlog stayed at its bound (by bound)",
       labelNames: ["bound"],
+      registers,
+    });
+    this.storeCorrupt = new Counter({
+      name: "veritrail_store_corrupt_total",
+      help: "Requests answered 500 STORE_CORRUPT: a stored record that does not decode, by record kind (alarm: restore it; veritrail audit lists them all)",
+      labelNames: ["record"],
       registers,
     });
     const backlog = opts.backlog;

@@ -205,6 +205,14 @@ function humanReport(r: AuditReport): string {
       ? `  chain ${r.chain.chainId}, registry ${r.chain.contract}: ${r.chain.anchoredBatches} batches anchored (head ${r.chain.head})`
       : "  chain: not compared (no registry named by the log; pass --contract)",
   );
+  const e = r.chain?.anchorEvidence;
+  if (e && e.receipt + e.state + e.unverifiable > 0)
+    lines.push(
+      `  recorded anchors: ${e.receipt} checked by their transaction receipt, ${e.state} from registry state alone (no receipt: pruned, EIP-4444)` +
+        (e.unverifiable > 0
+          ? `, ${e.unverifiable} NOT checked (the node serves neither the receipt nor the state at that block: use an archive node)`
+          : ""),
+    );
   for (const f of r.findings) {
     const where = [
       f.batchNo !== undefined ? `batch ${f.batchNo}` : undefined,

@@ -17,6 +17,7 @@ import type { AnchorRecord, BatchRecord } from "../store/batch-record.ts";
 import type { Ledger } from "./ledger.ts";
 import { type LostRange, lostRangeOfBatch } from "./lost-ranges.ts";
 import { RestoreConflict, reconcileRestoredLedger } from "./restore-reconcile.ts";
+import { StoreCorruptError } from "./errors.ts";
 
 /**
  * The anchor loop (DESIGN.md "Batches and anchoring"): seal → send tx → wait CONFIRMATIONS →
@@ -49,7 +50,9 @@ export type AnchorAlarmCode =
   | "NO_ADMIN_KEY"
   | "ANCHOR_REJECTED"
   | "RESTORE_CONFLICT"
-  | "LOST_BATCHES_UNANCHORED";
+  | "LOST_BATCHES_UNANCHORED"
+  /** A batch record does not decode (services/store/record-codec.ts): restore it. */
+  | "STORE_CORRUPT";
 
 export interface AnchorAlarm {
   code: AnchorAlarmCode;
@@ -69,6 +72,7 @@ const RECOVERABLE_ALARMS: ReadonlySet<AnchorAlarmCode> = new Set([
   "LOG_NOT_REGISTERED",
   "ANCHORER_MISMATCH",
   "LOST_BATCHES_UNANCHORED",
+  "STORE_CORRUPT",
 ]);
 
 /**
@@ -458,7 +462,13 @@ export class AnchorLoop {
         this.alarm = undefined; // only recoverable alarms get here
         this.state = "running";
         pause = result === "busy" ? this.settings.pollMs : this.settings.tickMs;
-      } catch (error) {
+      } catch (caught) {
+        // A record that does not decode will not decode on a retry either: an alarm, which
+        // clears once the operator has restored the record.
+        const error =
+          caught instanceof StoreCorruptError
+            ? this.alarmError("STORE_CORRUPT", caught.message)
+            : caught;
         if (error instanceof AlarmRaised) {
           this.raise(error.alarm);
           if (!error.alarm.recoverable) return;

@@ -24,7 +24,6 @@ import { type FieldSalts, committedForm } from "../core/disclosure.ts";
 import os from "node:os";
 import type { Worker } from "node:worker_threads";
 import { type BatchHeader, batchHeaderHash } from "../core/batch-header.ts";
-import { BatchHeaderSchema } from "../core/bundle.ts";
 import { type Entry, EntrySchema, commitmentOfCanonical, encodeEntry } from "../core/entry.ts";
 import { type Hex, bytesEqual, fromHex, isHex32, toHex } from "../core/hex.ts";
 import { jcs } from "../core/jcs.ts";
@@ -39,8 +38,10 @@ import {
 import { K, parseSeqPart, prefixEnd, seqPart } from "../store/keys.ts";
 import { BodyUnreadable, type LedgerStore } from "../store/ledger-store.ts";
 import type { BatchRecord } from "../store/batch-record.ts";
+import { CANONICAL_ENTRY, StoreCorruptError, decodeBatchRecord } from "../store/record-codec.ts";
 import { type ReceiptGroupRecord, encodeReceiptPath } from "../store/receipt-group-record.ts";
 import { nodeLayoutOf, nodeValues } from "../store/node-layout.ts";
+import { type AnchorFindingKind, type AnchorReads, checkAnchorFields } from "./audit-anchors.ts";
 import { packValues } from "./index-wire.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
 import { type LostRange, describeLostRange, readLostRanges } from "./lost-ranges.ts";
@@ -83,7 +84,9 @@ export type AuditFindingKind =
   | "UNKNOWN_LOG"
   | "EVENTS_LOST"
   | "LOST_RANGE_INCONSISTENT"
-  | "LOST_BATCH_NOT_ON_CHAIN";
+  | "LOST_BATCH_NOT_ON_CHAIN"
+  /** An anchor field of a batch record that the chain contradicts (ledger/audit-anchors.ts). */
+  | AnchorFindingKind;
 
 export interface AuditFinding {
   batchNo?: number;
@@ -101,14 +104,14 @@ export interface AuditProgress {
 }
 
 /**
- * What the audit reads of the registry, given by the caller (verifier/chain-reads.ts's
- * ChainReads is one; a fresh one per audit, so the chain head is read once per audit).
+ * What the audit reads of the chain, given by the caller (verifier/chain-reads.ts's ChainReads
+ * is one; a fresh one per audit, so the chain head is read once per audit): the registry state,
+ * and the blocks and transactions each batch record says it was anchored by (AnchorReads).
  * `batchCommitment` throws an error named "NotARegistry" when no registry answers at `contract`.
  */
-export interface RegistryReads {
+export interface RegistryReads extends AnchorReads {
   chainId(): Promise<bigint>;
   latest(): Promise<number>;
-  batchCommitment(contract: string, logId: string, batchNo: number, block: number): Promise<string>;
 }
 
 /** The chain to compare with: how to read it, and the registry (else the one the log names). */
@@ -145,7 +148,18 @@ export interface AuditReport {
   batches: number;
   /** Events in sealed batches (the rest are accepted, not sealed yet). */
   sealedEvents: number;
-  chain: { chainId: number; contract: string; head: number; anchoredBatches: number } | null;
+  chain: {
+    chainId: number;
+    contract: string;
+    head: number;
+    anchoredBatches: number;
+    /**
+     * How the recorded anchors were checked: by their transaction receipt, by registry state
+     * alone (receipt pruned, EIP-4444, or none recorded), or not at all (the node serves
+     * neither); the block hash is compared in every case the node serves the block.
+     */
+    anchorEvidence: { receipt: number; state: number; unverifiable: number };
+  } | null;
   findingCount: number;
   findings: AuditFinding[];
   durationMs: number;
@@ -217,7 +231,7 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   let erased = 0;
   let expectedFirst = 0;
   let sealedEvents = 0;
-  const headers: Array<{ batchNo: number; header: BatchHeader | null; state?: string }> = [];
+  const headers: AuditedBatch[] = [];
 
   const workers = opts.workers ?? (total >= PARALLEL_FROM_EVENTS ? os.availableParallelism() : 0);
   const pool = workers > 0 ? new EventCheckPool(workers) : undefined;
@@ -355,7 +369,7 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
         if (lost && lost.fromBatchNo + lost.batches === batchNo) first = lost.firstSeq + lost.count;
       }
       nextNo = batchNo + 1;
-      const header = parseBatch(raw)?.header;
+      const header = readBatch(K.batch(batchNo), raw)?.header;
       const count = header ? header.count : (qFirst.get(batchNo + 1) ?? total) - first;
       const to = Math.min(first + Math.max(count, 0), Math.max(total, first));
       ranges.push({ from: first, to });
@@ -394,15 +408,16 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
           });
       }
       expectedNo = batchNo + 1;
-      const record = parseBatch(raw);
+      const parsed = parseBatch(K.batch(batchNo), raw);
+      const record = parsed instanceof StoreCorruptError ? undefined : parsed;
       const header = record?.header ?? null;
-      headers.push({ batchNo, header, ...(record ? { state: record.state } : {}) });
+      headers.push({ batchNo, header, ...(record ? { record } : {}) });
       let count: number;
       if (!header) {
         report({
           batchNo,
           kind: "BATCH_MALFORMED",
-          message: `batch record ${batchNo} is not a valid record`,
+          message: `batch record ${batchNo} is not a valid record: ${(parsed as StoreCorruptError).reason}`,
         });
         const nextFirst = qFirst.get(batchNo + 1);
         count = (nextFirst ?? total) - expectedFirst;
@@ -537,24 +552,29 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   };
 }
 
-function parseBatch(raw: Buffer): BatchRecord | undefined {
-  let value: unknown;
+/**
+ * A batch record as the store decodes it (schema and digest, store/record-codec.ts), or why it
+ * does not decode: the audit reports that and goes on with the range the `q:` index gives.
+ */
+function parseBatch(key: string, raw: Buffer): BatchRecord | StoreCorruptError {
   try {
-    value = JSON.parse(raw.toString("utf8"));
-  } catch {
-    return undefined;
+    return decodeBatchRecord(key, raw);
+  } catch (e) {
+    if (e instanceof StoreCorruptError) return e;
+    throw e;
   }
-  if (typeof value !== "object" || value === null) return undefined;
-  const r = value as Record<string, unknown>;
-  if (!BatchHeaderSchema.safeParse(r["header"]).success) return undefined;
-  if (!["sealed", "submitted", "anchored"].includes(r["state"] as string)) return undefined;
-  const tileHeight = r["tileHeight"];
-  if (
-    tileHeight !== undefined &&
-    !(Number.isInteger(tileHeight) && (tileHeight as number) >= 1 && (tileHeight as number) <= 32)
-  )
-    return undefined;
-  return value as BatchRecord;
+}
+
+function readBatch(key: string, raw: Buffer): BatchRecord | undefined {
+  const r = parseBatch(key, raw);
+  return r instanceof StoreCorruptError ? undefined : r;
+}
+
+/** A batch as the replay found it: its header when its record decodes, and the record. */
+interface AuditedBatch {
+  batchNo: number;
+  header: BatchHeader | null;
+  record?: BatchRecord;
 }
 
 /** The stored entries and bodies of a seq range (entries present only, in seq order). */
@@ -677,14 +697,6 @@ class EventCheckPool {
     this.queue.shift()?.();
   }
 }
-
-/**
- * An entry exactly as `encodeEntry` writes it: JCS key order, every field of EntrySchema in its
- * schema form, nothing else. Text that matches is well-formed and canonical by construction, so
- * the parse, the schema and the re-encoding are only needed for text that does not.
- */
-const CANONICAL_ENTRY =
-  /^\{"commitment":"(0x[0-9a-f]{64})","log":"(0x[0-9a-f]{64})","recorded":"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)","seq":(0|[1-9][0-9]{0,15}),"subject":(?:null|"(0x[0-9a-f]{64})"),"v":([12])\}$/;
 
 function checkEntry(
   seq: number,
@@ -960,7 +972,7 @@ async function checkLiveIndex(
 
 async function checkChain(
   logId: string,
-  headers: Array<{ batchNo: number; header: BatchHeader | null; state?: string }>,
+  headers: AuditedBatch[],
   batchRaw: Array<[number, Buffer]>,
   /** The first batch number past everything held or lost. */
   nextBatchNo: number,
@@ -972,16 +984,17 @@ async function checkChain(
   let contract = chainOpts.contract;
   if (contract === undefined) {
     for (let i = batchRaw.length - 1; i >= 0 && contract === undefined; i--) {
-      const r = parseBatch(batchRaw[i]![1]);
+      const r = readBatch(K.batch(batchRaw[i]![0]), batchRaw[i]![1]);
       if (r?.anchor) contract = r.anchor.contract;
     }
   }
   if (contract === undefined) {
-    if (headers.some((h) => h.state === "anchored"))
+    if (headers.some((h) => h.record?.state === "anchored"))
       report({ kind: "CHAIN_ERROR", message: "no registry address: pass one (--contract)" });
     return null;
   }
   const reads = chainOpts.reads;
+  const anchorEvidence = { receipt: 0, state: 0, unverifiable: 0 };
   let head: number;
   let chainId: bigint;
   try {
@@ -1002,7 +1015,7 @@ async function checkChain(
         kind: "CHAIN_NO_REGISTRY",
         message: `no registry answers at ${contract}: ${e.message}`,
       });
-      return { chainId: Number(chainId), contract, head, anchoredBatches: 0 };
+      return { chainId: Number(chainId), contract, head, anchoredBatches: 0, anchorEvidence };
     }
   }
   let anchored = 0;
@@ -1015,7 +1028,7 @@ async function checkChain(
       try {
         const onChain = await reads.batchCommitment(contract, logId, h.batchNo, head);
         if (onChain === ZERO_COMMITMENT) {
-          if (h.state === "anchored")
+          if (h.record?.state === "anchored")
             report({
               batchNo: h.batchNo,
               kind: "CHAIN_NOT_ANCHORED",
@@ -1029,6 +1042,20 @@ async function checkChain(
               kind: "CHAIN_HEADER_MISMATCH",
               message: `batch ${h.batchNo}: the registry holds ${onChain}, the stored header hashes to ${h.header ? batchHeaderHash(h.header) : "(unreadable)"}`,
             });
+        }
+        // Anchor fields are compared once the header is the registry's (or, for a batch not
+        // anchored yet, its submission); a header that differs is reported above.
+        const matches =
+          onChain === ZERO_COMMITMENT
+            ? h.record?.state !== "anchored"
+            : h.record !== undefined && batchHeaderHash(h.record.header) === onChain;
+        if (h.record && matches) {
+          const how = await checkAnchorFields(
+            h.record,
+            { reads, chainId: Number(chainId), contract, head },
+            report,
+          );
+          if (how) anchorEvidence[how]++;
         }
       } catch (e) {
         report({
@@ -1082,7 +1109,7 @@ async function checkChain(
       message: `cannot read batch ${nextBatchNo}: ${e instanceof Error ? e.message : String(e)}`,
     });
   }
-  return { chainId: Number(chainId), contract, head, anchoredBatches: anchored };
+  return { chainId: Number(chainId), contract, head, anchoredBatches: anchored, anchorEvidence };
 }
 
 /**

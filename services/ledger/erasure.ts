@@ -69,7 +69,7 @@ function checkText(value: string, field: string, max: number): void {
 }
 
 export async function getTombstone(ledger: Ledger, seq: number): Promise<Tombstone | undefined> {
-  return ledger.store.getTombstone<Tombstone>(seq);
+  return ledger.store.getTombstone(seq);
 }
 
 /**

@@ -55,6 +55,13 @@ export class IdempotencyConflictError extends LedgerError {
   }
 }
 
+/**
+ * A stored record that does not decode (services/store/record-codec.ts): our fault, named by
+ * its key. Re-exported here for the API, which answers it 500 STORE_CORRUPT and never imports
+ * the store.
+ */
+export { StoreCorruptError } from "../store/record-codec.ts";
+
 /** A broken invariant: our fault, never the caller's. Crash loudly (STYLE.md §5). */
 export function invariant(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(`invariant violated: ${message}`);

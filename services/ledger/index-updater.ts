@@ -14,6 +14,7 @@ import {
 } from "../core/subject-index.ts";
 import { UNDO_CHUNK_NODES, encodeUndoChunk } from "../store/index-undo.ts";
 import { K } from "../store/keys.ts";
+import { SubjectHeadSchema, decodeJson } from "../store/record-codec.ts";
 import type { BatchOp } from "../store/ledger-store.ts";
 import { invariant } from "./errors.ts";
 import { IndexNodeCache } from "./index-node-cache.ts";
@@ -158,7 +159,7 @@ export class IndexUpdater {
       const subject = subjects[i]!;
       const raw = stored[i];
       const head: SubjectHead = raw
-        ? (JSON.parse(raw.toString("utf8")) as SubjectHead)
+        ? (decodeJson(K.subjectHead(subject), raw, SubjectHeadSchema) as SubjectHead)
         : { count: 0, chain: toHex(EMPTY_ROOT) };
       let chain = fromHex(head.chain);
       let count = head.count;

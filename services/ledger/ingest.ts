@@ -33,6 +33,7 @@ import {
   signReceiptGroup,
 } from "../core/receipt.ts";
 import type { AppendRecord, LedgerStore } from "../store/ledger-store.ts";
+import { decodeEntryOf } from "../store/record-codec.ts";
 import {
   RECEIPT_PATH_HEADER_BYTES,
   type ReceiptGroupHeader,
@@ -430,7 +431,10 @@ export class GroupCommitter {
   ): Promise<Receipt[]> {
     if (seqs.length === 0) return [];
     const [entries, paths] = await Promise.all([
-      entriesRead ?? this.store.getEntriesJcs([...seqs]).then((list) => list.map(parseEntryRead)),
+      entriesRead ??
+        this.store
+          .getEntriesJcs([...seqs])
+          .then((list) => list.map((jcs, i) => parseEntryRead(seqs[i]!, jcs))),
       this.store.getReceiptPaths(seqs),
     ]);
     const decoded = paths.map((raw) => (raw === undefined ? undefined : decodeReceiptPath(raw)));
@@ -537,8 +541,9 @@ export interface EntryRead {
   entry: Entry;
 }
 
-export function parseEntryRead(jcs: string | undefined): EntryRead | undefined {
-  return jcs === undefined ? undefined : { jcs, entry: JSON.parse(jcs) as Entry };
+/** Entry `seq` as read (JCS text) and decoded; StoreCorruptError when it does not decode. */
+export function parseEntryRead(seq: number, jcs: string | undefined): EntryRead | undefined {
+  return jcs === undefined ? undefined : { jcs, entry: decodeEntryOf(seq, jcs) };
 }
 
 export function receiptFromGroup(entry: Entry, group: ReceiptGroupRecord): Receipt {

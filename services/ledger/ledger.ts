@@ -13,6 +13,7 @@ import { type Hex, fromHex, toHex } from "../core/hex.ts";
 import { inclusionProofNodeIds } from "../core/merkle.ts";
 import type { Receipt, TypedDataSigner } from "../core/receipt.ts";
 import { K } from "../store/keys.ts";
+import { decodeEntryOf } from "../store/record-codec.ts";
 import {
   type BatchOp,
   type BatchPage,
@@ -40,6 +41,7 @@ import { SubjectIndex } from "./subject-index-store.ts";
 import {
   type LostRange,
   type RestoreMarker,
+  RestoreMarkerSchema,
   describeLostRange,
   lostRangeOfBatch,
   lostRangeOfSeq,
@@ -218,7 +220,7 @@ export class Ledger {
         },
       );
       ledger.lost = await readLostRanges(store);
-      ledger.restore = await store.getJson<RestoreMarker>(K.restoreMarker);
+      ledger.restore = await store.getJson(K.restoreMarker, RestoreMarkerSchema);
       const last = await store.lastBatch();
       ledger.lastSealedBatchNo = last ? last.header.batchNo : -1;
       ledger.anchoredBelow = await anchoredBelow(store);
@@ -749,7 +751,7 @@ export class Ledger {
    * withheld; undefined when `seq` has no tombstone.
    */
   async erasureBundle(seq: number): Promise<Bundle | undefined> {
-    const tombstone = await this.store.getTombstone<TombstoneRef>(seq);
+    const tombstone = await this.store.getTombstone(seq);
     return tombstone ? this.prove(tombstone.erasureSeq) : undefined;
   }
 
@@ -767,18 +769,18 @@ export class Ledger {
     if (seq >= this.nextSeq) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
     this.notLost(seq);
     // Independent reads, issued together: a proof's latency is one round of reads, then the path.
-    const entryRead = this.store.getEntryJcs(seq);
-    const [entryJcs, body, receipts, record] = await Promise.all([
+    const entryRead = this.store.getEntryJcs(seq).then((jcs) => parseEntryRead(seq, jcs));
+    const [read, body, receipts, record] = await Promise.all([
       entryRead,
       this.store.getBody(seq),
       this.parts.committer.receiptsFor(
         [seq],
-        entryRead.then((e) => [parseEntryRead(e)]),
+        entryRead.then((e) => [e]),
       ),
       this.batchForSeq(seq),
     ]);
-    if (entryJcs === undefined) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
-    const entry = JSON.parse(entryJcs) as Entry;
+    if (read === undefined) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
+    const entry = read.entry;
     const content = bundleContent(entry, body, opts.staffIdentity);
     const receipt = receipts[0]!;
     // A tombstone names the Delete that erased this seq; content withheld by the access policy
@@ -830,10 +832,9 @@ export class Ledger {
  */
 async function lastLogTime(store: LedgerStore, nextSeq: number): Promise<number> {
   if (nextSeq === 0) return 0;
-  const last = await store.getEntryJcs(nextSeq - 1);
+  const last = await store.getEntry(nextSeq - 1);
   if (last === undefined) return 0;
-  const entry = JSON.parse(last) as Entry;
-  return entry.v === 2 ? Date.parse(entry.recorded) : 0;
+  return last.entry.v === 2 ? Date.parse(last.entry.recorded) : 0;
 }
 
 /** The first batch that is not anchored, found from the newest batch backwards. */
@@ -855,15 +856,10 @@ async function anchoredBelow(store: LedgerStore): Promise<number> {
   }
 }
 
-/** Reads the tombstone of an erased seq (written by ledger/erasure.ts). */
-interface TombstoneRef {
-  erasureSeq: number;
-}
-
 function toStoredEvent(seq: number, entryJcs: string, body: StoredBody | undefined): StoredEvent {
   return {
     seq,
-    entry: JSON.parse(entryJcs) as Entry,
+    entry: decodeEntryOf(seq, entryJcs),
     event: body ? (body.event as NativeEvent) : null,
     salt: body ? (body.salt as Hex) : null,
   };

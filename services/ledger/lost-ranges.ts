@@ -5,8 +5,10 @@
  * are recorded as lost — never sealed again under the same numbers, their seqs never given to
  * new events — and reported by /readyz, /metrics and the regulator's audit.
  */
+import { z } from "zod";
 import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
 import { K, prefixEnd } from "../store/keys.ts";
+import { decodeJson } from "../store/record-codec.ts";
 
 /** What the chain said about one lost batch (from its BatchAnchored event). */
 export interface LostBatch {
@@ -46,13 +48,48 @@ export interface RestoreMarker {
   };
 }
 
+const uint = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/** A stored lost range, as decoded (services/store/record-codec.ts: STORE_CORRUPT if not one). */
+const LostRangeSchema = z.object({
+  fromBatchNo: uint,
+  batches: uint,
+  firstSeq: uint,
+  count: uint,
+  detectedAt: z.string(),
+  cause: z.literal("restore"),
+  restoredFrom: z.object({ createdAt: z.string(), headSeq: uint, manifestSha256: z.string() }),
+  chain: z.object({ chainId: uint, contract: z.string(), blockNumber: uint }),
+  anchors: z.array(
+    z.object({
+      batchNo: uint,
+      firstSeq: uint,
+      count: uint,
+      txHash: z.string(),
+      blockNumber: uint,
+    }),
+  ),
+});
+
+/** The stored restore marker (`m:restore`). */
+export const RestoreMarkerSchema = z.object({
+  restoredAt: z.string(),
+  backup: z.object({
+    createdAt: z.string(),
+    headSeq: uint,
+    lastSealedBatchNo: z.number().int().min(-1),
+    lastAnchoredBatchNo: z.number().int().min(-1),
+    manifestSha256: z.string(),
+  }),
+});
+
 export async function readLostRanges(store: LedgerStore): Promise<LostRange[]> {
   const out: LostRange[] = [];
-  for await (const [, v] of store.scan({
+  for await (const [k, v] of store.scan({
     gte: K.lostRangePrefix,
     lt: prefixEnd(K.lostRangePrefix),
   }))
-    out.push(JSON.parse(v.toString("utf8")) as LostRange);
+    out.push(decodeJson(k, v, LostRangeSchema));
   return out;
 }
 

@@ -18,7 +18,6 @@ import {
   type SubjectIndexProofJson,
   subjectIndexProofToJson,
 } from "../core/subject-index-proof.ts";
-import type { StoredBody } from "../store/ledger-store.ts";
 import type { BatchHeader } from "../core/batch-header.ts";
 import type { BatchRecord } from "../store/batch-record.ts";
 import { LedgerError, invariant } from "./errors.ts";
@@ -132,7 +131,9 @@ async function historyEvents(
   const sealedThrough = ledger.sealedThrough;
   // Every read that does not wait on another is issued at once; the audit paths wait only on
   // the batch records.
-  const entriesRead = store.getEntriesJcs(seqs).then((list) => list.map(parseEntryRead));
+  const entriesRead = store
+    .getEntriesJcs(seqs)
+    .then((list) => list.map((jcs, i) => parseEntryRead(seqs[i]!, jcs)));
   const batchesRead = batchesFor(
     ledger,
     seqs.filter((s) => s < sealedThrough),
@@ -151,7 +152,7 @@ async function historyEvents(
     invariant(read !== undefined, `indexed seq ${seq} has an entry`);
     const { entry } = read;
     const raw = bodies[i];
-    const body = raw === undefined ? undefined : (JSON.parse(raw.toString("utf8")) as StoredBody);
+    const body = store.decodeBody(seq, raw);
     const event = body ? (body.event as NativeEvent) : null;
     const receipt = receipts[i]!;
     const record = batches.bySeq.get(seq);

@@ -1,7 +1,7 @@
-import type { Entry } from "../core/entry.ts";
 import { type Hex, toHex, utf8 } from "../core/hex.ts";
 import { buildTree, leafHash } from "../core/merkle.ts";
 import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
+import { decodeEntryOf } from "../store/record-codec.ts";
 import { StorageUnavailableError } from "../store/storage-failure.ts";
 import type { BatchHeader } from "../core/batch-header.ts";
 import type { BatchRecord } from "../store/batch-record.ts";
@@ -230,7 +230,7 @@ export class Sealer {
         );
         const leaf = leafHash(utf8(entryJcs));
         leafHashes.push(leaf);
-        const entry = JSON.parse(entryJcs) as Entry;
+        const entry = decodeEntryOf(seq, entryJcs);
         if (entry.subject !== null) subjects.push({ subject: entry.subject, seq, leafHash: leaf });
       }
     }

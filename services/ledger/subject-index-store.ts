@@ -4,13 +4,13 @@ import {
   EMPTY_ROOT,
   type NodeReader,
   type SmtNode,
-  decodeSmtNode,
   proveKey,
   smtNodeHash,
 } from "../core/subject-index.ts";
 import type { SubjectIndexProof } from "../core/subject-index-proof.ts";
 import { UNDO_CHUNK_NODES } from "../store/index-undo.ts";
 import { K } from "../store/keys.ts";
+import { decodeIndexNode } from "../store/record-codec.ts";
 import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
 import { invariant } from "./errors.ts";
 import { startTsWorker } from "./ts-worker.ts";
@@ -208,11 +208,14 @@ export class SubjectIndex {
             this.store.findIndexUndo(batchNo + 1 + i, key, batchNo + 1 + i <= legacyThrough),
           ),
         );
-        const found = undo.find((u) => u.found);
+        const at = undo.findIndex((u) => u.found);
+        const found = undo[at];
         if (found?.found)
-          return found.before === undefined ? undefined : decodeSmtNode(found.before);
+          return found.before === undefined
+            ? undefined
+            : decodeIndexNode(K.indexUndo(batchNo + 1 + at, key), found.before);
       }
-      return latest === undefined ? undefined : decodeSmtNode(latest);
+      return latest === undefined ? undefined : decodeIndexNode(K.indexNode(key), latest);
     };
   }
 

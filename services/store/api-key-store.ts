@@ -1,5 +1,7 @@
+import { z } from "zod";
 import { K, prefixEnd } from "./keys.ts";
 import type { LedgerStore } from "./ledger-store.ts";
+import { decodeJson } from "./record-codec.ts";
 
 /** Roles of API keys (DESIGN.md "Access control"). */
 export type ApiKeyRole = "admin" | "writer" | "auditor" | "patient";
@@ -17,12 +19,21 @@ export interface ApiKeyRecord {
   revokedAt?: string;
 }
 
+const ApiKeyRecordSchema = z.object({
+  id: z.string(),
+  keyHash: z.string(),
+  role: z.enum(["admin", "writer", "auditor", "patient"]),
+  scope: z.string().nullable(),
+  createdAt: z.string(),
+  revokedAt: z.string().optional(),
+});
+
 /** API key records under `a:<keyHash>` in the log's LevelDB. */
 export class ApiKeyStore {
   constructor(private readonly store: LedgerStore) {}
 
   async get(keyHash: string): Promise<ApiKeyRecord | undefined> {
-    return this.store.getJson<ApiKeyRecord>(K.apiKey(keyHash));
+    return this.store.getJson(K.apiKey(keyHash), ApiKeyRecordSchema);
   }
 
   async put(record: ApiKeyRecord): Promise<void> {
@@ -32,11 +43,11 @@ export class ApiKeyStore {
   /** Every record, in key-hash order (a handful per log; listing is an admin operation). */
   async list(): Promise<ApiKeyRecord[]> {
     const out: ApiKeyRecord[] = [];
-    for await (const [, v] of this.store.scan({
+    for await (const [k, v] of this.store.scan({
       gte: K.apiKeyPrefix,
       lt: prefixEnd(K.apiKeyPrefix),
     })) {
-      out.push(JSON.parse(v.toString("utf8")) as ApiKeyRecord);
+      out.push(decodeJson(k, v, ApiKeyRecordSchema));
     }
     return out;
   }

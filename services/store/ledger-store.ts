@@ -1,6 +1,7 @@
 import { ClassicLevel } from "classic-level";
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import type { SubjectDerivation } from "../core/entry.ts";
+import { z } from "zod";
+import type { Entry, SubjectDerivation } from "../core/entry.ts";
 import type { BatchRecord } from "./batch-record.ts";
 import type { ReceiptGroupHeader, ReceiptGroupRecord } from "./receipt-group-record.ts";
 import { BODY_KEYS_FILE, BodyKeys, EPOCH_SEQS, epochOf } from "./body-keys.ts";
@@ -8,6 +9,21 @@ import { readFile, statfs } from "node:fs/promises";
 import path from "node:path";
 import { findUndo, undoChunkRecords } from "./index-undo.ts";
 import { K, parseSeqPart, prefixEnd, seqPart } from "./keys.ts";
+import {
+  BatchRecordSchema,
+  LogMetaSchema,
+  ReceiptGroupHeaderSchema,
+  ReceiptGroupRecordSchema,
+  RequestSeqSchema,
+  StoreCorruptError,
+  StoredBodySchema,
+  TombstoneSchema,
+  decodeBatchNo,
+  decodeBatchRecord,
+  decodeEntry,
+  decodeJson,
+  encodeBatchRecord,
+} from "./record-codec.ts";
 import {
   type StorageFailure,
   StorageUnavailableError,
@@ -85,7 +101,13 @@ const ROLLBACK_SLICE_OPS = 8_192;
 const WRITE_SLICE_OPS = 4_096;
 
 const enc = (value: unknown) => Buffer.from(JSON.stringify(value), "utf8");
-const dec = <T>(buf: Buffer): T => JSON.parse(buf.toString("utf8")) as T;
+
+export type TombstoneRecord = z.infer<typeof TombstoneSchema>;
+
+/** `m:sealing`: the batch whose index update is being written in slices. */
+const SealMarkerSchema = z.object({ batchNo: z.number().int().nonnegative() });
+/** The undo records deleted through this batch. */
+const UndoPrunedSchema = z.object({ through: z.number().int().min(-1) });
 
 export interface LedgerStoreOptions {
   /**
@@ -99,7 +121,8 @@ export interface LedgerStoreOptions {
 /**
  * LevelDB repositories of one log. Only the store knows keys and encodings; the ledger speaks
  * in seqs, batches and records. Every multi-key change is one atomic `batch`, and writes that
- * acknowledge anything to a caller are synced (fsync) before they resolve.
+ * acknowledge anything to a caller are synced (fsync) before they resolve. Every record read is
+ * decoded by record-codec.ts: a value that does not decode is a StoreCorruptError naming its key.
  *
  * A write the disk refuses puts the store in a failed state (storage-failure.ts): later writes
  * are refused at once until {@link LedgerStore.reopen} and {@link LedgerStore.clearFailure}.
@@ -265,9 +288,10 @@ export class LedgerStore {
     return (await this.db.getMany(keys)).map((v) => v ?? undefined);
   }
 
-  async getJson<T>(key: string): Promise<T | undefined> {
+  /** The JSON record under `key`, checked against `schema` (StoreCorruptError if it is not one). */
+  async getJson<T>(key: string, schema: z.ZodType<T>): Promise<T | undefined> {
     const raw = await this.getRaw(key);
-    return raw === undefined ? undefined : dec<T>(raw);
+    return raw === undefined ? undefined : decodeJson(key, raw, schema);
   }
 
   putJsonOp(key: string, value: unknown): BatchOp {
@@ -312,7 +336,7 @@ export class LedgerStore {
   // ---- log metadata -------------------------------------------------------------------------
 
   async getMeta(): Promise<StoredLogMeta | undefined> {
-    return this.getJson<StoredLogMeta>(K.logMeta);
+    return this.getJson(K.logMeta, LogMetaSchema) as Promise<StoredLogMeta | undefined>;
   }
 
   /**
@@ -375,6 +399,12 @@ export class LedgerStore {
     return (await this.getRaw(K.entry(seq)))?.toString("utf8");
   }
 
+  /** Entry `seq`: its stored JCS text and the entry it decodes to (StoreCorruptError if none). */
+  async getEntry(seq: number): Promise<{ jcs: string; entry: Entry } | undefined> {
+    const jcs = await this.getEntryJcs(seq);
+    return jcs === undefined ? undefined : { jcs, entry: decodeEntry(K.entry(seq), jcs) };
+  }
+
   async getEntriesJcs(seqs: number[]): Promise<Array<string | undefined>> {
     return (await this.getManyRaw(seqs.map(K.entry))).map((b) => b?.toString("utf8"));
   }
@@ -399,7 +429,14 @@ export class LedgerStore {
   }
 
   async getBodies(seqs: number[]): Promise<Array<StoredBody | undefined>> {
-    return (await this.getBodiesJson(seqs)).map((b) => (b ? dec<StoredBody>(b) : undefined));
+    return (await this.getBodiesJson(seqs)).map((b, i) => this.decodeBody(seqs[i]!, b));
+  }
+
+  /** An opened body's JSON as the StoredBody it holds (StoreCorruptError if it does not). */
+  decodeBody(seq: number, json: Buffer | undefined): StoredBody | undefined {
+    return json === undefined
+      ? undefined
+      : (decodeJson(K.body(seq), json, StoredBodySchema) as StoredBody);
   }
 
   /** Bodies as JSON text (UTF-8), opened; undefined where there is none (never, or erased). */
@@ -539,7 +576,7 @@ export class LedgerStore {
    * batch is sealed again from its entries. Returns the rolled-back batch, if any.
    */
   async settleInterruptedSeal(): Promise<number | undefined> {
-    const marker = await this.getJson<{ batchNo: number }>(K.sealing);
+    const marker = await this.getJson(K.sealing, SealMarkerSchema);
     if (marker === undefined) return undefined;
     const { batchNo } = marker;
     if ((await this.getRaw(K.batch(batchNo))) === undefined) {
@@ -579,7 +616,7 @@ export class LedgerStore {
    * batches up to `legacyThrough` were sealed with one record per node (`j:`; -1: none).
    */
   async undoRecordsState(): Promise<{ prunedThrough: number; legacyThrough: number }> {
-    const pruned = await this.getJson<{ through: number }>(K.undoPruned);
+    const pruned = await this.getJson(K.undoPruned, UndoPrunedSchema);
     const lastLegacy = await this.lastKey(K.legacyUndoPrefix);
     const legacyThrough =
       lastLegacy === undefined
@@ -630,12 +667,12 @@ export class LedgerStore {
     }
   }
 
-  async getTombstone<T>(seq: number): Promise<T | undefined> {
-    return this.getJson<T>(K.tombstone(seq));
+  async getTombstone(seq: number): Promise<TombstoneRecord | undefined> {
+    return this.getJson(K.tombstone(seq), TombstoneSchema);
   }
 
   async findRequest(organization: string, requestId: string): Promise<number | undefined> {
-    return this.getJson<number>(K.requestId(organization, requestId));
+    return this.getJson(K.requestId(organization, requestId), RequestSeqSchema);
   }
 
   /** Seqs under an index prefix, ascending, strictly after `afterSeq`. */
@@ -727,19 +764,22 @@ export class LedgerStore {
   async getGroupHeaders(
     firstSeqs: readonly number[],
   ): Promise<Array<ReceiptGroupHeader | undefined>> {
-    return (await this.getManyRaw(firstSeqs.map(K.groupHeader))).map((raw) =>
-      raw === undefined ? undefined : dec<ReceiptGroupHeader>(raw),
+    const keys = firstSeqs.map(K.groupHeader);
+    return (await this.getManyRaw(keys)).map((raw, i) =>
+      raw === undefined
+        ? undefined
+        : (decodeJson(keys[i]!, raw, ReceiptGroupHeaderSchema) as ReceiptGroupHeader),
     );
   }
 
   async getGroupContaining(seq: number): Promise<ReceiptGroupRecord | undefined> {
-    for await (const [, v] of this.db.iterator({
+    for await (const [k, v] of this.db.iterator({
       gte: K.groupPrefix,
       lte: K.group(seq),
       reverse: true,
       limit: 1,
     })) {
-      const group = dec<ReceiptGroupRecord>(v);
+      const group = decodeJson(k, v, ReceiptGroupRecordSchema) as ReceiptGroupRecord;
       return seq < group.firstSeq + group.count ? group : undefined;
     }
     return undefined;
@@ -748,44 +788,54 @@ export class LedgerStore {
   // ---- batches ------------------------------------------------------------------------------
 
   async getBatch(batchNo: number): Promise<BatchRecord | undefined> {
-    return this.getJson<BatchRecord>(K.batch(batchNo));
+    const key = K.batch(batchNo);
+    const raw = await this.getRaw(key);
+    return raw === undefined ? undefined : decodeBatchRecord(key, raw);
+  }
+
+  /** The op that stores a batch record, with its digest (record-codec.ts). */
+  private batchOp(record: BatchRecord): BatchOp {
+    // The schema's own check, so a bug never writes a record that could not be read back.
+    if (!BatchRecordSchema.safeParse(record).success)
+      throw new Error(`invariant violated: batch record ${record.header.batchNo} is malformed`);
+    return { type: "put", key: K.batch(record.header.batchNo), value: encodeBatchRecord(record) };
   }
 
   /** A newly sealed batch: its record and the lookup of its first seq (written with its nodes). */
   newBatchOps(record: BatchRecord): BatchOp[] {
     const { batchNo, firstSeq } = record.header;
     return [
-      this.putJsonOp(K.batch(batchNo), record),
+      this.batchOp(record),
       { type: "put", key: K.batchBySeq(firstSeq), value: Buffer.from(String(batchNo)) },
     ];
   }
 
   /** Replaces a batch's record (its state and anchor; the header never changes), synced. */
   async putBatch(record: BatchRecord): Promise<void> {
-    await this.write([this.putJsonOp(K.batch(record.header.batchNo), record)], true);
+    await this.write([this.batchOp(record)], true);
   }
 
   async lastBatch(): Promise<BatchRecord | undefined> {
-    for await (const [, v] of this.db.iterator({
+    for await (const [k, v] of this.db.iterator({
       gte: K.batchPrefix,
       lt: prefixEnd(K.batchPrefix),
       reverse: true,
       limit: 1,
     })) {
-      return dec<BatchRecord>(v);
+      return decodeBatchRecord(k, v);
     }
     return undefined;
   }
 
   /** The number of the batch whose range contains `seq`, if it is sealed. */
   async batchNoForSeq(seq: number): Promise<number | undefined> {
-    for await (const v of this.db.values({
+    for await (const [k, v] of this.db.iterator({
       gte: K.batchBySeqPrefix,
       lte: K.batchBySeq(seq),
       reverse: true,
       limit: 1,
     })) {
-      return Number(v.toString("utf8"));
+      return decodeBatchNo(k, v);
     }
     return undefined;
   }
@@ -813,7 +863,10 @@ export class LedgerStore {
       if (hex === undefined) {
         const stored = values[which];
         if (!stored || stored.length < offset + 32)
-          throw new Error(`stored Merkle node missing: ${at.keys[which]} at byte ${offset}`);
+          throw new StoreCorruptError(
+            at.keys[which]!,
+            stored ? `too short for a node at byte ${offset}` : "missing",
+          );
         hex = "0x" + stored.toString("hex", offset, offset + 32);
         hexOf.set(name, hex);
       }
@@ -833,18 +886,17 @@ export class LedgerStore {
           limit: opts.limit,
         }
       : { gte: K.batch(opts.fromBatchNo ?? 0), lt: prefixEnd(K.batchPrefix), limit: opts.limit };
-    for await (const [, v] of this.db.iterator(range)) out.push(dec<BatchRecord>(v));
+    for await (const [k, v] of this.db.iterator(range)) out.push(decodeBatchRecord(k, v));
     return out;
   }
 }
 
 /** A stored body that cannot be opened (altered or truncated on disk). */
-export class BodyUnreadable extends Error {
+export class BodyUnreadable extends StoreCorruptError {
   constructor(
     readonly seq: number,
     reason: string,
   ) {
-    super(`body ${seq} cannot be read: ${reason}`);
-    this.name = "BodyUnreadable";
+    super(K.body(seq), `it cannot be opened: ${reason}`);
   }
 }

@@ -41,6 +41,24 @@ export interface TxReceiptLike {
   blockNumber: number;
   status: number | null;
   logs: ReadonlyArray<TxLogLike>;
+  /** Read by the audit, which compares every anchor field it stores (an ethers receipt has them). */
+  blockHash?: string;
+  gasUsed?: bigint;
+}
+
+/** A transaction as the audit reads it (ethers' TransactionResponse has these fields). */
+export interface TxLike {
+  nonce: number;
+}
+
+/** An anchoring transaction as its receipt shows it: where it was mined, and what it emitted. */
+export interface AnchoringTx {
+  blockNumber: number;
+  blockHash: string | undefined;
+  status: number | null;
+  gasUsed: bigint | undefined;
+  /** The BatchAnchored headers it emitted from the registry asked about. */
+  headers: BatchHeader[];
 }
 
 /**
@@ -61,6 +79,8 @@ export interface ChainRpc {
     hash?: string | null;
     timestamp?: number;
   } | null>;
+  /** The transaction, or null when the node does not know it (the audit reads its nonce). */
+  getTransaction?(hash: string): Promise<TxLike | null>;
 }
 
 /** The address answered, but not as a registry does (no code there, or a revert). */
@@ -178,6 +198,31 @@ export class ChainReads {
   /** The anchoring transaction's receipt, or null when the node no longer has it (EIP-4444). */
   txReceipt(txHash: string): Promise<TxReceiptLike | null> {
     return this.cached(`t|${txHash}`, () => rpcCall(() => this.rpc.getTransactionReceipt(txHash)));
+  }
+
+  /**
+   * The anchoring transaction `txHash` as its receipt shows it, with the BatchAnchored headers it
+   * emitted from `contract`; null when the node has no receipt for it (pruned, EIP-4444).
+   */
+  async anchoringTx(txHash: string, contract: string): Promise<AnchoringTx | null> {
+    const receipt = await this.txReceipt(txHash);
+    if (receipt === null) return null;
+    return {
+      blockNumber: receipt.blockNumber,
+      blockHash: receipt.blockHash?.toLowerCase(),
+      status: receipt.status,
+      gasUsed: receipt.gasUsed,
+      headers: anchoredHeadersIn(receipt, contract),
+    };
+  }
+
+  /** The transaction (its nonce), or null when the node does not know it or cannot be asked. */
+  transaction(txHash: string): Promise<TxLike | null> {
+    return this.cached(`T|${txHash}`, async () => {
+      const get = this.rpc.getTransaction?.bind(this.rpc);
+      if (!get) return null;
+      return rpcCall(() => get(txHash));
+    });
   }
 
   /**

@@ -7,7 +7,9 @@ import path from "node:path";
 import { type AuditReport, auditLog } from "../../../services/ledger/audit.ts";
 import { ChainReads } from "../../../services/verifier/chain-reads.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
+import type { BatchRecord } from "../../../services/store/batch-record.ts";
 import { K } from "../../../services/store/keys.ts";
+import type { ChainRpc } from "../../../services/verifier/chain-reads.ts";
 import { AnchoredLog, patientEvent } from "../../support/anchored-log.ts";
 import { HardhatNode } from "../../support/hardhat-node.ts";
 
@@ -53,6 +55,28 @@ describe("ledger/audit: auditLog (Hardhat)", function () {
     await node?.stop();
   });
 
+  /**
+   * Rewrites batch `batchNo`'s record as someone with write access and this code would: the
+   * record re-encoded by the store, its digest recomputed. Runs `check`, then restores it.
+   */
+  async function withRewrittenBatch(
+    batchNo: number,
+    mutate: (record: BatchRecord) => void,
+    check: () => Promise<void>,
+  ): Promise<void> {
+    const store = log.ledger.store;
+    const key = K.batch(batchNo);
+    const original = (await store.getRaw(key))!;
+    const record = structuredClone((await store.getBatch(batchNo))!);
+    mutate(record);
+    await store.putBatch(record);
+    try {
+      await check();
+    } finally {
+      await store.write([{ type: "put", key, value: original }]);
+    }
+  }
+
   it("an honest log (erasure, unanchored and unsealed tail included) has no findings", async () => {
     const progress: string[] = [];
     const r = await auditLog(log.ledger.store, {
@@ -68,32 +92,35 @@ describe("ledger/audit: auditLog (Hardhat)", function () {
       sealedEvents: 31,
       logId: log.ledger.logId,
     });
-    expect(r.chain).to.deep.include({ contract: log.contract, anchoredBatches: 3, chainId: 31337 });
+    expect(r.chain).to.deep.include({
+      contract: log.contract,
+      anchoredBatches: 3,
+      chainId: 31337,
+      // Every recorded anchor checked against its transaction receipt, block and block hash.
+      anchorEvidence: { receipt: 3, state: 0, unverifiable: 0 },
+    });
     expect(progress).to.include("replay");
     expect(progress).to.include("chain");
   });
 
   it("reports a stored header that differs from the chain's commitment", async () => {
-    const key = K.batch(1);
-    const original = (await log.ledger.store.getRaw(key))!;
-    const record = JSON.parse(original.toString("utf8")) as { header: { eventsRoot: string } };
-    const root = record.header.eventsRoot;
-    record.header.eventsRoot = `0x${root[2] === "a" ? "b" : "a"}${root.slice(3)}`;
-    await log.ledger.store.write([
-      { type: "put", key, value: Buffer.from(JSON.stringify(record)) },
-    ]);
-    try {
-      const r = await auditLog(log.ledger.store, {
-        chain: { reads: new ChainReads(provider), contract: log.contract },
-      });
-      expect(kinds(r), explain(r)).to.include.members([
-        "EVENTS_ROOT_MISMATCH",
-        "CHAIN_HEADER_MISMATCH",
-      ]);
-      expect(r.findings.every((f) => f.batchNo === 1)).to.equal(true);
-    } finally {
-      await log.ledger.store.write([{ type: "put", key, value: original }]);
-    }
+    await withRewrittenBatch(
+      1,
+      (record) => {
+        const root = record.header.eventsRoot;
+        record.header.eventsRoot = `0x${root[2] === "a" ? "b" : "a"}${root.slice(3)}`;
+      },
+      async () => {
+        const r = await auditLog(log.ledger.store, {
+          chain: { reads: new ChainReads(provider), contract: log.contract },
+        });
+        expect(kinds(r), explain(r)).to.include.members([
+          "EVENTS_ROOT_MISMATCH",
+          "CHAIN_HEADER_MISMATCH",
+        ]);
+        expect(r.findings.every((f) => f.batchNo === 1)).to.equal(true);
+      },
+    );
   });
 
   it("reports a log cut short: the chain holds a batch the store does not have", async () => {
@@ -118,21 +145,206 @@ describe("ledger/audit: auditLog (Hardhat)", function () {
   });
 
   it("reports a batch recorded as anchored that the chain does not hold", async () => {
-    const key = K.batch(3);
-    const original = (await log.ledger.store.getRaw(key))!;
-    const record = JSON.parse(original.toString("utf8")) as Record<string, unknown>;
-    record["state"] = "anchored";
-    await log.ledger.store.write([
-      { type: "put", key, value: Buffer.from(JSON.stringify(record)) },
-    ]);
-    try {
-      const r = await auditLog(log.ledger.store, {
-        chain: { reads: new ChainReads(provider), contract: log.contract },
+    const anchorOf2 = (await log.ledger.store.getBatch(2))!.anchor!;
+    await withRewrittenBatch(
+      3,
+      (record) => {
+        record.state = "anchored";
+        record.anchor = { ...anchorOf2 };
+      },
+      async () => {
+        const r = await auditLog(log.ledger.store, {
+          chain: { reads: new ChainReads(provider), contract: log.contract },
+        });
+        expect(kinds(r), explain(r)).to.deep.equal(["CHAIN_NOT_ANCHORED"]);
+      },
+    );
+  });
+
+  describe("every anchor field a batch record stores is compared with the chain", () => {
+    /** Batch 1's record as anchored, and batch 0's anchor (another real anchoring). */
+    let b1: BatchRecord;
+    let b0: BatchRecord;
+    before(async () => {
+      b1 = (await log.ledger.store.getBatch(1))!;
+      b0 = (await log.ledger.store.getBatch(0))!;
+      expect(b1.state).to.equal("anchored");
+      expect(b1.submission, "the loop records what it sent").to.not.equal(undefined);
+    });
+    const flip = (hex: string) => `${hex.slice(0, -1)}${hex.endsWith("0") ? "1" : "0"}`;
+    const cases: Array<{ field: string; mutate: (r: BatchRecord) => void; expect: string[] }> = [
+      {
+        field: "anchor.blockHash",
+        mutate: (r) => (r.anchor!.blockHash = flip(r.anchor!.blockHash)),
+        expect: ["ANCHOR_BLOCK_NOT_CANONICAL", "ANCHOR_TX_MISMATCH"],
+      },
+      {
+        field: "anchor.blockNumber (another block)",
+        mutate: (r) => (r.anchor!.blockNumber = b0.anchor!.blockNumber),
+        expect: ["ANCHOR_BLOCK_NOT_CANONICAL", "ANCHOR_TX_MISMATCH"],
+      },
+      {
+        field: "anchor.blockNumber and blockHash (another real block)",
+        mutate: (r) => {
+          r.anchor!.blockNumber = b0.anchor!.blockNumber;
+          r.anchor!.blockHash = b0.anchor!.blockHash;
+        },
+        expect: ["ANCHOR_TX_MISMATCH"],
+      },
+      {
+        field: "anchor.txHash (unknown to the chain)",
+        mutate: (r) => (r.anchor!.txHash = flip(r.anchor!.txHash)),
+        expect: ["ANCHOR_TX_MISMATCH"],
+      },
+      {
+        field: "anchor.txHash and gasUsed (another batch's anchoring)",
+        // Its gas too, so that only where it was mined and what it emitted can tell.
+        mutate: (r) => {
+          r.anchor!.txHash = b0.anchor!.txHash;
+          r.anchor!.gasUsed = b0.anchor!.gasUsed;
+        },
+        expect: ["ANCHOR_TX_MISMATCH", "ANCHOR_TX_NO_HEADER"],
+      },
+      {
+        field: "anchor.gasUsed",
+        mutate: (r) => (r.anchor!.gasUsed += 1),
+        expect: ["ANCHOR_GAS_MISMATCH"],
+      },
+      {
+        field: "anchor.contract",
+        mutate: (r) => (r.anchor!.contract = "0x000000000000000000000000000000000000dEaD"),
+        expect: ["ANCHOR_CONTRACT_MISMATCH"],
+      },
+      {
+        field: "anchor.chainId",
+        mutate: (r) => (r.anchor!.chainId = 1),
+        expect: ["ANCHOR_CHAIN_MISMATCH"],
+      },
+      {
+        field: "submission.contract",
+        mutate: (r) => (r.submission!.contract = "0x000000000000000000000000000000000000dEaD"),
+        expect: ["ANCHOR_CONTRACT_MISMATCH"],
+      },
+      {
+        field: "submission.chainId",
+        mutate: (r) => (r.submission!.chainId = 5),
+        expect: ["ANCHOR_CHAIN_MISMATCH"],
+      },
+      {
+        field: "submission.nonce",
+        mutate: (r) => (r.submission!.nonce += 1),
+        expect: ["SUBMISSION_MISMATCH"],
+      },
+      {
+        field: "state (sealed, anchor kept)",
+        mutate: (r) => (r.state = "sealed"),
+        expect: ["BATCH_STATE_INCONSISTENT"],
+      },
+    ];
+    for (const c of cases)
+      it(`${c.field}: ${c.expect.join(", ")}`, async () => {
+        await withRewrittenBatch(1, c.mutate, async () => {
+          const r = await auditLog(log.ledger.store, {
+            chain: { reads: new ChainReads(provider), contract: log.contract },
+          });
+          expect([...new Set(kinds(r))].sort(), explain(r)).to.deep.equal([...c.expect].sort());
+          expect(r.findings.every((f) => f.batchNo === 1)).to.equal(true);
+        });
       });
-      expect(kinds(r), explain(r)).to.deep.equal(["CHAIN_NOT_ANCHORED"]);
-    } finally {
-      await log.ledger.store.write([{ type: "put", key, value: original }]);
-    }
+
+    it("a pruned receipt (EIP-4444) falls back to the registry state at the block, and says so", async () => {
+      // A node that serves no transaction receipts, as execution clients do for old blocks.
+      const pruned: ChainRpc = {
+        call: (tx) => provider.call(tx),
+        getBlockNumber: () => provider.getBlockNumber(),
+        getTransactionReceipt: () => Promise.resolve(null),
+        getNetwork: () => provider.getNetwork(),
+        getBlock: (n) => provider.getBlock(n),
+        getTransaction: (hash) => provider.getTransaction(hash),
+      };
+      const clean = await auditLog(log.ledger.store, {
+        chain: { reads: new ChainReads(pruned), contract: log.contract },
+      });
+      expect(clean.ok, explain(clean)).to.equal(true);
+      expect(clean.chain?.anchorEvidence).to.deep.equal({ receipt: 0, state: 3, unverifiable: 0 });
+      await withRewrittenBatch(
+        1,
+        (r) => {
+          r.anchor!.blockNumber = b0.anchor!.blockNumber;
+          r.anchor!.blockHash = b0.anchor!.blockHash;
+        },
+        async () => {
+          const r = await auditLog(log.ledger.store, {
+            chain: { reads: new ChainReads(pruned), contract: log.contract },
+          });
+          expect(kinds(r), explain(r)).to.include("ANCHOR_STATE_MISMATCH");
+        },
+      );
+    });
+
+    it("an anchor the loop found in state alone (zero tx hash, the block it was seen in) is checked against the state", async () => {
+      const zero = `0x${"00".repeat(32)}`;
+      const head = await provider.getBlock("latest");
+      // What the loop records when the node serves no logs (EIP-4444): the head it saw it at.
+      await withRewrittenBatch(
+        1,
+        (r) => {
+          r.anchor!.txHash = zero;
+          r.anchor!.gasUsed = 0;
+          r.anchor!.blockNumber = head!.number;
+          r.anchor!.blockHash = head!.hash!;
+        },
+        async () => {
+          const r = await auditLog(log.ledger.store, {
+            chain: { reads: new ChainReads(provider), contract: log.contract },
+          });
+          expect(r.ok, explain(r)).to.equal(true);
+          expect(r.chain?.anchorEvidence).to.deep.equal({ receipt: 2, state: 1, unverifiable: 0 });
+        },
+      );
+      // Seen in a block before the batch was anchored: the state there does not hold it.
+      await withRewrittenBatch(
+        1,
+        (r) => {
+          r.anchor!.txHash = zero;
+          r.anchor!.blockNumber = b0.anchor!.blockNumber;
+          r.anchor!.blockHash = b0.anchor!.blockHash;
+        },
+        async () => {
+          const r = await auditLog(log.ledger.store, {
+            chain: { reads: new ChainReads(provider), contract: log.contract },
+          });
+          expect(kinds(r), explain(r)).to.deep.equal(["ANCHOR_STATE_MISMATCH"]);
+        },
+      );
+    });
+
+    it("operational fields outside the chain's reach are guarded by the record's digest", async () => {
+      const store = log.ledger.store;
+      const key = K.batch(1);
+      const original = (await store.getRaw(key))!;
+      const text = original.toString("utf8");
+      const at = text.indexOf('"sealedAt":"') + '"sealedAt":"'.length + 3; // a digit of the year
+      const tampered = Buffer.from(text);
+      tampered[at] = text.charCodeAt(at) === 0x36 ? 0x37 : 0x36;
+      await store.write([{ type: "put", key, value: tampered }]);
+      try {
+        const r = await auditLog(store, {
+          chain: { reads: new ChainReads(provider), contract: log.contract },
+        });
+        expect(kinds(r), explain(r)).to.include("BATCH_MALFORMED");
+        expect(explain(r)).to.match(/digest .* does not match its content/);
+        const seq = b1.header.firstSeq;
+        const error = await log.ledger.prove(seq).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).to.have.property("code", "STORE_CORRUPT");
+        expect((error as Error).message).to.match(/^stored record k:0+1 is corrupt: its digest/);
+      } finally {
+        await store.write([{ type: "put", key, value: original }]);
+      }
+    });
   });
 
   it("property: flipping any byte of a stored entry, body (event or salt) or batch header is reported", async () => {

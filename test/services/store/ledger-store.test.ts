@@ -14,6 +14,8 @@ import {
   BodyUnreadable,
   LedgerStore,
 } from "../../../services/store/ledger-store.ts";
+import type { BatchRecord } from "../../../services/store/batch-record.ts";
+import { StoreCorruptError } from "../../../services/store/record-codec.ts";
 
 const SUBJECT = `0x${"5a".repeat(32)}`;
 const T0 = Date.parse("2026-03-01T08:00:00.000Z");
@@ -111,7 +113,14 @@ describe("store/ledger-store (LevelDB on disk)", () => {
 
   it("erasing a body leaves its tombstone; the epoch's other bodies still open, also reopened", async () => {
     await append([0, 1, 2].map((s) => record(s)));
-    const tombstone = { erasedAt: "2026-03-02T00:00:00.000Z", basis: "GDPR Art. 17" };
+    const tombstone = {
+      seq: 1,
+      erasedAt: "2026-03-02T00:00:00.000Z",
+      legalBasis: "GDPR Art. 17(1)(b)",
+      keyId: "key-admin",
+      reason: "request of the data subject",
+      erasureSeq: 3,
+    };
     await store.eraseBody(1, tombstone);
     expect(await store.getBody(1)).to.equal(undefined);
     expect(await store.getTombstone(1)).to.deep.equal(tombstone);
@@ -149,13 +158,20 @@ describe("store/ledger-store (LevelDB on disk)", () => {
     await store.putMeta(meta, { purge: true });
     expect(await store.getMeta()).to.deep.equal(meta);
 
-    const batch = (batchNo: number, firstSeq: number) => ({ batchNo, firstSeq, count: 2 });
-    await store.write([
-      store.putJsonOp(K.batch(0), batch(0, 0)),
-      store.putJsonOp(K.batch(1), batch(1, 2)),
-      { type: "put", key: K.batchBySeq(0), value: Buffer.from("0") },
-      { type: "put", key: K.batchBySeq(2), value: Buffer.from("1") },
-    ]);
+    const batch = (batchNo: number, firstSeq: number): BatchRecord => ({
+      header: {
+        logId: meta.logId,
+        batchNo,
+        firstSeq,
+        count: 2,
+        eventsRoot: `0x${"e1".repeat(32)}`,
+        indexRoot: `0x${"f2".repeat(32)}`,
+      },
+      state: "sealed",
+      sealedAt: "2026-03-01T00:00:01.000Z",
+      tileHeight: 7,
+    });
+    await store.write([...store.newBatchOps(batch(0, 0)), ...store.newBatchOps(batch(1, 2))]);
     expect(await store.getBatch(1)).to.deep.equal(batch(1, 2));
     expect(await store.lastBatch()).to.deep.equal(batch(1, 2));
     expect(await store.batchNoForSeq(3)).to.equal(1);
@@ -163,5 +179,25 @@ describe("store/ledger-store (LevelDB on disk)", () => {
     expect(await store.listBatches({ limit: 10 })).to.deep.equal([batch(0, 0), batch(1, 2)]);
     expect(await store.listBatches({ limit: 1, reverse: true })).to.deep.equal([batch(1, 2)]);
     expect(await store.listBatches({ fromBatchNo: 1, limit: 10 })).to.deep.equal([batch(1, 2)]);
+  });
+
+  it("a stored record that does not decode is a StoreCorruptError naming its key", async () => {
+    await store.write([
+      { type: "put", key: K.batch(0), value: Buffer.from('{"header":') },
+      { type: "put", key: K.tombstone(4), value: Buffer.from('{"seq":"four"}') },
+      { type: "put", key: K.batchBySeq(0), value: Buffer.from("zero") },
+    ]);
+    const failure = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    const batch = await failure(store.getBatch(0));
+    expect(batch).to.be.instanceOf(StoreCorruptError);
+    expect((batch as StoreCorruptError).message).to.match(
+      /^stored record k:0+ is corrupt: not JSON/,
+    );
+    expect(await failure(store.getTombstone(4))).to.have.property("kind", "tombstone");
+    expect(await failure(store.batchNoForSeq(0))).to.have.property("key", K.batchBySeq(0));
   });
 });
