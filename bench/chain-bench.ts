@@ -8,7 +8,8 @@ import { DevDeployment } from "../services/chain/dev-deployment.ts";
 import { RegistryClient, makeProvider } from "../services/chain/registry-client.ts";
 import type { BatchHeader } from "../services/core/batch-header.ts";
 import { toHex } from "../services/core/hex.ts";
-import { AnchorLoop } from "../services/ledger/anchor-loop.ts";
+import { AnchorLoop } from "../services/anchoring/anchor-loop.ts";
+import { ChainSession } from "../services/anchoring/chain-session.ts";
 import { HARDHAT_DEV_ACCOUNTS } from "../services/ledger/keystore.ts";
 import { Ledger } from "../services/ledger/ledger.ts";
 import { benchEvent } from "./ledger-bench.ts";
@@ -120,11 +121,13 @@ export async function benchAckToAnchor(samples: number): Promise<BenchRow[]> {
     });
     const loop = new AnchorLoop({
       ledger,
-      rpcUrl: chain.url,
-      chainMode: "development",
-      anchorer,
-      admin,
-      deployment: new DevDeployment(admin),
+      session: new ChainSession({
+        rpcUrl: chain.url,
+        chainMode: "development",
+        anchorer,
+        admin,
+        deployment: new DevDeployment(admin),
+      }),
       confirmations: 1,
     });
     loop.start();

@@ -4,7 +4,8 @@ import type { Logger } from "pino";
 import { EmbeddedDevChain } from "./chain/dev-node.ts";
 import { DevDeployment } from "./chain/dev-deployment.ts";
 import type { Config } from "./config.ts";
-import { AnchorLoop, type AnchorLoopEvent, anchorLoopTuning } from "./ledger/anchor-loop.ts";
+import { AnchorLoop, type AnchorLoopEvent, anchorLoopTuning } from "./anchoring/anchor-loop.ts";
+import { ChainSession } from "./anchoring/chain-session.ts";
 import { loadKeys, loadLogSecretKey, usesEmbeddedDevChain } from "./ledger/keystore.ts";
 import { Ledger } from "./ledger/ledger.ts";
 import { makeTreePrivate, restrictNewFileModes, writePrivateFile } from "./private-files.ts";
@@ -31,8 +32,8 @@ export interface RunningSystem {
 
 /**
  * Brings up the ledger side of the service: the embedded dev chain when no RPC_URL is set, the
- * keys, the ledger on LevelDB under DATA_DIR, and the anchor loop (which deploys the registry
- * on a dev chain once and registers the log). The HTTP API is started on top by the caller.
+ * keys, the ledger on LevelDB under DATA_DIR, the chain session (which deploys the registry on a
+ * dev chain once and registers the log) and the anchor loop over both. The HTTP API is started on top by the caller.
  */
 export async function startSystem(
   config: Config,
@@ -110,8 +111,8 @@ export async function startSystem(
       config.CHAIN_MODE === "development" && keys.admin
         ? new DevDeployment(keys.admin.wallet, contractAddress)
         : undefined;
-    const anchorLoop = new AnchorLoop({
-      ledger,
+    const { requestTimeoutMs, ...tuning } = anchorLoopTuning(config);
+    const session = new ChainSession({
       rpcUrl,
       chainMode: config.CHAIN_MODE,
       ...(contractAddress ? { contractAddress } : {}),
@@ -119,12 +120,17 @@ export async function startSystem(
       ...(keys.admin ? { admin: keys.admin.wallet } : {}),
       operator: config.LOG_OPERATOR,
       ...(deployment ? { deployment } : {}),
-      ...anchorLoopTuning(config),
+      requestTimeoutMs,
       onContractChanged: (address) => {
         void writeDeployment(deploymentPath, { contract: address }).catch((err: unknown) =>
           logger.error({ err }, "could not record the deployment"),
         );
       },
+    });
+    const anchorLoop = new AnchorLoop({
+      ledger,
+      session,
+      ...tuning,
       onEvent: (event) => {
         hooks.onAnchorEvent?.(event);
         logAnchorEvent(logger, event);

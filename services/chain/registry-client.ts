@@ -29,7 +29,7 @@ export { redactRpcUrl } from "../verifier/rpc.ts";
  * The ethers v6 client of the VeritrailRegistry: connect, deploy, register a log, read the
  * anchored state, and send `anchorBatch` with explicit nonces, then wait for confirmations.
  * Everything here is one chain call (or one small sequence of them); policy — what to anchor
- * when, retries, reorgs — lives in services/ledger/anchor-loop.ts.
+ * when, retries, reorgs — lives in services/anchoring/.
  */
 
 export const registryInterface = new Interface(REGISTRY_ABI);

@@ -72,6 +72,43 @@ function withoutTypeImports(source: string): string {
 
 const inside = (dir: string) => (target: string) => target.startsWith(dir + path.sep);
 const rel = (file: string) => path.relative(ROOT, file);
+const edges = (f: SourceFile, targets: string[]) =>
+  targets.map((t) => `${rel(f.file)} → ${rel(t)}`);
+
+/** Imports from anchoring/ into a room above it or beside it (it is composed by system.ts). */
+function anchoringReachesUp(files: SourceFile[]): string[] {
+  const above = ["api", "cli", "peers", "verifier"].map((r) => inside(room(r)));
+  return files
+    .filter((f) => inside(room("anchoring"))(f.file))
+    .flatMap((f) =>
+      edges(
+        f,
+        f.imports.filter((t) => above.some((isIn) => isIn(t))),
+      ),
+    );
+}
+
+/** Files outside anchoring/ and system.ts that import anchoring/. */
+function anchoringImporters(files: SourceFile[]): string[] {
+  return files
+    .filter(
+      (f) => !inside(room("anchoring"))(f.file) && f.file !== path.join(SERVICES, "system.ts"),
+    )
+    .flatMap((f) => edges(f, f.imports.filter(inside(room("anchoring")))));
+}
+
+/** What anchoring/reconcile.ts imports at run time besides core/ and ethers. */
+function reconcileIo(files: SourceFile[]): string[] {
+  const reconcile = files.find((f) => f.file === path.join(SERVICES, "anchoring/reconcile.ts"));
+  if (!reconcile) return ["services/anchoring/reconcile.ts is missing"];
+  return importSpecifiers(withoutTypeImports(reconcile.source))
+    .filter((spec) =>
+      spec.startsWith(".")
+        ? !inside(room("core"))(path.resolve(path.dirname(reconcile.file), spec))
+        : spec !== "ethers",
+    )
+    .map((spec) => `${rel(reconcile.file)} → ${spec}`);
+}
 
 describe("services/: which room may use which", () => {
   let files: SourceFile[];
@@ -105,6 +142,52 @@ describe("services/: which room may use which", () => {
       .map((f) => rel(f.file))
       .sort();
     expect(importers).to.deep.equal(STILL_USING_KEY_LAYOUT);
+  });
+
+  it("anchoring uses core, store, chain and the ledger; never the API, CLI, peers or verifier", () => {
+    expect(anchoringReachesUp(files)).to.deep.equal([]);
+  });
+
+  it("only system.ts composes anchoring: the ledger, API and CLI never import it", () => {
+    expect(anchoringImporters(files)).to.deep.equal([]);
+  });
+
+  it("the reconcile has no I/O: at run time it imports core and ethers only", () => {
+    expect(reconcileIo(files)).to.deep.equal([]);
+  });
+
+  it("each anchoring rule fails when broken", () => {
+    const file = (name: string, imports: string[], source = ""): SourceFile => {
+      const at = path.join(SERVICES, name);
+      const resolved = imports.map((s) => path.resolve(path.dirname(at), s));
+      return { file: at, source, imports: resolved, runtimeImports: resolved };
+    };
+    expect(anchoringReachesUp([file("anchoring/x.ts", ["../api/app.ts"])])).to.deep.equal([
+      "services/anchoring/x.ts → services/api/app.ts",
+    ]);
+    expect(anchoringReachesUp([file("anchoring/x.ts", ["../verifier/rpc.ts"])])).to.have.length(1);
+    expect(
+      anchoringReachesUp([file("anchoring/x.ts", ["../chain/registry-client.ts"])]),
+    ).to.deep.equal([]);
+    expect(
+      anchoringImporters([file("ledger/x.ts", ["../anchoring/anchor-loop.ts"])]),
+    ).to.deep.equal(["services/ledger/x.ts → services/anchoring/anchor-loop.ts"]);
+    expect(anchoringImporters([file("api/x.ts", ["../anchoring/alarms.ts"])])).to.have.length(1);
+    expect(anchoringImporters([file("system.ts", ["./anchoring/anchor-loop.ts"])])).to.deep.equal(
+      [],
+    );
+    const reconcileImporting = (...specs: string[]) =>
+      reconcileIo([
+        file(
+          "anchoring/reconcile.ts",
+          [],
+          specs.map((s) => `import { x } from "${s}";`).join("\n"),
+        ),
+      ]);
+    expect(reconcileImporting("../store/ledger-store.ts")).to.have.length(1);
+    expect(reconcileImporting("../chain/registry-client.ts")).to.have.length(1);
+    expect(reconcileImporting("node:fs/promises")).to.have.length(1);
+    expect(reconcileImporting("../core/batch-header.ts", "ethers")).to.deep.equal([]);
   });
 
   it("no import cycles among the modules that run (type-only imports aside)", () => {

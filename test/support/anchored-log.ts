@@ -12,7 +12,8 @@ import type { NativeEvent } from "../../services/core/event.ts";
 import type { Hex } from "../../services/core/hex.ts";
 import { DevDeployment } from "../../services/chain/dev-deployment.ts";
 import { loadConfig } from "../../services/config.ts";
-import { AnchorLoop } from "../../services/ledger/anchor-loop.ts";
+import { AnchorLoop } from "../../services/anchoring/anchor-loop.ts";
+import { ChainSession } from "../../services/anchoring/chain-session.ts";
 import { Ledger, type LedgerOptions } from "../../services/ledger/ledger.ts";
 import { Sealer } from "../../services/ledger/seal.ts";
 import { SubjectIndex } from "../../services/ledger/subject-index-store.ts";
@@ -136,12 +137,14 @@ export class AnchoredLog {
   loop(): AnchorLoop {
     return new AnchorLoop({
       ledger: this.ledger,
-      rpcUrl: this.node.url,
-      chainMode: "development",
-      anchorer: this.accounts.anchorer,
-      admin: ADMIN,
-      deployment: this.deployment,
-      ...(this.accounts.operator !== undefined ? { operator: this.accounts.operator } : {}),
+      session: new ChainSession({
+        rpcUrl: this.node.url,
+        chainMode: "development",
+        anchorer: this.accounts.anchorer,
+        admin: ADMIN,
+        deployment: this.deployment,
+        ...(this.accounts.operator !== undefined ? { operator: this.accounts.operator } : {}),
+      }),
       confirmations: 1,
       retryMinMs: 50,
       retryMaxMs: 500,

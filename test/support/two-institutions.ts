@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { DevDeployment } from "../../services/chain/dev-deployment.ts";
 import { loadConfig } from "../../services/config.ts";
-import { AnchorLoop } from "../../services/ledger/anchor-loop.ts";
+import { AnchorLoop } from "../../services/anchoring/anchor-loop.ts";
+import { ChainSession } from "../../services/anchoring/chain-session.ts";
 import { Ledger } from "../../services/ledger/ledger.ts";
 import { waitUntil } from "./anchored-log.ts";
 import { HARDHAT_ACCOUNTS, type HardhatNode } from "./hardhat-node.ts";
@@ -51,11 +52,13 @@ export async function startInstitutionLog(
   });
   const loop = new AnchorLoop({
     ledger,
-    rpcUrl: node.url,
-    chainMode: "development",
-    anchorer: new Wallet(HARDHAT_ACCOUNTS[accounts.anchorer].privateKey),
-    admin: ADMIN,
-    deployment,
+    session: new ChainSession({
+      rpcUrl: node.url,
+      chainMode: "development",
+      anchorer: new Wallet(HARDHAT_ACCOUNTS[accounts.anchorer].privateKey),
+      admin: ADMIN,
+      deployment,
+    }),
     confirmations: 1,
     retryMinMs: 50,
     retryMaxMs: 500,

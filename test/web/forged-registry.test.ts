@@ -28,7 +28,8 @@ import type { Hex } from "../../services/core/hex.ts";
 import { ApiKeys } from "../../services/ledger/api-keys.ts";
 import { type TrustPolicy, parseTrustPolicy } from "../../services/core/trust-policy.ts";
 import { loadConfig } from "../../services/config.ts";
-import { AnchorLoop } from "../../services/ledger/anchor-loop.ts";
+import { AnchorLoop } from "../../services/anchoring/anchor-loop.ts";
+import { ChainSession } from "../../services/anchoring/chain-session.ts";
 import { Ledger } from "../../services/ledger/ledger.ts";
 import { type PatientHistory, patientHistory } from "../../services/ledger/patient-history.ts";
 import { connectRpc } from "../../services/verifier/rpc.ts";
@@ -137,12 +138,14 @@ describe("a second registry with the real logId (the forged-registry attack, end
     });
     const loop = new AnchorLoop({
       ledger: attackerLedger,
-      rpcUrl,
-      chainMode: "development",
-      anchorer: ATTACKER_ANCHORER,
-      admin: ATTACKER_ADMIN,
-      deployment: new DevDeployment(ATTACKER_ADMIN),
-      operator: "St Mary General Hospital",
+      session: new ChainSession({
+        rpcUrl,
+        chainMode: "development",
+        anchorer: ATTACKER_ANCHORER,
+        admin: ATTACKER_ADMIN,
+        deployment: new DevDeployment(ATTACKER_ADMIN),
+        operator: "St Mary General Hospital",
+      }),
       confirmations: 1,
       retryMinMs: 50,
       retryMaxMs: 500,

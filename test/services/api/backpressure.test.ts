@@ -10,7 +10,7 @@ import { pino } from "pino";
 import { createApp } from "../../../services/api/app.ts";
 import { type RunningServer, startServer } from "../../../services/api/server.ts";
 import { loadConfig } from "../../../services/config.ts";
-import type { AnchorLoop } from "../../../services/ledger/anchor-loop.ts";
+import type { AnchorLoop } from "../../../services/anchoring/anchor-loop.ts";
 import { ApiKeys } from "../../../services/ledger/api-keys.ts";
 import { HOSPITAL_ORG } from "../../fixtures/events.ts";
 import { AnchoredLog } from "../../support/anchored-log.ts";

@@ -19,7 +19,7 @@ import { loadConfig } from "../../../services/config.ts";
 import type { NativeEvent } from "../../../services/core/event.ts";
 import type { Hex } from "../../../services/core/hex.ts";
 import { ApiKeys } from "../../../services/ledger/api-keys.ts";
-import type { AnchorLoop } from "../../../services/ledger/anchor-loop.ts";
+import type { AnchorLoop } from "../../../services/anchoring/anchor-loop.ts";
 import type { Ledger } from "../../../services/ledger/ledger.ts";
 import { PROOF_EXTENSION } from "../../../services/api/fhir-provenance.ts";
 import { connectRpc } from "../../../services/verifier/rpc.ts";

@@ -6,7 +6,7 @@ import { DevDeployment } from "../../../services/chain/dev-deployment.ts";
 import { loadConfig } from "../../../services/config.ts";
 import type { NativeEvent } from "../../../services/core/event.ts";
 import type { Hex } from "../../../services/core/hex.ts";
-import type { AnchorLoop } from "../../../services/ledger/anchor-loop.ts";
+import type { AnchorLoop } from "../../../services/anchoring/anchor-loop.ts";
 import type { Ledger } from "../../../services/ledger/ledger.ts";
 import { pino } from "pino";
 import { createApp } from "../../../services/api/app.ts";

@@ -18,7 +18,8 @@ import { fieldDigest } from "../../../services/core/disclosure.ts";
 import { type Hex, fromHex, toHex } from "../../../services/core/hex.ts";
 import { RECEIPT_DOMAIN, RECEIPT_TYPES, receiptGroupValue } from "../../../services/core/receipt.ts";
 import { loadConfig } from "../../../services/config.ts";
-import { AnchorLoop } from "../../../services/ledger/anchor-loop.ts";
+import { AnchorLoop } from "../../../services/anchoring/anchor-loop.ts";
+import { ChainSession } from "../../../services/anchoring/chain-session.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { type TrustPolicy, parseTrustPolicy } from "../../../services/core/trust-policy.ts";
 import { eraseEvent } from "../../../services/ledger/erasure.ts";
@@ -126,15 +127,17 @@ export async function generateBundles(node: HardhatNode): Promise<GeneratedBundl
   const newLoop = (contractAddress?: string) =>
     new AnchorLoop({
       ledger,
-      rpcUrl: node.url,
-      chainMode: "development",
-      anchorer: ANCHORER,
-      admin: ADMIN,
+      session: new ChainSession({
+        rpcUrl: node.url,
+        chainMode: "development",
+        anchorer: ANCHORER,
+        admin: ADMIN,
+        ...(contractAddress ? { contractAddress } : {}),
+      }),
       confirmations: 1,
       retryMinMs: 50,
       retryMaxMs: 500,
       pollMs: 50,
-      ...(contractAddress ? { contractAddress } : {}),
     });
   let loop = newLoop();
   try {

@@ -5,7 +5,7 @@ import path from "node:path";
 import { pino } from "pino";
 import { type AnchorStatus, createApp } from "../../../../services/api/app.ts";
 import { loadConfig } from "../../../../services/config.ts";
-import type { AnchorLoopStatus } from "../../../../services/ledger/anchor-loop.ts";
+import type { AnchorLoopStatus } from "../../../../services/anchoring/anchor-loop.ts";
 import { HOSPITAL_ORG } from "../../../fixtures/events.ts";
 import { PATIENT_1, type TestApi, eventFor, startTestApi } from "../harness.ts";
 

@@ -20,8 +20,8 @@
  */
 import { ZeroHash } from "ethers";
 import { headerHash } from "../chain/registry-client.ts";
-import type { Ledger } from "./ledger.ts";
-import type { LostBatch, LostRange } from "./lost-ranges.ts";
+import type { Ledger } from "../ledger/ledger.ts";
+import type { LostBatch, LostRange } from "../ledger/lost-ranges.ts";
 
 /** What reconciliation needs from the registry (RegistryClient fits). */
 export interface RestoreChain {

@@ -19,7 +19,11 @@ import {
   anchorLoopTuning,
   type AnchorLoopEvent,
   type AnchorLoopOptions,
-} from "../../../services/ledger/anchor-loop.ts";
+} from "../../../services/anchoring/anchor-loop.ts";
+import {
+  ChainSession,
+  type ChainSessionOptions,
+} from "../../../services/anchoring/chain-session.ts";
 import type { BatchRecord } from "../../../services/store/batch-record.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { verifyBundle } from "../../../services/verifier/verify-bundle.ts";
@@ -89,7 +93,8 @@ async function openHarness(opts: {
   rpcUrl: string;
   dir?: string;
   batchMaxWaitMs?: number;
-  loop?: Partial<AnchorLoopOptions>;
+  loop?: Partial<Omit<AnchorLoopOptions, "ledger" | "session">>;
+  session?: Partial<ChainSessionOptions>;
   start?: boolean;
 }): Promise<Harness> {
   const dir = opts.dir ?? (await mkdtemp(path.join(tmpdir(), "veritrail-anchor-")));
@@ -97,10 +102,13 @@ async function openHarness(opts: {
   const events: AnchorLoopEvent[] = [];
   const loop = new AnchorLoop({
     ledger,
-    rpcUrl: opts.rpcUrl,
-    chainMode: "development",
-    anchorer: ANCHORER,
-    admin: ADMIN,
+    session: new ChainSession({
+      rpcUrl: opts.rpcUrl,
+      chainMode: "development",
+      anchorer: ANCHORER,
+      admin: ADMIN,
+      ...opts.session,
+    }),
     confirmations: 1,
     retryMinMs: 50,
     retryMaxMs: 500,
@@ -373,7 +381,7 @@ describe("anchor loop (real Hardhat node)", function () {
     const second = await openHarness({
       rpcUrl: node.url,
       dir: first.dir,
-      loop: { contractAddress: contract },
+      session: { contractAddress: contract },
     });
     await second.loop.waitForAnchored(5, 20_000);
     const nonceAfter = await client.provider.getTransactionCount(ANCHORER.address, "latest");
@@ -568,7 +576,7 @@ describe("anchor loop (real Hardhat node)", function () {
     const second = await openHarness({
       rpcUrl: node.url,
       dir: first.dir,
-      loop: { contractAddress: contract },
+      session: { contractAddress: contract },
     });
     const after = await waitFor("anchor moved to the new block", async () => {
       const r = await second.ledger.getBatch(batchNo);
@@ -679,7 +687,7 @@ describe("anchor loop (real Hardhat node)", function () {
       const h = await openHarness({
         rpcUrl: node.url,
         start: false,
-        loop: { contractAddress: client.address, logLookbackBlocks },
+        session: { contractAddress: client.address, logLookbackBlocks },
       });
       await client.registerLog(ADMIN, {
         logId: h.ledger.logId,
@@ -747,7 +755,7 @@ describe("anchor loop (real Hardhat node)", function () {
     const { client } = await RegistryClient.deploy({ provider, admin: ADMIN });
     const h = await openHarness({
       rpcUrl: node.url,
-      loop: { chainMode: "production", contractAddress: client.address, admin: undefined },
+      session: { chainMode: "production", contractAddress: client.address, admin: undefined },
     });
     await sealedBatch(h.ledger, 2);
     await waitFor("alarm", async () => h.loop.status().alarm);
@@ -781,7 +789,7 @@ describe("anchor loop (real Hardhat node)", function () {
       const h = await openHarness({
         rpcUrl: node.url,
         start: false,
-        loop: { chainMode, contractAddress: client.address },
+        session: { chainMode, contractAddress: client.address },
       });
       await client.registerLog(ADMIN, {
         logId: h.ledger.logId,
@@ -821,7 +829,7 @@ describe("anchor loop (real Hardhat node)", function () {
     const h = await openHarness({
       rpcUrl: node.url,
       start: false,
-      loop: { chainMode: "production", contractAddress: client.address, admin: undefined },
+      session: { chainMode: "production", contractAddress: client.address, admin: undefined },
     });
     await client.registerLog(ADMIN, {
       logId: h.ledger.logId,
@@ -857,8 +865,8 @@ describe("anchor loop (real Hardhat node)", function () {
         { anchorer: ANCHORER_B },
         { anchorer: ANCHORER_SHARED, nonceTracker: shared },
         { anchorer: ANCHORER_SHARED, nonceTracker: shared },
-      ].map((loop) =>
-        openHarness({ rpcUrl: node.url, batchMaxWaitMs: 100, loop: { ...loop, deployment } }),
+      ].map((session) =>
+        openHarness({ rpcUrl: node.url, batchMaxWaitMs: 100, session: { ...session, deployment } }),
       ),
     );
     await Promise.all(
@@ -918,7 +926,7 @@ describe("anchor loop (real Hardhat node)", function () {
       const prod = await openHarness({
         rpcUrl: devNode.url,
         start: false,
-        loop: {
+        session: {
           chainMode: "production",
           contractAddress: prodClient.address,
           admin: undefined,
