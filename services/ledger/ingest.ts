@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import {
   FIELD_SALT_BYTES,
   type FieldSalts,
+  REDACTABLE_AGENT_FIELDS,
   committedForm,
   redactableValues,
 } from "../core/disclosure.ts";
@@ -340,6 +341,18 @@ export class GroupCommitter {
     const leafHashes: Uint8Array[] = [];
     const entries: Entry[] = [];
     const salts = randomBytes(SALT_BYTES * events.length);
+    // Field salts of the whole group from one draw too (a CSPRNG call per event cost more than
+    // the 32 bytes it returned).
+    const fieldSaltBytes = randomBytes(
+      FIELD_SALT_BYTES * REDACTABLE_AGENT_FIELDS.length * countAgents(events),
+    );
+    let fieldSaltsTaken = 0;
+    const takeFieldSalts = (n: number): Uint8Array => {
+      const out = fieldSaltBytes.subarray(fieldSaltsTaken, fieldSaltsTaken + n);
+      fieldSaltsTaken += n;
+      invariant(out.length === n, "field salts drawn for every redactable value");
+      return out;
+    };
     // The log's own clock (entry v2): never what the writer sent, never going back in seq order,
     // so a writer cannot move an access out of an accounting period.
     const recordedMs = Math.max((this.opts.logClock ?? now)(), this.lastRecordedMs);
@@ -349,7 +362,7 @@ export class GroupCommitter {
       const event = events[i]!;
       const salt = salts.subarray(i * SALT_BYTES, (i + 1) * SALT_BYTES);
       const eventJcs = this.canonicalOf.get(event) ?? jcs(event);
-      const built = buildEntry(event, eventJcs, salt, {
+      const built = buildEntry(event, eventJcs, salt, takeFieldSalts, {
         version: this.opts.entryVersion?.() ?? ENTRY_VERSION,
         log: this.opts.logId,
         seq: firstSeq + i,
@@ -498,6 +511,8 @@ export function buildEntry(
   event: NativeEvent,
   eventJcs: string,
   salt: Uint8Array,
+  /** `n` random bytes for the field salts (a slice of one draw for the whole group). */
+  random: (n: number) => Uint8Array,
   e: { version: EntryVersion; log: Hex; seq: number; recorded: string; subject: Hex | null },
 ): { entry: Entry; bodyJson: string } {
   const saltHex = toHex(salt);
@@ -515,7 +530,7 @@ export function buildEntry(
     };
   }
   const values = redactableValues(event);
-  const bytes = randomBytes(FIELD_SALT_BYTES * values.length);
+  const bytes = random(FIELD_SALT_BYTES * values.length);
   const fieldSalts: FieldSalts = {};
   values.forEach(({ pointer }, k) => {
     fieldSalts[pointer] = toHex(bytes.subarray(k * FIELD_SALT_BYTES, (k + 1) * FIELD_SALT_BYTES));
@@ -534,6 +549,13 @@ export function buildEntry(
 }
 
 const HEADER_CACHE_GROUPS = 4_096;
+
+/** Agents in all of `events`: each has at most one value per redactable field. */
+function countAgents(events: readonly NativeEvent[]): number {
+  let n = 0;
+  for (const e of events) n += e.agents.length;
+  return n;
+}
 
 /** An entry as stored (JCS) and parsed. */
 export interface EntryRead {

@@ -89,6 +89,10 @@ describe("jcs on data already in canonical order", () => {
       { "10": 1, "9": 2 },
       { "1": 1, "2": 2, a: 3 },
       { a: 1, b: 2 },
+      // Out of order around names a fresh object cannot take as they are.
+      { b: { "10": 1, "9": 2 }, a: 1 },
+      JSON.parse('{"b": 1, "__proto__": {"y": 1, "x": 2}, "a": [3]}'),
+      JSON.parse('{"__proto__": 1}'),
       Object.assign(Object.create(null) as object, { a: 2, b: 1 }),
       { a: { toJSON: () => ({ z: 1, a: 2 }) } },
       [new Number(1), new String("s")],

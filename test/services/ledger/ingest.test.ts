@@ -3,7 +3,11 @@ import { Wallet } from "ethers";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { committedForm } from "../../../services/core/disclosure.ts";
+import { commitmentOfCanonical } from "../../../services/core/entry.ts";
 import type { NativeEvent } from "../../../services/core/event.ts";
+import { fromHex } from "../../../services/core/hex.ts";
+import { jcs } from "../../../services/core/jcs.ts";
 import { IdempotencyConflictError } from "../../../services/ledger/errors.ts";
 import { Ledger } from "../../../services/ledger/ledger.ts";
 import { makeNativeEvent } from "../../fixtures/events.ts";
@@ -157,5 +161,43 @@ describe("ingest: idempotency keys (real LevelDB)", function () {
     const [other] = await ledger.ingest([event("p2", "req-1", "Organization/lab-b")]);
     expect(other!.duplicate).to.equal(false);
     expect(other!.receipt.seq).to.equal(1);
+  });
+});
+
+describe("ingest: random values of one group commit (real LevelDB)", function () {
+  this.timeout(60_000);
+
+  it("every event of a group has its own salt and its own field salt per redactable value", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "veritrail-ingest-"));
+    const ledger = await openLedger(dir);
+    try {
+      // One call is one group: its salts and field salts are slices of one draw each.
+      const events = Array.from({ length: 64 }, (_, i) => {
+        const { requestId: _unused, ...base } = makeNativeEvent();
+        return { ...base, entities: [{ ...base.entities[0]!, what: `Observation/${i}` }] };
+      });
+      const results = await ledger.ingest(events);
+      const seqs = results.map((r) => r.receipt.seq);
+      const bodies = await ledger.store.getBodies(seqs);
+      const salts = bodies.map((b) => b!.salt);
+      const fieldSalts = bodies.flatMap((b) => Object.values(b!.fieldSalts ?? {}));
+      const perEvent = bodies.map((b) => Object.keys(b!.fieldSalts ?? {}).length);
+      expect(perEvent[0], "the fixture has redactable values").to.be.greaterThan(1);
+      expect(new Set(perEvent).size).to.equal(1);
+      expect(new Set(salts).size).to.equal(64);
+      for (const s of salts) expect(s).to.match(/^0x[0-9a-f]{64}$/);
+      expect(new Set(fieldSalts).size).to.equal(fieldSalts.length);
+      for (const s of fieldSalts) expect(s).to.match(/^0x[0-9a-f]{32}$/);
+      // Each entry commits to its own event under its own salts.
+      for (const [k, seq] of seqs.entries()) {
+        const body = bodies[k]!;
+        const { entry } = (await ledger.store.getEntry(seq))!;
+        const committed = jcs(committedForm(body.event!, body.fieldSalts!));
+        expect(entry.commitment).to.equal(commitmentOfCanonical(fromHex(body.salt!), committed));
+      }
+    } finally {
+      await ledger.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -136,6 +136,22 @@ describe("store/ledger-store (LevelDB on disk)", () => {
     expect(await store.findRequest("org:hospital", "req-2")).to.equal(2);
   });
 
+  it("every body of one append is sealed under its own nonce", async () => {
+    // AES-GCM with a repeated nonce under one key leaks the XOR of the plaintexts and the
+    // authentication key: the nonces of a group come from one draw, and none may repeat.
+    const records = Array.from({ length: 300 }, (_, seq) => record(seq));
+    await store.prepareAppend(299);
+    const ops = store.appendOps(records);
+    const bodyOps = ops.filter((op) => op.type === "put" && op.key.startsWith(K.bodyPrefix));
+    expect(bodyOps).to.have.length(300);
+    const nonces = new Set(
+      bodyOps.map((op) => Buffer.from(op.type === "put" ? op.value : []).toString("hex", 5, 17)),
+    );
+    expect(nonces.size).to.equal(300);
+    await store.write(ops);
+    expect((await store.getBody(299))?.event).to.deep.include({ note: "event 299" });
+  });
+
   it("one write of more ops than one slice lands whole", async () => {
     const records = Array.from({ length: 1_500 }, (_, seq) =>
       record(seq, { requestId: undefined }),
