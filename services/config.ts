@@ -125,7 +125,7 @@ export const ConfigSchema = z.object({
     .min(1)
     .refine((s) => new TextEncoder().encode(s).length <= 128, "must be at most 128 bytes of UTF-8")
     .default("Veritrail development log"),
-  /** Anchor loop tuning (services/anchoring/anchor-loop.ts); the defaults suit a dev chain and most L2s. */
+  /** Anchor loop tuning (services/anchoring/anchor-tuning.ts); the defaults suit a dev chain and most L2s. */
   /** Backoff after an RPC error: exponential from MIN to MAX, with jitter. */
   ANCHOR_RETRY_MIN_MS: int(10, 600_000).default(250),
   ANCHOR_RETRY_MAX_MS: int(10, 3_600_000).default(30_000),

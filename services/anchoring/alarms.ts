@@ -54,3 +54,12 @@ export function alarmError(code: AnchorAlarmCode, message: string, batchNo?: num
     at: new Date().toISOString(),
   });
 }
+
+/** The alarm a reconcile decision names (reconcile.ts `RaiseAlarm`), ready to throw. */
+export function alarmOf(decision: {
+  code: AnchorAlarmCode;
+  message: string;
+  batchNo?: number;
+}): AlarmRaised {
+  return alarmError(decision.code, decision.message, decision.batchNo);
+}

@@ -16,7 +16,6 @@ import { rootFromInclusion } from "../../../services/core/merkle.ts";
 import { loadConfig } from "../../../services/config.ts";
 import {
   AnchorLoop,
-  anchorLoopTuning,
   type AnchorLoopEvent,
   type AnchorLoopOptions,
 } from "../../../services/anchoring/anchor-loop.ts";
@@ -722,31 +721,6 @@ describe("anchor loop (real Hardhat node)", function () {
     expect(pruned?.record.anchor?.txHash).to.equal("0x" + "00".repeat(32));
     expect(pruned?.record.anchor?.blockNumber).to.be.at.least(pruned?.head ?? Infinity);
     expect((await pruned?.h.ledger.prove(0))?.status).to.equal("anchored");
-  });
-
-  it("takes its tuning from the config (ANCHOR_* variables)", () => {
-    const tuning = anchorLoopTuning(
-      loadConfig({
-        CONFIRMATIONS: "4",
-        ANCHOR_RETRY_MIN_MS: "100",
-        ANCHOR_RETRY_MAX_MS: "50",
-        ANCHOR_TX_TIMEOUT_MS: "45000",
-        ANCHOR_MAX_IN_FLIGHT: "3",
-        ANCHOR_GAS_LIMIT: "90000",
-        RPC_TIMEOUT_MS: "2500",
-      }),
-    );
-    expect(tuning).to.deep.include({
-      confirmations: 4,
-      retryMinMs: 100,
-      retryMaxMs: 100,
-      txTimeoutMs: 45_000,
-      maxInFlight: 3,
-      gasLimit: 90_000n,
-      requestTimeoutMs: 2_500,
-      dropCheckMs: DEFAULTS.ANCHOR_DROP_CHECK_MS,
-    });
-    expect(() => loadConfig({ ANCHOR_MAX_IN_FLIGHT: "0" })).to.throw(/ANCHOR_MAX_IN_FLIGHT/);
   });
 
   it("production: an unregistered log is a recoverable alarm; once the admin registers it, anchoring starts", async () => {
