@@ -46,22 +46,22 @@ export function registerEventRoutes(app: Express, ctx: ApiContext): void {
       const organization = access.ownOrganization(principal);
       const body: unknown = req.body;
       const text = Buffer.isBuffer(body) ? decodeUtf8(body) : "";
-      const decoded = decodeEvents(res.locals["mediaType"] as EventMediaType, text, {
-        maxEvents: config.MAX_EVENTS_PER_REQUEST,
-        organization,
-      });
+      // Destructured, so that no closure below keeps the decoded events (and the request's
+      // text) alive while the call waits for its group commit.
+      const { events, organizationFields, requestIdFields } = decodeEvents(
+        res.locals["mediaType"] as EventMediaType,
+        text,
+        { maxEvents: config.MAX_EVENTS_PER_REQUEST, organization },
+      );
       access.checkWrite(
         principal,
-        decoded.events.map((e, i) => ({
-          value: e.source.organization,
-          field: decoded.organizationFields[i]!,
-        })),
+        events.map((e, i) => ({ value: e.source.organization, field: organizationFields[i]! })),
       );
-      const results = await ctx.ledger.ingest(decoded.events).catch((error: unknown) => {
+      const results = await ctx.ledger.ingest(events).catch((error: unknown) => {
         if (error instanceof IngestOverloadedError)
           ctx.metrics.ingestRefused.inc({ bound: error.bound });
         throw error instanceof IdempotencyConflictError
-          ? idempotencyConflict(error, decoded.requestIdFields[error.index] ?? "requestId")
+          ? idempotencyConflict(error, requestIdFields[error.index] ?? "requestId")
           : error;
       });
       const fresh = results.filter((r) => !r.duplicate).length;
