@@ -35,16 +35,15 @@ import {
   extendChain,
   historyValueHash,
 } from "../core/subject-index.ts";
-import { K, parseSeqPart, prefixEnd, seqPart } from "../store/keys.ts";
 import { BodyUnreadable, type LedgerStore } from "../store/ledger-store.ts";
 import type { BatchRecord } from "../store/batch-record.ts";
-import { CANONICAL_ENTRY, StoreCorruptError, decodeBatchRecord } from "../store/record-codec.ts";
+import type { GroupRecords, StoredGroup } from "../store/log-scan.ts";
+import { CANONICAL_ENTRY, StoreCorruptError, decodeBatchRecordOf } from "../store/record-codec.ts";
 import { type ReceiptGroupRecord, encodeReceiptPath } from "../store/receipt-group-record.ts";
-import { nodeLayoutOf, nodeValues } from "../store/node-layout.ts";
 import { type AnchorFindingKind, type AnchorReads, checkAnchorFields } from "./audit-anchors.ts";
 import { packValues } from "./index-wire.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
-import { type LostRange, describeLostRange, readLostRanges } from "./lost-ranges.ts";
+import { type LostRange, describeLostRange } from "./lost-ranges.ts";
 import { startTsWorker } from "./ts-worker.ts";
 
 export type AuditFindingKind =
@@ -186,7 +185,7 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   const logId = meta?.logId ?? null;
   // Ranges lost in a restore: a gap in the batches they explain is reported as a loss (the
   // chain is checked to hold those batches), not as a gap; any other gap stays a BATCH_GAP.
-  const lostRanges = await readLostRanges(store);
+  const lostRanges = await store.getLostRanges();
   const lostReported = new Set<LostRange>();
   const reportLost = (lost: LostRange) => {
     lostReported.add(lost);
@@ -209,23 +208,18 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   // Batch records in order, and each batch's firstSeq from the q: index (a second source for
   // the range of a batch whose record is unreadable).
   const batchRaw: Array<[number, Buffer]> = [];
-  for await (const [k, v] of store.scan({ gte: K.batchPrefix, lt: prefixEnd(K.batchPrefix) }))
-    batchRaw.push([parseInt(k.slice(K.batchPrefix.length), 16), v]);
+  for await (const record of store.batchRecordsAsStored()) batchRaw.push(record);
   const qFirst = new Map<number, number>();
-  for await (const [k, v] of store.scan({
-    gte: K.batchBySeqPrefix,
-    lt: prefixEnd(K.batchBySeqPrefix),
-  }))
-    qFirst.set(Number(v.toString("utf8")), parseSeqPart(k.slice(K.batchBySeqPrefix.length)));
+  for await (const [batchNo, firstSeq] of store.batchFirstSeqs()) qFirst.set(batchNo, firstSeq);
   // Read after the batches: on a live log, a batch sealed meanwhile is replayed as unsealed tail.
   const total = await store.nextSeq();
 
   // One iterator per key range, opened after `total` was read: LevelDB iterators read from a
   // snapshot, so a live log's later writes never show up half-way through the replay.
-  const entries = new SeqValues(store, K.entryPrefix, total);
-  const bodies = new SeqValues(store, K.bodyPrefix, total);
-  const groups = new GroupStream(store, report);
-  const receiptPaths = new SeqValues(store, K.receiptPathPrefix, total);
+  const entries = store.seqValues("entries", total);
+  const bodies = store.seqValues("bodies", total);
+  const groups = new GroupStream(store, store.groupRecords(), report);
+  const receiptPaths = store.seqValues("receiptPaths", total);
   const index = new MemoryNodeStore();
   const heads = new Map<Hex, { count: number; chain: Uint8Array }>();
   let erased = 0;
@@ -369,7 +363,7 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
         if (lost && lost.fromBatchNo + lost.batches === batchNo) first = lost.firstSeq + lost.count;
       }
       nextNo = batchNo + 1;
-      const header = readBatch(K.batch(batchNo), raw)?.header;
+      const header = readBatch(batchNo, raw)?.header;
       const count = header ? header.count : (qFirst.get(batchNo + 1) ?? total) - first;
       const to = Math.min(first + Math.max(count, 0), Math.max(total, first));
       ranges.push({ from: first, to });
@@ -408,7 +402,7 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
           });
       }
       expectedNo = batchNo + 1;
-      const parsed = parseBatch(K.batch(batchNo), raw);
+      const parsed = parseBatch(batchNo, raw);
       const record = parsed instanceof StoreCorruptError ? undefined : parsed;
       const header = record?.header ?? null;
       headers.push({ batchNo, header, ...(record ? { record } : {}) });
@@ -521,8 +515,7 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   // On a live log a batch sealed during the replay moves the live index on: compare only when
   // the batches replayed are still all there are.
   const lastReplayed = batchRaw[batchRaw.length - 1]?.[0] ?? -1;
-  const lastKey = await store.lastKey(K.batchPrefix);
-  const lastNow = lastKey === undefined ? -1 : parseInt(lastKey.slice(K.batchPrefix.length), 16);
+  const lastNow = await store.lastBatchNo();
   if (lastNow === lastReplayed) await checkLiveIndex(store, lastNow, index.root, heads, report);
 
   let chain: AuditReport["chain"] = null;
@@ -556,17 +549,17 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
  * A batch record as the store decodes it (schema and digest, store/record-codec.ts), or why it
  * does not decode: the audit reports that and goes on with the range the `q:` index gives.
  */
-function parseBatch(key: string, raw: Buffer): BatchRecord | StoreCorruptError {
+function parseBatch(batchNo: number, raw: Buffer): BatchRecord | StoreCorruptError {
   try {
-    return decodeBatchRecord(key, raw);
+    return decodeBatchRecordOf(batchNo, raw);
   } catch (e) {
     if (e instanceof StoreCorruptError) return e;
     throw e;
   }
 }
 
-function readBatch(key: string, raw: Buffer): BatchRecord | undefined {
-  const r = parseBatch(key, raw);
+function readBatch(batchNo: number, raw: Buffer): BatchRecord | undefined {
+  const r = parseBatch(batchNo, raw);
   return r instanceof StoreCorruptError ? undefined : r;
 }
 
@@ -900,14 +893,12 @@ async function checkStoredNodes(
   report: (f: AuditFinding) => void,
 ): Promise<void> {
   const { batchNo } = record.header;
-  const expected = nodeValues(batchNo, levels, nodeLayoutOf(record));
-  const stored = await store.getManyRaw(expected.map((v) => v.key));
-  const bad = stored.findIndex((v, i) => v === undefined || !v.equals(expected[i]!.value));
-  if (bad >= 0)
+  const bad = await store.storedNodesDiffering(record, levels);
+  if (bad)
     report({
       batchNo,
       kind: "STORED_LEVELS_MISMATCH",
-      message: `batch ${batchNo}: stored Merkle nodes ${expected[bad]!.key} ${stored[bad] === undefined ? "are missing" : "differ from the recomputed tree"}`,
+      message: `batch ${batchNo}: stored Merkle nodes ${bad.key} ${bad.missing ? "are missing" : "differ from the recomputed tree"}`,
     });
 }
 
@@ -916,8 +907,7 @@ async function checkOrphanBodies(
   total: number,
   report: (f: AuditFinding) => void,
 ): Promise<void> {
-  for await (const key of store.scanKeys({ gte: K.body(total), lt: prefixEnd(K.bodyPrefix) })) {
-    const seq = parseSeqPart(key.slice(K.bodyPrefix.length));
+  for await (const seq of store.bodySeqsFrom(total)) {
     report({
       seq,
       kind: "BODY_WITHOUT_ENTRY",
@@ -946,9 +936,8 @@ async function checkLiveIndex(
       message: `the stored completeness index has root ${toHex(liveRoot)}, the rebuilt one ${toHex(rebuiltRoot)}`,
     });
   let seen = 0;
-  for await (const [k, v] of store.scan({ gte: "v:", lt: prefixEnd("v:") })) {
+  for await (const [subject, v] of store.subjectHeadsAsStored()) {
     seen++;
-    const subject = `0x${k.slice(2)}` as Hex;
     const want = heads.get(subject);
     let ok = false;
     try {
@@ -984,7 +973,7 @@ async function checkChain(
   let contract = chainOpts.contract;
   if (contract === undefined) {
     for (let i = batchRaw.length - 1; i >= 0 && contract === undefined; i--) {
-      const r = readBatch(K.batch(batchRaw[i]![0]), batchRaw[i]![1]);
+      const r = readBatch(batchRaw[i]![0], batchRaw[i]![1]);
       if (r?.anchor) contract = r.anchor.contract;
     }
   }
@@ -1112,78 +1101,6 @@ async function checkChain(
   return { chainId: Number(chainId), contract, head, anchoredBatches: anchored, anchorEvidence };
 }
 
-/**
- * The values under `prefix` for seqs [0, total), read through one LevelDB iterator in pages of
- * {@link SeqValues.PAGE}: a range read costs a fraction of one `get` per key, and a page is all
- * that is held in memory.
- */
-class SeqValues {
-  private static readonly PAGE = 1_024;
-  private readonly iterator;
-  private seqs: number[] = [];
-  private values: Buffer[] = [];
-  private at = 0;
-  /** Every seq below this has been read (the page ends there or the range is exhausted). */
-  private loadedTo = 0;
-  private ended = false;
-  private ahead: Promise<Array<[string, Buffer]>> | undefined;
-
-  constructor(
-    store: LedgerStore,
-    private readonly prefix: string,
-    private readonly total: number,
-  ) {
-    this.iterator = store.db.iterator({
-      gte: `${prefix}${seqPart(0)}`,
-      lt: `${prefix}${seqPart(total)}`,
-    });
-  }
-
-  /** Whether `seq` lies within what has been read (so `get` can answer it). */
-  has(seq: number): boolean {
-    return seq < this.loadedTo || this.ended;
-  }
-
-  /** Reads on until `seq` is covered; seqs are asked in increasing order. */
-  async load(seq: number): Promise<void> {
-    while (!this.has(seq)) {
-      const page = await (this.ahead ?? this.iterator.nextv(SeqValues.PAGE));
-      // Read the next page on LevelDB's thread while this one is checked on the main thread.
-      this.ahead = page.length === 0 ? undefined : this.iterator.nextv(SeqValues.PAGE);
-      // Awaited by the next load or by close; an audit that stops early must not leave it
-      // as an unhandled rejection.
-      this.ahead?.catch(() => undefined);
-      if (page.length === 0) {
-        this.ended = true;
-        break;
-      }
-      // Keep what is not consumed yet (seqs ≥ the last one asked).
-      this.seqs = this.seqs.slice(this.at);
-      this.values = this.values.slice(this.at);
-      this.at = 0;
-      for (const [k, v] of page) {
-        this.seqs.push(parseSeqPart(k.slice(this.prefix.length)));
-        this.values.push(v);
-      }
-      const last = this.seqs[this.seqs.length - 1]!;
-      // nextv may answer fewer than asked before the end (it also caps bytes): only an empty
-      // page ends the range. Seqs below the last one read are settled.
-      if (!Number.isNaN(last)) this.loadedTo = last;
-    }
-  }
-
-  /** The value at `seq` (asked in increasing order, after `load`), or undefined when absent. */
-  get(seq: number): Buffer | undefined {
-    while (this.at < this.seqs.length && this.seqs[this.at]! < seq) this.at++;
-    return this.seqs[this.at] === seq ? this.values[this.at] : undefined;
-  }
-
-  async close(): Promise<void> {
-    await this.ahead?.catch(() => undefined);
-    await this.iterator.close();
-  }
-}
-
 interface AuditedGroup {
   firstSeq: number;
   count: number;
@@ -1241,18 +1158,16 @@ function checkReceiptPath(
  */
 class GroupStream {
   private current: AuditedGroup | undefined;
-  private readonly iterator;
   /** The next group record not yet reached, by its key's seq. */
-  private ahead: { keySeq: number; raw: Buffer } | undefined;
-  private candidate: { keySeq: number; raw: Buffer } | undefined;
+  private ahead: StoredGroup | undefined;
+  private candidate: StoredGroup | undefined;
   private ended = false;
 
   constructor(
     private readonly store: LedgerStore,
+    private readonly records: GroupRecords,
     private readonly report: (f: AuditFinding) => void,
-  ) {
-    this.iterator = store.db.iterator({ gte: K.groupPrefix, lt: prefixEnd(K.groupPrefix) });
-  }
+  ) {}
 
   /** The group last read, when it holds `seq` (no read, no promise: the common case). */
   covering(seq: number): AuditedGroup | undefined {
@@ -1266,10 +1181,9 @@ class GroupStream {
     // Advance to the greatest key ≤ seq.
     for (;;) {
       if (this.ahead === undefined && !this.ended) {
-        const next = await this.iterator.next();
+        const next = await this.records.next();
         if (next === undefined) this.ended = true;
-        else
-          this.ahead = { keySeq: parseSeqPart(next[0].slice(K.groupPrefix.length)), raw: next[1] };
+        else this.ahead = next;
       }
       if (this.ahead === undefined || !(this.ahead.keySeq <= seq)) break;
       this.candidate = this.ahead;
@@ -1295,7 +1209,7 @@ class GroupStream {
         kind: "RECEIPT_GROUP_ROOT_MISMATCH",
         message: `receipt group at seq ${group.firstSeq}: its leaves do not hash to the signed leavesRoot`,
       });
-    const rawHeader = await this.store.getRaw(K.groupHeader(group.firstSeq));
+    const rawHeader = await this.store.getGroupHeaderAsStored(group.firstSeq);
     if (rawHeader !== undefined && !sameGroupHeader(rawHeader, group))
       this.report({
         seq: group.firstSeq,
@@ -1314,6 +1228,6 @@ class GroupStream {
   }
 
   async close(): Promise<void> {
-    await this.iterator.close();
+    await this.records.close();
   }
 }

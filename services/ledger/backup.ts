@@ -13,13 +13,10 @@
  * compares it with the chain before it accepts anything (restore-reconcile.ts).
  */
 import { ZeroAddress } from "ethers";
-import { ClassicLevel } from "classic-level";
 import { access, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { TypedDataSigner } from "../core/receipt.ts";
-import { DEPLOYMENT_FILE, type VerifiedBackup, backupRecords } from "../store/backup-archive.ts";
-import { BODY_KEYS_FILE } from "../store/body-keys.ts";
-import { K } from "../store/keys.ts";
+import { DEPLOYMENT_FILE, type VerifiedBackup, loadBackup } from "../store/backup-archive.ts";
 import { Ledger } from "./ledger.ts";
 import type { RestoreMarker } from "./lost-ranges.ts";
 
@@ -77,9 +74,6 @@ export interface RestoreResult {
   records: number;
 }
 
-/** Records written to the new LevelDB per (unsynced) batch; the marker's write syncs them all. */
-const RESTORE_BATCH_RECORDS = 4_096;
-
 /**
  * Loads a verified backup as the ledger of `dataDir` (`<dataDir>/ledger`). An existing ledger is
  * refused unless `force`, and then moved aside to `ledger.replaced-<time>`, never deleted.
@@ -105,47 +99,21 @@ export async function restoreBackup(
     );
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const loading = path.join(dataDir, `ledger.restoring-${stamp}`);
-  const db = new ClassicLevel<string, Buffer>(loading, {
-    keyEncoding: "utf8",
-    valueEncoding: "buffer",
-    maxFileSize: 32 * 1024 * 1024,
-    errorIfExists: true,
-  });
-  let records = 0;
+  const { manifest } = backup;
+  const marker: RestoreMarker = {
+    restoredAt: now.toISOString(),
+    backup: {
+      createdAt: manifest.createdAt,
+      headSeq: manifest.headSeq,
+      lastSealedBatchNo: manifest.lastSealedBatch?.batchNo ?? -1,
+      lastAnchoredBatchNo: manifest.lastAnchoredBatch?.batchNo ?? -1,
+      manifestSha256: backup.manifestSha256,
+    },
+  };
+  let records: number;
   try {
-    await db.open();
-    for await (const page of backupRecords(backup)) {
-      for (let i = 0; i < page.length; i += RESTORE_BATCH_RECORDS) {
-        const slice = page.slice(i, i + RESTORE_BATCH_RECORDS);
-        await db.batch(
-          slice.map(([key, value]) => ({ type: "put" as const, key, value })),
-          { sync: false },
-        );
-        records += slice.length;
-      }
-      opts.onProgress?.(records);
-    }
-    if (records !== backup.manifest.records)
-      throw new Error(`wrote ${records} records, the manifest says ${backup.manifest.records}`);
-    // The keys the bodies are sealed under, before the marker makes the copy complete.
-    if (backup.bodyKeys)
-      await writeFile(path.join(loading, BODY_KEYS_FILE), backup.bodyKeys, { mode: 0o600 });
-    const { manifest } = backup;
-    const marker: RestoreMarker = {
-      restoredAt: now.toISOString(),
-      backup: {
-        createdAt: manifest.createdAt,
-        headSeq: manifest.headSeq,
-        lastSealedBatchNo: manifest.lastSealedBatch?.batchNo ?? -1,
-        lastAnchoredBatchNo: manifest.lastAnchoredBatch?.batchNo ?? -1,
-        manifestSha256: backup.manifestSha256,
-      },
-    };
-    // Synced: LevelDB's log holds every unsynced batch before it, so this makes them durable.
-    await db.put(K.restoreMarker, Buffer.from(JSON.stringify(marker)), { sync: true });
-    await db.close();
+    records = await loadBackup(backup, loading, marker, opts.onProgress);
   } catch (error) {
-    await db.close().catch(() => undefined);
     await rm(loading, { recursive: true, force: true });
     throw error;
   }

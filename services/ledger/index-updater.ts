@@ -7,23 +7,25 @@ import {
   applyUpdates,
   decodeSmtNode,
   SMT_NODE_BYTES,
-  encodeNodePath,
   extendChain,
   historyValueHash,
   writeSmtNode,
 } from "../core/subject-index.ts";
-import { UNDO_CHUNK_NODES, encodeUndoChunk } from "../store/index-undo.ts";
-import { K } from "../store/keys.ts";
-import { SubjectHeadSchema, decodeJson } from "../store/record-codec.ts";
+import { UNDO_CHUNK_NODES } from "../store/index-undo.ts";
+import {
+  type IndexReads,
+  type OpSink,
+  type SubjectHead,
+  decodeSubjectHead,
+  encodeSubjectHead,
+  pathKey,
+  putIndexNode,
+  putSubjectHead,
+  putUndoChunk,
+} from "../store/index-records.ts";
 import type { BatchOp } from "../store/ledger-store.ts";
 import { invariant } from "./errors.ts";
 import { IndexNodeCache } from "./index-node-cache.ts";
-
-/** A subject's history digest as of the latest sealed batch (the `v:` record). */
-export interface SubjectHead {
-  count: number;
-  chain: Hex;
-}
 
 /** One event of a batch as the completeness index takes it. */
 export interface IndexedEvent {
@@ -33,15 +35,10 @@ export interface IndexedEvent {
 }
 
 /**
- * Where a prepared update's ops go: an array of BatchOp on the calling thread, one packed
- * buffer in the sealing worker (index-wire.ts), so the worker makes no object per op.
+ * Collects a prepared update's ops as BatchOp objects (what LedgerStore.write takes) on the
+ * calling thread; the sealing worker packs them into one buffer instead (index-wire.ts), so it
+ * makes no object per op.
  */
-export interface OpSink {
-  put(key: string, value: Uint8Array): void;
-  del(key: string): void;
-}
-
-/** Collects the ops as BatchOp objects (what LedgerStore.write takes). */
 export class BatchOpSink implements OpSink {
   readonly ops: BatchOp[] = [];
   put(key: string, value: Uint8Array): void {
@@ -57,9 +54,6 @@ export class BatchOpSink implements OpSink {
     this.ops.push({ type: "del", key });
   }
 }
-
-/** Reads of the latest stored values (the updater never writes: its caller does). */
-export type IndexReads = (keys: string[]) => Promise<Array<Buffer | undefined>>;
 
 export interface IndexCacheOptions {
   nodeCacheMax?: number;
@@ -84,10 +78,6 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
  */
 const UPPER_LEVELS = 16;
 const NODE_CACHE_MAX = 1_000_000;
-
-export function pathKey(path: NodePath): string {
-  return Buffer.from(encodeNodePath(path)).toString("hex");
-}
 
 /** The parts of a prepared update, in the order the sealer writes them (subject-index-store.ts). */
 export type UpdatePart = "undo" | "nodes" | "heads";
@@ -120,7 +110,7 @@ interface NodeChange {
 export class IndexUpdater {
   private readonly cache: IndexNodeCache;
   private prepared:
-    { batchNo: number; heads: Array<[string, Buffer]>; changes: NodeChange[] } | undefined;
+    { batchNo: number; heads: Array<[Hex, Buffer]>; changes: NodeChange[] } | undefined;
 
   constructor(
     private readonly reads: IndexReads,
@@ -151,15 +141,15 @@ export class IndexUpdater {
       list.push(e);
     }
     const subjects = [...bySubject.keys()];
-    const stored = await this.reads(subjects.map(K.subjectHead));
-    const heads: Array<[string, Buffer]> = [];
+    const stored = await this.reads.heads(subjects);
+    const heads: Array<[Hex, Buffer]> = [];
     const updates: SmtUpdate[] = [];
     for (let i = 0; i < subjects.length; i++) {
       if (i > 0 && i % YIELD_EVERY === 0) await turn();
       const subject = subjects[i]!;
       const raw = stored[i];
       const head: SubjectHead = raw
-        ? (decodeJson(K.subjectHead(subject), raw, SubjectHeadSchema) as SubjectHead)
+        ? decodeSubjectHead(subject, raw)
         : { count: 0, chain: toHex(EMPTY_ROOT) };
       let chain = fromHex(head.chain);
       let count = head.count;
@@ -168,7 +158,7 @@ export class IndexUpdater {
         count++;
       }
       const next: SubjectHead = { count, chain: toHex(chain) };
-      heads.push([K.subjectHead(subject), Buffer.from(JSON.stringify(next), "utf8")]);
+      heads.push([subject, encodeSubjectHead(next)]);
       updates.push({ key: fromHex(subject), valueHash: historyValueHash(count, chain) });
     }
 
@@ -220,7 +210,8 @@ export class IndexUpdater {
     invariant(prepared?.batchNo === batchNo, `batch ${batchNo} is the prepared one`);
     if (part === "heads") {
       const heads = prepared.heads;
-      for (let i = from; i < Math.min(to, heads.length); i++) sink.put(...heads[i]!);
+      for (let i = from; i < Math.min(to, heads.length); i++)
+        putSubjectHead(sink, heads[i]![0], heads[i]![1]);
       return;
     }
     const changes = prepared.changes;
@@ -229,15 +220,11 @@ export class IndexUpdater {
       invariant(from % UNDO_CHUNK_NODES === 0, "undo records are emitted in whole packed values");
       for (let i = from; i < end; i += UNDO_CHUNK_NODES) {
         const records = changes.slice(i, Math.min(i + UNDO_CHUNK_NODES, end));
-        sink.put(K.indexUndoChunk(batchNo, records[0]!.key), encodeUndoChunk(records));
+        putUndoChunk(sink, batchNo, records);
       }
       return;
     }
-    for (let i = from; i < end; i++) {
-      const c = changes[i]!;
-      if (c.after === undefined) sink.del(K.indexNode(c.key));
-      else sink.put(K.indexNode(c.key), c.after);
-    }
+    for (let i = from; i < end; i++) putIndexNode(sink, changes[i]!.key, changes[i]!.after);
   }
 
   /** The batch's writes are durable: the cache takes the prepared nodes. */
@@ -267,7 +254,7 @@ export class IndexUpdater {
       else out[i] = cached;
     });
     if (missing.length > 0) {
-      const raws = await this.reads(missing.map((i) => K.indexNode(pathKey(paths[i]!))));
+      const raws = await this.reads.nodes(missing.map((i) => pathKey(paths[i]!)));
       missing.forEach((i, k) => {
         out[i] = raws[k];
         this.cache.set(paths[i]!, raws[k]);

@@ -1,4 +1,5 @@
 import type { Hex } from "../core/hex.ts";
+import type { IndexReadKind } from "../store/index-records.ts";
 import type { BatchOp } from "../store/ledger-store.ts";
 import type { IndexedEvent, PreparedSize, UpdatePart } from "./index-updater.ts";
 
@@ -147,7 +148,8 @@ export type ToWorker =
 
 /** Messages from the worker to the request thread. */
 export type FromWorker =
-  | { type: "read"; id: number; keys: string[] }
+  /** Stored index values the worker does not hold: subject heads, or nodes by path key. */
+  | { type: "read"; id: number; kind: IndexReadKind; ids: string[] }
   | {
       type: "prepared";
       id: number;

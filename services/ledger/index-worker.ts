@@ -8,6 +8,7 @@
  */
 import { getHeapStatistics } from "node:v8";
 import { parentPort } from "node:worker_threads";
+import type { IndexReadKind, IndexReads } from "../store/index-records.ts";
 import { invariant } from "./errors.ts";
 import { IndexUpdater } from "./index-updater.ts";
 import {
@@ -29,14 +30,20 @@ const sink = new PackingSink();
 const send = (message: FromWorker, transfer: ArrayBuffer[] = []) =>
   port.postMessage(message, transfer);
 
-function read(keys: string[]): Promise<Array<Buffer | undefined>> {
-  if (keys.length === 0) return Promise.resolve([]);
+function read(kind: IndexReadKind, ids: readonly string[]): Promise<Array<Buffer | undefined>> {
+  if (ids.length === 0) return Promise.resolve([]);
   const id = nextReadId++;
   return new Promise((resolve) => {
     pendingReads.set(id, resolve);
-    send({ type: "read", id, keys });
+    send({ type: "read", id, kind, ids: ids as string[] });
   });
 }
+
+/** The store's answers, asked of the request thread (it holds the database). */
+const reads: IndexReads = {
+  heads: (subjects) => read("heads", subjects),
+  nodes: (pathKeys) => read("nodes", pathKeys),
+};
 
 /** This thread's CPU time (user + system), µs. */
 function threadCpuMicros(): number {
@@ -52,7 +59,7 @@ function failed(id: number, error: unknown): void {
 port.on("message", (message: ToWorker) => {
   switch (message.type) {
     case "init":
-      updater = new IndexUpdater(read, message.latestBatchNo, {
+      updater = new IndexUpdater(reads, message.latestBatchNo, {
         ...(message.nodeCacheMax !== undefined ? { nodeCacheMax: message.nodeCacheMax } : {}),
         ...(message.upperLevels !== undefined ? { upperLevels: message.upperLevels } : {}),
       });

@@ -12,10 +12,8 @@ import type { NativeEvent } from "../core/event.ts";
 import { type Hex, fromHex, toHex } from "../core/hex.ts";
 import { inclusionProofNodeIds } from "../core/merkle.ts";
 import type { Receipt, TypedDataSigner } from "../core/receipt.ts";
-import { K } from "../store/keys.ts";
 import { decodeEntryOf } from "../store/record-codec.ts";
 import {
-  type BatchOp,
   type BatchPage,
   LedgerStore,
   type LedgerStoreOptions,
@@ -23,7 +21,6 @@ import {
   type StoredBody,
 } from "../store/ledger-store.ts";
 import { type StorageFailure, StorageUnavailableError } from "../store/storage-failure.ts";
-import { snapshotFrames } from "../store/backup-archive.ts";
 import {
   LogSecretError,
   type SealedLogSecret,
@@ -41,13 +38,10 @@ import { SubjectIndex } from "./subject-index-store.ts";
 import {
   type LostRange,
   type RestoreMarker,
-  RestoreMarkerSchema,
   describeLostRange,
   lostRangeOfBatch,
   lostRangeOfSeq,
-  lostRangeOp,
   pastLostRanges,
-  readLostRanges,
 } from "./lost-ranges.ts";
 
 export interface LedgerOptions {
@@ -219,8 +213,8 @@ export class Ledger {
           ),
         },
       );
-      ledger.lost = await readLostRanges(store);
-      ledger.restore = await store.getJson(K.restoreMarker, RestoreMarkerSchema);
+      ledger.lost = await store.getLostRanges();
+      ledger.restore = await store.getRestoreMarker();
       const last = await store.lastBatch();
       ledger.lastSealedBatchNo = last ? last.header.batchNo : -1;
       ledger.anchoredBelow = await anchoredBelow(store);
@@ -341,13 +335,11 @@ export class Ledger {
    */
   async completeRestore(lost: LostRange | undefined): Promise<void> {
     invariant(this.restore !== undefined, "a restore is pending");
-    const ops: BatchOp[] = [{ type: "del", key: K.restoreMarker }];
     if (lost) {
       invariant(lost.firstSeq === this.sealedThrough, "a lost range starts where the copy ends");
       invariant(this.nextSeq === this.sealedThrough, "a restored copy holds no unsealed events");
-      ops.push(lostRangeOp(this.store, lost));
     }
-    await this.store.write(ops, true);
+    await this.store.completeRestore(lost);
     if (lost) {
       this.lost = [...this.lost, lost];
       this.noteLostAnchored(lost);
@@ -385,31 +377,19 @@ export class Ledger {
     const started = performance.now();
     const committer = this.parts.committer;
     await committer.pause();
-    let snapshot;
+    let copy: { bodyKeys: Buffer; frames: AsyncGenerator<Buffer> };
     let headSeq: number;
-    let bodyKeys: Buffer;
     try {
       await this.parts.sealer.sealAll();
       // With the body keys, in one exclusive section: an erasure re-keys an epoch's bodies and
       // its key together, and must not fall between the two copies.
-      [snapshot, bodyKeys] = await committer.exclusive(
-        async () => [this.store.db.snapshot(), await this.store.bodyKeysCopy()] as const,
-      );
+      copy = await committer.exclusive(() => this.store.snapshotCopy());
       headSeq = this.nextSeq;
     } finally {
       committer.resume();
     }
     const ingestPausedMs = performance.now() - started;
-    const taken = snapshot;
-    const store = this.store;
-    const frames = (async function* () {
-      try {
-        yield* snapshotFrames(store, taken);
-      } finally {
-        await taken.close();
-      }
-    })();
-    return { ingestPausedMs, headSeq, bodyKeys, frames };
+    return { ingestPausedMs, headSeq, ...copy };
   }
 
   private notLost(seq: number): void {

@@ -9,8 +9,7 @@ import {
 } from "../core/subject-index.ts";
 import type { SubjectIndexProof } from "../core/subject-index-proof.ts";
 import { UNDO_CHUNK_NODES } from "../store/index-undo.ts";
-import { K } from "../store/keys.ts";
-import { decodeIndexNode } from "../store/record-codec.ts";
+import { type IndexReads, pathKey } from "../store/index-records.ts";
 import type { BatchOp, LedgerStore } from "../store/ledger-store.ts";
 import { invariant } from "./errors.ts";
 import { startTsWorker } from "./ts-worker.ts";
@@ -21,7 +20,6 @@ import {
   IndexUpdater,
   type PreparedSize,
   type UpdatePart,
-  pathKey,
 } from "./index-updater.ts";
 import { type FromWorker, type ToWorker, packEvents, packValues, unpackOps } from "./index-wire.ts";
 
@@ -94,7 +92,7 @@ export class SubjectIndex {
     opts: SubjectIndexOptions = {},
   ) {
     this.sliceOps = opts.writeSliceOps ?? INDEX_WRITE_SLICE_OPS;
-    const reads = (keys: string[]) => store.getManyRaw(keys);
+    const reads = store.indexReads;
     this.updater = opts.worker
       ? new IndexWorkerClient(reads, latestBatchNo, opts)
       : new IndexUpdater(reads, latestBatchNo, opts);
@@ -185,11 +183,9 @@ export class SubjectIndex {
   }
 
   /**
-   * A reader of the index as it was right after batch `batchNo` was applied. Each node is read
-   * at its latest version first and then from the undo records of the batches after `batchNo`
-   * (including one being written now): a batch writes all its undo records before it changes
-   * any node, so a node read after it changed always finds that batch's undo record, and the
-   * earliest newer batch that changed the node has its value at `batchNo`.
+   * A reader of the index as it was right after batch `batchNo` was applied: each node from its
+   * latest version and the undo records of the batches after `batchNo`, including one being
+   * written now (LedgerStore.indexNodeAt).
    */
   private async readerAt(batchNo: number): Promise<NodeReader> {
     invariant(batchNo <= this.latestBatchNo, "cannot read the index ahead of the sealed batches");
@@ -198,25 +194,8 @@ export class SubjectIndex {
       batchNo >= prunedThrough,
       `the index at batch ${batchNo} is no longer readable: undo records are kept for the last ${UNDO_KEEP_ANCHORED_BATCHES} anchored batches (deleted through batch ${prunedThrough})`,
     );
-    return async (path) => {
-      const key = pathKey(path);
-      const latest = await this.store.getRaw(K.indexNode(key));
-      const newest = this.writing ?? this.latestBatchNo;
-      if (newest > batchNo) {
-        const undo = await Promise.all(
-          Array.from({ length: newest - batchNo }, (_, i) =>
-            this.store.findIndexUndo(batchNo + 1 + i, key, batchNo + 1 + i <= legacyThrough),
-          ),
-        );
-        const at = undo.findIndex((u) => u.found);
-        const found = undo[at];
-        if (found?.found)
-          return found.before === undefined
-            ? undefined
-            : decodeIndexNode(K.indexUndo(batchNo + 1 + at, key), found.before);
-      }
-      return latest === undefined ? undefined : decodeIndexNode(K.indexNode(key), latest);
-    };
+    const newest = () => this.writing ?? this.latestBatchNo;
+    return (path) => this.store.indexNodeAt(pathKey(path), batchNo, newest, legacyThrough);
   }
 
   /** Runs `read` with the undo records it needs kept from pruning. */
@@ -286,7 +265,7 @@ class IndexWorkerClient {
   private failure: Error | undefined;
 
   constructor(
-    private readonly reads: (keys: string[]) => Promise<Array<Buffer | undefined>>,
+    private readonly reads: IndexReads,
     latestBatchNo: number,
     opts: SubjectIndexOptions,
   ) {
@@ -370,7 +349,10 @@ class IndexWorkerClient {
 
   private onMessage(message: FromWorker): void {
     if (message.type === "read") {
-      this.reads(message.keys).then(
+      const ids = message.ids;
+      const read =
+        message.kind === "heads" ? this.reads.heads(ids as Hex[]) : this.reads.nodes(ids);
+      read.then(
         (values) => {
           const packed = packValues(values);
           this.post({ type: "values", id: message.id, values: packed }, [

@@ -19,15 +19,16 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
-import type { AbstractSnapshot } from "abstract-level";
+import type { AbstractIterator } from "abstract-level";
+import { ClassicLevel } from "classic-level";
 import tar from "tar-stream";
 import { BODY_KEYS_FILE } from "./body-keys.ts";
 import { K, parseSeqPart } from "./keys.ts";
-import type { LedgerStore } from "./ledger-store.ts";
+import type { RestoreMarker } from "./restore-records.ts";
 
 export const BACKUP_FORMAT = "veritrail-backup/1";
 export const MANIFEST_FILE = "manifest.json";
@@ -87,14 +88,12 @@ export const END_MARKER = (() => {
 })();
 
 /**
- * Every key and value of `snapshot`, in key order, as pages of frames (one Buffer per page of
- * the iterator): LevelDB reads the snapshot while writes go on around it.
+ * Every key and value an iterator over a snapshot yields, in key order, as pages of frames (one
+ * Buffer per page of the iterator): LevelDB reads the snapshot while writes go on around it.
  */
 export async function* snapshotFrames(
-  store: LedgerStore,
-  snapshot: AbstractSnapshot,
+  iterator: AbstractIterator<unknown, string, Buffer>,
 ): AsyncGenerator<Buffer> {
-  const iterator = store.db.iterator({ snapshot });
   try {
     for (;;) {
       const page = await iterator.nextv(1_000);
@@ -567,6 +566,56 @@ export async function* backupRecords(
     decoder.finish();
     yield frames.map((f) => [f.key, f.value]);
   }
+}
+
+/** Records written to the new LevelDB per (unsynced) batch; the marker's write syncs them all. */
+const RESTORE_BATCH_RECORDS = 4_096;
+
+/**
+ * Writes a verified backup as a new LevelDB at `location` (refused if one exists there): every
+ * record, the body-key file, then `marker` (`m:restore`: the service compares the copy with the
+ * chain before it accepts anything). The marker's synced write makes the copy complete. Returns
+ * the records written. A failure leaves `location` for the caller to remove.
+ */
+export async function loadBackup(
+  backup: VerifiedBackup,
+  location: string,
+  marker: RestoreMarker,
+  onProgress?: (records: number) => void,
+): Promise<number> {
+  const db = new ClassicLevel<string, Buffer>(location, {
+    keyEncoding: "utf8",
+    valueEncoding: "buffer",
+    maxFileSize: 32 * 1024 * 1024,
+    errorIfExists: true,
+  });
+  let records = 0;
+  try {
+    await db.open();
+    for await (const page of backupRecords(backup)) {
+      for (let i = 0; i < page.length; i += RESTORE_BATCH_RECORDS) {
+        const slice = page.slice(i, i + RESTORE_BATCH_RECORDS);
+        await db.batch(
+          slice.map(([key, value]) => ({ type: "put" as const, key, value })),
+          { sync: false },
+        );
+        records += slice.length;
+      }
+      onProgress?.(records);
+    }
+    if (records !== backup.manifest.records)
+      throw new Error(`wrote ${records} records, the manifest says ${backup.manifest.records}`);
+    // The keys the bodies are sealed under, before the marker makes the copy complete.
+    if (backup.bodyKeys)
+      await writeFile(path.join(location, BODY_KEYS_FILE), backup.bodyKeys, { mode: 0o600 });
+    // Synced: LevelDB's log holds every unsynced batch before it, so this makes them durable.
+    await db.put(K.restoreMarker, Buffer.from(JSON.stringify(marker)), { sync: true });
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw error;
+  }
+  await db.close();
+  return records;
 }
 
 export function sha256Hex(data: Buffer): string {

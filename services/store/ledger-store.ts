@@ -2,9 +2,13 @@ import { ClassicLevel } from "classic-level";
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Entry, SubjectDerivation } from "../core/entry.ts";
+import type { SmtNode } from "../core/subject-index.ts";
+import type { Hex } from "../core/hex.ts";
 import type { BatchRecord } from "./batch-record.ts";
 import type { ReceiptGroupHeader, ReceiptGroupRecord } from "./receipt-group-record.ts";
 import { BODY_KEYS_FILE, BodyKeys, EPOCH_SEQS, epochOf } from "./body-keys.ts";
+import { snapshotFrames } from "./backup-archive.ts";
+import { nodeLayoutOf, nodeValues } from "./node-layout.ts";
 import { readFile, statfs } from "node:fs/promises";
 import path from "node:path";
 import { findUndo, undoChunkRecords } from "./index-undo.ts";
@@ -21,9 +25,18 @@ import {
   decodeBatchNo,
   decodeBatchRecord,
   decodeEntry,
+  decodeIndexNode,
   decodeJson,
   encodeBatchRecord,
 } from "./record-codec.ts";
+import type { IndexReads } from "./index-records.ts";
+import { GroupRecords, SEQ_RECORD_PREFIX, type SeqRecordKind, SeqValues } from "./log-scan.ts";
+import {
+  type LostRange,
+  LostRangeSchema,
+  type RestoreMarker,
+  RestoreMarkerSchema,
+} from "./restore-records.ts";
 import {
   type StorageFailure,
   StorageUnavailableError,
@@ -32,6 +45,15 @@ import {
 } from "./storage-failure.ts";
 
 type Db = ClassicLevel<string, Buffer>;
+/** A range of keys, as LevelDB's iterators take it. */
+type KeyRange = {
+  gte?: string;
+  gt?: string;
+  lt?: string;
+  lte?: string;
+  reverse?: boolean;
+  limit?: number;
+};
 export type BatchOp = { type: "put"; key: string; value: Buffer } | { type: "del"; key: string };
 
 /** Log metadata, created on first start. `logSecret` keys the subject tags and never leaves. */
@@ -132,7 +154,7 @@ export class LedgerStore {
   private readonly failureListeners: Array<(failure: StorageFailure) => void> = [];
 
   private constructor(
-    readonly db: Db,
+    private readonly db: Db,
     readonly location: string,
     private readonly opts: LedgerStoreOptions,
     private readonly bodyKeys: BodyKeys,
@@ -200,6 +222,32 @@ export class LedgerStore {
    */
   async bodyKeysCopy(): Promise<Buffer> {
     return readFile(path.join(this.location, BODY_KEYS_FILE));
+  }
+
+  /**
+   * A consistent copy of every record as of this call (backup-archive.ts): the snapshot is taken
+   * at once, then the body-key file read (call it where no erasure can fall between the two),
+   * and `frames` read the snapshot while writes go on. The snapshot is released when the frames
+   * end or are given up.
+   */
+  async snapshotCopy(): Promise<{ bodyKeys: Buffer; frames: AsyncGenerator<Buffer> }> {
+    const snapshot = this.db.snapshot();
+    let bodyKeys: Buffer;
+    try {
+      bodyKeys = await this.bodyKeysCopy();
+    } catch (error) {
+      await snapshot.close();
+      throw error;
+    }
+    const db = this.db;
+    const frames = (async function* () {
+      try {
+        yield* snapshotFrames(db.iterator({ snapshot }));
+      } finally {
+        await snapshot.close();
+      }
+    })();
+    return { bodyKeys, frames };
   }
 
   /** Bytes available to this process on the database's file system (undefined if unknown). */
@@ -299,26 +347,20 @@ export class LedgerStore {
   }
 
   /** Keys (and values) in [gte, lt) in order; `reverse` walks backwards. */
-  async *scan(range: {
-    gte?: string;
-    gt?: string;
-    lt?: string;
-    lte?: string;
-    reverse?: boolean;
-    limit?: number;
-  }): AsyncGenerator<[string, Buffer]> {
+  async *scan(range: KeyRange): AsyncGenerator<[string, Buffer]> {
     for await (const [k, v] of this.db.iterator(range)) yield [k, v];
   }
 
-  async *scanKeys(range: {
-    gte?: string;
-    gt?: string;
-    lt?: string;
-    lte?: string;
-    reverse?: boolean;
-    limit?: number;
-  }): AsyncGenerator<string> {
+  async *scanKeys(range: KeyRange): AsyncGenerator<string> {
     for await (const k of this.db.keys(range)) yield k;
+  }
+
+  /** The record under the greatest key in `range`, if any. */
+  private async greatest(
+    range: { gte: string } & ({ lte: string } | { lt: string }),
+  ): Promise<[string, Buffer] | undefined> {
+    for await (const entry of this.db.iterator({ ...range, reverse: true, limit: 1 })) return entry;
+    return undefined;
   }
 
   /** The greatest key that starts with `prefix`, if any. */
@@ -331,6 +373,14 @@ export class LedgerStore {
     }))
       return key;
     return undefined;
+  }
+
+  /**
+   * Compacts the whole database: values deleted or overwritten leave LevelDB's files (at once,
+   * rather than at some later compaction).
+   */
+  async compact(): Promise<void> {
+    await this.db.compactRange("\u0000", "\uffff");
   }
 
   // ---- log metadata -------------------------------------------------------------------------
@@ -346,6 +396,31 @@ export class LedgerStore {
   async putMeta(meta: StoredLogMeta, opts: { purge?: boolean } = {}): Promise<void> {
     await this.write([this.putJsonOp(K.logMeta, meta)]);
     if (opts.purge) await this.db.compactRange(K.logMeta, `${K.logMeta}\u0000`);
+  }
+
+  // ---- restores ----------------------------------------------------------------------------
+
+  /** The marker of a restore not yet compared with the chain (restore-records.ts). */
+  async getRestoreMarker(): Promise<RestoreMarker | undefined> {
+    return this.getJson(K.restoreMarker, RestoreMarkerSchema);
+  }
+
+  /** The ranges of batches lost in restores, in batchNo order. */
+  async getLostRanges(): Promise<LostRange[]> {
+    const out: LostRange[] = [];
+    for await (const [k, v] of this.scan({
+      gte: K.lostRangePrefix,
+      lt: prefixEnd(K.lostRangePrefix),
+    }))
+      out.push(decodeJson(k, v, LostRangeSchema));
+    return out;
+  }
+
+  /** Ends a restore: the marker goes, with the range it lost (if any) recorded, synced. */
+  async completeRestore(lost: LostRange | undefined): Promise<void> {
+    const ops: BatchOp[] = [{ type: "del", key: K.restoreMarker }];
+    if (lost) ops.push(this.putJsonOp(K.lostRange(lost.fromBatchNo), lost));
+    await this.write(ops, true);
   }
 
   // ---- events -------------------------------------------------------------------------------
@@ -642,8 +717,47 @@ export class LedgerStore {
     return this.putJsonOp(K.undoPruned, { through });
   }
 
+  /** The index's stored values, as the index updater reads them (index-records.ts). */
+  readonly indexReads: IndexReads = {
+    heads: (subjects) => this.getManyRaw(subjects.map(K.subjectHead)),
+    nodes: (pathKeys) => this.getManyRaw(pathKeys.map(K.indexNode)),
+  };
+
+  /**
+   * The index node at path `key` (index-records.ts pathKey) as it was right after batch
+   * `batchNo`; batches up to `legacyThrough` have one undo record per node. The latest version
+   * is read first, then the undo records of the batches after `batchNo` up to `newest()` (the
+   * last sealed batch or the one being written, asked after that read): a batch writes all its
+   * undo records before it changes any node, so a node read after it changed always finds that
+   * batch's undo record, and the earliest newer batch that changed the node has its value at
+   * `batchNo`.
+   */
+  async indexNodeAt(
+    key: string,
+    batchNo: number,
+    newest: () => number,
+    legacyThrough: number,
+  ): Promise<SmtNode | undefined> {
+    const latest = await this.getRaw(K.indexNode(key));
+    const newestNow = newest();
+    if (newestNow > batchNo) {
+      const undo = await Promise.all(
+        Array.from({ length: newestNow - batchNo }, (_, i) =>
+          this.findIndexUndo(batchNo + 1 + i, key, batchNo + 1 + i <= legacyThrough),
+        ),
+      );
+      const at = undo.findIndex((u) => u.found);
+      const found = undo[at];
+      if (found?.found)
+        return found.before === undefined
+          ? undefined
+          : decodeIndexNode(K.indexUndo(batchNo + 1 + at, key), found.before);
+    }
+    return latest === undefined ? undefined : decodeIndexNode(K.indexNode(key), latest);
+  }
+
   /** The undo record of index node `path` for batch `batchNo` (store/index-undo.ts). */
-  async findIndexUndo(
+  private async findIndexUndo(
     batchNo: number,
     path: string,
     legacy: boolean,
@@ -786,16 +900,10 @@ export class LedgerStore {
   }
 
   async getGroupContaining(seq: number): Promise<ReceiptGroupRecord | undefined> {
-    for await (const [k, v] of this.db.iterator({
-      gte: K.groupPrefix,
-      lte: K.group(seq),
-      reverse: true,
-      limit: 1,
-    })) {
-      const group = decodeJson(k, v, ReceiptGroupRecordSchema) as ReceiptGroupRecord;
-      return seq < group.firstSeq + group.count ? group : undefined;
-    }
-    return undefined;
+    const found = await this.greatest({ gte: K.groupPrefix, lte: K.group(seq) });
+    if (found === undefined) return undefined;
+    const group = decodeJson(found[0], found[1], ReceiptGroupRecordSchema) as ReceiptGroupRecord;
+    return seq < group.firstSeq + group.count ? group : undefined;
   }
 
   // ---- batches ------------------------------------------------------------------------------
@@ -829,28 +937,14 @@ export class LedgerStore {
   }
 
   async lastBatch(): Promise<BatchRecord | undefined> {
-    for await (const [k, v] of this.db.iterator({
-      gte: K.batchPrefix,
-      lt: prefixEnd(K.batchPrefix),
-      reverse: true,
-      limit: 1,
-    })) {
-      return decodeBatchRecord(k, v);
-    }
-    return undefined;
+    const found = await this.greatest({ gte: K.batchPrefix, lt: prefixEnd(K.batchPrefix) });
+    return found === undefined ? undefined : decodeBatchRecord(...found);
   }
 
   /** The number of the batch whose range contains `seq`, if it is sealed. */
   async batchNoForSeq(seq: number): Promise<number | undefined> {
-    for await (const [k, v] of this.db.iterator({
-      gte: K.batchBySeqPrefix,
-      lte: K.batchBySeq(seq),
-      reverse: true,
-      limit: 1,
-    })) {
-      return decodeBatchNo(k, v);
-    }
-    return undefined;
+    const found = await this.greatest({ gte: K.batchBySeqPrefix, lte: K.batchBySeq(seq) });
+    return found === undefined ? undefined : decodeBatchNo(...found);
   }
 
   /**
@@ -888,6 +982,20 @@ export class LedgerStore {
     return out;
   }
 
+  /**
+   * A batch's stored Merkle nodes against `levels`, its tree recomputed from its leaves: the
+   * first stored value (node-layout.ts) that is missing or differs, by its key; none if all match.
+   */
+  async storedNodesDiffering(
+    record: BatchRecord,
+    levels: ReadonlyArray<ReadonlyArray<Uint8Array>>,
+  ): Promise<{ key: string; missing: boolean } | undefined> {
+    const expected = nodeValues(record.header.batchNo, levels, nodeLayoutOf(record));
+    const stored = await this.getManyRaw(expected.map((v) => v.key));
+    const bad = stored.findIndex((v, i) => v === undefined || !v.equals(expected[i]!.value));
+    return bad < 0 ? undefined : { key: expected[bad]!.key, missing: stored[bad] === undefined };
+  }
+
   async listBatches(opts: BatchPage): Promise<BatchRecord[]> {
     const out: BatchRecord[] = [];
     const range = opts.reverse
@@ -901,6 +1009,60 @@ export class LedgerStore {
       : { gte: K.batch(opts.fromBatchNo ?? 0), lt: prefixEnd(K.batchPrefix), limit: opts.limit };
     for await (const [k, v] of this.db.iterator(range)) out.push(decodeBatchRecord(k, v));
     return out;
+  }
+
+  // ---- whole-log reads, as stored (the regulator's audit replays them: log-scan.ts) ---------
+
+  /** Values of one kind of per-seq record for seqs [0, total), in seq order, from now. */
+  seqValues(kind: SeqRecordKind, total: number): SeqValues {
+    return new SeqValues(this.db, SEQ_RECORD_PREFIX[kind], total);
+  }
+
+  /** The receipt-group records in seq order, from now. */
+  groupRecords(): GroupRecords {
+    return new GroupRecords(this.db);
+  }
+
+  /** Group `firstSeq`'s stored header as stored (undefined: none; groups before headers). */
+  getGroupHeaderAsStored(firstSeq: number): Promise<Buffer | undefined> {
+    return this.getRaw(K.groupHeader(firstSeq));
+  }
+
+  /**
+   * Every batch record as stored, in batchNo order, undecoded: the audit decodes each
+   * (decodeBatchRecordOf) and reports the ones that do not decode instead of stopping.
+   */
+  async *batchRecordsAsStored(): AsyncGenerator<[batchNo: number, raw: Buffer]> {
+    for await (const [k, v] of this.scan({ gte: K.batchPrefix, lt: prefixEnd(K.batchPrefix) }))
+      yield [parseInt(k.slice(K.batchPrefix.length), 16), v];
+  }
+
+  /** The batch-by-seq lookup as stored: each batch's number (NaN if unreadable) and first seq. */
+  async *batchFirstSeqs(): AsyncGenerator<[batchNo: number, firstSeq: number]> {
+    for await (const [k, v] of this.scan({
+      gte: K.batchBySeqPrefix,
+      lt: prefixEnd(K.batchBySeqPrefix),
+    }))
+      yield [Number(v.toString("utf8")), parseSeqPart(k.slice(K.batchBySeqPrefix.length))];
+  }
+
+  /** The number of the last batch record (-1: none), without reading it. */
+  async lastBatchNo(): Promise<number> {
+    const key = await this.lastKey(K.batchPrefix);
+    return key === undefined ? -1 : parseInt(key.slice(K.batchPrefix.length), 16);
+  }
+
+  /** Seqs from `fromSeq` on that have a stored body, in order. */
+  async *bodySeqsFrom(fromSeq: number): AsyncGenerator<number> {
+    for await (const key of this.scanKeys({ gte: K.body(fromSeq), lt: prefixEnd(K.bodyPrefix) }))
+      yield parseSeqPart(key.slice(K.bodyPrefix.length));
+  }
+
+  /** Every subject's history head as stored (index-records.ts), by subject tag. */
+  async *subjectHeadsAsStored(): AsyncGenerator<[subject: Hex, raw: Buffer]> {
+    const prefix = K.subjectHead("0x");
+    for await (const [k, v] of this.scan({ gte: prefix, lt: prefixEnd(prefix) }))
+      yield [`0x${k.slice(prefix.length)}` as Hex, v];
   }
 }
 

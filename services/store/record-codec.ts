@@ -216,6 +216,11 @@ export function encodeBatchRecord(record: BatchRecord): Buffer {
   return Buffer.from(JSON.stringify({ ...plain, digest: batchDigest(plain) }), "utf8");
 }
 
+/** Batch `batchNo`'s stored record (decodeBatchRecord), or StoreCorruptError naming its key. */
+export function decodeBatchRecordOf(batchNo: number, raw: Buffer): BatchRecord {
+  return decodeBatchRecord(K.batch(batchNo), raw);
+}
+
 /** A stored batch record, its digest checked when it has one; StoreCorruptError otherwise. */
 export function decodeBatchRecord(key: string, raw: Buffer): BatchRecord {
   const { digest, ...plain } = decodeJson(key, raw, DigestedSchema);

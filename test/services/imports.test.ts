@@ -12,23 +12,14 @@ const SERVICES = path.join(ROOT, "services");
 const room = (name: string) => path.join(SERVICES, name);
 const KEY_LAYOUT = path.join(SERVICES, "store/keys.ts");
 
-/**
- * Ledger files that still build LevelDB keys themselves. The store is to own its encodings
- * behind typed methods; until it does, this list may only shrink: a new file importing the key
- * layout fails, and so does a listed file that no longer needs it (take it off the list).
- */
-const STILL_USING_KEY_LAYOUT = [
-  "services/ledger/audit.ts",
-  "services/ledger/backup.ts",
-  "services/ledger/index-updater.ts",
-  "services/ledger/ledger.ts",
-  "services/ledger/lost-ranges.ts",
-  "services/ledger/subject-index-store.ts",
-];
+/** LevelDB's packages: only the store opens or reads the database. */
+const LEVELDB_PACKAGES = new Set(["classic-level", "abstract-level", "level"]);
 
 interface SourceFile {
   file: string;
   source: string;
+  /** Every import specifier as written (packages too). */
+  specifiers: string[];
   /** Relative imports resolved to absolute paths. */
   imports: string[];
   /** The same, without `import type` / `export type` (what runs). */
@@ -48,6 +39,7 @@ async function sourceFiles(): Promise<SourceFile[]> {
       return {
         file,
         source,
+        specifiers: importSpecifiers(source),
         imports: resolve(importSpecifiers(source)),
         runtimeImports: resolve(importSpecifiers(withoutTypeImports(source))),
       };
@@ -68,6 +60,11 @@ function withoutTypeImports(source: string): string {
         ? ""
         : stmt,
     );
+}
+
+/** The source without its comments (a comment may name what the code must not use). */
+function withoutComments(source: string): string {
+  return source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
 }
 
 const inside = (dir: string) => (target: string) => target.startsWith(dir + path.sep);
@@ -110,6 +107,36 @@ function reconcileIo(files: SourceFile[]): string[] {
     .map((spec) => `${rel(reconcile.file)} → ${spec}`);
 }
 
+/** Files outside store/ that import the store's key layout. */
+function keyLayoutImporters(files: SourceFile[]): string[] {
+  return files
+    .filter((f) => !inside(room("store"))(f.file))
+    .flatMap((f) =>
+      edges(
+        f,
+        f.imports.filter((t) => t === KEY_LAYOUT),
+      ),
+    );
+}
+
+/** Files outside store/ that import LevelDB or use a `.db` handle. */
+function levelDbReachers(files: SourceFile[]): string[] {
+  return files
+    .filter((f) => !inside(room("store"))(f.file))
+    .flatMap((f) => [
+      ...f.specifiers.filter((s) => LEVELDB_PACKAGES.has(s)).map((s) => `${rel(f.file)} → ${s}`),
+      ...(/\.db\b/.test(withoutComments(f.source)) ? [`${rel(f.file)} uses .db`] : []),
+    ]);
+}
+
+/** Files outside store/ that call the store's by-key reads and writes. */
+function rawStoreReaders(files: SourceFile[]): string[] {
+  const raw = /\.(getRaw|getManyRaw|getJson|putJsonOp|scan|scanKeys|lastKey)\(/;
+  return files
+    .filter((f) => !inside(room("store"))(f.file) && raw.test(withoutComments(f.source)))
+    .map((f) => rel(f.file));
+}
+
 describe("services/: which room may use which", () => {
   let files: SourceFile[];
   before(async () => {
@@ -136,12 +163,50 @@ describe("services/: which room may use which", () => {
     expect(offenders).to.deep.equal([]);
   });
 
-  it("only the store imports its key layout, but for the ledger files still listed", () => {
-    const importers = files
-      .filter((f) => !inside(room("store"))(f.file) && f.imports.includes(KEY_LAYOUT))
-      .map((f) => rel(f.file))
-      .sort();
-    expect(importers).to.deep.equal(STILL_USING_KEY_LAYOUT);
+  it("only the store imports its key layout", () => {
+    expect(keyLayoutImporters(files)).to.deep.equal([]);
+  });
+
+  it("only the store opens LevelDB or reaches its handle (`.db`)", () => {
+    expect(levelDbReachers(files)).to.deep.equal([]);
+  });
+
+  it("outside the store, nobody reads LevelDB by key: only typed store methods", () => {
+    expect(rawStoreReaders(files)).to.deep.equal([]);
+  });
+
+  it("each store rule fails when broken", () => {
+    const file = (name: string, imports: string[], source = ""): SourceFile => {
+      const at = path.join(SERVICES, name);
+      const resolved = imports.map((s) => path.resolve(path.dirname(at), s));
+      return { file: at, source, specifiers: imports, imports: resolved, runtimeImports: resolved };
+    };
+    expect(keyLayoutImporters([file("ledger/x.ts", ["../store/keys.ts"])])).to.deep.equal([
+      "services/ledger/x.ts → services/store/keys.ts",
+    ]);
+    expect(keyLayoutImporters([file("anchoring/x.ts", ["../store/keys.ts"])])).to.have.length(1);
+    expect(keyLayoutImporters([file("store/x.ts", ["./keys.ts"])])).to.deep.equal([]);
+    expect(levelDbReachers([file("ledger/x.ts", ["classic-level"])])).to.deep.equal([
+      "services/ledger/x.ts → classic-level",
+    ]);
+    expect(
+      levelDbReachers([file("ledger/x.ts", [], "const it = this.store.db.iterator({});")]),
+    ).to.deep.equal(["services/ledger/x.ts uses .db"]);
+    expect(
+      levelDbReachers([file("ledger/x.ts", [], "/** never `store.db` */\nconst a = 1;")]),
+    ).to.deep.equal([]);
+    expect(
+      levelDbReachers([file("store/x.ts", ["classic-level"], "this.db.get(k)")]),
+    ).to.deep.equal([]);
+    expect(
+      rawStoreReaders([file("ledger/x.ts", [], 'await store.getRaw("e:000000000000");')]),
+    ).to.deep.equal(["services/ledger/x.ts"]);
+    expect(
+      rawStoreReaders([file("ledger/x.ts", [], "for await (const kv of store.scan({})) f(kv);")]),
+    ).to.have.length(1);
+    expect(rawStoreReaders([file("ledger/x.ts", [], "await store.getEntry(3);")])).to.deep.equal(
+      [],
+    );
   });
 
   it("anchoring uses core, store, chain and the ledger; never the API, CLI, peers or verifier", () => {
@@ -160,7 +225,7 @@ describe("services/: which room may use which", () => {
     const file = (name: string, imports: string[], source = ""): SourceFile => {
       const at = path.join(SERVICES, name);
       const resolved = imports.map((s) => path.resolve(path.dirname(at), s));
-      return { file: at, source, imports: resolved, runtimeImports: resolved };
+      return { file: at, source, specifiers: imports, imports: resolved, runtimeImports: resolved };
     };
     expect(anchoringReachesUp([file("anchoring/x.ts", ["../api/app.ts"])])).to.deep.equal([
       "services/anchoring/x.ts → services/api/app.ts",

@@ -127,7 +127,7 @@ describe("ledger/erasure on disk: nothing of an erased body is left under the da
     const needles = await needlesOf(ledger, seq, tag);
     const entryJcs = (await ledger.store.getEntryJcs(seq))!;
     await erase(ledger, seq);
-    await ledger.store.db.compactRange("a", "~");
+    await ledger.store.compact();
     const contents = await readEverything(dir);
     expect(filesContaining(contents, [entryJcs]).length).to.be.greaterThan(0);
     expect(filesContaining(contents, needles)).to.deep.equal([]);
