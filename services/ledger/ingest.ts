@@ -19,13 +19,7 @@ import {
 } from "../core/entry.ts";
 import { jcs } from "../core/jcs.ts";
 import { type Hex, toHex } from "../core/hex.ts";
-import {
-  type MerkleNodeId,
-  type MerkleTree,
-  buildTree,
-  inclusionProofNodeIds,
-  leafHash,
-} from "../core/merkle.ts";
+import { type MerkleTree, buildTree, inclusionProofNodeIds, leafHash } from "../core/merkle.ts";
 import {
   RECEIPT_FORMAT,
   type Receipt,
@@ -33,7 +27,7 @@ import {
   type TypedDataSigner,
   signReceiptGroup,
 } from "../core/receipt.ts";
-import type { AppendRecord, LedgerStore } from "../store/ledger-store.ts";
+import type { AppendRecord, BatchOp, LedgerStore } from "../store/ledger-store.ts";
 import { decodeEntryOf } from "../store/record-codec.ts";
 import {
   RECEIPT_PATH_HEADER_BYTES,
@@ -337,7 +331,10 @@ export class GroupCommitter {
   private async commit(events: NativeEvent[]): Promise<Receipt[]> {
     const now = this.opts.now ?? Date.now;
     const firstSeq = this.nextSeq;
-    const records: AppendRecord[] = [];
+    // Body keys first: the events' ops are made (their bodies sealed) as the entries are built.
+    await this.store.prepareAppend(firstSeq + events.length - 1);
+    const ops: BatchOp[] = [];
+    let records: AppendRecord[] = [];
     const leafHashes: Uint8Array[] = [];
     const entries: Entry[] = [];
     const salts = randomBytes(SALT_BYTES * events.length);
@@ -381,10 +378,18 @@ export class GroupCommitter {
         bodyJson: built.bodyJson,
         subject: entry.subject,
         organization: event.source.organization,
-        recordedMs: Date.parse(entry.recorded),
+        recordedMs: entry.v === 2 ? recordedMs : Date.parse(entry.recorded),
         requestId: event.requestId,
       });
+      // Sealed into ops a slice at a time rather than all after the loop: a large group's
+      // records (body texts) then die young instead of surviving, and being copied by, the
+      // collections that building the group triggers.
+      if (records.length === APPEND_SLICE) {
+        for (const op of this.store.appendOps(records)) ops.push(op);
+        records = [];
+      }
     }
+    for (const op of this.store.appendOps(records)) ops.push(op);
     const tree = buildTree(leafHashes);
     const issuedAt = now();
     const message: ReceiptGroupMessage = {
@@ -405,18 +410,14 @@ export class GroupCommitter {
       ...header,
       leafHashes: Buffer.concat(leafHashes).toString("base64"),
     };
-    await this.store.prepareAppend(firstSeq + events.length - 1);
-    const ops = this.store.appendOps(records);
     // Each event's group audit path, stored with it: re-issuing a receipt (proofs, patient
     // histories) is then one read instead of rebuilding a tree of up to 4,096 leaves.
-    const pathIds = entries.map((_, i) => inclusionProofNodeIds(i, tree.size));
-    ops.push(
-      ...this.store.receiptGroupOps(
-        group,
-        header,
-        pathIds.map((ids) => encodeReceiptPath(firstSeq, ids, tree)),
-      ),
-    );
+    for (const op of this.store.receiptGroupOps(
+      group,
+      header,
+      entries.map((_, i) => encodeReceiptPath(firstSeq, inclusionProofNodeIds(i, tree.size), tree)),
+    ))
+      ops.push(op);
     await this.store.write(ops, true);
     this.nextSeq = firstSeq + events.length;
     this.opts.onCommitted(this.nextSeq, {
@@ -424,7 +425,7 @@ export class GroupCommitter {
       leafHashes,
       subjects: entries.map((e) => e.subject),
     });
-    return groupReceipts(entries, group, tree, pathIds);
+    return groupReceipts(entries, group, tree);
   }
 
   /** Re-issues the receipt of an already stored event, byte for byte as first issued. */
@@ -550,6 +551,9 @@ export function buildEntry(
 
 const HEADER_CACHE_GROUPS = 4_096;
 
+/** Events whose bodies are sealed into ops at a time while a group is built. */
+const APPEND_SLICE = 256;
+
 /** Agents in all of `events`: each has at most one value per redactable field. */
 function countAgents(events: readonly NativeEvent[]): number {
   let n = 0;
@@ -592,7 +596,6 @@ function groupReceipts(
   entries: readonly Entry[],
   group: ReceiptGroupRecord,
   tree: MerkleTree,
-  pathIds: readonly MerkleNodeId[][],
 ): Receipt[] {
   const hexLevels: Array<Array<Hex | undefined>> = tree.levels.map(
     (level) => new Array<Hex | undefined>(level.length),
@@ -607,7 +610,9 @@ function groupReceipts(
       entry,
       hexOf(0, i),
       group,
-      pathIds[i]!.map((id) => hexOf(id.level, id.index)),
+      // Recomputed (arithmetic) rather than kept from before the write: ~12 objects an event
+      // that would otherwise live through the write.
+      inclusionProofNodeIds(i, tree.size).map((id) => hexOf(id.level, id.index)),
       times,
     ),
   );
