@@ -137,6 +137,13 @@ function rawStoreReaders(files: SourceFile[]): string[] {
     .map((f) => rel(f.file));
 }
 
+/** A made-up source file under services/, for checking that a rule fails when broken. */
+function file(name: string, imports: string[], source = ""): SourceFile {
+  const at = path.join(SERVICES, name);
+  const resolved = imports.map((s) => path.resolve(path.dirname(at), s));
+  return { file: at, source, specifiers: imports, imports: resolved, runtimeImports: resolved };
+}
+
 describe("services/: which room may use which", () => {
   let files: SourceFile[];
   before(async () => {
@@ -163,24 +170,15 @@ describe("services/: which room may use which", () => {
     expect(offenders).to.deep.equal([]);
   });
 
-  it("only the store imports its key layout", () => {
-    expect(keyLayoutImporters(files)).to.deep.equal([]);
-  });
-
-  it("only the store opens LevelDB or reaches its handle (`.db`)", () => {
-    expect(levelDbReachers(files)).to.deep.equal([]);
-  });
-
-  it("outside the store, nobody reads LevelDB by key: only typed store methods", () => {
-    expect(rawStoreReaders(files)).to.deep.equal([]);
-  });
+  const storeRules: Array<[string, (files: SourceFile[]) => string[]]> = [
+    ["only the store imports its key layout", keyLayoutImporters],
+    ["only the store opens LevelDB or reaches its handle (`.db`)", levelDbReachers],
+    ["outside the store, nobody reads LevelDB by key: only typed store methods", rawStoreReaders],
+  ];
+  for (const [rule, offenders] of storeRules)
+    it(rule, () => expect(offenders(files)).to.deep.equal([]));
 
   it("each store rule fails when broken", () => {
-    const file = (name: string, imports: string[], source = ""): SourceFile => {
-      const at = path.join(SERVICES, name);
-      const resolved = imports.map((s) => path.resolve(path.dirname(at), s));
-      return { file: at, source, specifiers: imports, imports: resolved, runtimeImports: resolved };
-    };
     expect(keyLayoutImporters([file("ledger/x.ts", ["../store/keys.ts"])])).to.deep.equal([
       "services/ledger/x.ts → services/store/keys.ts",
     ]);
@@ -222,11 +220,6 @@ describe("services/: which room may use which", () => {
   });
 
   it("each anchoring rule fails when broken", () => {
-    const file = (name: string, imports: string[], source = ""): SourceFile => {
-      const at = path.join(SERVICES, name);
-      const resolved = imports.map((s) => path.resolve(path.dirname(at), s));
-      return { file: at, source, specifiers: imports, imports: resolved, runtimeImports: resolved };
-    };
     expect(anchoringReachesUp([file("anchoring/x.ts", ["../api/app.ts"])])).to.deep.equal([
       "services/anchoring/x.ts → services/api/app.ts",
     ]);
