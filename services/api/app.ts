@@ -127,6 +127,7 @@ export function createApp(opts: AppOptions): Express {
     backlog: () => opts.ledger.backlog(),
     workerHeapBytes: () => opts.ledger.subjectIndex.workerHeapBytes,
     workerCpuSeconds: () => opts.ledger.subjectIndex.workerCpuSeconds,
+    workerStatus: () => opts.ledger.subjectIndex.workerStatus,
   });
   opts.ledger.onSealed(() => metrics.batchesSealed.inc());
   metrics.watchStorage(

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { BacklogStatus, StorageHealth } from "../ledger/ledger.ts";
+import type { SealWorkerStatus } from "../ledger/subject-index-store.ts";
 import type { AnchorStatus } from "./app.ts";
 
 /**
@@ -23,6 +24,8 @@ export class ApiMetrics {
       defaults?: boolean;
       backlog?: () => BacklogStatus;
       workerHeapBytes?: () => number | undefined;
+      /** Sealing workers restarted after a loss, and batches sealed on the request thread instead. */
+      workerStatus?: () => SealWorkerStatus | undefined;
       /** CPU time the sealing worker thread has used (s), when there is one. */
       workerCpuSeconds?: () => number | undefined;
     } = {},
@@ -126,6 +129,27 @@ export class ApiMetrics {
           if (bytes !== undefined) this.set(bytes);
         },
       });
+    const workerStatus = opts.workerStatus;
+    if (workerStatus) {
+      new Gauge({
+        name: "veritrail_seal_worker_restarts",
+        help: "Sealing workers started since the process started because one was lost (out of heap, crashed)",
+        registers,
+        collect() {
+          const s = workerStatus();
+          if (s) this.set(s.restarts);
+        },
+      });
+      new Gauge({
+        name: "veritrail_seal_worker_local_batches",
+        help: "Batches whose index update was prepared on the request thread after it lost the sealing worker twice",
+        registers,
+        collect() {
+          const s = workerStatus();
+          if (s) this.set(s.localBatches);
+        },
+      });
+    }
     const workerCpu = opts.workerCpuSeconds;
     new Gauge({
       name: "veritrail_thread_cpu_seconds",

@@ -170,6 +170,19 @@ export class SubjectIndex {
     return this.updater instanceof IndexWorkerClient ? this.updater.cpuMicros / 1e6 : undefined;
   }
 
+  /** Restarts of the sealing worker and batches prepared here instead; undefined without one. */
+  get workerStatus(): SealWorkerStatus | undefined {
+    return this.updater instanceof IndexWorkerClient ? this.updater.status : undefined;
+  }
+
+  /**
+   * Ends the sealing worker as a crash would (tests): the batch it holds fails and is sealed
+   * again by a new worker.
+   */
+  async terminateWorker(): Promise<void> {
+    if (this.updater instanceof IndexWorkerClient) await this.updater.terminateWorker();
+  }
+
   /** Stops the worker, if one runs, and pruning after the batch it is at. */
   async close(): Promise<void> {
     this.closing = true;
@@ -249,11 +262,55 @@ export class SubjectIndex {
 }
 
 /**
+ * The sealing worker was lost (it ran out of heap, crashed or was terminated) while it held the
+ * update of `batchNo`: nothing of that batch is committed. The sealer tries the batch again; a new
+ * worker is started for it, with a cold cache, from what the store holds.
+ */
+export class SealWorkerLostError extends Error {
+  readonly code = "SEAL_WORKER_LOST";
+  constructor(
+    message: string,
+    readonly batchNo: number | undefined,
+  ) {
+    super(message);
+    this.name = "SealWorkerLostError";
+  }
+}
+
+/** The first restart waits this long, then twice as long after each further loss, up to the max. */
+const RESTART_DELAY_MIN_MS = 100;
+const RESTART_DELAY_MAX_MS = 5_000;
+
+/**
+ * A batch whose update lost the worker this many times in a row is prepared on the request
+ * thread instead: a batch too large for the worker's heap limit still gets sealed (its receipts'
+ * anchor deadline outranks the worker's memory bound), and the next batch goes to a new worker.
+ */
+const LOSSES_BEFORE_LOCAL = 2;
+
+/** What the request thread's side of the sealing worker counts (metrics, logs). */
+export interface SealWorkerStatus {
+  /** Workers started after one was lost. */
+  restarts: number;
+  /** Batches prepared on the request thread after their update lost the worker repeatedly. */
+  localBatches: number;
+  /** Why the last worker was lost, if one was. */
+  lastLoss?: string;
+}
+
+/**
  * The request thread's side of the sealing worker: forwards prepare/committed, and serves the
- * worker's reads from the store (the worker holds no database handle).
+ * worker's reads from the store (the worker holds no database handle). It supervises the worker:
+ * one that is lost (out of heap, crashed) fails the requests it held with a SealWorkerLostError
+ * and is replaced at the next batch, after a delay that grows with repeated losses; the new one
+ * starts at the last committed batch and reads what it needs from the store, so nothing
+ * acknowledged is lost and sealing resumes (subject-index-store.ts rolls back a sliced write the
+ * loss cut short). A batch that keeps losing its worker is prepared on this thread.
  */
 class IndexWorkerClient {
-  private readonly worker: Worker;
+  private worker: Worker | undefined;
+  /** The updater on this thread that prepares the current batch, when the worker could not. */
+  private local: IndexUpdater | undefined;
   private nextId = 0;
   private readonly pending = new Map<
     number,
@@ -262,41 +319,53 @@ class IndexWorkerClient {
   private cached = { upper: 0, deep: 0 };
   heapBytes = 0;
   cpuMicros = 0;
-  private failure: Error | undefined;
+  /** CPU time of the workers lost so far (µs): the thread CPU metric never goes back. */
+  private lostCpuMicros = 0;
+  private closed = false;
+  private latestBatchNo: number;
+  /** The batch the current worker (or this thread) is preparing, and losses in a row on it. */
+  private preparing: number | undefined;
+  private losses = { batchNo: -1, count: 0, inRow: 0 };
+  private lossAt = 0;
+  readonly status: SealWorkerStatus = { restarts: 0, localBatches: 0 };
 
   constructor(
     private readonly reads: IndexReads,
     latestBatchNo: number,
-    opts: SubjectIndexOptions,
+    private readonly opts: SubjectIndexOptions,
   ) {
-    this.worker = startTsWorker(
-      new URL("./index-worker.ts", import.meta.url),
-      opts.workerHeapMb !== undefined
-        ? { maxOldGenerationSizeMb: opts.workerHeapMb, maxYoungGenerationSizeMb: 16 }
-        : undefined,
-    );
-    this.worker.unref();
-    this.worker.on("message", (message: FromWorker) => this.onMessage(message));
-    this.worker.on("error", (error) => this.fail(error));
-    this.worker.on("exit", (code) => {
-      if (code !== 0) this.fail(new Error(`the sealing worker exited with code ${code}`));
-    });
-    this.post({
-      type: "init",
-      latestBatchNo,
-      ...(opts.nodeCacheMax !== undefined ? { nodeCacheMax: opts.nodeCacheMax } : {}),
-      ...(opts.upperLevels !== undefined ? { upperLevels: opts.upperLevels } : {}),
-    });
+    this.latestBatchNo = latestBatchNo;
+    this.worker = this.startWorker();
   }
 
   get cachedNodes(): { upper: number; deep: number } {
-    return this.cached;
+    return this.local?.cachedNodes ?? this.cached;
   }
 
   async prepare(
     batchNo: number,
     events: IndexedEvent[],
   ): Promise<{ root: Hex; size: PreparedSize }> {
+    if (this.closed) throw new Error("the sealing worker is stopped");
+    this.preparing = batchNo;
+    this.local = undefined;
+    if (this.losses.batchNo === batchNo && this.losses.count >= LOSSES_BEFORE_LOCAL) {
+      this.status.localBatches++;
+      this.local = new IndexUpdater(this.reads, this.latestBatchNo, this.opts);
+      return this.local.prepare(batchNo, events);
+    }
+    if (!this.worker) {
+      // Not in a tight loop: a worker lost again at once waits longer before the next one.
+      const delay = Math.min(
+        RESTART_DELAY_MAX_MS,
+        RESTART_DELAY_MIN_MS * 2 ** Math.max(0, this.losses.inRow - 1),
+      );
+      const wait = this.lossAt + delay - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (this.closed) throw new Error("the sealing worker is stopped");
+      this.status.restarts++;
+      this.worker = this.startWorker();
+    }
     const packed = packEvents(events);
     const answer = await this.ask({ type: "prepare", batchNo, events: packed }, [
       packed.seqs.buffer as ArrayBuffer,
@@ -304,11 +373,17 @@ class IndexWorkerClient {
     invariant(answer.type === "prepared", "the worker answers prepare with prepared");
     this.cached = answer.cachedNodes;
     this.heapBytes = answer.heapBytes;
-    this.cpuMicros = answer.cpuMicros;
+    this.cpuMicros = this.lostCpuMicros + answer.cpuMicros;
+    this.losses.inRow = 0;
     return { root: answer.root, size: answer.size };
   }
 
   async emit(batchNo: number, part: UpdatePart, from: number, to: number): Promise<BatchOp[]> {
+    if (this.local) {
+      const sink = new BatchOpSink();
+      this.local.emit(batchNo, part, from, to, sink);
+      return sink.ops;
+    }
     const answer = await this.ask({
       type: "emit",
       batchNo,
@@ -322,12 +397,91 @@ class IndexWorkerClient {
   }
 
   committed(batchNo: number): void {
-    this.post({ type: "committed", batchNo });
+    this.latestBatchNo = batchNo;
+    this.preparing = undefined;
+    if (this.local) {
+      // The worker's cache missed this batch's writes: the next batch gets a new worker.
+      this.local = undefined;
+      this.retire(this.worker);
+      return;
+    }
+    this.worker?.postMessage({ type: "committed", batchNo } satisfies ToWorker);
+  }
+
+  /** Ends the current worker on purpose (its requests fail as if it were lost). For tests. */
+  async terminateWorker(): Promise<void> {
+    await this.worker?.terminate();
   }
 
   async close(): Promise<void> {
-    this.failure ??= new Error("the sealing worker is stopped");
-    await this.worker.terminate();
+    this.closed = true;
+    const worker = this.worker;
+    this.worker = undefined;
+    this.rejectPending(new Error("the sealing worker is stopped"));
+    await worker?.terminate();
+  }
+
+  private startWorker(): Worker {
+    const worker = startTsWorker(
+      new URL("./index-worker.ts", import.meta.url),
+      this.opts.workerHeapMb !== undefined
+        ? { maxOldGenerationSizeMb: this.opts.workerHeapMb, maxYoungGenerationSizeMb: 16 }
+        : undefined,
+    );
+    worker.unref();
+    let error: Error | undefined;
+    worker.on("message", (message: FromWorker) => {
+      if (worker === this.worker) this.onMessage(message);
+    });
+    worker.on("error", (e) => (error = e));
+    worker.on("exit", (code) => {
+      if (worker !== this.worker) return;
+      this.lost(
+        error
+          ? `${(error as NodeJS.ErrnoException).code ?? error.name}: ${error.message}`
+          : `exited with code ${code}`,
+      );
+    });
+    worker.postMessage({
+      type: "init",
+      latestBatchNo: this.latestBatchNo,
+      ...(this.opts.nodeCacheMax !== undefined ? { nodeCacheMax: this.opts.nodeCacheMax } : {}),
+      ...(this.opts.upperLevels !== undefined ? { upperLevels: this.opts.upperLevels } : {}),
+    } satisfies ToWorker);
+    return worker;
+  }
+
+  /** The current worker is gone: what it held fails; the next batch starts another. */
+  private lost(reason: string): void {
+    this.worker = undefined;
+    if (this.closed) return;
+    this.lostCpuMicros = this.cpuMicros;
+    this.lossAt = Date.now();
+    this.losses.inRow++;
+    const batchNo = this.preparing;
+    if (batchNo !== undefined) {
+      if (this.losses.batchNo === batchNo) this.losses.count++;
+      else this.losses = { ...this.losses, batchNo, count: 1 };
+    }
+    this.status.lastLoss = reason;
+    this.rejectPending(
+      new SealWorkerLostError(
+        `the sealing worker was lost (${reason})${batchNo === undefined ? "" : ` while it prepared batch ${batchNo}`}; a new one takes over from the store`,
+        batchNo,
+      ),
+    );
+  }
+
+  /** Stops a worker whose state is stale; it is not counted as lost. */
+  private retire(worker: Worker | undefined): void {
+    if (worker === undefined) return;
+    if (worker === this.worker) this.worker = undefined;
+    void worker.terminate();
+  }
+
+  private rejectPending(error: Error): void {
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
   }
 
   /** Sends a request (its id added) and resolves with the worker's answer to it. */
@@ -335,31 +489,44 @@ class IndexWorkerClient {
     request: DistributiveOmit<Extract<ToWorker, { id: number }>, "id">,
     transfer: ArrayBuffer[] = [],
   ): Promise<FromWorker> {
-    if (this.failure) return Promise.reject(this.failure);
+    const worker = this.worker;
+    if (this.closed) return Promise.reject(new Error("the sealing worker is stopped"));
+    if (!worker)
+      return Promise.reject(
+        new SealWorkerLostError(
+          `the sealing worker was lost (${this.status.lastLoss ?? "unknown"}) before batch ${this.preparing} was written`,
+          this.preparing,
+        ),
+      );
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.post({ ...request, id } as ToWorker, transfer);
+      worker.postMessage({ ...request, id } as ToWorker, transfer);
     });
-  }
-
-  private post(message: ToWorker, transfer: ArrayBuffer[] = []): void {
-    this.worker.postMessage(message, transfer);
   }
 
   private onMessage(message: FromWorker): void {
     if (message.type === "read") {
+      const worker = this.worker!;
       const ids = message.ids;
       const read =
         message.kind === "heads" ? this.reads.heads(ids as Hex[]) : this.reads.nodes(ids);
       read.then(
         (values) => {
+          if (worker !== this.worker) return;
           const packed = packValues(values);
-          this.post({ type: "values", id: message.id, values: packed }, [
-            packed.buffer as ArrayBuffer,
-          ]);
+          worker.postMessage(
+            { type: "values", id: message.id, values: packed } satisfies ToWorker,
+            [packed.buffer as ArrayBuffer],
+          );
         },
-        (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
+        (error: unknown) => {
+          // The worker waits for values that will not come: what it was asked fails with the
+          // store's error, and it is replaced at the next batch.
+          if (worker !== this.worker) return;
+          this.rejectPending(error instanceof Error ? error : new Error(String(error)));
+          this.retire(worker);
+        },
       );
       return;
     }
@@ -372,13 +539,6 @@ class IndexWorkerClient {
     } else {
       p?.resolve(message);
     }
-  }
-
-  /** The worker is gone or its reads failed: every pending and later request fails. */
-  private fail(error: Error): void {
-    this.failure ??= error;
-    for (const p of this.pending.values()) p.reject(error);
-    this.pending.clear();
   }
 }
 
