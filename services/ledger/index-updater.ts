@@ -1,4 +1,4 @@
-import { type Hex, fromHex, toHex } from "../core/hex.ts";
+import { type Hex, bytesEqual, fromHex, toHex } from "../core/hex.ts";
 import {
   EMPTY_ROOT,
   type NodePath,
@@ -6,6 +6,7 @@ import {
   type SmtUpdate,
   applyUpdates,
   decodeSmtNode,
+  NodeSlab,
   SMT_NODE_BYTES,
   extendChain,
   historyValueHash,
@@ -58,7 +59,19 @@ export class BatchOpSink implements OpSink {
 export interface IndexCacheOptions {
   nodeCacheMax?: number;
   upperLevels?: number;
+  /** Subjects applied to the tree at a time (default PREPARE_CHUNK_SUBJECTS; tests set less). */
+  chunkSubjects?: number;
 }
+
+/**
+ * A batch's subjects are applied to the tree this many at a time, in key order, each slice over
+ * the nodes the earlier ones changed. The node objects a slice reads and builds (≈ 15 per
+ * subject) are garbage once it is done, so the heap a batch takes beyond its changed nodes is
+ * bounded by this, not by BATCH_MAX_EVENTS: applied at once, 10,000 subjects took ≈ 40 MB more
+ * heap than the sealing worker's cache and the update it keeps. The result is the same tree and
+ * the same changed nodes (a sparse Merkle tree does not depend on the order of its updates).
+ */
+export const PREPARE_CHUNK_SUBJECTS = 1_024;
 
 /**
  * A batch touches up to BATCH_MAX_EVENTS subjects and ≈ 10 nodes each: its update is prepared a
@@ -90,12 +103,111 @@ export interface PreparedSize {
   heads: number;
 }
 
-/** One changed node of a prepared update: its key part, and its value before and after. */
-interface NodeChange {
-  path: NodePath;
-  key: string;
-  before: Buffer | undefined;
-  after: Uint8Array | undefined;
+/** No value: the node did not exist before the batch, or is deleted by it. */
+const NONE = -1;
+
+/**
+ * The nodes a batch changes, with their values before the batch and after it: ≈ 10 per
+ * subject, ≈ 100,000 for a batch of 10,000 subjects, kept until the batch is written. The
+ * values sit in two slabs of 65-byte slots, so the heap holds a path, a key and two slot numbers
+ * per node; as an object with two small typed arrays per node (one value read, one encoded),
+ * the update of a large batch took more heap than the sealing worker's limit.
+ */
+class ChangedNodes {
+  private readonly index = new Map<NodePath, number>();
+  readonly paths: NodePath[] = [];
+  private readonly beforeSlots: number[] = [];
+  private readonly afterSlots: number[] = [];
+  /** Values before the batch that are not node-sized (stored so; undo records keep them as read). */
+  private readonly oddBefore = new Map<number, Buffer>();
+  private readonly beforeSlab = new NodeSlab();
+  private readonly afterSlab = new NodeSlab();
+  /** Change numbers in key order, once `seal` has run; keys by change number. */
+  order: Int32Array = new Int32Array(0);
+  keys: string[] = [];
+
+  get size(): number {
+    return this.order.length;
+  }
+
+  has(path: NodePath): boolean {
+    return this.index.has(path);
+  }
+
+  /**
+   * The value the batch has given `path` so far: undefined when it deleted it, null when it
+   * has not changed it. A view, valid until `path` changes again.
+   */
+  latest(path: NodePath): Uint8Array | undefined | null {
+    const i = this.index.get(path);
+    if (i === undefined) return null;
+    const slot = this.afterSlots[i]!;
+    return slot === NONE ? undefined : this.afterSlab.view(slot);
+  }
+
+  /** Records that the batch sets `path` to `after` (copied); `before` is its value before the batch. */
+  set(path: NodePath, before: Buffer | undefined, after: Uint8Array | undefined): void {
+    let i = this.index.get(path);
+    if (i === undefined) {
+      i = this.paths.length;
+      this.index.set(path, i);
+      this.paths.push(path);
+      let slot = NONE;
+      if (before !== undefined) {
+        if (before.length === SMT_NODE_BYTES) {
+          slot = this.beforeSlab.allocate();
+          this.beforeSlab.view(slot).set(before);
+        } else this.oddBefore.set(i, Buffer.from(before));
+      }
+      this.beforeSlots.push(slot);
+      this.afterSlots.push(NONE);
+    }
+    let slot = this.afterSlots[i]!;
+    if (after === undefined) {
+      if (slot !== NONE) this.afterSlab.release(slot);
+      this.afterSlots[i] = NONE;
+    } else {
+      if (slot === NONE) this.afterSlots[i] = slot = this.afterSlab.allocate();
+      this.afterSlab.view(slot).set(after);
+    }
+  }
+
+  /**
+   * Done changing: drops the nodes a later slice set back to their value before the batch (no
+   * change at all) and puts the rest in key order (the undo records are packed and looked up by
+   * path: index-undo.ts).
+   */
+  seal(): void {
+    const kept: number[] = [];
+    for (let i = 0; i < this.paths.length; i++) {
+      const before = this.before(i);
+      const after = this.after(i);
+      if (
+        before === undefined
+          ? after === undefined
+          : after !== undefined && bytesEqual(before, after)
+      )
+        continue;
+      kept.push(i);
+    }
+    this.index.clear();
+    this.keys = this.paths.map((p) => pathKey(p));
+    const keys = this.keys;
+    kept.sort((a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0));
+    this.order = Int32Array.from(kept);
+  }
+
+  /** The value of change `i` before the batch (a view). */
+  before(i: number): Uint8Array | undefined {
+    const slot = this.beforeSlots[i]!;
+    return slot === NONE ? this.oddBefore.get(i) : this.beforeSlab.view(slot);
+  }
+
+  /** The value change `i` gives its node (a view), undefined when it deletes it. */
+  after(i: number): Uint8Array | undefined {
+    const slot = this.afterSlots[i]!;
+    return slot === NONE ? undefined : this.afterSlab.view(slot);
+  }
 }
 
 /**
@@ -110,13 +222,16 @@ interface NodeChange {
 export class IndexUpdater {
   private readonly cache: IndexNodeCache;
   private prepared:
-    { batchNo: number; heads: Array<[Hex, Buffer]>; changes: NodeChange[] } | undefined;
+    { batchNo: number; heads: Array<[Hex, Buffer]>; changes: ChangedNodes } | undefined;
+
+  private readonly chunkSubjects: number;
 
   constructor(
     private readonly reads: IndexReads,
     private latestBatchNo: number,
     opts: IndexCacheOptions = {},
   ) {
+    this.chunkSubjects = Math.max(1, opts.chunkSubjects ?? PREPARE_CHUNK_SUBJECTS);
     this.cache = new IndexNodeCache(
       opts.upperLevels ?? UPPER_LEVELS,
       opts.nodeCacheMax ?? NODE_CACHE_MAX,
@@ -140,9 +255,87 @@ export class IndexUpdater {
       if (!list) bySubject.set(e.subject, (list = []));
       list.push(e);
     }
-    const subjects = [...bySubject.keys()];
-    const stored = await this.reads.heads(subjects);
+    // In key order (subject tags are fixed-length lowercase hex): each slice of updates is then
+    // one stretch of the tree, and the slices share only the few nodes above them.
+    const subjects = [...bySubject.keys()].sort();
     const heads: Array<[Hex, Buffer]> = [];
+    // The tree takes the updates a slice of subjects at a time (see PREPARE_CHUNK_SUBJECTS),
+    // each slice over the nodes the earlier ones changed.
+    const changes = new ChangedNodes();
+    const decode = (raw: Uint8Array | undefined) =>
+      raw === undefined ? undefined : decodeSmtNode(raw);
+    const chunk = this.chunkSubjects;
+    let root: Uint8Array = EMPTY_ROOT;
+    for (let from = 0; from === 0 || from < subjects.length; from += chunk) {
+      const updates = await this.headUpdates(subjects.slice(from, from + chunk), bySubject, heads);
+      /** Values before the batch of the nodes this slice read (not changed by earlier slices). */
+      const before = new Map<NodePath, Buffer | undefined>();
+      const latest = async (paths: NodePath[]): Promise<Array<Uint8Array | undefined>> => {
+        const out = new Array<Uint8Array | undefined>(paths.length);
+        const unchanged: number[] = [];
+        paths.forEach((p, i) => {
+          const value = changes.latest(p);
+          if (value === null) unchanged.push(i);
+          else out[i] = value;
+        });
+        const raws = await this.latestRaw(unchanged.map((i) => paths[i]!));
+        unchanged.forEach((i, k) => {
+          before.set(paths[i]!, raws[k]);
+          out[i] = raws[k];
+        });
+        return out;
+      };
+      const reader: NodeReader = Object.assign(
+        async (path: NodePath) => decode((await latest([path]))[0]),
+        { many: async (paths: NodePath[]) => (await latest(paths)).map(decode) },
+      );
+      const result = await applyUpdates(reader, updates);
+      root = result.root;
+      const unread = result.writes
+        .filter((w) => !changes.has(w.path) && !before.has(w.path))
+        .map((w) => w.path);
+      const unreadValues = await this.latestRaw(unread);
+      unread.forEach((p, i) => before.set(p, unreadValues[i]));
+      // Every new node is encoded before any is recorded: the nodes of `result` may hold views
+      // into values of this batch's earlier slices that recording overwrites.
+      const encoded = Buffer.allocUnsafeSlow(SMT_NODE_BYTES * result.writes.length);
+      for (let i = 0; i < result.writes.length; i++) {
+        if (i > 0 && i % YIELD_EVERY === 0) await turn();
+        const node = result.writes[i]!.node;
+        if (node !== null)
+          writeSmtNode(encoded.subarray(SMT_NODE_BYTES * i, SMT_NODE_BYTES * (i + 1)), node);
+      }
+      result.writes.forEach((w, i) =>
+        changes.set(
+          w.path,
+          before.get(w.path),
+          w.node === null
+            ? undefined
+            : encoded.subarray(SMT_NODE_BYTES * i, SMT_NODE_BYTES * (i + 1)),
+        ),
+      );
+    }
+    changes.seal();
+    // The heads in the order the batch first names each subject, as they were always written.
+    const headOf = new Map(heads.map(([subject, head]) => [subject, head]));
+    const ordered = [...bySubject.keys()].map((subject): [Hex, Buffer] => [
+      subject,
+      headOf.get(subject)!,
+    ]);
+    this.prepared = { batchNo, heads: ordered, changes };
+    return { root: toHex(root), size: { nodes: changes.size, heads: heads.length } };
+  }
+
+  /**
+   * The new heads of `subjects` (appended to `heads`) and their updates of the tree: each
+   * subject's history chain extended with its events of the batch.
+   */
+  private async headUpdates(
+    subjects: Hex[],
+    bySubject: Map<Hex, Array<{ seq: number; leafHash: Uint8Array }>>,
+    heads: Array<[Hex, Buffer]>,
+  ): Promise<SmtUpdate[]> {
+    const stored = await this.reads.heads(subjects);
     const updates: SmtUpdate[] = [];
     for (let i = 0; i < subjects.length; i++) {
       if (i > 0 && i % YIELD_EVERY === 0) await turn();
@@ -161,41 +354,7 @@ export class IndexUpdater {
       heads.push([subject, encodeSubjectHead(next)]);
       updates.push({ key: fromHex(subject), valueHash: historyValueHash(count, chain) });
     }
-
-    const before = new Map<NodePath, Buffer | undefined>();
-    const decode = (raw: Buffer | undefined) =>
-      raw === undefined ? undefined : decodeSmtNode(raw);
-    const readRaw = async (paths: NodePath[]) => {
-      const raws = await this.latestRaw(paths);
-      paths.forEach((p, i) => before.set(p, raws[i]));
-      return raws;
-    };
-    const reader: NodeReader = Object.assign(
-      async (path: NodePath) => decode((await readRaw([path]))[0]),
-      { many: async (paths: NodePath[]) => (await readRaw(paths)).map(decode) },
-    );
-    const result = await applyUpdates(reader, updates);
-    const unread = result.writes.filter((w) => !before.has(w.path)).map((w) => w.path);
-    const unreadValues = await this.latestRaw(unread);
-    unread.forEach((p, i) => before.set(p, unreadValues[i]));
-    const changes: NodeChange[] = new Array(result.writes.length);
-    // The new nodes' encodings side by side in one buffer: ≈ 100,000 of them for 10,000
-    // subjects, which as one small typed array each were most of this thread's heap and garbage.
-    const encoded = Buffer.allocUnsafeSlow(SMT_NODE_BYTES * result.writes.length);
-    for (let i = 0; i < result.writes.length; i++) {
-      if (i > 0 && i % YIELD_EVERY === 0) await turn();
-      const w = result.writes[i]!;
-      let after: Uint8Array | undefined;
-      if (w.node !== null) {
-        after = encoded.subarray(SMT_NODE_BYTES * i, SMT_NODE_BYTES * (i + 1));
-        writeSmtNode(after, w.node);
-      }
-      changes[i] = { path: w.path, key: pathKey(w.path), before: before.get(w.path), after };
-    }
-    // In key order: the undo records are packed and looked up by path (index-undo.ts).
-    changes.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    this.prepared = { batchNo, heads, changes };
-    return { root: toHex(result.root), size: { nodes: changes.length, heads: heads.length } };
+    return updates;
   }
 
   /**
@@ -215,16 +374,20 @@ export class IndexUpdater {
       return;
     }
     const changes = prepared.changes;
-    const end = Math.min(to, changes.length);
+    const { order, keys } = changes;
+    const end = Math.min(to, order.length);
     if (part === "undo") {
       invariant(from % UNDO_CHUNK_NODES === 0, "undo records are emitted in whole packed values");
       for (let i = from; i < end; i += UNDO_CHUNK_NODES) {
-        const records = changes.slice(i, Math.min(i + UNDO_CHUNK_NODES, end));
+        const records = Array.from(order.subarray(i, Math.min(i + UNDO_CHUNK_NODES, end)), (c) => ({
+          key: keys[c]!,
+          before: changes.before(c),
+        }));
         putUndoChunk(sink, batchNo, records);
       }
       return;
     }
-    for (let i = from; i < end; i++) putIndexNode(sink, changes[i]!.key, changes[i]!.after);
+    for (let i = from; i < end; i++) putIndexNode(sink, keys[order[i]!]!, changes.after(order[i]!));
   }
 
   /** The batch's writes are durable: the cache takes the prepared nodes. */
@@ -233,7 +396,8 @@ export class IndexUpdater {
     this.prepared = undefined;
     this.latestBatchNo = batchNo;
     if (prepared?.batchNo === batchNo) {
-      for (const c of prepared.changes) this.cache.set(c.path, c.after);
+      const changes = prepared.changes;
+      for (const c of changes.order) this.cache.set(changes.paths[c]!, changes.after(c));
     } else {
       this.cache.clear();
     }

@@ -133,6 +133,38 @@ describe("ledger/subject-index-store (LevelDB)", function () {
     expect(refused).to.be.instanceOf(Error);
   });
 
+  it("applies a batch's subjects to the tree a slice at a time: same roots and ops byte for byte as all at once", async () => {
+    const here = await openStore();
+    const there = await openStore();
+    const whole = new SubjectIndex(here, -1, { chunkSubjects: 1_000_000 });
+    const sliced = new SubjectIndex(there, -1, {
+      chunkSubjects: 7,
+      nodeCacheMax: 40,
+      upperLevels: 2,
+    });
+    const subjects = Array.from({ length: 400 }, () => toHex(randomBytes(32)));
+    let seq = 0;
+    for (let batchNo = 0; batchNo < 10; batchNo++) {
+      // Some batches touch a handful of subjects (one slice), most many (dozens of slices).
+      const n = batchNo % 3 === 0 ? 5 : 150;
+      const events: BatchEvents = Array.from({ length: n }, () => ({
+        subject: subjects[Math.floor(Math.random() * subjects.length)]!,
+        seq: seq++,
+        leafHash: new Uint8Array(randomBytes(32)),
+      }));
+      const a = await whole.prepareBatch(batchNo, events);
+      const b = await sliced.prepareBatch(batchNo, events);
+      expect(b.root, `batch ${batchNo}`).to.equal(a.root);
+      expect(b.size).to.deep.equal(a.size);
+      expect(await allOps(sliced, b), `batch ${batchNo}`).to.deep.equal(await allOps(whole, a));
+      await whole.writeBatch(a, []);
+      await sliced.writeBatch(b, []);
+    }
+    const empty = await sliced.prepareBatch(10, []);
+    expect(empty.root).to.equal((await whole.prepareBatch(10, [])).root);
+    expect(empty.size).to.deep.equal({ nodes: 0, heads: 0 });
+  });
+
   it("proves at older batches from packed undo records, reads logs with one record per node, and prunes what anchored batches no longer need", async function () {
     this.timeout(120_000);
     const store = await openStore();
