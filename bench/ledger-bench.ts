@@ -102,6 +102,7 @@ export async function openBenchLedger(
     sealWorker: true,
     indexNodeCacheMax: defaults.INDEX_NODE_CACHE_MAX,
     sealWorkerHeapMb: defaults.SEAL_WORKER_HEAP_MB,
+    store: { tableFileBytes: defaults.STORE_TABLE_FILE_MB * 1024 * 1024 },
   });
 }
 

@@ -98,6 +98,8 @@ interface Sample {
   heapMb: number;
   externalMb: number;
   workerHeapMb: number;
+  /** Sealing workers started because one was lost (out of heap, crashed). */
+  workerRestarts: number;
 }
 
 /** The process's resident memory (MB) from /proc: now, split, and its peak since start. */
@@ -349,6 +351,7 @@ try {
       heapMb: metric(text, "nodejs_heap_size_total_bytes") / 2 ** 20,
       externalMb: metric(text, "nodejs_external_memory_bytes") / 2 ** 20,
       workerHeapMb: metric(text, "veritrail_seal_worker_heap_bytes") / 2 ** 20,
+      workerRestarts: metric(text, "veritrail_seal_worker_restarts") || 0,
     });
   };
   const sampler = (async () => {
@@ -394,6 +397,7 @@ try {
   const sealRate = (atLoadEnd.sealed - first.sealed) / window;
   const anchorRate = (atLoadEnd.anchored - first.anchored) / window;
   const peakBacklog = Math.max(...samples.map((s) => s.unsealed));
+  const largest = samples.reduce((a, b) => (b.rssMb > a.rssMb ? b : a));
   const peakAnon = Math.max(...samples.map((s) => s.rssAnonMb));
   const peakFile = Math.max(...samples.map((s) => s.rssFileMb));
   const refused = statuses.get(503) ?? 0;
@@ -544,6 +548,23 @@ try {
       value: peakRss,
       unit: "MB",
       target: { op: "<=", value: 512 },
+    },
+    {
+      name: "service RSS, largest of the samples every 2 s",
+      value: largest.rssMb,
+      unit: "MB",
+      note: `anonymous ${largest.rssAnonMb.toFixed(0)} MB + mapped files ${largest.rssFileMb.toFixed(0)} MB, at ${largest.t.toFixed(0)} s`,
+    },
+    {
+      name: "V8 heap, peak of samples: request thread / sealing worker",
+      value: Math.max(...samples.map((s) => s.heapMb)),
+      unit: "MB",
+      note: `sealing worker ${Math.max(...samples.map((s) => s.workerHeapMb || 0)).toFixed(0)} MB`,
+    },
+    {
+      name: "sealing workers replaced (lost: out of heap or crashed)",
+      value: samples.at(-1)!.workerRestarts,
+      unit: "workers",
     },
     {
       name: "service RSS, peak of samples every 2 s: anonymous (heaps, malloc)",

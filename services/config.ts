@@ -100,11 +100,19 @@ export const ConfigSchema = z.object({
   INGEST_BACKPRESSURE_WAIT_MS: int(0, 60_000).default(1_000),
   /**
    * Memory of the sealing worker (services/ledger/index-worker.ts): completeness-index nodes
-   * below the upper 16 levels it keeps in memory (≈ 80 bytes each), and its V8 heap limit.
-   * Both bound the service's memory whatever the size of the log.
+   * below the upper 16 levels it keeps in memory (≈ 120 bytes each: 65 in a slab, the rest
+   * its heap), and its V8 heap limit (old generation). Both bound the service's memory whatever
+   * the size of the log. The worker needs ≈ 20 MB of heap to run, ≈ 40 bytes per cached node
+   * and ≈ 2 KB per subject of a batch (BATCH_MAX_EVENTS); a worker that runs out of heap is
+   * replaced, and a batch that overruns it twice is sealed on the request thread.
    */
-  INDEX_NODE_CACHE_MAX: int(0, 50_000_000).default(500_000),
-  SEAL_WORKER_HEAP_MB: int(32, 16_384).default(128),
+  INDEX_NODE_CACHE_MAX: int(0, 50_000_000).default(250_000),
+  SEAL_WORKER_HEAP_MB: int(32, 16_384).default(96),
+  /**
+   * Size of LevelDB's table files, MB. LevelDB maps the tables it holds open (at least 64) into
+   * memory, so up to 64 × this counts in the service's RSS as mapped file pages.
+   */
+  STORE_TABLE_FILE_MB: int(1, 64).default(2),
 
   /** development: a local chain that may be reset (redeploy + re-anchor); production: never. */
   CHAIN_MODE: z.enum(["development", "production"]).default("development"),

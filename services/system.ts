@@ -76,6 +76,7 @@ export async function startSystem(
       sealWorker: true,
       indexNodeCacheMax: config.INDEX_NODE_CACHE_MAX,
       sealWorkerHeapMb: config.SEAL_WORKER_HEAP_MB,
+      store: { tableFileBytes: config.STORE_TABLE_FILE_MB * 1024 * 1024 },
       ingestLimits: {
         maxUnsealedEvents: config.INGEST_MAX_UNSEALED_EVENTS,
         maxUnsealedAgeMs: config.INGEST_MAX_UNSEALED_AGE_MS,

@@ -5,7 +5,8 @@
  * survives closing and reopening.
  */
 import { expect } from "chai";
-import { mkdtemp, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { K } from "../../../services/store/keys.ts";
@@ -162,6 +163,34 @@ describe("store/ledger-store (LevelDB on disk)", () => {
     await store.write(ops);
     expect(await store.nextSeq()).to.equal(1_500);
     expect(await store.seqsByOrg("org:lab", { limit: 5_000 })).to.have.length(1_497);
+  });
+
+  it("writes LevelDB tables no larger than tableFileBytes (the mapped part of RSS is 64 of them at most)", async function () {
+    this.timeout(60_000);
+    await store.close();
+    const small = await LedgerStore.open(dir, { tableFileBytes: 1024 * 1024 });
+    try {
+      // 12 MiB of incompressible values in 12 writes, each spread over the whole key range (so
+      // the memtable flushes overlap and must be merged), then compacted down: every table a
+      // compaction writes is cut at the size asked (a flush writes one of the write buffer's).
+      for (let w = 0; w < 12; w++)
+        await small.write(
+          Array.from({ length: 1_024 }, (_, i) => ({
+            type: "put" as const,
+            key: `x:${String(i * 12 + w).padStart(8, "0")}`,
+            value: randomBytes(1_024),
+          })),
+        );
+      await small.compact();
+      const tables = (await readdir(dir)).filter((f) => f.endsWith(".ldb"));
+      const sizes = await Promise.all(
+        tables.map(async (f) => (await stat(path.join(dir, f))).size),
+      );
+      expect(sizes.length, `tables: ${sizes.join(", ")}`).to.be.at.least(10);
+      expect(Math.max(...sizes)).to.be.at.most(1024 * 1024 + 64 * 1024);
+    } finally {
+      await small.close();
+    }
   });
 
   it("log metadata and batch records round-trip", async () => {
