@@ -170,8 +170,23 @@ export class Sealer {
 
   /** Seals everything accepted so far (used at shutdown and by tests). */
   async sealAll(): Promise<void> {
-    while (this.sealing) await this.sealing;
-    while (this.unsealed > 0) await this.sealOne();
+    for (;;) {
+      while (this.sealing) await this.sealing;
+      if (this.unsealed === 0) return;
+      // Held as the sealing under way, so the batch timer (armed when the last kick ended with
+      // a partial batch) cannot start a second seal of the same batch meanwhile.
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      const run = this.sealOne();
+      this.sealing = run.then(
+        () => undefined,
+        () => undefined,
+      );
+      void this.sealing.finally(() => {
+        this.sealing = null;
+      });
+      await run;
+    }
   }
 
   private schedule(): void {

@@ -145,6 +145,43 @@ describe("ledger/seal: the Sealer (real LevelDB)", function () {
     expect(more[0]!.header).to.include({ batchNo: 3, firstSeq: 10, count: 3 });
   });
 
+  it("sealAll while the batch timer runs: each batch is sealed once, in order", async () => {
+    const store = await LedgerStore.open(dir);
+    const sealed: BatchRecord[] = [];
+    const errors: unknown[] = [];
+    try {
+      const index = new SubjectIndex(store, -1);
+      // Each index update takes longer than the batch wait, as a large one in the sealing
+      // worker does: the timer armed when the first seals end (2 events left) fires while
+      // sealAll seals those 2.
+      const prepare = index.prepareBatch.bind(index);
+      index.prepareBatch = async (batchNo, events) => {
+        await new Promise((r) => setTimeout(r, 40));
+        return prepare(batchNo, events);
+      };
+      const sealer = new Sealer(store, index, undefined, await store.nextSeq(), {
+        logId,
+        maxEvents: 4,
+        maxWaitMs: 5,
+        onSealed: (r) => sealed.push(r),
+        onError: (e) => errors.push(e),
+      });
+      sealer.start();
+      await sealer.sealAll();
+      await new Promise((r) => setTimeout(r, 100));
+      await sealer.stop();
+      await index.close();
+    } finally {
+      await store.close();
+    }
+    expect(errors.map(String)).to.deep.equal([]);
+    expect(sealed.map((r) => [r.header.batchNo, r.header.firstSeq, r.header.count])).to.deep.equal([
+      [0, 0, 4],
+      [1, 4, 4],
+      [2, 8, 2],
+    ]);
+  });
+
   it("once started, seals a backlog older than maxWaitMs on its own", async () => {
     const sealed = await seal(1_000, async (sealer) => {
       sealer.start();
