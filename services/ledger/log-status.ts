@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { BatchRecord } from "../store/batch-record.ts";
 import type { Ledger } from "./ledger.ts";
-import { lostRangeOfBatch } from "./lost-ranges.ts";
+import { lostRangeOfBatch, lostRangesReport } from "./lost-ranges.ts";
 
 /**
  * The operator's view of one log (GET /v1/status, `veritrail status`): how far events have got
@@ -203,18 +203,7 @@ export async function logStatus(
         : { state: h.state, failures: h.failures };
     })(),
     restorePending: ledger.restorePending !== undefined,
-    lost: {
-      events: ledger.lostRanges().reduce((n, r) => n + r.count, 0),
-      batches: ledger.lostRanges().reduce((n, r) => n + r.batches, 0),
-      ranges: ledger.lostRanges().map((r) => ({
-        fromBatchNo: r.fromBatchNo,
-        batches: r.batches,
-        firstSeq: r.firstSeq,
-        count: r.count,
-        detectedAt: r.detectedAt,
-        restoredFrom: r.restoredFrom.createdAt,
-      })),
-    },
+    lost: lostRangesReport(ledger.lostRanges()),
     trust,
   };
 }

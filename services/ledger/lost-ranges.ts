@@ -35,3 +35,19 @@ export function pastLostRanges(ranges: readonly LostRange[]): { seq: number; bat
 export function describeLostRange(r: LostRange): string {
   return `batches ${r.fromBatchNo}..${r.fromBatchNo + r.batches - 1} (seqs ${r.firstSeq}..${r.firstSeq + r.count - 1}, ${r.count} events) are anchored on-chain but missing here: lost when this ledger was restored from a backup of ${r.restoredFrom.createdAt} (head seq ${r.restoredFrom.headSeq})`;
 }
+
+/** The lost ranges as /readyz and /v1/status report them: totals, then each range. */
+export function lostRangesReport(ranges: readonly LostRange[]) {
+  return {
+    events: ranges.reduce((n, r) => n + r.count, 0),
+    batches: ranges.reduce((n, r) => n + r.batches, 0),
+    ranges: ranges.map((r) => ({
+      fromBatchNo: r.fromBatchNo,
+      batches: r.batches,
+      firstSeq: r.firstSeq,
+      count: r.count,
+      detectedAt: r.detectedAt,
+      restoredFrom: r.restoredFrom.createdAt,
+    })),
+  };
+}

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import express, { type Express } from "express";
 import type { ApiContext } from "../app.ts";
+import { lostRangesReport } from "../../ledger/lost-ranges.ts";
 import { ApiError } from "../errors.ts";
 import { buildOpenApiDocument, renderDocsPage } from "../openapi.ts";
 
@@ -44,18 +45,7 @@ export function registerOpsRoutes(app: Express, ctx: ApiContext): void {
       anchoring,
       // A restored copy: being compared with the chain, and what the chain holds beyond it.
       restore: restore ? { state: "reconciling", ...restore } : null,
-      lost: {
-        events: ranges.reduce((n, r) => n + r.count, 0),
-        batches: ranges.reduce((n, r) => n + r.batches, 0),
-        ranges: ranges.map((r) => ({
-          fromBatchNo: r.fromBatchNo,
-          batches: r.batches,
-          firstSeq: r.firstSeq,
-          count: r.count,
-          detectedAt: r.detectedAt,
-          restoredFrom: r.restoredFrom.createdAt,
-        })),
-      },
+      lost: lostRangesReport(ranges),
     };
     if (restore) {
       const error = new ApiError(
