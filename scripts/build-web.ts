@@ -5,7 +5,8 @@
  * → web/dist/regulator-verifier.js (served at /assets/), and copies the stylesheets web/*.css
  * beside them.
  * esbuild with the browser platform and the "browser" condition, so package.json `imports`
- * picks services/core/sha256.browser.ts (@noble) instead of the Node/OpenSSL one.
+ * picks services/core/sha256.browser.ts (@noble) instead of the Node/OpenSSL one, and
+ * services/core/ecdsa.browser.ts (ethers) instead of the native libsecp256k1 signer.
  *
  *   node --import tsx scripts/build-web.ts
  */
@@ -78,10 +79,11 @@ async function bundle(
     logLevel: "warning",
   });
   const inputs = Object.keys(result.metafile.inputs);
-  // The verifier must never reach the Node hash or anything with I/O in the browser.
+  // The verifier must never reach the Node hash or signer (*.node.ts) or anything with I/O in
+  // the browser.
   const forbidden = inputs.filter(
     (p) =>
-      p.endsWith("sha256.node.ts") ||
+      p.endsWith(".node.ts") ||
       /services\/(store|api|ledger|chain)\//.test(p) ||
       p.startsWith("node:"),
   );

@@ -1,4 +1,4 @@
-import type { RequestHandler, Response } from "express";
+import type { Request, RequestHandler, Response } from "express";
 import type { AccessPolicy, Operation } from "../ledger/access.ts";
 import type { ApiKeys, Principal } from "../ledger/api-keys.ts";
 import { ApiError } from "./errors.ts";
@@ -17,6 +17,27 @@ export function bearerToken(header: string | undefined): string | undefined {
   return header === undefined ? undefined : BEARER_RE.exec(header)?.[1];
 }
 
+/** res.locals: the outcome of this request's key lookup, once it was made. */
+const CALLER = "caller";
+
+/**
+ * The principal of the request's live API key (undefined without one, or for a malformed,
+ * unknown or revoked key), looked up once per request: the rate limiter, which runs first,
+ * and `authenticate` share the answer (the lookup hashes the key each time).
+ */
+export async function callerOf(
+  keys: ApiKeys,
+  req: Request,
+  res: Response,
+): Promise<Principal | undefined> {
+  const known = res.locals[CALLER] as { principal: Principal | undefined } | undefined;
+  if (known) return known.principal;
+  const token = bearerToken(req.headers.authorization);
+  const principal = token !== undefined ? await keys.authenticate(token) : undefined;
+  res.locals[CALLER] = { principal };
+  return principal;
+}
+
 /** Bearer API key → principal; 401 (with WWW-Authenticate) when missing, unknown or revoked. */
 export function authenticate(keys: ApiKeys): RequestHandler {
   return async (req, res, next) => {
@@ -24,8 +45,7 @@ export function authenticate(keys: ApiKeys): RequestHandler {
     if (header === undefined || header === "") {
       throw new ApiError("UNAUTHENTICATED", "an API key is required (Authorization: Bearer <key>)");
     }
-    const token = bearerToken(header);
-    const principal = token !== undefined ? await keys.authenticate(token) : undefined;
+    const principal = await callerOf(keys, req, res);
     if (!principal) {
       res.setHeader("WWW-Authenticate", 'Bearer realm="veritrail", error="invalid_token"');
       throw new ApiError("UNAUTHENTICATED", "the API key is not valid or has been revoked");

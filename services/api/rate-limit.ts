@@ -2,7 +2,7 @@ import type { Request, RequestHandler, Response } from "express";
 import { ipKeyGenerator, rateLimit } from "express-rate-limit";
 import type { Config } from "../config.ts";
 import type { ApiKeys, Principal } from "../ledger/api-keys.ts";
-import { bearerToken } from "./auth.ts";
+import { callerOf } from "./auth.ts";
 import { ApiError, sendError } from "./errors.ts";
 
 export type RateLimitConfig = Pick<
@@ -12,7 +12,7 @@ export type RateLimitConfig = Pick<
 
 const WINDOW_MS = 60_000;
 
-/** res.locals: the caller's live key, when the request carries one (looked up once). */
+/** res.locals: the caller's live key, when the request carries one. */
 const CALLER = "rateLimitCaller";
 
 /**
@@ -54,9 +54,8 @@ export function rateLimits(keys: ApiKeys, config: RateLimitConfig): RequestHandl
     validate: false,
   });
   return async (req, res, next) => {
-    const token = bearerToken(req.headers.authorization);
-    // The live-key lookup is the one `authenticate` makes (in memory after a key's first use).
-    const caller = token !== undefined ? await keys.authenticate(token) : undefined;
+    // The live-key lookup `authenticate` then reuses (in memory after a key's first use).
+    const caller = await callerOf(keys, req, res);
     if (caller) {
       res.locals[CALLER] = caller;
       await perKey(req, res, next);

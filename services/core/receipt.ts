@@ -7,6 +7,7 @@ import {
   toUtf8Bytes,
 } from "ethers";
 import { z } from "zod";
+import { signDigestImpl } from "#ecdsa";
 import { AddressSchema } from "./address.ts";
 import { type Hex, fromHex, isHex32, toHex } from "./hex.ts";
 import { MerkleProofError, rootFromInclusion } from "./merkle.ts";
@@ -143,16 +144,17 @@ export function receiptGroupDigest(m: ReceiptGroupMessage): Hex {
 }
 
 /**
- * Signs one group's receipt message. A local key (an ethers Wallet) signs the digest directly,
- * byte-identical to its signTypedData (RFC 6979 deterministic ECDSA over the same digest); any
- * other signer (a remote or hardware signer) gets the EIP-712 typed data.
+ * Signs one group's receipt message. A local key (an ethers Wallet) signs the digest directly
+ * (in Node with libsecp256k1, ecdsa.node.ts), byte-identical to its signTypedData (RFC 6979
+ * deterministic ECDSA over the same digest); any other signer (a remote or hardware signer) gets
+ * the EIP-712 typed data.
  */
 export async function signReceiptGroup(
   signer: TypedDataSigner,
   m: ReceiptGroupMessage,
 ): Promise<string> {
   const key = (signer as { signingKey?: unknown }).signingKey;
-  if (key instanceof SigningKey) return key.sign(receiptGroupDigest(m)).serialized;
+  if (key instanceof SigningKey) return signDigestImpl(key, receiptGroupDigest(m));
   return signer.signTypedData(RECEIPT_DOMAIN, RECEIPT_TYPES, receiptGroupValue(m));
 }
 
