@@ -6,7 +6,6 @@ import express, {
   type Request,
   type RequestHandler,
 } from "express";
-import helmet from "helmet";
 import type { Logger } from "pino";
 import type { Config } from "../config.ts";
 import type { ApiKeys } from "../ledger/api-keys.ts";
@@ -22,6 +21,7 @@ import { registerFhirRoutes } from "./fhir.ts";
 import { checkHostHeader } from "./host-header.ts";
 import { observeRequests } from "./observe.ts";
 import { rateLimits } from "./rate-limit.ts";
+import { securityHeaders } from "./security-headers.ts";
 import { type AuditRouteOptions, registerAuditRoutes } from "./routes/audit.ts";
 import { registerBatchRoutes } from "./routes/batches.ts";
 import { registerComplianceRoutes } from "./routes/compliance.ts";
@@ -172,7 +172,7 @@ export function createApp(opts: AppOptions): Express {
   app.use(checkHostHeader());
   app.use(rateLimits(opts.apiKeys, opts.config));
   app.use(
-    helmet({
+    securityHeaders({
       contentSecurityPolicy: {
         directives: {
           // The verify and patient pages check bundles against an RPC endpoint the user picks

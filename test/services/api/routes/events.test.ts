@@ -384,6 +384,11 @@ describe("api routes: events", function () {
         start,
         start + 1,
       ]);
+      // The answer's framing: JSON in UTF-8, its exact length, never cached.
+      expect(nd.headers.get("content-type")).to.equal("application/json; charset=utf-8");
+      expect(nd.headers.get("content-length")).to.equal(String(Buffer.byteLength(nd.text)));
+      expect(nd.headers.get("cache-control")).to.equal("no-store");
+      expect(nd.headers.get("x-content-type-options")).to.equal("nosniff");
       const arr = await api.request("POST", "/v1/events", {
         key: api.secrets.writer,
         body: [eventFor(HOSPITAL_ORG, PATIENT_1), eventFor(HOSPITAL_ORG, null)],
