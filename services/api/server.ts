@@ -1,4 +1,10 @@
-import { STATUS_CODES, type Server, createServer } from "node:http";
+import {
+  IncomingMessage,
+  STATUS_CODES,
+  type Server,
+  ServerResponse,
+  createServer,
+} from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Express } from "express";
 import type { Config } from "../config.ts";
@@ -52,6 +58,35 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
   );
 }
 
+/**
+ * The request and response classes of `app`'s server: Node's own, creating objects whose
+ * prototype is already the app's (`app.request`, `app.response`). Express gives every request
+ * and response its app's prototype with Object.setPrototypeOf, which changes the objects'
+ * hidden classes after Node built them and leaves V8's property caches across Node's HTTP code
+ * and Express generic; on an object that has that prototype already the call changes nothing.
+ * A one-route app over loopback spent ≈ 100 µs of request-thread CPU per POST before, ≈ 55 µs
+ * after (64 connections, three runs each).
+ */
+function appMessageClasses(app: Express): {
+  IncomingMessage: typeof IncomingMessage;
+  ServerResponse: typeof ServerResponse;
+} {
+  // Reflect.construct runs Node's constructor with `new.target` = the function below, so the
+  // object is created with that function's `prototype`, the app's.
+  function AppRequest(...args: ConstructorParameters<typeof IncomingMessage>): IncomingMessage {
+    return Reflect.construct(IncomingMessage, args, AppRequest) as IncomingMessage;
+  }
+  AppRequest.prototype = app.request;
+  function AppResponse(...args: ConstructorParameters<typeof ServerResponse>): ServerResponse {
+    return Reflect.construct(ServerResponse, args, AppResponse) as ServerResponse;
+  }
+  AppResponse.prototype = app.response;
+  return {
+    IncomingMessage: AppRequest as unknown as typeof IncomingMessage,
+    ServerResponse: AppResponse as unknown as typeof ServerResponse,
+  };
+}
+
 export async function startServer(
   app: Express,
   opts: { host: string; port: number; timeouts?: ServerTimeouts },
@@ -66,6 +101,7 @@ export async function startServer(
       connectionsCheckingInterval: TIMEOUT_CHECK_MS,
       // The app checks Host itself and answers a missing or malformed one with its envelope.
       requireHostHeader: false,
+      ...appMessageClasses(app),
     },
     app,
   );

@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import express from "express";
+import { IncomingMessage, ServerResponse } from "node:http";
 import net from "node:net";
 import { startServer } from "../../../services/api/server.ts";
 import { ConfigError, loadConfig } from "../../../services/config.ts";
@@ -29,6 +30,40 @@ function slowClient(
 }
 
 describe("api server", () => {
+  it("requests and responses are created with the app's prototypes (Express's swap is a no-op)", async () => {
+    const app = express();
+    app.post("/echo", express.json(), (req, res) => {
+      res.status(201).json({ body: req.body as unknown, ip: req.ip, path: req.path });
+    });
+    const running = await startServer(app, { host: "127.0.0.1", port: 0 });
+    const created: Array<[boolean, boolean, boolean]> = [];
+    // Before the app: what Node built, before Express touched it.
+    running.server.prependListener("request", (req: IncomingMessage, res: ServerResponse) =>
+      created.push([
+        Object.getPrototypeOf(req) === app.request,
+        Object.getPrototypeOf(res) === app.response,
+        req instanceof IncomingMessage && res instanceof ServerResponse,
+      ]),
+    );
+    try {
+      for (let i = 0; i < 2; i++) {
+        const res = await fetch(`${running.url}/echo`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ n: i }),
+        });
+        expect(res.status).to.equal(201);
+        expect(await res.json()).to.deep.equal({ body: { n: i }, ip: "127.0.0.1", path: "/echo" });
+      }
+      expect(created).to.deep.equal([
+        [true, true, true],
+        [true, true, true],
+      ]);
+    } finally {
+      await running.close();
+    }
+  });
+
   it("listens on port 0 and closes gracefully: a request in flight finishes, new ones are refused", async () => {
     const app = express();
     let release: () => void = () => undefined;
