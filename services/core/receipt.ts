@@ -1,11 +1,5 @@
-import {
-  SigningKey,
-  TypedDataEncoder,
-  concat,
-  keccak256,
-  recoverAddress,
-  toUtf8Bytes,
-} from "ethers";
+import { keccak_256 } from "@noble/hashes/sha3.js";
+import { SigningKey, TypedDataEncoder, keccak256, recoverAddress, toUtf8Bytes } from "ethers";
 import { z } from "zod";
 import { signDigestImpl } from "#ecdsa";
 import { AddressSchema } from "./address.ts";
@@ -130,6 +124,8 @@ function writeUint(word: Uint8Array, at: number, value: number, bits: 32 | 64, n
  * encoding is written out here (six 32-byte words after the type hash) rather than through
  * ethers' generic TypedDataEncoder, which re-derives the types and the domain on every call
  * and cost more than the signature itself; a test checks it against TypedDataEncoder.hash.
+ * Keccak comes straight from @noble/hashes: ethers' keccak256 wraps an older copy of it with
+ * hex conversions, and its two calls cost more than the libsecp256k1 signature.
  */
 export function receiptGroupDigest(m: ReceiptGroupMessage): Hex {
   const words = new Uint8Array(7 * 32);
@@ -140,7 +136,12 @@ export function receiptGroupDigest(m: ReceiptGroupMessage): Hex {
   words.set(fromHex(m.leavesRoot), 128);
   writeUint(words, 160, m.issuedAt, 64, "issuedAt");
   writeUint(words, 192, m.anchorDeadline, 64, "anchorDeadline");
-  return keccak256(concat([Uint8Array.of(0x19, 0x01), DOMAIN_SEPARATOR, keccak256(words)])) as Hex;
+  const signed = new Uint8Array(2 + 32 + 32);
+  signed[0] = 0x19;
+  signed[1] = 0x01;
+  signed.set(DOMAIN_SEPARATOR, 2);
+  signed.set(keccak_256(words), 34);
+  return toHex(keccak_256(signed));
 }
 
 /**
