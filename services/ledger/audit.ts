@@ -18,30 +18,35 @@
  *     the chain for a batch the store does not have (a truncated log).
  *
  * Each discrepancy is reported as a finding `{ batchNo?, seq?, kind, message }`; the audit never
- * stops at the first one. Memory is O(subjects + one batch), time O(events).
+ * stops at the first one. Memory is O(subjects + a few batches), time O(events).
+ *
+ * This thread reads the store and decides the batch-level findings; the per-event work (bodies,
+ * entries, leaves, trees, receipts) and the index rebuild run in audit-range.ts, on worker
+ * threads or here (AuditOptions.workers), with the same findings in the same order.
  */
-import { type FieldSalts, committedForm } from "../core/disclosure.ts";
 import os from "node:os";
 import type { Worker } from "node:worker_threads";
 import { type BatchHeader, batchHeaderHash } from "../core/batch-header.ts";
-import { type Entry, EntrySchema, commitmentOfCanonical, encodeEntry } from "../core/entry.ts";
-import { type Hex, bytesEqual, fromHex, isHex32, toHex } from "../core/hex.ts";
-import { jcs } from "../core/jcs.ts";
-import { type MerkleTree, buildTree, inclusionProofNodeIds, leafHash } from "../core/merkle.ts";
-import {
-  EMPTY_ROOT,
-  MemoryNodeStore,
-  type SmtUpdate,
-  extendChain,
-  historyValueHash,
-} from "../core/subject-index.ts";
+import { bytesEqual, toHex } from "../core/hex.ts";
+import { EMPTY_ROOT } from "../core/subject-index.ts";
 import { BodyUnreadable, type LedgerStore } from "../store/ledger-store.ts";
 import type { BatchRecord } from "../store/batch-record.ts";
-import type { GroupRecords, StoredGroup } from "../store/log-scan.ts";
-import { CANONICAL_ENTRY, StoreCorruptError, decodeBatchRecordOf } from "../store/record-codec.ts";
-import { type ReceiptGroupRecord, encodeReceiptPath } from "../store/receipt-group-record.ts";
+import type { GroupRecords, SeqValues } from "../store/log-scan.ts";
+import { nodeLayoutOf } from "../store/node-layout.ts";
+import { StoreCorruptError, decodeBatchRecordOf } from "../store/record-codec.ts";
+import { epochKeyLookup, isStaleSealedBody } from "../store/sealed-body.ts";
 import { type AnchorFindingKind, type AnchorReads, checkAnchorFields } from "./audit-anchors.ts";
-import { packValues } from "./index-wire.ts";
+import {
+  HEAD_BYTES,
+  type RangeGroup,
+  type RangeInput,
+  type RangeResult,
+  type Subtree,
+  SubjectShard,
+  checkRange,
+  joinShards,
+} from "./audit-range.ts";
+import { packRange } from "./audit-wire.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
 import { type LostRange, describeLostRange } from "./lost-ranges.ts";
 import { startTsWorker } from "./ts-worker.ts";
@@ -128,9 +133,8 @@ export interface AuditOptions {
   /** Stop collecting findings beyond this many (the count keeps going). Default 10,000. */
   maxFindings?: number;
   /**
-   * Worker threads that check entries and bodies (leaf hashes, canonical form, commitments:
-   * most of the replay's CPU) while this thread rebuilds the index and checks batches and
-   * receipts. Default: one per core for a log of PARALLEL_FROM_EVENTS events or more, none
+   * Worker threads that check the batches' ranges and rebuild the subject index (each owns a
+   * shard of the subjects) while this thread only reads the store and hands them over. Default: one per core for a log of PARALLEL_FROM_EVENTS events or more, none
    * (everything on this thread) below; 0 forces one thread.
    */
   workers?: number;
@@ -164,11 +168,6 @@ export interface AuditReport {
   durationMs: number;
 }
 
-interface BodyJson {
-  event?: unknown;
-  salt?: unknown;
-}
-
 /** Replays the log in `store` (see the file comment). */
 export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Promise<AuditReport> {
   const started = Date.now();
@@ -187,9 +186,9 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   // chain is checked to hold those batches), not as a gap; any other gap stays a BATCH_GAP.
   const lostRanges = await store.getLostRanges();
   const lostReported = new Set<LostRange>();
-  const reportLost = (lost: LostRange) => {
+  const reportLost = (lost: LostRange, to: (f: AuditFinding) => void) => {
     lostReported.add(lost);
-    report({
+    to({
       batchNo: lost.fromBatchNo,
       seq: lost.firstSeq,
       kind: "EVENTS_LOST",
@@ -214,145 +213,65 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   // Read after the batches: on a live log, a batch sealed meanwhile is replayed as unsealed tail.
   const total = await store.nextSeq();
 
-  // One iterator per key range, opened after `total` was read: LevelDB iterators read from a
-  // snapshot, so a live log's later writes never show up half-way through the replay.
-  const entries = store.seqValues("entries", total);
-  const bodies = store.seqValues("bodies", total);
-  const groups = new GroupStream(store, store.groupRecords(), report);
-  const receiptPaths = store.seqValues("receiptPaths", total);
-  const index = new MemoryNodeStore();
-  const heads = new Map<Hex, { count: number; chain: Uint8Array }>();
+  const workers = opts.workers ?? (total >= PARALLEL_FROM_EVENTS ? os.availableParallelism() : 0);
+  const runner: ReplayRunner = workers > 0 ? new WorkerRunner(workers) : new LocalRunner();
+  // Opened after `total` was read: LevelDB iterators read from a snapshot, so a live log's later
+  // writes never show up half-way through the replay.
+  const reader = new RangeReader(store, total, logId, runner.shards, opts.onProgress);
   let erased = 0;
   let expectedFirst = 0;
   let sealedEvents = 0;
   const headers: AuditedBatch[] = [];
 
-  const workers = opts.workers ?? (total >= PARALLEL_FROM_EVENTS ? os.availableParallelism() : 0);
-  const pool = workers > 0 ? new EventCheckPool(workers) : undefined;
-
-  /** Reads seqs [from, to) (in order: the iterators are sequential) and starts their checks. */
+  /** Reads seqs [from, to) (ranges are read in order) and has them checked. */
   let reading: Promise<unknown> = Promise.resolve();
-  const readAndCheck = (from: number, to: number): Promise<CheckedRange> => {
-    const read = reading.then(async () => {
-      const range: RangeRead = {
-        from,
-        to,
-        seqs: [],
-        entries: [],
-        bodies: [],
-        stored: [],
-        opening: [],
-      };
-      for (let seq = from; seq < to; seq++) {
-        if (!entries.has(seq)) {
-          await entries.load(seq);
-          if (seq > from) opts.onProgress?.({ phase: "replay", done: seq, total });
-        }
-        if (!bodies.has(seq)) await bodies.load(seq);
-        const raw = entries.get(seq);
-        if (raw === undefined) continue;
-        range.seqs.push(seq);
-        range.entries.push(raw);
-        const stored = bodies.get(seq);
-        range.stored.push(stored !== undefined);
-        range.bodies.push(
-          stored === undefined
-            ? undefined
-            : await openBody(store, seq, stored, (f) => range.opening.push(f)),
-        );
-      }
-      return range;
-    });
-    reading = read.catch(() => undefined);
-    return read.then(async (range) => ({
-      range,
-      checked: pool
-        ? await pool.check(logId, range)
-        : checkEvents(logId, range.seqs, range.entries, range.bodies),
-    }));
-  };
-
-  /**
-   * Checks seqs [from, to) and returns their leaf hashes; with `touched`, folds each subject's
-   * events into its history chain there (in seq order, as sealing does). The per-event checks
-   * (`checkEvents`) come from `ahead` when they were started early (on a worker).
-   */
-  const replayRange = async (
+  const readAndCheck = (
     from: number,
     to: number,
     batchNo: number | undefined,
-    touched?: Map<Hex, { count: number; chain: Uint8Array }>,
-    ahead?: Promise<CheckedRange>,
-  ) => {
-    const { range, checked } = await (ahead ?? readAndCheck(from, to));
-    const leaves: Uint8Array[] = [];
-    let k = 0;
-    let f = 0;
-    let o = 0;
-    for (let seq = from; seq < to; seq++) {
-      if (range.seqs[k] !== seq) {
-        report({
-          ...(batchNo === undefined ? {} : { batchNo }),
-          seq,
-          kind: batchNo === undefined ? "ENTRY_MISSING" : "BATCH_ENTRIES_MISSING",
-          message: `no entry at seq ${seq}`,
+    tree: RangeInput["tree"],
+  ): Promise<RangeResult> => {
+    const read = reading.then(() => reader.read(from, to, batchNo, tree));
+    reading = read.catch(() => undefined);
+    return read.then(async (input) => {
+      let result = await runner.check(input);
+      // A group record whose firstSeq is not its key: its header is read now, and the range
+      // checked again (only a tampered store gets here).
+      if (result.needHeaders) {
+        const extra = await Promise.all(
+          result.needHeaders.map(
+            async (seq) =>
+              [seq, (await store.getGroupHeaderAsStored(seq)) ?? null] as [number, Buffer | null],
+          ),
+        );
+        result = await runner.check({
+          ...input,
+          bodyKeys: store.bodyKeysOf(from, to),
+          groupHeaders: [...input.groupHeaders, ...extra],
         });
-        continue;
+        if (result.needHeaders) throw new Error("invariant violated: group headers read twice");
       }
-      // The entry's and body's findings, in the order the checks made them; a body that could
-      // not be opened has no body findings, only its own.
-      while (f < checked.findings.length && checked.findings[f]!.seq === seq)
-        report(checked.findings[f++]!);
-      while (o < range.opening.length && range.opening[o]!.seq === seq) report(range.opening[o++]!);
-      const leaf = checked.leaves.subarray(32 * k, 32 * (k + 1));
-      leaves.push(leaf);
-      const subject = checked.subjects[k];
-      if (!range.stored[k]) erased++;
-      k++;
-      const group = groups.covering(seq) ?? (await groups.containing(seq));
-      if (!group)
-        report({
-          seq,
-          kind: "RECEIPT_GROUP_MISSING",
-          message: `no receipt group holds seq ${seq}`,
-        });
-      else {
-        const at = (seq - group.firstSeq) * 32;
-        if (
-          at < 0 ||
-          at + 32 > group.leaves.length ||
-          group.leaves.compare(leaf, 0, 32, at, at + 32) !== 0
-        )
-          report({
-            seq,
-            kind: "RECEIPT_LEAF_MISMATCH",
-            message: `entry ${seq} hashes to ${toHex(leaf)}, its receipt acknowledged another leaf`,
-          });
-        if (!receiptPaths.has(seq)) await receiptPaths.load(seq);
-        checkReceiptPath(seq, group, receiptPaths.get(seq), report);
+      return result;
+    });
+  };
+
+  // Group findings name their group's key: a group spanning two ranges is reported once.
+  const groupsReported = new Set<string>();
+  const rangeFindings = (result: RangeResult, to: (f: AuditFinding) => void) => {
+    for (const { group, ...f } of result.findings) {
+      if (group !== undefined) {
+        const id = `${f.kind}:${group}`;
+        if (groupsReported.has(id)) continue;
+        groupsReported.add(id);
       }
-      if (touched && subject) {
-        const mine = touched.get(subject);
-        if (mine) {
-          mine.count++;
-          mine.chain = extendChain(mine.chain, seq, leaf);
-        } else {
-          const head = heads.get(subject) ?? { count: 0, chain: EMPTY_ROOT };
-          touched.set(subject, {
-            count: head.count + 1,
-            chain: extendChain(head.chain, seq, leaf),
-          });
-        }
-      }
+      to(f);
     }
-    if (to > from) opts.onProgress?.({ phase: "replay", done: to, total });
-    return leaves;
   };
 
   // Each batch's seq range, as the replay below will take it (contiguity, not the record's
   // claim, and past a range lost in a restore): the checks of the next batches are started
   // while this one is being finished.
-  const ranges: Array<{ from: number; to: number }> = [];
+  const ranges: Array<{ from: number; to: number; tree: RangeInput["tree"] }> = [];
   {
     let first = 0;
     let nextNo = 0;
@@ -363,20 +282,21 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
         if (lost && lost.fromBatchNo + lost.batches === batchNo) first = lost.firstSeq + lost.count;
       }
       nextNo = batchNo + 1;
-      const header = readBatch(batchNo, raw)?.header;
+      const record = readBatch(batchNo, raw);
+      const header = record?.header;
       const count = header ? header.count : (qFirst.get(batchNo + 1) ?? total) - first;
       const to = Math.min(first + Math.max(count, 0), Math.max(total, first));
-      ranges.push({ from: first, to });
+      ranges.push({ from: first, to, tree: treeOf(record) });
       first += Math.max(count, 0);
     }
   }
-  const lookahead = pool ? pool.size + 1 : 0;
-  const started_ = new Map<number, Promise<CheckedRange>>();
-  const checksOf = (b: number): Promise<CheckedRange> | undefined => {
+  const lookahead = runner.parallel + 1;
+  const started_ = new Map<number, Promise<RangeResult>>();
+  const checksOf = (b: number): Promise<RangeResult> | undefined => {
     for (let next = b; next <= b + lookahead && next < ranges.length; next++)
       if (!started_.has(next)) {
         const r = ranges[next]!;
-        const p = readAndCheck(r.from, r.to);
+        const p = readAndCheck(r.from, r.to, batchRaw[next]![0], r.tree);
         p.catch(() => undefined);
         started_.set(next, p);
       }
@@ -385,17 +305,31 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
     return mine;
   };
 
+  // Each batch's findings, in batch order; a batch's last ones (its roots and stored nodes) are
+  // known once the shards have folded it in, while the next batches are being checked.
+  const finishing: Array<Promise<AuditFinding[]>> = [];
+  const drain = async (keep: number) => {
+    while (finishing.length > keep) for (const f of await finishing.shift()!) report(f);
+  };
+  /** The index subtree of each shard after the last batch sent to it. */
+  const subtrees: Array<Promise<Subtree>> = Array.from({ length: runner.shards }, () =>
+    Promise.resolve({ kind: "empty" }),
+  );
+  let indexRoot: Promise<Uint8Array> = Promise.resolve(EMPTY_ROOT);
+
   let expectedNo = 0;
   try {
     for (let b = 0; b < batchRaw.length; b++) {
       const [batchNo, raw] = batchRaw[b]!;
+      const early: AuditFinding[] = [];
+      const note = (f: AuditFinding) => early.push(f);
       if (batchNo !== expectedNo) {
         const lost = lostAt(expectedNo, expectedFirst);
         if (lost && lost.fromBatchNo + lost.batches === batchNo) {
-          reportLost(lost);
+          reportLost(lost, note);
           expectedFirst = lost.firstSeq + lost.count;
         } else
-          report({
+          note({
             batchNo,
             kind: "BATCH_GAP",
             message: `batch numbers jump from ${expectedNo - 1} to ${batchNo}`,
@@ -408,7 +342,7 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
       headers.push({ batchNo, header, ...(record ? { record } : {}) });
       let count: number;
       if (!header) {
-        report({
+        note({
           batchNo,
           kind: "BATCH_MALFORMED",
           message: `batch record ${batchNo} is not a valid record: ${(parsed as StoreCorruptError).reason}`,
@@ -418,19 +352,19 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
       } else {
         count = header.count;
         if (header.batchNo !== batchNo)
-          report({
+          note({
             batchNo,
             kind: "BATCH_NUMBER_MISMATCH",
             message: `record under batch ${batchNo} says batchNo ${header.batchNo}`,
           });
         if (logId !== null && header.logId !== logId)
-          report({
+          note({
             batchNo,
             kind: "BATCH_LOG_MISMATCH",
             message: `batch ${batchNo} names log ${header.logId}`,
           });
         if (header.firstSeq !== expectedFirst)
-          report({
+          note({
             batchNo,
             kind: "BATCH_GAP",
             message: `batch ${batchNo} starts at seq ${header.firstSeq}, the previous batch ended before ${expectedFirst}`,
@@ -441,53 +375,64 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
       const claimedEnd = from + Math.max(count, 0);
       const to = Math.min(claimedEnd, Math.max(total, from));
       if (claimedEnd > to)
-        report({
+        note({
           batchNo,
           kind: "BATCH_ENTRIES_MISSING",
           message: `batch ${batchNo} covers seqs up to ${claimedEnd - 1}, the entries end at ${total - 1}`,
         });
-      const touched = new Map<Hex, { count: number; chain: Uint8Array }>();
       const planned = ranges[b]!;
-      const leaves = await replayRange(
-        from,
-        to,
-        batchNo,
-        touched,
-        planned.from === from && planned.to === to ? checksOf(b) : undefined,
-      );
+      const result = await ((planned.from === from && planned.to === to
+        ? checksOf(b)
+        : undefined) ?? readAndCheck(from, to, batchNo, treeOf(record)));
+      rangeFindings(result, note);
       expectedFirst = from + Math.max(count, 0);
       sealedEvents += to - from;
-      const tree = buildTree(leaves);
-      const updates: SmtUpdate[] = [];
-      for (const [subject, next] of touched) {
-        heads.set(subject, next);
-        updates.push({
-          key: fromHex(subject),
-          valueHash: historyValueHash(next.count, next.chain),
-        });
-      }
-      const indexRoot = await index.update(updates);
-      if (!header) continue;
-      if (leaves.length === count && toHex(tree.root) !== header.eventsRoot)
-        report({
-          batchNo,
-          kind: "EVENTS_ROOT_MISMATCH",
-          message: `batch ${batchNo}: eventsRoot ${header.eventsRoot}, the entries hash to ${toHex(tree.root)}`,
-        });
-      if (toHex(indexRoot) !== header.indexRoot)
-        report({
-          batchNo,
-          kind: "INDEX_ROOT_MISMATCH",
-          message: `batch ${batchNo}: indexRoot ${header.indexRoot}, the rebuilt subject index has ${toHex(indexRoot)}`,
-        });
-      if (record && leaves.length === count)
-        await checkStoredNodes(store, record, tree.levels, report);
+      erased += result.erased;
+      // The shards fold batches in the order they are sent: this batch's events go now.
+      result.shardEvents.forEach((events, s) => {
+        if (events.length > 0) subtrees[s] = runner.apply(s, events);
+      });
+      const root = Promise.all(subtrees).then(joinShards);
+      indexRoot = root;
+      root.catch(() => undefined);
+      const present = result.present;
+      const finish = (async () => {
+        const rebuilt = await root;
+        if (!header) return early;
+        if (present === count && result.eventsRoot !== header.eventsRoot)
+          note({
+            batchNo,
+            kind: "EVENTS_ROOT_MISMATCH",
+            message: `batch ${batchNo}: eventsRoot ${header.eventsRoot}, the entries hash to ${result.eventsRoot}`,
+          });
+        if (toHex(rebuilt) !== header.indexRoot)
+          note({
+            batchNo,
+            kind: "INDEX_ROOT_MISMATCH",
+            message: `batch ${batchNo}: indexRoot ${header.indexRoot}, the rebuilt subject index has ${toHex(rebuilt)}`,
+          });
+        // The stored Merkle nodes serve every inclusion proof: they must be the recomputed ones.
+        if (result.nodes) {
+          const bad = await store.storedValuesDiffering(result.nodes);
+          if (bad)
+            note({
+              batchNo,
+              kind: "STORED_LEVELS_MISMATCH",
+              message: `batch ${batchNo}: stored Merkle nodes ${bad.key} ${bad.missing ? "are missing" : "differ from the recomputed tree"}`,
+            });
+        }
+        return early;
+      })();
+      finish.catch(() => undefined);
+      finishing.push(finish);
+      await drain(lookahead);
     }
+    await drain(0);
     sealedEvents = Math.min(sealedEvents, total);
     // A loss right after the last batch held (nothing sealed here since the restore).
     const trailing = lostAt(expectedNo, expectedFirst);
     if (trailing) {
-      reportLost(trailing);
+      reportLost(trailing, report);
       expectedFirst = trailing.firstSeq + trailing.count;
       expectedNo = trailing.fromBatchNo + trailing.batches;
     }
@@ -500,23 +445,26 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
           message: `a lost range is recorded for batches ${r.fromBatchNo}..${r.fromBatchNo + r.batches - 1} (seqs ${r.firstSeq}..${r.firstSeq + r.count - 1}) that does not fit between the batches held`,
         });
     // The accepted, not yet sealed tail.
-    if (expectedFirst < total) await replayRange(expectedFirst, total, undefined);
+    if (expectedFirst < total) {
+      const tail = await readAndCheck(expectedFirst, total, undefined, undefined);
+      rangeFindings(tail, report);
+      erased += tail.erased;
+    }
+    await checkOrphanBodies(store, total, report);
+    // On a live log a batch sealed during the replay moves the live index on: compare only when
+    // the batches replayed are still all there are.
+    const lastReplayed = batchRaw[batchRaw.length - 1]?.[0] ?? -1;
+    const lastNow = await store.lastBatchNo();
+    if (lastNow === lastReplayed) {
+      const rebuiltRoot = await indexRoot;
+      const heads: Buffer[] = [];
+      for (let s = 0; s < runner.shards; s++) heads.push(await runner.heads(s));
+      await checkLiveIndex(store, lastNow, rebuiltRoot, Buffer.concat(heads), report);
+    }
   } finally {
-    await Promise.allSettled([...started_.values()]);
-    await pool?.close();
-    await Promise.allSettled([
-      entries.close(),
-      bodies.close(),
-      groups.close(),
-      receiptPaths.close(),
-    ]);
+    await Promise.allSettled([...started_.values(), ...finishing, reading]);
+    await Promise.allSettled([runner.close(), reader.close()]);
   }
-  await checkOrphanBodies(store, total, report);
-  // On a live log a batch sealed during the replay moves the live index on: compare only when
-  // the batches replayed are still all there are.
-  const lastReplayed = batchRaw[batchRaw.length - 1]?.[0] ?? -1;
-  const lastNow = await store.lastBatchNo();
-  if (lastNow === lastReplayed) await checkLiveIndex(store, lastNow, index.root, heads, report);
 
   let chain: AuditReport["chain"] = null;
   if (opts.chain && logId !== null) {
@@ -545,6 +493,11 @@ export async function auditLog(store: LedgerStore, opts: AuditOptions = {}): Pro
   };
 }
 
+/** What a decodable batch record tells the range check: its count and node layout. */
+function treeOf(record: BatchRecord | undefined): RangeInput["tree"] {
+  return record ? { count: record.header.count, layout: nodeLayoutOf(record) } : undefined;
+}
+
 /**
  * A batch record as the store decodes it (schema and digest, store/record-codec.ts), or why it
  * does not decode: the audit reports that and goes on with the range the `q:` index gives.
@@ -570,338 +523,6 @@ interface AuditedBatch {
   record?: BatchRecord;
 }
 
-/** The stored entries and bodies of a seq range (entries present only, in seq order). */
-interface RangeRead {
-  from: number;
-  to: number;
-  seqs: number[];
-  entries: Buffer[];
-  /** Each body as opened (undefined: erased, or it could not be opened). */
-  bodies: Array<Buffer | undefined>;
-  /** Whether a body was stored at all (erased when not). */
-  stored: boolean[];
-  /** Findings from opening the bodies, in seq order. */
-  opening: AuditFinding[];
-}
-
-/** What `checkEvents` finds of a range. */
-export interface CheckedEvents {
-  /** The leaf hash of each entry, 32 bytes each, in order. */
-  leaves: Buffer;
-  /** Each entry's subject tag (null: none; undefined: the entry is malformed). */
-  subjects: Array<Hex | null | undefined>;
-  /** Findings about the entries and bodies, in seq order. */
-  findings: AuditFinding[];
-}
-
-interface CheckedRange {
-  range: RangeRead;
-  checked: CheckedEvents;
-}
-
-/**
- * The checks of each event that depend on nothing but its own entry and body: the leaf hash,
- * the entry's form, seq and log, and the body's commitment. Run here or on the audit's workers.
- */
-export function checkEvents(
-  logId: string | null,
-  seqs: readonly number[],
-  entries: readonly Buffer[],
-  bodies: ReadonlyArray<Buffer | undefined>,
-): CheckedEvents {
-  // Its own buffer (not a pool slice): a worker transfers it.
-  const leaves = Buffer.allocUnsafeSlow(32 * seqs.length);
-  const subjects: Array<Hex | null | undefined> = [];
-  const findings: AuditFinding[] = [];
-  const report = (f: AuditFinding) => findings.push(f);
-  for (let i = 0; i < seqs.length; i++) {
-    const seq = seqs[i]!;
-    const raw = entries[i]!;
-    leaves.set(leafHash(raw), 32 * i);
-    const entry = checkEntry(seq, raw, logId, report);
-    subjects.push(entry?.subject);
-    const body = bodies[i];
-    if (body !== undefined && entry)
-      if (entry.v === 2) checkBodyV2(seq, entry.commitment, body, report);
-      else checkBody(seq, entry.commitment, body, report);
-  }
-  return { leaves, subjects, findings };
-}
-
-/** Worker threads running `checkEvents` (audit-worker.ts), one range at a time each. */
-class EventCheckPool {
-  private readonly workers: Worker[] = [];
-  private readonly idle: Worker[] = [];
-  private readonly queue: Array<() => void> = [];
-  private nextId = 0;
-  private readonly pending = new Map<
-    number,
-    { resolve: (c: CheckedEvents) => void; reject: (e: Error) => void }
-  >();
-
-  constructor(readonly size: number) {
-    for (let i = 0; i < size; i++) {
-      const worker = startTsWorker(new URL("./audit-worker.ts", import.meta.url));
-      worker.on("message", (m: { id: number } & (CheckedEvents | { error: string })) => {
-        const p = this.pending.get(m.id);
-        this.pending.delete(m.id);
-        if ("error" in m) p?.reject(new Error(m.error));
-        else {
-          const l = m.leaves as Uint8Array;
-          p?.resolve({ ...m, leaves: Buffer.from(l.buffer, l.byteOffset, l.byteLength) });
-        }
-        this.release(worker);
-      });
-      worker.on("error", (error) => {
-        for (const p of this.pending.values()) p.reject(error);
-        this.pending.clear();
-      });
-      this.workers.push(worker);
-      this.idle.push(worker);
-    }
-  }
-
-  async check(logId: string | null, range: RangeRead): Promise<CheckedEvents> {
-    const worker = await this.acquire();
-    const id = this.nextId++;
-    const entries = packValues(range.entries);
-    const bodies = packValues(range.bodies);
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, logId, seqs: range.seqs, entries, bodies }, [
-        entries.buffer as ArrayBuffer,
-        bodies.buffer as ArrayBuffer,
-      ]);
-    });
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
-  }
-
-  private acquire(): Promise<Worker> {
-    const worker = this.idle.pop();
-    if (worker) return Promise.resolve(worker);
-    return new Promise((resolve) => this.queue.push(() => resolve(this.idle.pop()!)));
-  }
-
-  private release(worker: Worker): void {
-    this.idle.push(worker);
-    this.queue.shift()?.();
-  }
-}
-
-function checkEntry(
-  seq: number,
-  raw: Buffer,
-  logId: string | null,
-  report: (f: AuditFinding) => void,
-): Pick<Entry, "commitment" | "subject" | "v"> | undefined {
-  // latin1 maps each byte to one char: any non-ASCII byte fails the pattern and takes the
-  // general path below, which decodes UTF-8.
-  const m = CANONICAL_ENTRY.exec(raw.toString("latin1"));
-  const entrySeq = m ? Number(m[4]) : NaN;
-  if (m && Number.isSafeInteger(entrySeq)) {
-    if (entrySeq !== seq)
-      report({
-        seq,
-        kind: "ENTRY_SEQ_MISMATCH",
-        message: `entry stored at seq ${seq} says seq ${entrySeq}`,
-      });
-    if (logId !== null && m[2] !== logId)
-      report({ seq, kind: "ENTRY_LOG_MISMATCH", message: `entry ${seq} names log ${m[2]}` });
-    return {
-      commitment: m[1] as Hex,
-      subject: (m[5] ?? null) as Hex | null,
-      v: Number(m[6]) as Entry["v"],
-    };
-  }
-  return checkEntryParsed(seq, raw, logId, report);
-}
-
-function checkEntryParsed(
-  seq: number,
-  raw: Uint8Array,
-  logId: string | null,
-  report: (f: AuditFinding) => void,
-): Entry | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(raw).toString("utf8"));
-  } catch {
-    report({ seq, kind: "ENTRY_MALFORMED", message: `entry ${seq} is not JSON` });
-    return undefined;
-  }
-  const r = EntrySchema.safeParse(parsed);
-  if (!r.success) {
-    report({
-      seq,
-      kind: "ENTRY_MALFORMED",
-      message: `entry ${seq}: ${r.error.issues[0]?.message ?? "invalid"}`,
-    });
-    return undefined;
-  }
-  const entry = r.data as Entry;
-  if (encodeEntry(entry) !== Buffer.from(raw).toString("utf8"))
-    report({ seq, kind: "ENTRY_NOT_CANONICAL", message: `entry ${seq} is not in JCS form` });
-  if (entry.seq !== seq)
-    report({
-      seq,
-      kind: "ENTRY_SEQ_MISMATCH",
-      message: `entry stored at seq ${seq} says seq ${entry.seq}`,
-    });
-  if (logId !== null && entry.log !== logId)
-    report({ seq, kind: "ENTRY_LOG_MISMATCH", message: `entry ${seq} names log ${entry.log}` });
-  return entry;
-}
-
-/** A body as ingest writes it: `{"event":<JCS of the event>,"salt":"0x<64 hex>"}`. */
-const BODY_HEAD = Buffer.from('{"event":');
-const BODY_SALT = Buffer.from(',"salt":"');
-const BODY_TAIL_BYTES = BODY_SALT.length + 66 + 2;
-
-/**
- * A stored body as JSON text: opened with its epoch's key (LedgerStore.openBody). One whose key
- * went while the audit read it (an erasure re-keyed its epoch) is read again; one that does not
- * open under its key was altered on disk and is reported.
- */
-async function openBody(
-  store: LedgerStore,
-  seq: number,
-  stored: Buffer,
-  report: (f: AuditFinding) => void,
-): Promise<Buffer | undefined> {
-  try {
-    return store.openBody(seq, stored) ?? (await store.getBodiesJson([seq]))[0];
-  } catch (e) {
-    if (!(e instanceof BodyUnreadable)) throw e;
-    report({ seq, kind: "BODY_MALFORMED", message: e.message });
-    return undefined;
-  }
-}
-
-function checkBody(seq: number, commitment: Hex, raw: Buffer, report: (f: AuditFinding) => void) {
-  // Fast path: slice the event's JCS text out of the stored layout and hash it as it is. A
-  // match means these are the committed bytes (SHA-256 preimage resistance), so parsing and
-  // re-canonicalising could only say the same; anything else is decided by the full check.
-  const n = raw.length;
-  const saltAt = n - BODY_TAIL_BYTES;
-  if (
-    saltAt > BODY_HEAD.length &&
-    BODY_HEAD.compare(raw, 0, BODY_HEAD.length) === 0 &&
-    BODY_SALT.compare(raw, saltAt, saltAt + BODY_SALT.length) === 0 &&
-    raw[n - 2] === 0x22 &&
-    raw[n - 1] === 0x7d
-  ) {
-    const saltHex = raw.toString("latin1", saltAt + BODY_SALT.length, n - 2);
-    if (
-      isHex32(saltHex) &&
-      commitmentOfCanonical(fromHex(saltHex), raw.toString("utf8", BODY_HEAD.length, saltAt)) ===
-        commitment
-    )
-      return;
-  }
-  checkBodyParsed(seq, commitment, raw, report);
-}
-
-/** Entry v2: the commitment is over C(event), the event with its field digests (core/disclosure). */
-function checkBodyV2(
-  seq: number,
-  commitment: Hex,
-  raw: Buffer,
-  report: (f: AuditFinding) => void,
-): void {
-  let body: BodyJson & { fieldSalts?: unknown };
-  try {
-    body = JSON.parse(raw.toString("utf8")) as BodyJson;
-  } catch {
-    report({ seq, kind: "BODY_MALFORMED", message: `body ${seq} is not JSON` });
-    return;
-  }
-  const fieldSalts = body.fieldSalts;
-  if (
-    typeof body !== "object" ||
-    body === null ||
-    !isHex32(body.salt) ||
-    typeof body.event !== "object" ||
-    body.event === null ||
-    typeof fieldSalts !== "object" ||
-    fieldSalts === null
-  ) {
-    report({
-      seq,
-      kind: "BODY_MALFORMED",
-      message: `body ${seq} lacks an event object, a 32-byte salt or its field salts`,
-    });
-    return;
-  }
-  let committed: unknown;
-  try {
-    committed = committedForm(body.event, fieldSalts as FieldSalts);
-  } catch (e) {
-    report({ seq, kind: "BODY_MALFORMED", message: `body ${seq}: ${(e as Error).message}` });
-    return;
-  }
-  if (commitmentOfCanonical(fromHex(body.salt), jcs(committed)) !== commitment)
-    report({
-      seq,
-      kind: "COMMITMENT_MISMATCH",
-      message: `body ${seq} does not match the entry's commitment`,
-    });
-}
-
-function checkBodyParsed(
-  seq: number,
-  commitment: Hex,
-  raw: Buffer,
-  report: (f: AuditFinding) => void,
-): void {
-  let body: BodyJson;
-  try {
-    body = JSON.parse(raw.toString("utf8")) as BodyJson;
-  } catch {
-    report({ seq, kind: "BODY_MALFORMED", message: `body ${seq} is not JSON` });
-    return;
-  }
-  if (
-    typeof body !== "object" ||
-    body === null ||
-    !isHex32(body.salt) ||
-    typeof body.event !== "object" ||
-    body.event === null
-  ) {
-    report({
-      seq,
-      kind: "BODY_MALFORMED",
-      message: `body ${seq} lacks an event object or a 32-byte salt`,
-    });
-    return;
-  }
-  if (commitmentOfCanonical(fromHex(body.salt), jcs(body.event)) !== commitment)
-    report({
-      seq,
-      kind: "COMMITMENT_MISMATCH",
-      message: `body ${seq} does not match the entry's commitment`,
-    });
-}
-
-/** The stored Merkle nodes serve every inclusion proof: they must be the recomputed ones. */
-async function checkStoredNodes(
-  store: LedgerStore,
-  record: BatchRecord,
-  levels: ReadonlyArray<ReadonlyArray<Uint8Array>>,
-  report: (f: AuditFinding) => void,
-): Promise<void> {
-  const { batchNo } = record.header;
-  const bad = await store.storedNodesDiffering(record, levels);
-  if (bad)
-    report({
-      batchNo,
-      kind: "STORED_LEVELS_MISMATCH",
-      message: `batch ${batchNo}: stored Merkle nodes ${bad.key} ${bad.missing ? "are missing" : "differ from the recomputed tree"}`,
-    });
-}
-
 async function checkOrphanBodies(
   store: LedgerStore,
   total: number,
@@ -916,12 +537,16 @@ async function checkOrphanBodies(
   }
 }
 
-/** The live index (what proofs are served from) and heads (what new batches extend). */
+/**
+ * The live index (what proofs are served from) and heads (what new batches extend), against the
+ * rebuilt root and the replayed heads (audit-range.ts `packedHeads`, sorted by subject, as the
+ * stored heads are).
+ */
 async function checkLiveIndex(
   store: LedgerStore,
   lastBatchNo: number,
   rebuiltRoot: Uint8Array,
-  heads: Map<Hex, { count: number; chain: Uint8Array }>,
+  heads: Buffer,
   report: (f: AuditFinding) => void,
 ): Promise<void> {
   let liveRoot: Uint8Array;
@@ -935,14 +560,21 @@ async function checkLiveIndex(
       kind: "STORED_INDEX_MISMATCH",
       message: `the stored completeness index has root ${toHex(liveRoot)}, the rebuilt one ${toHex(rebuiltRoot)}`,
     });
+  const replayed = heads.length / HEAD_BYTES;
+  const subjectAt = (i: number) => toHex(heads.subarray(HEAD_BYTES * i, HEAD_BYTES * i + 32));
+  let at = 0;
   let seen = 0;
   for await (const [subject, v] of store.subjectHeadsAsStored()) {
     seen++;
-    const want = heads.get(subject);
+    while (at < replayed && subjectAt(at) < subject) at++;
+    const found = at < replayed && subjectAt(at) === subject;
     let ok = false;
     try {
       const head = JSON.parse(v.toString("utf8")) as { count: number; chain: string };
-      ok = want !== undefined && head.count === want.count && head.chain === toHex(want.chain);
+      ok =
+        found &&
+        head.count === heads.readDoubleLE(HEAD_BYTES * at + 32) &&
+        head.chain === toHex(heads.subarray(HEAD_BYTES * at + 40, HEAD_BYTES * (at + 1)));
     } catch {
       ok = false;
     }
@@ -952,11 +584,270 @@ async function checkLiveIndex(
         message: `the stored history head of subject ${subject} differs from the replayed one`,
       });
   }
-  if (seen !== heads.size)
+  if (seen !== replayed)
     report({
       kind: "SUBJECT_HEAD_MISMATCH",
-      message: `${seen} subject heads are stored, the replay has ${heads.size}`,
+      message: `${seen} subject heads are stored, the replay has ${replayed}`,
     });
+}
+
+/** Where the replay's checks run: on this thread, or on worker threads (audit-worker.ts). */
+interface ReplayRunner {
+  /** Subject shards (a power of two). */
+  readonly shards: number;
+  /** Ranges checked at once. */
+  readonly parallel: number;
+  check(input: RangeInput): Promise<RangeResult>;
+  /** Folds a batch's events into shard `shard`; its subtree after them. */
+  apply(shard: number, events: Buffer): Promise<Subtree>;
+  /** Shard `shard`'s heads, packed (SubjectShard.packedHeads); asked once, at the end. */
+  heads(shard: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/** Everything on this thread, one shard. */
+class LocalRunner implements ReplayRunner {
+  readonly shards = 1;
+  readonly parallel = 0;
+  private readonly shard = new SubjectShard(0, 1);
+
+  check(input: RangeInput): Promise<RangeResult> {
+    return Promise.resolve(checkRange(input));
+  }
+
+  apply(_shard: number, events: Buffer): Promise<Subtree> {
+    return this.shard.apply(events);
+  }
+
+  heads(): Promise<Buffer> {
+    return Promise.resolve(this.shard.packedHeads());
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * Worker threads: each range goes to the worker with the fewest ranges in hand; the subject
+ * shards (one per worker, rounded up to a power of two) each live on one worker.
+ */
+class WorkerRunner implements ReplayRunner {
+  readonly shards: number;
+  readonly parallel: number;
+  private readonly workers: Worker[] = [];
+  private readonly load: number[] = [];
+  private nextId = 0;
+  private readonly pending = new Map<
+    number,
+    { resolve: (m: unknown) => void; reject: (e: Error) => void }
+  >();
+  private failed: Error | undefined;
+
+  constructor(size: number) {
+    this.parallel = size;
+    this.shards = 2 ** Math.ceil(Math.log2(size));
+    for (let i = 0; i < size; i++) {
+      const worker = startTsWorker(new URL("./audit-worker.ts", import.meta.url));
+      worker.on("message", (m: { id: number; error?: string }) => {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if (m.error !== undefined) p?.reject(new Error(m.error));
+        else p?.resolve(m);
+      });
+      worker.on("error", (error) => this.fail(error));
+      worker.on("exit", (code) => this.fail(new Error(`an audit worker exited (${code})`)));
+      this.workers.push(worker);
+      this.load.push(0);
+    }
+  }
+
+  async check(input: RangeInput): Promise<RangeResult> {
+    let w = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.load[i]! < this.load[w]!) w = i;
+    const { range, transfer } = packRange(input);
+    this.load[w]!++;
+    try {
+      const m = (await this.send(w, { type: "range", range }, transfer)) as {
+        result: RangeResult;
+      };
+      const result = m.result;
+      result.shardEvents = result.shardEvents.map(asBuffer);
+      result.nodes = result.nodes?.map((n) => ({ key: n.key, value: asBuffer(n.value) }));
+      return result;
+    } finally {
+      this.load[w]!--;
+      // The worker was given a copy; this thread's copy of the keys goes now.
+      for (const e of input.bodyKeys) {
+        e.current?.key.fill(0);
+        e.pending?.key.fill(0);
+      }
+    }
+  }
+
+  async apply(shard: number, events: Buffer): Promise<Subtree> {
+    const own = Buffer.allocUnsafeSlow(events.length);
+    events.copy(own);
+    const m = (await this.send(
+      shard % this.workers.length,
+      { type: "shard", shard, shards: this.shards, events: own },
+      [own.buffer as ArrayBuffer],
+    )) as { subtree: Subtree };
+    return m.subtree;
+  }
+
+  async heads(shard: number): Promise<Buffer> {
+    const m = (await this.send(shard % this.workers.length, {
+      type: "heads",
+      shard,
+      shards: this.shards,
+    })) as { heads: Uint8Array };
+    return asBuffer(m.heads);
+  }
+
+  async close(): Promise<void> {
+    this.failed ??= new Error("the audit is over");
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private send(w: number, message: object, transfer: ArrayBuffer[] = []): Promise<unknown> {
+    if (this.failed) return Promise.reject(this.failed);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.workers[w]!.postMessage({ id, ...message }, transfer);
+    });
+  }
+
+  private fail(error: Error): void {
+    this.failed ??= error;
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+  }
+}
+
+const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+/** A group record as read, with its stored header (null: none) under the same seq. */
+type ReadGroup = RangeGroup & { header: Buffer | null };
+
+/**
+ * Reads the log's per-seq records (entries, bodies, receipt paths) and receipt groups through one
+ * iterator each, range after range in seq order, into what `checkRange` takes. Bodies stay as
+ * stored (sealed): the checks open them, with a copy of their epochs' keys.
+ */
+class RangeReader {
+  private readonly entries: SeqValues;
+  private readonly bodies: SeqValues;
+  private readonly receiptPaths: SeqValues;
+  private readonly groups: GroupRecords;
+  /** The last group record read (the candidate for the next range's first seq). */
+  private last: ReadGroup | undefined;
+  private ahead: ReadGroup | undefined;
+  private groupsEnded = false;
+
+  constructor(
+    private readonly store: LedgerStore,
+    private readonly total: number,
+    private readonly logId: string | null,
+    private readonly shards: number,
+    private readonly onProgress: AuditOptions["onProgress"],
+  ) {
+    this.entries = store.seqValues("entries", total);
+    this.bodies = store.seqValues("bodies", total);
+    this.receiptPaths = store.seqValues("receiptPaths", total);
+    this.groups = store.groupRecords();
+  }
+
+  /** Seqs [from, to); ranges are read in increasing order. */
+  async read(
+    from: number,
+    to: number,
+    batchNo: number | undefined,
+    tree: RangeInput["tree"],
+  ): Promise<RangeInput> {
+    const bodyKeys = this.store.bodyKeysOf(from, to);
+    const keys = epochKeyLookup(bodyKeys);
+    const input: RangeInput = {
+      logId: this.logId,
+      ...(batchNo === undefined ? {} : { batchNo }),
+      from,
+      to,
+      seqs: [],
+      entries: [],
+      bodies: [],
+      stored: [],
+      openingFailures: [],
+      receiptPaths: [],
+      groups: [],
+      groupHeaders: [],
+      bodyKeys,
+      ...(tree ? { tree } : {}),
+      shards: batchNo === undefined ? 0 : this.shards,
+    };
+    const { entries, bodies, receiptPaths } = this;
+    for (let seq = from; seq < to; seq++) {
+      if (!entries.has(seq)) {
+        await entries.load(seq);
+        if (seq > from) this.onProgress?.({ phase: "replay", done: seq, total: this.total });
+      }
+      if (!bodies.has(seq)) await bodies.load(seq);
+      if (!receiptPaths.has(seq)) await receiptPaths.load(seq);
+      const raw = entries.get(seq);
+      if (raw === undefined) continue;
+      input.seqs.push(seq);
+      input.entries.push(raw);
+      let body = bodies.get(seq);
+      input.stored.push(body !== undefined);
+      // Re-keyed by an erasure since it was read: read again, opened here.
+      if (body !== undefined && isStaleSealedBody(seq, body, keys))
+        try {
+          body = (await this.store.getBodiesJson([seq]))[0];
+        } catch (e) {
+          if (!(e instanceof BodyUnreadable)) throw e;
+          input.openingFailures.push({ seq, message: e.message });
+          body = undefined;
+        }
+      input.bodies.push(body);
+      input.receiptPaths.push(receiptPaths.get(seq));
+    }
+    const groups = await this.groupsOf(from, to);
+    input.groups = groups.map(({ keySeq, raw }) => ({ keySeq, raw }));
+    input.groupHeaders = groups.map((g) => [g.keySeq, g.header]);
+    if (to > from) this.onProgress?.({ phase: "replay", done: to, total: this.total });
+    return input;
+  }
+
+  /** The record under the greatest key ≤ from, then those with keys in (from, to). */
+  private async groupsOf(from: number, to: number): Promise<ReadGroup[]> {
+    const inRange: ReadGroup[] = [];
+    for (;;) {
+      if (this.ahead === undefined && !this.groupsEnded) {
+        const next = await this.groups.next();
+        if (next === undefined) this.groupsEnded = true;
+        else
+          this.ahead = {
+            ...next,
+            header: (await this.store.getGroupHeaderAsStored(next.keySeq)) ?? null,
+          };
+      }
+      const a = this.ahead;
+      if (a === undefined || a.keySeq >= to) break;
+      this.ahead = undefined;
+      if (a.keySeq <= from) this.last = a;
+      else inRange.push(a);
+    }
+    const candidate = this.last;
+    if (inRange.length > 0) this.last = inRange[inRange.length - 1];
+    return candidate ? [candidate, ...inRange] : inRange;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([
+      this.entries.close(),
+      this.bodies.close(),
+      this.receiptPaths.close(),
+      this.groups.close(),
+    ]);
+  }
 }
 
 async function checkChain(
@@ -1099,135 +990,4 @@ async function checkChain(
     });
   }
   return { chainId: Number(chainId), contract, head, anchoredBatches: anchored, anchorEvidence };
-}
-
-interface AuditedGroup {
-  firstSeq: number;
-  count: number;
-  leaves: Buffer;
-  tree: MerkleTree;
-  pathsStored: boolean;
-}
-
-/** The `h:` record must be the `g:` record without its leaves, field for field. */
-function sameGroupHeader(raw: Buffer, group: ReceiptGroupRecord): boolean {
-  try {
-    const header = JSON.parse(raw.toString("utf8")) as Record<string, unknown>;
-    const { leafHashes: _leaves, ...expected } = group;
-    return jcs(header) === jcs(expected);
-  } catch {
-    return false;
-  }
-}
-
-/** An event's stored receipt path (`r:<seq>`): its group's firstSeq, then its audit path. */
-function checkReceiptPath(
-  seq: number,
-  group: AuditedGroup,
-  raw: Buffer | undefined,
-  report: (f: AuditFinding) => void,
-): void {
-  if (raw === undefined) {
-    if (group.pathsStored)
-      report({
-        seq,
-        kind: "RECEIPT_PATH_MISSING",
-        message: `no stored receipt path for seq ${seq}`,
-      });
-    return;
-  }
-  const index = seq - group.firstSeq;
-  // The tree is built from the leaves actually stored (a tampered group may hold fewer).
-  const ok =
-    index < group.tree.size &&
-    raw.equals(
-      encodeReceiptPath(group.firstSeq, inclusionProofNodeIds(index, group.tree.size), group.tree),
-    );
-  if (!ok)
-    report({
-      seq,
-      kind: "RECEIPT_PATH_MISMATCH",
-      message: `the stored receipt path of seq ${seq} is not its path in the signed group tree`,
-    });
-}
-
-/**
- * Receipt groups in seq order, read through one iterator. For each seq it answers what
- * `LedgerStore.getGroupContaining` would: the record under the greatest key ≤ seq, if its range
- * holds seq.
- */
-class GroupStream {
-  private current: AuditedGroup | undefined;
-  /** The next group record not yet reached, by its key's seq. */
-  private ahead: StoredGroup | undefined;
-  private candidate: StoredGroup | undefined;
-  private ended = false;
-
-  constructor(
-    private readonly store: LedgerStore,
-    private readonly records: GroupRecords,
-    private readonly report: (f: AuditFinding) => void,
-  ) {}
-
-  /** The group last read, when it holds `seq` (no read, no promise: the common case). */
-  covering(seq: number): AuditedGroup | undefined {
-    const c = this.current;
-    return c && seq >= c.firstSeq && seq < c.firstSeq + c.count ? c : undefined;
-  }
-
-  async containing(seq: number): Promise<AuditedGroup | undefined> {
-    const c = this.covering(seq);
-    if (c) return c;
-    // Advance to the greatest key ≤ seq.
-    for (;;) {
-      if (this.ahead === undefined && !this.ended) {
-        const next = await this.records.next();
-        if (next === undefined) this.ended = true;
-        else this.ahead = next;
-      }
-      if (this.ahead === undefined || !(this.ahead.keySeq <= seq)) break;
-      this.candidate = this.ahead;
-      this.ahead = undefined;
-    }
-    if (this.candidate === undefined) return undefined;
-    let group: ReceiptGroupRecord | undefined;
-    try {
-      group = JSON.parse(this.candidate.raw.toString("utf8")) as ReceiptGroupRecord;
-      if (!(seq < group.firstSeq + group.count)) group = undefined;
-    } catch {
-      group = undefined;
-    }
-    if (!group || typeof group.leafHashes !== "string") return undefined;
-    const leaves = Buffer.from(group.leafHashes, "base64");
-    const leafList: Uint8Array[] = [];
-    for (let at = 0; at + 32 <= leaves.length; at += 32)
-      leafList.push(leaves.subarray(at, at + 32));
-    const tree = buildTree(leafList);
-    if (leafList.length !== group.count || toHex(tree.root) !== group.leavesRoot)
-      this.report({
-        seq: group.firstSeq,
-        kind: "RECEIPT_GROUP_ROOT_MISMATCH",
-        message: `receipt group at seq ${group.firstSeq}: its leaves do not hash to the signed leavesRoot`,
-      });
-    const rawHeader = await this.store.getGroupHeaderAsStored(group.firstSeq);
-    if (rawHeader !== undefined && !sameGroupHeader(rawHeader, group))
-      this.report({
-        seq: group.firstSeq,
-        kind: "RECEIPT_HEADER_MISMATCH",
-        message: `receipt group at seq ${group.firstSeq}: the stored header differs from the group record`,
-      });
-    this.current = {
-      firstSeq: group.firstSeq,
-      count: group.count,
-      leaves,
-      tree,
-      // Groups written since receipt paths are stored have a header; older ones have neither.
-      pathsStored: rawHeader !== undefined,
-    };
-    return this.current;
-  }
-
-  async close(): Promise<void> {
-    await this.records.close();
-  }
 }

@@ -124,6 +124,16 @@ export class BodyKeys {
     return this.slots[epochOf(seq)]?.current?.generation;
   }
 
+  /** A copy of `epoch`'s keys (the regulator's audit hands them to its worker threads). */
+  copyOf(epoch: number): { epoch: number; current?: BodyKey; pending?: BodyKey } {
+    const slot = this.slots[epoch];
+    const copy = (k: BodyKey | undefined) =>
+      k ? { generation: k.generation, key: Buffer.from(k.key) } : undefined;
+    const current = copy(slot?.current);
+    const pending = copy(slot?.pending);
+    return { epoch, ...(current ? { current } : {}), ...(pending ? { pending } : {}) };
+  }
+
   /** The key of a generation of `seq`'s epoch, if it still exists. */
   find(seq: number, generation: number): Buffer | undefined {
     const slot = this.slots[epochOf(seq)];

@@ -1,5 +1,5 @@
 import { ClassicLevel } from "classic-level";
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Entry, SubjectDerivation } from "../core/entry.ts";
 import type { SmtNode } from "../core/subject-index.ts";
@@ -8,7 +8,15 @@ import type { BatchRecord } from "./batch-record.ts";
 import type { ReceiptGroupHeader, ReceiptGroupRecord } from "./receipt-group-record.ts";
 import { BODY_KEYS_FILE, BodyKeys, EPOCH_SEQS, epochOf } from "./body-keys.ts";
 import { snapshotFrames } from "./backup-archive.ts";
-import { nodeLayoutOf, nodeValues } from "./node-layout.ts";
+import {
+  BodyUnreadable,
+  type EpochKeys,
+  NONCE_BYTES,
+  SEALED_BODY,
+  SEALED_HEAD,
+  TAG_BYTES,
+  openSealedBody,
+} from "./sealed-body.ts";
 import { readFile, statfs } from "node:fs/promises";
 import path from "node:path";
 import { findUndo, undoChunkRecords } from "./index-undo.ts";
@@ -104,17 +112,6 @@ export interface StoredBody {
   /** Entry v2: the 16-byte salt of each redactable value, by JSON pointer. */
   fieldSalts?: Record<string, `0x${string}`>;
 }
-
-/**
- * A stored body is sealed with AES-256-GCM under its epoch's key (body-keys.ts): 0x01, the key's
- * generation (u32 BE), a random 96-bit nonce, the ciphertext, the 16-byte tag; the body's key
- * name is the associated data, so a body moved to another seq does not open. Bodies written
- * before (plain JSON, first byte `{`) are read as they are.
- */
-const SEALED_BODY = 0x01;
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
-const SEALED_HEAD = 1 + 4 + NONCE_BYTES;
 
 /** Ops per write when an interrupted seal is rolled back or undo records are pruned. */
 const ROLLBACK_SLICE_OPS = 8_192;
@@ -560,26 +557,19 @@ export class LedgerStore {
    * it was read); throws when it does not open under the key it names (altered on disk).
    */
   openBody(seq: number, raw: Buffer): Buffer | null {
-    if (raw[0] !== SEALED_BODY) return raw;
-    if (raw.length < SEALED_HEAD + TAG_BYTES) throw new BodyUnreadable(seq, "too short");
-    const generation = raw.readUInt32BE(1);
-    const key = this.bodyKeys.find(seq, generation);
-    if (key === undefined) {
-      // An older generation: re-keyed by an erasure since it was read. Any other: not ours.
-      if (generation < (this.bodyKeys.currentGeneration(seq) ?? 0)) return null;
-      throw new BodyUnreadable(seq, `it names key generation ${generation}, which never existed`);
-    }
-    const decipher = createDecipheriv("aes-256-gcm", key, raw.subarray(5, SEALED_HEAD));
-    decipher.setAAD(Buffer.from(K.body(seq), "latin1"));
-    decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
-    try {
-      return Buffer.concat([
-        decipher.update(raw.subarray(SEALED_HEAD, raw.length - TAG_BYTES)),
-        decipher.final(),
-      ]);
-    } catch {
-      throw new BodyUnreadable(seq, "it does not open under its key (altered on disk)");
-    }
+    return openSealedBody(seq, raw, this.bodyKeys);
+  }
+
+  /**
+   * Copies of the body keys of the epochs of seqs [fromSeq, toSeq), for the regulator's audit,
+   * which opens bodies on its worker threads (sealed-body.ts).
+   */
+  bodyKeysOf(fromSeq: number, toSeq: number): EpochKeys[] {
+    const out: EpochKeys[] = [];
+    if (toSeq <= fromSeq) return out;
+    for (let epoch = epochOf(fromSeq); epoch <= epochOf(toSeq - 1); epoch++)
+      out.push(this.bodyKeys.copyOf(epoch));
+    return out;
   }
 
   private sealBody(
@@ -996,14 +986,12 @@ export class LedgerStore {
   }
 
   /**
-   * A batch's stored Merkle nodes against `levels`, its tree recomputed from its leaves: the
-   * first stored value (node-layout.ts) that is missing or differs, by its key; none if all match.
+   * The first of a batch's stored Merkle node values (node-layout.ts `nodeValues`, computed by
+   * the caller) that is missing or differs, by its key; none if all match.
    */
-  async storedNodesDiffering(
-    record: BatchRecord,
-    levels: ReadonlyArray<ReadonlyArray<Uint8Array>>,
+  async storedValuesDiffering(
+    expected: ReadonlyArray<{ key: string; value: Uint8Array }>,
   ): Promise<{ key: string; missing: boolean } | undefined> {
-    const expected = nodeValues(record.header.batchNo, levels, nodeLayoutOf(record));
     const stored = await this.getManyRaw(expected.map((v) => v.key));
     const bad = stored.findIndex((v, i) => v === undefined || !v.equals(expected[i]!.value));
     return bad < 0 ? undefined : { key: expected[bad]!.key, missing: stored[bad] === undefined };
@@ -1079,12 +1067,4 @@ export class LedgerStore {
   }
 }
 
-/** A stored body that cannot be opened (altered or truncated on disk). */
-export class BodyUnreadable extends StoreCorruptError {
-  constructor(
-    readonly seq: number,
-    reason: string,
-  ) {
-    super(K.body(seq), `it cannot be opened: ${reason}`);
-  }
-}
+export { BodyUnreadable };

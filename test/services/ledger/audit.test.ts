@@ -622,3 +622,123 @@ describe("ledger/audit: a log of several read pages (real LevelDB, no chain)", f
     ]);
   });
 });
+
+describe("ledger/audit: worker threads give the one-thread report (real LevelDB, no chain)", function () {
+  this.timeout(120_000);
+  let dir: string;
+  let ledger: Ledger;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "veritrail-audit-workers-"));
+    // Receipt groups of 700 (one per call) across batches of 1,000: group 700 spans batches 0
+    // and 1, group 1,400 batches 1 and 2, so two ranges checked apart reach the same group.
+    ledger = await Ledger.open({
+      location: dir,
+      receiptSigner: new Wallet("0x" + "45".repeat(32)),
+      batchMaxEvents: 1_000,
+      batchMaxWaitMs: 60_000,
+      anchorDeadlineMs: 3_600_000,
+      groupCommitMaxEvents: 700,
+    });
+    for (let i = 0; i < 2_100; i += 700)
+      await ledger.ingest(
+        Array.from({ length: 700 }, (_, j) => patientEvent(`MRN-${(i + j) % 37}`)),
+      );
+    await ledger.sealPending();
+  });
+
+  after(async () => {
+    await ledger?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("tampered entries, bodies, receipt paths, groups, Merkle nodes and heads: one report field by field", async () => {
+    const store = ledger.store;
+    let head: [string, Buffer] | undefined;
+    for await (const h of store.subjectHeadsAsStored()) {
+      head = h;
+      break;
+    }
+    const [subject, headRaw] = head!;
+    const flipHex = (b: Buffer, at: number) => {
+      const c = Buffer.from(b);
+      c[at] = c[at] === 0x30 ? 0x31 : 0x30;
+      return c;
+    };
+    const flipBit = (b: Buffer, at: number) => {
+      const c = Buffer.from(b);
+      c[at] = c[at]! ^ 0x01;
+      return c;
+    };
+    const keys = [
+      K.entry(1_500),
+      K.body(300),
+      K.group(700),
+      K.receiptPath(1_200),
+      K.receiptPath(1_950),
+      K.tile(1, 0, 0),
+      K.subjectHead(subject),
+    ];
+    const originals = new Map<string, Buffer>();
+    for (const key of keys) originals.set(key, (await store.getRaw(key))!);
+    const group = JSON.parse(originals.get(K.group(700))!.toString("utf8")) as Record<
+      string,
+      unknown
+    >;
+    const storedHead = JSON.parse(headRaw.toString("utf8")) as { count: number; chain: string };
+    await store.write([
+      // A hex digit of the commitment: the leaf, the batch's root and the subject's chain change.
+      { type: "put", key: K.entry(1_500), value: flipHex(originals.get(K.entry(1_500))!, 20) },
+      { type: "del", key: K.body(300) },
+      {
+        type: "put",
+        key: K.group(700),
+        value: Buffer.from(JSON.stringify({ ...group, leavesRoot: "0x" + "00".repeat(32) })),
+      },
+      {
+        type: "put",
+        key: K.receiptPath(1_200),
+        value: flipBit(originals.get(K.receiptPath(1_200))!, 40),
+      },
+      { type: "del", key: K.receiptPath(1_950) },
+      { type: "put", key: K.tile(1, 0, 0), value: flipBit(originals.get(K.tile(1, 0, 0))!, 7) },
+      {
+        type: "put",
+        key: K.subjectHead(subject),
+        value: Buffer.from(JSON.stringify({ ...storedHead, count: storedHead.count + 1 })),
+      },
+    ]);
+    try {
+      const { durationMs: _a, ...one } = await auditLog(store, { workers: 0 });
+      for (const workers of [1, 2, 3]) {
+        const { durationMs: _b, ...parallel } = await auditLog(store, { workers });
+        expect(parallel, `${workers} workers`).to.deep.equal(one);
+      }
+      const found = one.findings.map((f) => `${f.kind}@${f.batchNo ?? "-"}/${f.seq ?? "-"}`);
+      const count = (what: string) => found.filter((f) => f === what).length;
+      // The group that two ranges reach is reported once.
+      expect(count("RECEIPT_GROUP_ROOT_MISMATCH@-/700"), explain(one as AuditReport)).to.equal(1);
+      expect(count("RECEIPT_HEADER_MISMATCH@-/700")).to.equal(1);
+      expect(found).to.include.members([
+        "COMMITMENT_MISMATCH@-/1500",
+        "RECEIPT_LEAF_MISMATCH@-/1500",
+        "EVENTS_ROOT_MISMATCH@1/-",
+        "INDEX_ROOT_MISMATCH@1/-",
+        "INDEX_ROOT_MISMATCH@2/-",
+        "STORED_LEVELS_MISMATCH@1/-",
+        "RECEIPT_PATH_MISMATCH@-/1200",
+        "RECEIPT_PATH_MISSING@-/1950",
+        "STORED_INDEX_MISMATCH@-/-",
+        "SUBJECT_HEAD_MISMATCH@-/-",
+      ]);
+      expect(one.erased).to.equal(1);
+      expect(one.findings.filter((f) => f.message.includes(subject))).to.have.length(1);
+    } finally {
+      await store.write(
+        [...originals].map(([key, value]) => ({ type: "put" as const, key, value })),
+      );
+    }
+    const clean = await auditLog(store, { workers: 2 });
+    expect(clean.findings, explain(clean)).to.deep.equal([]);
+  });
+});
