@@ -40,6 +40,7 @@ import {
   openSealedBody,
 } from "../store/sealed-body.ts";
 import type { AuditFinding } from "./audit.ts";
+import { PackedValues } from "./audit-wire.ts";
 
 /** A finding of a range; `group`: about the receipt group stored under this key seq. */
 export type RangeFinding = AuditFinding & { group?: number };
@@ -59,15 +60,16 @@ export interface RangeInput {
   to: number;
   /** The seqs in [from, to) that have an entry, increasing. */
   seqs: number[];
-  entries: Buffer[];
-  /** Each entry's body as stored (sealed or plain); undefined: none to check. */
-  bodies: Array<Buffer | undefined>;
-  /** Whether a body was stored at all (erased when not). */
-  stored: boolean[];
+  /** Per seq with an entry, packed (audit-wire.ts ValuePacker): the entry. */
+  entries: Buffer;
+  /** Each entry's body as stored (sealed or plain); absent: none to check. */
+  bodies: Buffer;
+  /** Whether a body was stored at all (1; erased when 0). */
+  stored: Uint8Array;
   /** Bodies that could not be opened on the reading thread, in seq order. */
   openingFailures: Array<{ seq: number; message: string }>;
-  /** Each entry's stored receipt path (`r:`), undefined where there is none. */
-  receiptPaths: Array<Buffer | undefined>;
+  /** Each entry's stored receipt path (`r:`), absent where there is none. */
+  receiptPaths: Buffer;
   /** The group record under the greatest key ≤ from, then those with keys in (from, to). */
   groups: RangeGroup[];
   /** Stored group headers (`h:`) by the firstSeq they are stored under; null: none stored. */
@@ -112,6 +114,9 @@ export function checkRange(input: RangeInput): RangeResult {
   const needHeaders: number[] = [];
   const groups = new RangeGroups(input.groups, headers, needHeaders, report);
   const n = input.seqs.length;
+  const entries = new PackedValues(input.entries);
+  const bodies = new PackedValues(input.bodies);
+  const receiptPaths = new PackedValues(input.receiptPaths);
   const leaves = Buffer.allocUnsafe(32 * n);
   const shards = input.shards;
   const shardEvents = Array.from({ length: shards }, () =>
@@ -131,14 +136,14 @@ export function checkRange(input: RangeInput): RangeResult {
       });
       continue;
     }
-    const raw = input.entries[k]!;
+    const raw = entries.get(k)!;
     const leaf = leafHash(raw);
     leaves.set(leaf, 32 * k);
     const entry = checkEntry(seq, raw, input.logId, report);
     // A body that cannot be opened has no body findings, only its own, after the entry's.
     let opening: string | undefined;
     let body: Buffer | undefined;
-    const stored = input.bodies[k];
+    const stored = bodies.get(k);
     if (stored !== undefined)
       try {
         body = openSealedBody(seq, stored, keys) ?? undefined;
@@ -153,7 +158,7 @@ export function checkRange(input: RangeInput): RangeResult {
       if (entry.v === 2) checkBodyV2(seq, entry.commitment, body, report);
       else checkBody(seq, entry.commitment, body, report);
     if (opening !== undefined) report({ seq, kind: "BODY_MALFORMED", message: opening });
-    if (!input.stored[k]) erased++;
+    if (input.stored[k] === 0) erased++;
     const group = groups.containing(seq);
     if (!group)
       report({
@@ -173,7 +178,7 @@ export function checkRange(input: RangeInput): RangeResult {
           kind: "RECEIPT_LEAF_MISMATCH",
           message: `entry ${seq} hashes to ${toHex(leaf)}, its receipt acknowledged another leaf`,
         });
-      checkReceiptPath(seq, group, input.receiptPaths[k], report);
+      checkReceiptPath(seq, group, receiptPaths.get(k), report);
     }
     if (shards > 0 && entry?.subject) {
       const subject = fromHex(entry.subject);
@@ -348,12 +353,22 @@ export class SubjectShard {
         touched.set(subject, { count: head.count + 1, chain: extendChain(head.chain, seq, leaf) });
       }
     }
-    const updates: SmtUpdate[] = [];
-    for (const [subject, next] of touched) {
-      this.heads.set(subject, next);
-      updates.push({ key: fromHex(subject), valueHash: historyValueHash(next.count, next.chain) });
+    // In key order, a slice at a time: a slice covers one part of the key space, so it changes
+    // few nodes above its own, and the nodes one update holds (every node it touches, read and
+    // decoded) die young instead of outliving the whole batch's update in the old generation.
+    const subjects = [...touched.keys()].sort();
+    for (let at = 0; at < subjects.length; at += INDEX_SLICE) {
+      const updates: SmtUpdate[] = [];
+      for (const subject of subjects.slice(at, at + INDEX_SLICE)) {
+        const next = touched.get(subject)!;
+        this.heads.set(subject, next);
+        updates.push({
+          key: fromHex(subject),
+          valueHash: historyValueHash(next.count, next.chain),
+        });
+      }
+      await this.index.update(updates);
     }
-    if (updates.length > 0) await this.index.update(updates);
     return this.subtree();
   }
 
@@ -391,6 +406,9 @@ export class SubjectShard {
     return out;
   }
 }
+
+/** Subjects folded into the index per update (SubjectShard.apply). */
+const INDEX_SLICE = 512;
 
 /** One packed history head: subject key, count (f64), chain. */
 export const HEAD_BYTES = 32 + 8 + 32;

@@ -7,7 +7,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { type RangeInput, SubjectShard, checkRange } from "./audit-range.ts";
-import { type ToAuditWorker, unpackRange } from "./audit-wire.ts";
+import { type ToAuditWorker, rangeTransfer, receivedRange } from "./audit-wire.ts";
 import { invariant } from "./errors.ts";
 
 const port = parentPort;
@@ -24,12 +24,23 @@ const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLe
 
 async function handle(m: ToAuditWorker): Promise<void> {
   if (m.type === "range") {
-    const input: RangeInput = unpackRange(m.range);
+    const input: RangeInput = receivedRange(m.range);
     const result = checkRange(input);
-    port!.postMessage(
-      { id: m.id, result },
-      result.shardEvents.map((b) => b.buffer as ArrayBuffer),
-    );
+    if (result.needHeaders)
+      // Checked again with more headers: the range's buffers go back for that.
+      port!.postMessage(
+        {
+          id: m.id,
+          result,
+          back: { entries: input.entries, bodies: input.bodies, receiptPaths: input.receiptPaths },
+        },
+        rangeTransfer(input),
+      );
+    else
+      port!.postMessage(
+        { id: m.id, result },
+        result.shardEvents.map((b) => b.buffer as ArrayBuffer),
+      );
   } else if (m.type === "shard") {
     const subtree = await shardOf(m.shard, m.shards).apply(asBuffer(m.events));
     port!.postMessage({ id: m.id, subtree });

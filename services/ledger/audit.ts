@@ -46,7 +46,7 @@ import {
   checkRange,
   joinShards,
 } from "./audit-range.ts";
-import { packRange } from "./audit-wire.ts";
+import { ValuePacker, asBuffer, rangeTransfer } from "./audit-wire.ts";
 import { SubjectIndex } from "./subject-index-store.ts";
 import { type LostRange, describeLostRange } from "./lost-ranges.ts";
 import { startTsWorker } from "./ts-worker.ts";
@@ -663,12 +663,17 @@ class WorkerRunner implements ReplayRunner {
   async check(input: RangeInput): Promise<RangeResult> {
     let w = 0;
     for (let i = 1; i < this.workers.length; i++) if (this.load[i]! < this.load[w]!) w = i;
-    const { range, transfer } = packRange(input);
     this.load[w]!++;
     try {
-      const m = (await this.send(w, { type: "range", range }, transfer)) as {
+      const m = (await this.send(w, { type: "range", range: input }, rangeTransfer(input))) as {
         result: RangeResult;
+        back?: Pick<RangeInput, "entries" | "bodies" | "receiptPaths">;
       };
+      if (m.back) {
+        input.entries = asBuffer(m.back.entries);
+        input.bodies = asBuffer(m.back.bodies);
+        input.receiptPaths = asBuffer(m.back.receiptPaths);
+      }
       const result = m.result;
       result.shardEvents = result.shardEvents.map(asBuffer);
       result.nodes = result.nodes?.map((n) => ({ key: n.key, value: asBuffer(n.value) }));
@@ -724,8 +729,6 @@ class WorkerRunner implements ReplayRunner {
   }
 }
 
-const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-
 /** A group record as read, with its stored header (null: none) under the same seq. */
 type ReadGroup = RangeGroup & { header: Buffer | null };
 
@@ -766,22 +769,13 @@ class RangeReader {
   ): Promise<RangeInput> {
     const bodyKeys = this.store.bodyKeysOf(from, to);
     const keys = epochKeyLookup(bodyKeys);
-    const input: RangeInput = {
-      logId: this.logId,
-      ...(batchNo === undefined ? {} : { batchNo }),
-      from,
-      to,
-      seqs: [],
-      entries: [],
-      bodies: [],
-      stored: [],
-      openingFailures: [],
-      receiptPaths: [],
-      groups: [],
-      groupHeaders: [],
-      bodyKeys,
-      ...(tree ? { tree } : {}),
-      shards: batchNo === undefined ? 0 : this.shards,
+    const seqs: number[] = [];
+    const stored: number[] = [];
+    const openingFailures: RangeInput["openingFailures"] = [];
+    const packed = {
+      entries: new ValuePacker(),
+      bodies: new ValuePacker(),
+      receiptPaths: new ValuePacker(),
     };
     const { entries, bodies, receiptPaths } = this;
     for (let seq = from; seq < to; seq++) {
@@ -793,22 +787,39 @@ class RangeReader {
       if (!receiptPaths.has(seq)) await receiptPaths.load(seq);
       const raw = entries.get(seq);
       if (raw === undefined) continue;
-      input.seqs.push(seq);
-      input.entries.push(raw);
+      seqs.push(seq);
+      packed.entries.push(raw);
       let body = bodies.get(seq);
-      input.stored.push(body !== undefined);
+      stored.push(body === undefined ? 0 : 1);
       // Re-keyed by an erasure since it was read: read again, opened here.
       if (body !== undefined && isStaleSealedBody(seq, body, keys))
         try {
           body = (await this.store.getBodiesJson([seq]))[0];
         } catch (e) {
           if (!(e instanceof BodyUnreadable)) throw e;
-          input.openingFailures.push({ seq, message: e.message });
+          openingFailures.push({ seq, message: e.message });
           body = undefined;
         }
-      input.bodies.push(body);
-      input.receiptPaths.push(receiptPaths.get(seq));
+      packed.bodies.push(body);
+      packed.receiptPaths.push(receiptPaths.get(seq));
     }
+    const input: RangeInput = {
+      logId: this.logId,
+      ...(batchNo === undefined ? {} : { batchNo }),
+      from,
+      to,
+      seqs,
+      entries: packed.entries.take(),
+      bodies: packed.bodies.take(),
+      stored: Uint8Array.from(stored),
+      openingFailures,
+      receiptPaths: packed.receiptPaths.take(),
+      groups: [],
+      groupHeaders: [],
+      bodyKeys,
+      ...(tree ? { tree } : {}),
+      shards: batchNo === undefined ? 0 : this.shards,
+    };
     const groups = await this.groupsOf(from, to);
     input.groups = groups.map(({ keySeq, raw }) => ({ keySeq, raw }));
     input.groupHeaders = groups.map((g) => [g.keySeq, g.header]);
