@@ -33,7 +33,7 @@
  * its verifier live in subject-index-proof.ts.
  */
 import { bytesEqual, concatBytes } from "./hex.ts";
-import { sha256 } from "./hash.ts";
+import { sha256, sha256Of } from "./hash.ts";
 import type { SubjectIndexProof } from "./subject-index-proof.ts";
 
 export const SMT_KEY_BYTES = 32;
@@ -140,11 +140,25 @@ function assertLength(bytes: Uint8Array, length: number, what: string): void {
   }
 }
 
+/**
+ * chain_{n-1} || uint64be(seq) || leafHash of the link being hashed: one buffer filled in place
+ * (one link per event of every batch sealed or audited); hashing is synchronous and the digest
+ * a new array, so the buffer is free again when extendChain returns.
+ */
+const CHAIN_INPUT = new Uint8Array(2 * SMT_HASH_BYTES + 8);
+const CHAIN_SEQ = new DataView(CHAIN_INPUT.buffer, SMT_HASH_BYTES, 8);
+
 /** chain_n = H(chain_{n-1} || uint64be(seq) || leafHash). */
 export function extendChain(chain: Uint8Array, seq: number, leafHash: Uint8Array): Uint8Array {
   assertLength(chain, SMT_HASH_BYTES, "chain");
   assertLength(leafHash, SMT_HASH_BYTES, "leafHash");
-  return sha256(concatBytes(chain, uint64be(seq, "seq"), leafHash));
+  if (!Number.isSafeInteger(seq) || seq < 0)
+    throw new RangeError(`seq must be a non-negative safe integer, got ${seq}`);
+  CHAIN_INPUT.set(chain, 0);
+  CHAIN_SEQ.setUint32(0, Math.floor(seq / 2 ** 32));
+  CHAIN_SEQ.setUint32(4, seq >>> 0);
+  CHAIN_INPUT.set(leafHash, SMT_HASH_BYTES + 8);
+  return sha256Of(CHAIN_INPUT);
 }
 
 /** valueHash = H(0x04 || uint64be(count) || chain). */

@@ -86,10 +86,10 @@ export function openSealedBody(seq: number, raw: Buffer, keys: BodyKeyLookup): B
   decipher.setAAD(Buffer.from(K.body(seq), "latin1"));
   decipher.setAuthTag(raw.subarray(raw.length - TAG_BYTES));
   try {
-    return Buffer.concat([
-      decipher.update(raw.subarray(SEALED_HEAD, raw.length - TAG_BYTES)),
-      decipher.final(),
-    ]);
+    const plain = decipher.update(raw.subarray(SEALED_HEAD, raw.length - TAG_BYTES));
+    // GCM is a stream mode: final() only checks the tag and has nothing left to give.
+    const rest = decipher.final();
+    return rest.length === 0 ? plain : Buffer.concat([plain, rest]);
   } catch {
     throw new BodyUnreadable(seq, "it does not open under its key (altered on disk)");
   }
