@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Ledger } from "../services/ledger/ledger.ts";
 import { openBenchLedger } from "./ledger-bench.ts";
-import { type BuiltLog, benchAudit, buildLog, closeLog } from "./patient-bench.ts";
+import { type BuiltLog, benchAudit, buildLog, closeLog, keptLog } from "./patient-bench.ts";
 import { serviceRuntime } from "./reliability/service-process.ts";
 import type { ServeLogOptions } from "./serve-log.ts";
 import type { BenchRow } from "./table.ts";
@@ -24,6 +24,11 @@ export interface LargeLogOptions {
   /** Run the regulator-audit replay too. */
   audit: boolean;
   historySamples: number;
+  /**
+   * Keep the log in this directory: built there when it is absent or empty, reused (its event
+   * count checked) when it holds the log of an earlier run with the same sizes.
+   */
+  logDir?: string;
   /** One line per phase on stderr (the section can run for minutes). */
   log?: (message: string) => void;
 }
@@ -80,17 +85,22 @@ export async function benchLargeLog(opts: LargeLogOptions): Promise<BenchRow[]> 
   const peaks: string[] = [];
   const phase = (name: string) => peaks.push(`${name} ${peakRssMb().toFixed(0)} MB`);
   const at = opts.logSize.toLocaleString("en");
-  say(`building a log of ${at} events (${opts.patientEvents} for one patient)`);
-  const log = await buildLog(opts.logSize, opts.patientEvents, (done) =>
-    say(`  ${done.toLocaleString("en")} events ingested`),
+  const progress = (done: number) => say(`  ${done.toLocaleString("en")} events ingested`);
+  say(
+    `${opts.logDir ? `kept log in ${opts.logDir}: reused if built, else ` : ""}building a log of ${at} events (${opts.patientEvents} for one patient)`,
   );
-  phase("build");
+  const log = opts.logDir
+    ? await keptLog(opts.logDir, opts.logSize, opts.patientEvents, progress)
+    : await buildLog(opts.logSize, opts.patientEvents, progress);
+  const reused = log.kept?.reused === true;
+  phase(reused ? "opening the kept log" : "build");
   try {
     const rows: BenchRow[] = [
       {
         name: `log build: ingest + seal ${at} events (incl. completeness index)`,
         value: opts.logSize / log.buildSeconds,
         unit: "events/s",
+        ...(reused ? { note: `kept log built ${log.kept?.builtAt}, not in this run` } : {}),
       },
     ];
     // Served by a process of its own, opened as the service opens it: its RSS is the memory
@@ -110,7 +120,7 @@ export async function benchLargeLog(opts: LargeLogOptions): Promise<BenchRow[]> 
     }
     // Taken here, while the log is still open: everything above ran in this process.
     rows.push({
-      name: `peak RSS, the process that built the ${at}-event log${opts.audit ? " and audited it" : ""}`,
+      name: `peak RSS, the process that ${reused ? "reopened" : "built"} the ${at}-event log${opts.audit ? " and audited it" : ""}`,
       value: peakRssMb(),
       unit: "MB",
       note: `high-water mark after ${peaks.join(", ")}`,

@@ -13,7 +13,7 @@
  *   node --import tsx bench/patient-bench.ts [logSize] [patientEvents]
  */
 import { Wallet } from "ethers";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -34,6 +34,89 @@ export interface BuiltLog {
   patientEvents: number;
   /** Ingest + seal, not the marking of batches as anchored. */
   buildSeconds: number;
+  /** Kept after the run (built in, or reused from, a directory the caller named). */
+  kept?: { root: string; reused: boolean; builtAt: string };
+}
+
+/** What a kept log's directory says about the log it holds, written once the build is done. */
+interface KeptLogManifest {
+  logSize: number;
+  /** Asked for, and logged (fewer when the log is smaller). */
+  patientEventsAsked: number;
+  patientEvents: number;
+  buildSeconds: number;
+  builtAt: string;
+}
+const MANIFEST = "bench-log.json";
+
+function openBuildLedger(dir: string): Promise<Ledger> {
+  return Ledger.open({
+    location: dir,
+    receiptSigner: signer,
+    batchMaxEvents: 10_000,
+    batchMaxWaitMs: 1_000,
+    anchorDeadlineMs: 3_600_000,
+    groupCommitMaxEvents: 4_096,
+    sealWorker: true,
+  });
+}
+
+/**
+ * The log kept in `root` (its LevelDB in `root/log`, its manifest next to it): reused when the
+ * manifest says it is a complete log of this size and patient share and the store agrees,
+ * built there when `root` is absent or empty. Anything else (a build that was cut short, a log
+ * of another size) is refused rather than deleted: the directory is the caller's.
+ */
+export async function keptLog(
+  root: string,
+  logSize: number,
+  patientEvents: number,
+  onProgress?: (done: number) => void,
+): Promise<BuiltLog> {
+  const dir = path.join(root, "log");
+  const manifestFile = path.join(root, MANIFEST);
+  const manifest = await readFile(manifestFile, "utf8").then(
+    (text) => JSON.parse(text) as KeptLogManifest,
+    () => undefined,
+  );
+  if (manifest) {
+    if (manifest.logSize !== logSize || manifest.patientEventsAsked !== patientEvents)
+      throw new Error(
+        `${root} holds a log of ${manifest.logSize} events with ${manifest.patientEventsAsked} for the patient, not ${logSize} with ${patientEvents}`,
+      );
+    const ledger = await openBuildLedger(dir);
+    if (ledger.nextSeq !== logSize || ledger.sealedThrough !== logSize) {
+      await ledger.close();
+      throw new Error(
+        `${root}: the manifest says ${logSize} sealed events, the store holds ${ledger.nextSeq} (${ledger.sealedThrough} sealed)`,
+      );
+    }
+    return {
+      ledger,
+      dir,
+      logSize,
+      patientEvents: manifest.patientEvents,
+      buildSeconds: manifest.buildSeconds,
+      kept: { root, reused: true, builtAt: manifest.builtAt },
+    };
+  }
+  const present = await readdir(root).catch(() => []);
+  if (present.length > 0)
+    throw new Error(
+      `${root} is neither empty nor a complete kept log (no ${MANIFEST}: a build cut short?); remove it or name another directory`,
+    );
+  await mkdir(root, { recursive: true });
+  const log = await buildLog(logSize, patientEvents, onProgress, dir);
+  const builtAt = new Date().toISOString();
+  const written: KeptLogManifest = {
+    logSize,
+    patientEventsAsked: patientEvents,
+    patientEvents: log.patientEvents,
+    buildSeconds: log.buildSeconds,
+    builtAt,
+  };
+  await writeFile(manifestFile, JSON.stringify(written, null, 2) + "\n");
+  return { ...log, kept: { root, reused: false, builtAt } };
 }
 
 /**
@@ -44,17 +127,11 @@ export async function buildLog(
   logSize: number,
   patientEvents: number,
   onProgress?: (done: number) => void,
+  /** Where to build it (a fresh temp directory otherwise). */
+  location?: string,
 ): Promise<BuiltLog> {
-  const dir = await mkdtemp(path.join(tmpdir(), "veritrail-bench-log-"));
-  const ledger = await Ledger.open({
-    location: dir,
-    receiptSigner: signer,
-    batchMaxEvents: 10_000,
-    batchMaxWaitMs: 1_000,
-    anchorDeadlineMs: 3_600_000,
-    groupCommitMaxEvents: 4_096,
-    sealWorker: true,
-  });
+  const dir = location ?? (await mkdtemp(path.join(tmpdir(), "veritrail-bench-log-")));
+  const ledger = await openBuildLedger(dir);
   const every = patientEvents > 0 ? Math.max(1, Math.floor(logSize / patientEvents)) : Infinity;
   const patients = Math.max(1, Math.floor(logSize / 10));
   const t0 = performance.now();
@@ -94,9 +171,10 @@ export async function buildLog(
   return { ledger, dir, logSize, patientEvents: target, buildSeconds };
 }
 
+/** Closes the log; deletes it unless it is kept. */
 export async function closeLog(log: BuiltLog): Promise<void> {
   await log.ledger.close();
-  await rm(log.dir, { recursive: true, force: true });
+  if (!log.kept) await rm(log.dir, { recursive: true, force: true });
 }
 
 function sizeLabel(log: BuiltLog): string {

@@ -39,6 +39,10 @@ const program = new Command()
     "skip the regulator-audit replay of the large log (≈ 18 min at 10,000,000 events)",
   )
   .option(
+    "--log-dir <dir>",
+    "keep the large log in <dir>: built there if <dir> is absent or empty, reused by later runs with the same --log-size and --patient-events",
+  )
+  .option(
     "--only <names>",
     `comma-separated subset: ${Object.keys(SECTIONS).join(",")} (proof, patient, audit = log)`,
   )
@@ -54,7 +58,11 @@ const counts = {
   proofSamples: Number(o.proofSamples),
   historySamples: Number(o.historySamples),
 };
-const options: SectionOptions = { ...counts, logAudit: program.opts().logAudit !== false };
+const options: SectionOptions = {
+  ...counts,
+  logAudit: program.opts().logAudit !== false,
+  ...(o.logDir ? { logDir: path.resolve(o.logDir) } : {}),
+};
 for (const [flag, value] of Object.entries(counts))
   if (!Number.isSafeInteger(value) || value < 0) program.error(`${flag}: not a count: ${value}`);
 const only = o.only?.split(",").map((n) => ALIASES[n] ?? n);

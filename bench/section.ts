@@ -27,6 +27,8 @@ export interface SectionOptions {
   historySamples: number;
   /** Replay the large log with the regulator audit (off with --no-log-audit). */
   logAudit: boolean;
+  /** Keep the large log there and reuse it in later runs (--log-dir). */
+  logDir?: string;
 }
 
 function say(message: string): void {
@@ -77,6 +79,7 @@ const sections: Record<string, (o: SectionOptions) => Promise<BenchRow[]>> = {
       proofSamples: o.proofSamples,
       historySamples: o.historySamples,
       audit: o.logAudit,
+      ...(o.logDir ? { logDir: o.logDir } : {}),
       log: say,
     }),
   verify: () => benchPathVerification(10_000),
