@@ -102,7 +102,10 @@ export async function openBenchLedger(
     sealWorker: true,
     indexNodeCacheMax: defaults.INDEX_NODE_CACHE_MAX,
     sealWorkerHeapMb: defaults.SEAL_WORKER_HEAP_MB,
-    store: { tableFileBytes: defaults.STORE_TABLE_FILE_MB * 1024 * 1024 },
+    store: {
+      tableFileBytes: defaults.STORE_TABLE_FILE_MB * 1024 * 1024,
+      batchCacheRecords: defaults.BATCH_CACHE_RECORDS,
+    },
   });
 }
 

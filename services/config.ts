@@ -113,6 +113,12 @@ export const ConfigSchema = z.object({
    * memory, so up to 64 × this counts in the service's RSS as mapped file pages.
    */
   STORE_TABLE_FILE_MB: int(1, 64).default(2),
+  /**
+   * Batch records kept in memory for proofs (services/ledger/batch-cache.ts, ≈ 1 KB each): a
+   * proof whose batch is cached reads its Merkle path at once, in the same round as its entry,
+   * body and receipt. The default holds every batch of 20,000,000 events in full batches.
+   */
+  BATCH_CACHE_RECORDS: int(0, 1_000_000).default(2_048),
 
   /** development: a local chain that may be reset (redeploy + re-anchor); production: never. */
   CHAIN_MODE: z.enum(["development", "production"]).default("development"),

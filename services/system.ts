@@ -76,7 +76,10 @@ export async function startSystem(
       sealWorker: true,
       indexNodeCacheMax: config.INDEX_NODE_CACHE_MAX,
       sealWorkerHeapMb: config.SEAL_WORKER_HEAP_MB,
-      store: { tableFileBytes: config.STORE_TABLE_FILE_MB * 1024 * 1024 },
+      store: {
+        tableFileBytes: config.STORE_TABLE_FILE_MB * 1024 * 1024,
+        batchCacheRecords: config.BATCH_CACHE_RECORDS,
+      },
       ingestLimits: {
         maxUnsealedEvents: config.INGEST_MAX_UNSEALED_EVENTS,
         maxUnsealedAgeMs: config.INGEST_MAX_UNSEALED_AGE_MS,

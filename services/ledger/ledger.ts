@@ -706,6 +706,8 @@ export class Ledger {
 
   async batchForSeq(seq: number): Promise<BatchRecord | undefined> {
     if (seq >= this.parts.sealer.sealedThrough) return undefined;
+    const cached = this.store.cachedBatchForSeq(seq);
+    if (cached) return cached;
     const batchNo = await this.store.batchNoForSeq(seq);
     invariant(batchNo !== undefined, `sealed seq ${seq} has a batch`);
     return this.getBatch(batchNo);
@@ -750,14 +752,17 @@ export class Ledger {
     this.notLost(seq);
     // Independent reads, issued together: a proof's latency is one round of reads, then the path.
     const entryRead = this.store.getEntryJcs(seq).then((jcs) => parseEntryRead(seq, jcs));
-    const [read, body, receipts, record] = await Promise.all([
+    // The Merkle path as soon as the batch is known (at once when its record is cached).
+    const recordRead = this.batchForSeq(seq);
+    const [read, body, receipts, record, inclusion] = await Promise.all([
       entryRead,
       this.store.getBody(seq),
       this.parts.committer.receiptsFor(
         [seq],
         entryRead.then((e) => [e]),
       ),
-      this.batchForSeq(seq),
+      recordRead,
+      recordRead.then(async (r) => (r ? (await this.inclusionPaths(r, [seq]))[0]! : [])),
     ]);
     if (read === undefined) throw new LedgerError("NOT_FOUND", `no event at seq ${seq}`, "seq");
     const entry = read.entry;
@@ -799,7 +804,7 @@ export class Ledger {
       ...base,
       leafIndex: seq - record.header.firstSeq,
       batch: { ...record.header },
-      inclusion: (await this.inclusionPaths(record, [seq]))[0]!,
+      inclusion,
       anchor,
       status,
     };

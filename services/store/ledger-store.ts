@@ -4,6 +4,7 @@ import { z } from "zod";
 import type { Entry, SubjectDerivation } from "../core/entry.ts";
 import type { SmtNode } from "../core/subject-index.ts";
 import type { Hex } from "../core/hex.ts";
+import { BatchRecordCache } from "./batch-cache.ts";
 import type { BatchRecord } from "./batch-record.ts";
 import type { ReceiptGroupHeader, ReceiptGroupRecord } from "./receipt-group-record.ts";
 import { BODY_KEYS_FILE, BodyKeys, EPOCH_SEQS, epochOf } from "./body-keys.ts";
@@ -144,7 +145,12 @@ export interface LedgerStoreOptions {
    * treated as the disk's own.
    */
   injectWriteFault?: () => Error | undefined;
+  /** Batch records kept in memory (batch-cache.ts); default DEFAULT_BATCH_CACHE_RECORDS. */
+  batchCacheRecords?: number;
 }
+
+/** Batch records cached by default: every batch of 20,000,000 events in full batches. */
+export const DEFAULT_BATCH_CACHE_RECORDS = 2_048;
 
 /**
  * LevelDB repositories of one log. Only the store knows keys and encodings; the ledger speaks
@@ -158,13 +164,23 @@ export interface LedgerStoreOptions {
 export class LedgerStore {
   private failureState: StorageFailure | undefined;
   private readonly failureListeners: Array<(failure: StorageFailure) => void> = [];
+  /**
+   * Batch records as last read: every proof needs its event's record, and without it reads the
+   * seq → batch lookup (an iterator seek, which opens a table on every LevelDB level) and then
+   * the record, one after the other. A write of a batch key drops that batch's copy.
+   */
+  private readonly batchCache: BatchRecordCache;
+  /** Writes of batch keys begun or ended: a read that one overtook is not cached. */
+  private batchWrites = 0;
 
   private constructor(
     private readonly db: Db,
     readonly location: string,
     private readonly opts: LedgerStoreOptions,
     private readonly bodyKeys: BodyKeys,
-  ) {}
+  ) {
+    this.batchCache = new BatchRecordCache(opts.batchCacheRecords ?? DEFAULT_BATCH_CACHE_RECORDS);
+  }
 
   static async open(location: string, opts: LedgerStoreOptions = {}): Promise<LedgerStore> {
     const db: Db = new ClassicLevel<string, Buffer>(location, {
@@ -282,6 +298,8 @@ export class LedgerStore {
    * the only way out of LevelDB's sticky write error. Open iterators and snapshots are closed.
    */
   async reopen(): Promise<void> {
+    this.batchWrites++;
+    this.batchCache.clear();
     if (this.db.status === "open") await this.db.close();
     await this.db.open();
   }
@@ -313,17 +331,22 @@ export class LedgerStore {
     if (ops.length === 0) return;
     if (this.failureState) throw new StorageUnavailableError(this.failureState);
     const batch = this.db.batch();
+    let batchKeys: string[] | undefined;
     try {
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i]!;
         if (op.type === "put") batch.put(op.key, op.value);
         else batch.del(op.key);
+        if (op.key.startsWith(K.batchPrefix)) (batchKeys ??= []).push(op.key);
         if ((i + 1) % WRITE_SLICE_OPS === 0) await new Promise<void>((r) => setImmediate(r));
       }
     } catch (error) {
       await batch.close();
       throw error;
     }
+    // Dropped before and after: a read between the two may return either value, and is not
+    // cached (batchWrites moved).
+    if (batchKeys) this.forgetBatches(batchKeys);
     try {
       const fault = this.opts.injectWriteFault?.();
       if (fault) {
@@ -334,7 +357,14 @@ export class LedgerStore {
     } catch (error) {
       // Only the disk's refusal gets here: the ops were all accepted into the batch above.
       throw this.failedWrite(error);
+    } finally {
+      if (batchKeys) this.forgetBatches(batchKeys);
     }
+  }
+
+  private forgetBatches(keys: string[]): void {
+    this.batchWrites++;
+    for (const key of keys) this.batchCache.delete(parseInt(key.slice(K.batchPrefix.length), 16));
   }
 
   async getRaw(key: string): Promise<Buffer | undefined> {
@@ -911,10 +941,22 @@ export class LedgerStore {
 
   // ---- batches ------------------------------------------------------------------------------
 
+  /** Batch `batchNo`'s record (from the cache when it is there; frozen: it is shared). */
   async getBatch(batchNo: number): Promise<BatchRecord | undefined> {
+    const cached = this.batchCache.get(batchNo);
+    if (cached) return cached;
+    const writes = this.batchWrites;
     const key = K.batch(batchNo);
     const raw = await this.getRaw(key);
-    return raw === undefined ? undefined : decodeBatchRecord(key, raw);
+    if (raw === undefined) return undefined;
+    const record = decodeBatchRecord(key, raw);
+    if (writes === this.batchWrites) this.batchCache.put(record);
+    return record;
+  }
+
+  /** The cached record of the batch holding `seq`, if it is cached (no read). */
+  cachedBatchForSeq(seq: number): BatchRecord | undefined {
+    return this.batchCache.forSeq(seq);
   }
 
   /** The op that stores a batch record, with its digest (record-codec.ts). */

@@ -249,6 +249,41 @@ describe("ledger (real LevelDB)", function () {
     await expectRejected(ledger.prove(100), "NOT_FOUND");
   });
 
+  it("a proof served from the cached batch record follows the record's saved state", async () => {
+    ledger = await Ledger.open(
+      options(dir, { batchMaxEvents: 10, store: { batchCacheRecords: 2 } }),
+    );
+    await ledger.ingest(Array.from({ length: 40 }, (_, i) => patientEvent(`p${i % 3}`)));
+    await ledger.sealPending();
+    // Batches 0..3 read in turn through a cache of 2: every one is evicted and read again.
+    for (const seq of [5, 15, 25, 35, 5])
+      expect((await ledger.prove(seq)).status).to.equal("sealed");
+    const record = await ledger.getBatch(0);
+    const anchor = {
+      chainId: 31337,
+      contract: "0x5fbdb2315678afecb367f032d93f642f64180aa3",
+      txHash: `0x${"ab".repeat(32)}`,
+      blockNumber: 12,
+      blockHash: `0x${"cd".repeat(32)}`,
+      gasUsed: 57_445,
+      anchoredAt: new Date().toISOString(),
+    };
+    await ledger.saveBatchState({ ...record, state: "anchored", anchor });
+    const bundle = await ledger.prove(7);
+    expect(bundle.status).to.equal("anchored");
+    expect(bundle.anchor?.txHash).to.equal(anchor.txHash);
+    expect((await ledger.prove(27)).status).to.equal("sealed");
+    // What a reader was handed cannot be changed behind the ledger's back.
+    const held = await ledger.getBatch(0);
+    expect(() => {
+      (held as { state: string }).state = "sealed";
+    }).to.throw(TypeError);
+    expect((await ledger.getBatch(0)).state).to.equal("anchored");
+    await ledger.close();
+    ledger = await Ledger.open(options(dir, { batchMaxEvents: 10 }));
+    expect((await ledger.prove(7)).status).to.equal("anchored");
+  });
+
   it("commits each batch's indexRoot to every subject's full history", async () => {
     ledger = await Ledger.open(options(dir, { batchMaxEvents: 16 }));
     const patients = ["alice", "bob", "carol", "dave", "erin"];
