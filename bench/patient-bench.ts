@@ -153,7 +153,9 @@ export async function buildLog(
   await ledger.sealPending();
   const buildSeconds = (performance.now() - t0) / 1000;
   // Anchoring is the chain's business; the history only needs the records to say "anchored".
+  let lastBatchNo = -1;
   for (const record of await ledger.listBatches({ limit: Number.MAX_SAFE_INTEGER })) {
+    lastBatchNo = record.header.batchNo;
     await ledger.saveBatchState({
       ...record,
       state: "anchored",
@@ -168,6 +170,11 @@ export async function buildLog(
       },
     });
   }
+  // The service deletes the undo records of batches anchored long enough as they get anchored,
+  // in the background. Finished here, not left to the serving process's first minutes: the
+  // first process serving a 3,000,000-event log, which deleted them, peaked at 649 MB; later
+  // ones at 445–453 MB.
+  await ledger.subjectIndex.pruneUndo(lastBatchNo);
   return { ledger, dir, logSize, patientEvents: target, buildSeconds };
 }
 
