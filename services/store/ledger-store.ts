@@ -161,6 +161,16 @@ export const DEFAULT_BATCH_CACHE_RECORDS = 2_048;
  * A write the disk refuses puts the store in a failed state (storage-failure.ts): later writes
  * are refused at once until {@link LedgerStore.reopen} and {@link LedgerStore.clearFailure}.
  */
+/**
+ * The value of the per-event index entries (by subject, organization and time), whose keys say
+ * everything: one byte, not none. classic-level 3.0.0 copies every value it is given into a
+ * `new char[size]` and frees the copy only when it is not empty (binding.cc, DisposeSliceBuffer),
+ * so each empty value written left a minimal malloc chunk (32 bytes) behind for good: three per
+ * event, the ≈ 100 bytes per event by which the service's main malloc arena grew under load.
+ * Readers test these entries for presence only; entries written empty before stay valid.
+ */
+const INDEX_MARKER = Buffer.from([1]);
+
 export class LedgerStore {
   private failureState: StorageFailure | undefined;
   private readonly failureListeners: Array<(failure: StorageFailure) => void> = [];
@@ -480,7 +490,7 @@ export class LedgerStore {
 
   appendOps(records: AppendRecord[]): BatchOp[] {
     const ops: BatchOp[] = [];
-    const empty = Buffer.alloc(0);
+    const present = INDEX_MARKER;
     // A group's events mostly come from one organization: hex-encode its key part once.
     const orgPrefixes = new Map<string, string>();
     // Every body's nonce from one draw: a call into the CSPRNG per event cost more than the
@@ -505,14 +515,14 @@ export class LedgerStore {
         ),
       });
       if (r.subject !== null)
-        ops.push({ type: "put", key: K.bySubject(r.subject, r.seq), value: empty });
+        ops.push({ type: "put", key: K.bySubject(r.subject, r.seq), value: present });
       let orgPrefix = orgPrefixes.get(r.organization);
       if (orgPrefix === undefined) {
         orgPrefix = K.byOrgPrefix(r.organization);
         orgPrefixes.set(r.organization, orgPrefix);
       }
-      ops.push({ type: "put", key: orgPrefix + seqPart(r.seq), value: empty });
-      ops.push({ type: "put", key: K.byTime(r.recordedMs, r.seq), value: empty });
+      ops.push({ type: "put", key: orgPrefix + seqPart(r.seq), value: present });
+      ops.push({ type: "put", key: K.byTime(r.recordedMs, r.seq), value: present });
       if (r.requestId !== undefined)
         ops.push({ type: "put", key: K.requestId(r.organization, r.requestId), value: enc(r.seq) });
     }

@@ -153,6 +153,16 @@ describe("store/ledger-store (LevelDB on disk)", () => {
     expect((await store.getBody(299))?.event).to.deep.include({ note: "event 299" });
   });
 
+  it("appends write no empty value (classic-level leaks the copy of an empty value)", async () => {
+    const records = Array.from({ length: 20 }, (_, seq) => record(seq));
+    await store.prepareAppend(19);
+    const ops = store.appendOps(records);
+    const empty = ops.filter((op) => op.type === "put" && op.value.length === 0);
+    expect(empty.map((op) => op.key)).to.deep.equal([]);
+    await store.write(ops);
+    expect(await store.seqsByOrg("org:lab", { limit: 100 })).to.not.have.length(0);
+  });
+
   it("one write of more ops than one slice lands whole", async () => {
     const records = Array.from({ length: 1_500 }, (_, seq) =>
       record(seq, { requestId: undefined }),
