@@ -21,6 +21,7 @@ import type {
   MerkleTree,
 } from "../../../services/core/merkle.ts";
 import { merkletreejsDisagreements } from "../../../bench/merkle-builders.ts";
+import { seededRandom } from "../../support/seeded-random.ts";
 
 // ---------- vectors ----------
 
@@ -229,18 +230,6 @@ function expectArgumentError(fn: () => unknown, code: MerkleArgumentErrorCode): 
 
 function flipBits(bytes: Uint8Array, at: number, mask: number): void {
   bytes[at] = bytes[at]! ^ mask;
-}
-
-/** Deterministic PRNG so the sampled leaves are reproducible (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ---------- tests ----------
