@@ -37,6 +37,7 @@ import type {
   SubjectIndexClaim,
   SubjectIndexProof,
 } from "../../../services/core/subject-index-proof.ts";
+import { seededBytes, seededRandom } from "../../support/seeded-random.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Reference: the map's definition written out recursively, independent of the optimised code.
@@ -86,22 +87,6 @@ function expectStoreMatches(store: MemoryNodeStore, model: Model): void {
 
 // ---------------------------------------------------------------------------------------------
 // Generators
-
-/** A deterministic PRNG so the larger non-property tests are reproducible. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-function randomBytes(next: () => number, n = 32): Uint8Array {
-  return Uint8Array.from({ length: n }, () => Math.floor(next() * 256));
-}
 
 function keyWith(first: number, last: number): Uint8Array {
   const key = new Uint8Array(32);
@@ -215,10 +200,10 @@ describe("core/subject-index", () => {
     });
 
     it("extends a history batch by batch to the same digest as chaining it whole", () => {
-      const next = prng(5);
+      const next = seededRandom(5);
       const events = Array.from({ length: 40 }, (_, i) => ({
         seq: i * 3 + Math.floor(next() * 3),
-        leafHash: randomBytes(next),
+        leafHash: seededBytes(next, 32),
       }));
       const whole = historyChain(events);
       let digest = historyChain([]);
@@ -327,16 +312,16 @@ describe("core/subject-index", () => {
     });
 
     it("matches the reference for 2,000 random subjects over 10 batches", async () => {
-      const next = prng(42);
+      const next = seededRandom(42);
       const store = new MemoryNodeStore();
       const model: Model = new Map();
-      const keys = Array.from({ length: 2000 }, () => randomBytes(next));
+      const keys = Array.from({ length: 2000 }, () => seededBytes(next, 32));
       for (let batch = 0; batch < 10; batch++) {
         const touched = new Map<string, SmtUpdate>();
         for (let i = 0; i < 400; i++) {
           const key = keys[Math.floor(next() * keys.length)]!;
           const remove = next() < 0.05;
-          touched.set(toHex(key), { key, valueHash: remove ? null : randomBytes(next) });
+          touched.set(toHex(key), { key, valueHash: remove ? null : seededBytes(next, 32) });
         }
         const updates = [...touched.values()];
         await store.update(updates);
@@ -346,18 +331,18 @@ describe("core/subject-index", () => {
     });
 
     it("reads each node at most once and does work proportional to the keys touched", async () => {
-      const next = prng(7);
+      const next = seededRandom(7);
       const store = new MemoryNodeStore();
       const subjects = 8_000;
-      const keys = Array.from({ length: subjects }, () => randomBytes(next));
+      const keys = Array.from({ length: subjects }, () => seededBytes(next, 32));
       for (let i = 0; i < subjects; i += 2000) {
         await store.update(keys.slice(i, i + 2000).map((key) => ({ key, valueHash: key })));
       }
       const touched = 200;
       const updates: SmtUpdate[] = [];
       for (let i = 0; i < touched; i++) {
-        const key = i % 2 === 0 ? keys[i * 20]! : randomBytes(next);
-        updates.push({ key, valueHash: randomBytes(next) });
+        const key = i % 2 === 0 ? keys[i * 20]! : seededBytes(next, 32);
+        updates.push({ key, valueHash: seededBytes(next, 32) });
       }
       const readPaths: NodePath[] = [];
       const counting: NodeReader = (path) => {
@@ -376,9 +361,9 @@ describe("core/subject-index", () => {
     });
 
     it("gives the same result whatever order a slow store answers reads in", async () => {
-      const next = prng(9);
+      const next = seededRandom(9);
       const store = new MemoryNodeStore();
-      const keys = Array.from({ length: 600 }, () => randomBytes(next));
+      const keys = Array.from({ length: 600 }, () => seededBytes(next, 32));
       await store.update(keys.slice(0, 500).map((key) => ({ key, valueHash: key })));
       const updates: SmtUpdate[] = keys.slice(450).map((key, i) => ({
         key,
@@ -601,9 +586,9 @@ describe("core/subject-index", () => {
     });
 
     it("cannot forge non-membership for a present key", async () => {
-      const next = prng(3);
+      const next = seededRandom(3);
       const store = new MemoryNodeStore();
-      const keys = Array.from({ length: 64 }, () => randomBytes(next));
+      const keys = Array.from({ length: 64 }, () => seededBytes(next, 32));
       await store.update(keys.map((key) => ({ key, valueHash: sha256(key) })));
       const root = store.root;
       for (const key of keys) {
@@ -680,8 +665,8 @@ describe("core/subject-index", () => {
   describe("verifyCompleteness", () => {
     /** A small log: events spread over subjects and batches, the index updated per batch. */
     async function simulateLog(seed: number) {
-      const next = prng(seed);
-      const subjects = Array.from({ length: 40 }, () => randomBytes(next));
+      const next = seededRandom(seed);
+      const subjects = Array.from({ length: 40 }, () => seededBytes(next, 32));
       const histories = new Map<string, Array<{ seq: number; leafHash: Uint8Array }>>();
       const store = new MemoryNodeStore();
       let seq = 0;
@@ -690,7 +675,7 @@ describe("core/subject-index", () => {
         for (let i = 0; i < 30; i++) {
           const subject = toHex(subjects[Math.floor(next() * 30)]!); // the last 10 stay absent
           const history = histories.get(subject) ?? [];
-          history.push({ seq: seq++, leafHash: randomBytes(next) });
+          history.push({ seq: seq++, leafHash: seededBytes(next, 32) });
           histories.set(subject, history);
           touched.add(subject);
         }
