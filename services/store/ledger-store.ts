@@ -153,15 +153,6 @@ export interface LedgerStoreOptions {
 export const DEFAULT_BATCH_CACHE_RECORDS = 2_048;
 
 /**
- * LevelDB repositories of one log. Only the store knows keys and encodings; the ledger speaks
- * in seqs, batches and records. Every multi-key change is one atomic `batch`, and writes that
- * acknowledge anything to a caller are synced (fsync) before they resolve. Every record read is
- * decoded by record-codec.ts: a value that does not decode is a StoreCorruptError naming its key.
- *
- * A write the disk refuses puts the store in a failed state (storage-failure.ts): later writes
- * are refused at once until {@link LedgerStore.reopen} and {@link LedgerStore.clearFailure}.
- */
-/**
  * The value of the per-event index entries (by subject, organization and time), whose keys say
  * everything: one byte, not none. classic-level 3.0.0 copies every value it is given into a
  * `new char[size]` and frees the copy only when it is not empty (binding.cc, DisposeSliceBuffer),
@@ -171,6 +162,15 @@ export const DEFAULT_BATCH_CACHE_RECORDS = 2_048;
  */
 const INDEX_MARKER = Buffer.from([1]);
 
+/**
+ * LevelDB repositories of one log. Only the store knows keys and encodings; the ledger speaks
+ * in seqs, batches and records. Every multi-key change is one atomic `batch`, and writes that
+ * acknowledge anything to a caller are synced (fsync) before they resolve. Every record read is
+ * decoded by record-codec.ts: a value that does not decode is a StoreCorruptError naming its key.
+ *
+ * A write the disk refuses puts the store in a failed state (storage-failure.ts): later writes
+ * are refused at once until {@link LedgerStore.reopen} and {@link LedgerStore.clearFailure}.
+ */
 export class LedgerStore {
   private failureState: StorageFailure | undefined;
   private readonly failureListeners: Array<(failure: StorageFailure) => void> = [];
