@@ -163,10 +163,12 @@ export async function benchHttpSingle(opts: {
       },
       { name: "HTTP single-event POST latency p50", value: result.latency.p50, unit: "ms" },
       {
+        // A queue of `connections` requests always in flight at saturation: the latency target
+        // (≤ 25 ms) belongs to the open-loop run at a fixed offered rate, not to this one.
         name: "HTTP single-event POST latency p99",
         value: result.latency.p99,
         unit: "ms",
-        target: { op: "<=", value: 25 },
+        note: `closed loop, ${opts.connections} requests always in flight`,
       },
     ];
   });
@@ -201,7 +203,7 @@ export async function benchHttpBulk(opts: {
         name: `HTTP bulk POST, ${opts.perCall} events/call, ${opts.connections} connections, durable`,
         value: (result["2xx"] * opts.perCall) / opts.seconds,
         unit: "events/s",
-        target: { op: ">=", value: 50_000 },
+        // Its target, a ratio to the same run's floor (another section), is set by run.ts.
         ...(overloaded > 0 ? { note: `${overloaded} calls answered 503 OVERLOADED` } : {}),
       },
     ];

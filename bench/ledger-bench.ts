@@ -267,7 +267,7 @@ export async function benchBulkIngest(opts: {
       unit: "events/s",
       baselineName: `raw LevelDB synced batches of ${opts.perCall}`,
       baseline,
-      target: { op: ">=", value: 50_000 },
+      // Its target, a ratio to the floor row below, is set by run.ts once both are measured.
       ...(refusals > 0 ? { note: `${refusals} calls waited out backpressure` } : {}),
     },
     {

@@ -9,6 +9,12 @@ export interface BenchRow {
   note?: string;
 }
 
+/**
+ * The goal for ingest against the floor measured in the same run (issue 21: the floor, the
+ * per-event work DESIGN.md mandates plus one synced put per event, replaced an absolute rate).
+ */
+export const FLOOR_RATIO_GOAL = 0.5;
+
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
