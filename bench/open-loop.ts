@@ -6,26 +6,39 @@ import { Worker } from "node:worker_threads";
  * of the server shows in every request it delayed, not only in the few that were in flight
  * (no coordinated omission). It runs in a worker thread of its own: its timers and response
  * parsing must not share the server's event loop.
+ *
+ * The first `warmupSeconds` of the stream are sent at the same rate but reported apart: the
+ * generator's own code is cold then (its first requests wait on its JIT, not on the server),
+ * and so are the server's fresh ledger and sealing worker. The measured window follows without
+ * a gap, so whatever the warm-up left queued is paid inside it.
  */
 export interface OpenLoopResult {
-  /** Per request, ms from its scheduled send time to the end of its answer (NaN: failed). */
+  /**
+   * Per request of the measured window, ms from its scheduled send time to the end of its
+   * answer (NaN: failed).
+   */
   latencies: number[];
+  /** The same for the warm-up's requests (not in `statuses`, `errors` or `seconds`). */
+  warmupLatencies: number[];
+  /** Answers of the measured window, by status code. */
   statuses: Record<string, number>;
+  /** Requests of the measured window that failed without an answer. */
   errors: number;
-  /** Seconds from the first scheduled send to the last answer. */
+  /** Seconds from the measured window's first scheduled send to its last answer. */
   seconds: number;
 }
 
 const GENERATOR = `
 const http = require("node:http");
 const { parentPort, workerData } = require("node:worker_threads");
-const { url, headers, body, rate, seconds, connections } = workerData;
+const { url, headers, body, rate, seconds, warmupSeconds, connections } = workerData;
 const target = new URL(url);
 // Keep-alive connections, at most \${connections}: past that, requests wait for one here, and
 // that wait counts (latency runs from the scheduled send time).
 const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
 const payload = Buffer.from(body);
-const total = Math.max(1, Math.round(rate * seconds));
+const warmup = Math.round(rate * warmupSeconds);
+const total = warmup + Math.max(1, Math.round(rate * seconds));
 const latencies = new Array(total).fill(NaN);
 const statuses = {};
 let errors = 0;
@@ -35,7 +48,14 @@ const t0 = performance.now() + 100;
 const finish = () => {
   if (++done === total) {
     agent.destroy();
-    parentPort.postMessage({ latencies, statuses, errors, seconds: (performance.now() - t0) / 1000 });
+    const measuredFrom = t0 + (warmup * 1000) / rate;
+    parentPort.postMessage({
+      latencies: latencies.slice(warmup),
+      warmupLatencies: latencies.slice(0, warmup),
+      statuses,
+      errors,
+      seconds: (performance.now() - measuredFrom) / 1000,
+    });
   }
 };
 const fire = (i, scheduled) => {
@@ -51,14 +71,14 @@ const fire = (i, scheduled) => {
     (res) => {
       res.resume();
       res.on("end", () => {
-        statuses[res.statusCode] = (statuses[res.statusCode] || 0) + 1;
+        if (i >= warmup) statuses[res.statusCode] = (statuses[res.statusCode] || 0) + 1;
         latencies[i] = performance.now() - scheduled;
         finish();
       });
     },
   );
   req.on("error", () => {
-    errors++;
+    if (i >= warmup) errors++;
     finish();
   });
   req.end(payload);
@@ -80,7 +100,10 @@ export function openLoopPost(opts: {
   body: string;
   /** Requests per second offered. */
   rate: number;
+  /** The measured window. */
   seconds: number;
+  /** Sent before the measured window at the same rate, reported apart. */
+  warmupSeconds: number;
   /** Keep-alive connections at most (requests beyond wait in the generator, and that counts). */
   connections: number;
 }): Promise<OpenLoopResult> {
