@@ -189,10 +189,11 @@ export class EmbeddedDevChain {
 }
 
 /**
- * Preloaded into the node: exit when stdin (a pipe from the service) ends, which happens when
- * the service exits or is killed, since the kernel closes the service's end of the pipe.
+ * Preloaded into the node (`--import`, with its stdin a pipe from the parent): exit when stdin
+ * ends, which happens when the parent exits or is killed, since the kernel closes the parent's
+ * end of the pipe. The nodes tests and benches start use it too (test/support/hardhat-node.ts).
  */
-const EXIT_WITH_PARENT =
+export const EXIT_WITH_PARENT =
   "data:text/javascript,process.stdin.on('end',()=>process.exit(0));process.stdin.on('error',()=>process.exit(0));process.stdin.resume();";
 
 /** Set in the node's environment to the pid file's token: one more proof that it is ours. */

@@ -11,12 +11,13 @@
  *
  * The node runs in its own process group (detached) and `stop` signals the whole group, so no
  * orphan survives the test; nodes still running when the test process exits are killed from a
- * synchronous `exit` hook as a last resort.
+ * synchronous `exit` hook. A process killed outright (SIGKILL) runs no hook: the node then
+ * exits by itself when its stdin, a pipe from that process, ends.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
-import { hardhatCliPath } from "../../services/chain/dev-node.ts";
+import { EXIT_WITH_PARENT, hardhatCliPath } from "../../services/chain/dev-node.ts";
 
 const HOST = "127.0.0.1";
 const REPO_ROOT = path.resolve(import.meta.dirname, "../..");
@@ -233,13 +234,25 @@ export class HardhatNode {
     const deadline = Date.now() + this.readyTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       this.output = "";
+      // Its own process group (stop() signals the group), and it dies with this process even
+      // when that is SIGKILLed (a test run or a bench stopped hard): its stdin is a pipe from
+      // here, and the preloaded watcher exits when the pipe ends.
       const child = spawn(
         process.execPath,
-        [HARDHAT_CLI, "node", "--hostname", HOST, "--port", String(this.port)],
+        [
+          "--import",
+          EXIT_WITH_PARENT,
+          HARDHAT_CLI,
+          "node",
+          "--hostname",
+          HOST,
+          "--port",
+          String(this.port),
+        ],
         {
           cwd: REPO_ROOT,
           detached: true,
-          stdio: ["ignore", "pipe", "pipe"],
+          stdio: ["pipe", "pipe", "pipe"],
           env: { ...process.env },
         },
       );

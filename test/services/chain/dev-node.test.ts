@@ -67,6 +67,33 @@ function serviceLike(
   });
 }
 
+/**
+ * A process that starts a node the way tests and benches do (test/support/hardhat-node.ts, as
+ * `npm run bench:soak` does) and prints the node's pid.
+ */
+function benchLike(): Promise<{ parent: ChildProcess; nodePid: number; port: number }> {
+  const code = `
+    import { HardhatNode } from ${JSON.stringify(path.join(REPO, "test/support/hardhat-node.ts"))};
+    const node = await HardhatNode.start();
+    process.stdout.write("node " + node.pid + " " + node.port + "\\n");
+    setInterval(() => {}, 1000);
+  `;
+  const parent = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
+    cwd: REPO,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    parent.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /node (\d+) (\d+)/.exec(out);
+      if (m) resolve({ parent, nodePid: Number(m[1]), port: Number(m[2]) });
+    });
+    parent.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    parent.on("exit", (code) => reject(new Error(`parent exited ${code}: ${out}`)));
+  });
+}
+
 /** `hardhat node` started the old way: detached, no watcher; it survives its parent. */
 function bareNode(port: number, env: Record<string, string> = {}): ChildProcess {
   return spawn(
@@ -102,6 +129,16 @@ describe("embedded dev chain lifecycle", function () {
   it("dies with its parent: SIGKILL the service and the node is gone, its port free", async () => {
     const port = await freePort();
     const { parent, nodePid } = await serviceLike(port, path.join(dir, "dev-chain.pid"));
+    cleanup.push(nodePid);
+    parents.push(parent);
+    expect(await answers(port)).to.equal(true);
+    parent.kill("SIGKILL");
+    await waitFor("the node to exit", () => !alive(nodePid), 10_000);
+    await waitFor("the port to be free", async () => !(await answers(port)), 10_000);
+  });
+
+  it("a node started by a test or a bench dies with its parent too (SIGKILL: no exit hook runs)", async () => {
+    const { parent, nodePid, port } = await benchLike();
     cleanup.push(nodePid);
     parents.push(parent);
     expect(await answers(port)).to.equal(true);
