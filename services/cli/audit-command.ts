@@ -21,8 +21,8 @@ import { type TrustPolicy, placesOfLog, trustDecision } from "../core/trust-poli
 import type { AuditFinding, AuditReport } from "../ledger/audit.ts";
 import { AuditOpenError, LogDirectoryAudit } from "../ledger/audit-targets.ts";
 import { ChainReads } from "../verifier/chain-reads.ts";
-import { RpcUnavailableError, connectRpc, redactRpcUrl } from "../verifier/rpc.ts";
-import { trustOption } from "./chain-options.ts";
+import { redactRpcUrl } from "../verifier/rpc.ts";
+import { connectChain, trustOption } from "./chain-options.ts";
 import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./context.ts";
 import { TrustPolicyFileError, requireTrustPolicy } from "./trust-policy-file.ts";
 
@@ -103,15 +103,12 @@ export async function runAudit(opts: AuditCommandOptions, ctx: CliContext): Prom
     ctx.stderr.write(`veritrail audit: no ledger in ${opts.data}\n`);
     return EXIT_USAGE;
   }
-  let provider;
-  try {
-    provider = await connectRpc(opts.rpc, { timeoutMs: opts.timeout });
-  } catch (e) {
-    ctx.stderr.write(
-      `veritrail audit: ${e instanceof RpcUnavailableError ? e.message : String(e)}\n`,
-    );
+  const chain = await connectChain(opts);
+  if ("error" in chain) {
+    ctx.stderr.write(`veritrail audit: ${chain.error}\n`);
     return EXIT_USAGE;
   }
+  const { provider } = chain;
   let log: LogDirectoryAudit;
   try {
     log = await LogDirectoryAudit.open(location);

@@ -1,8 +1,11 @@
 /**
- * Options and argument parsers shared by the commands that verify proof bundles against the
- * chain (`veritrail verify`, `veritrail provenance`, `veritrail audit`).
+ * Options, argument parsers and the chain connection shared by the commands that check against
+ * the chain (`veritrail verify`, `veritrail receipt check`, `veritrail provenance`,
+ * `veritrail audit`).
  */
 import { InvalidArgumentError, Option } from "commander";
+import type { JsonRpcProvider } from "ethers";
+import { RpcUnavailableError, connectRpc } from "../verifier/rpc.ts";
 
 export function nonNegativeInt(value: string): number {
   const n = Number(value);
@@ -47,4 +50,25 @@ export function trustOption(): Option {
 /** `--timeout <ms>` (default 15 s): timeout of each request. */
 export function timeoutOption(description: string): Option {
   return new Option("--timeout <ms>", description).argParser(positiveInt).default(15_000);
+}
+
+/**
+ * Connects to the node `--rpc` names (its chain id probed, `--timeout` per request). A node that
+ * cannot be reached is no verdict on anything: the command reports `error` as a usage-level
+ * failure (exit 2) in its own words.
+ */
+export async function connectChain(opts: {
+  rpc: string;
+  timeout: number;
+}): Promise<{ provider: JsonRpcProvider } | { error: string }> {
+  try {
+    return { provider: await connectRpc(opts.rpc, { timeoutMs: opts.timeout }) };
+  } catch (e) {
+    return { error: e instanceof RpcUnavailableError ? e.message : String(e) };
+  }
+}
+
+/** `--confirmations` when given, for the verifiers' options (absent: the trust policy's). */
+export function confirmationsGiven(opts: { confirmations?: number }): { confirmations?: number } {
+  return opts.confirmations !== undefined ? { confirmations: opts.confirmations } : {};
 }

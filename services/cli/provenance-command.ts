@@ -19,8 +19,15 @@ import { type Command, InvalidArgumentError } from "commander";
 import { readFile } from "node:fs/promises";
 import { type Trace, isWithheld, mergeTraces, parseTrace } from "../core/provenance-trace.ts";
 import { type SideReport, sideAcceptable, verifyTrace } from "../verifier/provenance.ts";
-import { RpcUnavailableError, connectRpc, redactRpcUrl } from "../verifier/rpc.ts";
-import { confirmationsOption, rpcOption, timeoutOption, trustOption } from "./chain-options.ts";
+import { redactRpcUrl } from "../verifier/rpc.ts";
+import {
+  confirmationsGiven,
+  confirmationsOption,
+  connectChain,
+  rpcOption,
+  timeoutOption,
+  trustOption,
+} from "./chain-options.ts";
 import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./context.ts";
 import { TrustPolicyFileError, requireTrustPolicy } from "./trust-policy-file.ts";
 
@@ -214,18 +221,15 @@ export async function runProvenance(
     return fail(`the traces are of different data items (${[...items].join(", ")})`);
   const trace = mergeTraces(sources.map((s) => s.trace));
 
-  let provider;
-  try {
-    provider = await connectRpc(opts.rpc, { timeoutMs: opts.timeout });
-  } catch (e) {
-    return fail(e instanceof RpcUnavailableError ? e.message : String(e));
-  }
+  const chain = await connectChain(opts);
+  if ("error" in chain) return fail(chain.error);
+  const { provider } = chain;
   let verdict;
   try {
     verdict = await verifyTrace(trace, provider, {
       trust,
       allowPending: opts.allowPending,
-      ...(opts.confirmations !== undefined ? { confirmations: opts.confirmations } : {}),
+      ...confirmationsGiven(opts),
       ...(opts.registry !== undefined ? { registry: opts.registry } : {}),
       ...(opts.dataHash !== undefined ? { dataHash: opts.dataHash } : {}),
     });

@@ -26,9 +26,16 @@ import {
   isReceiptEvidence,
   recheckEvidence,
 } from "../verifier/receipt-check.ts";
-import { RpcUnavailableError, connectRpc, redactRpcUrl } from "../verifier/rpc.ts";
+import { redactRpcUrl } from "../verifier/rpc.ts";
 import { ApiCallError, apiJson } from "./api-client.ts";
-import { confirmationsOption, rpcOption, timeoutOption, trustOption } from "./chain-options.ts";
+import {
+  confirmationsGiven,
+  confirmationsOption,
+  connectChain,
+  rpcOption,
+  timeoutOption,
+  trustOption,
+} from "./chain-options.ts";
 import { type CliContext, EXIT_NEGATIVE, EXIT_OK, EXIT_USAGE } from "./context.ts";
 import { TrustPolicyFileError, requireTrustPolicy } from "./trust-policy-file.ts";
 import { MARK, readInput, whose } from "./verify-command.ts";
@@ -170,16 +177,10 @@ export async function runReceiptCheck(
       return usage(`cannot read --bundle ${opts.bundle}: ${(e as Error).message}`);
     }
   }
-  let provider;
-  try {
-    provider = await connectRpc(opts.rpc, { timeoutMs: opts.timeout });
-  } catch (e) {
-    return usage(e instanceof RpcUnavailableError ? e.message : String(e), "RPC_ERROR");
-  }
-  const options = {
-    trust,
-    ...(opts.confirmations !== undefined ? { confirmations: opts.confirmations } : {}),
-  };
+  const chain = await connectChain(opts);
+  if ("error" in chain) return usage(chain.error, "RPC_ERROR");
+  const { provider } = chain;
+  const options = { trust, ...confirmationsGiven(opts) };
   const verdicts: Array<ReceiptVerdict & { evidenceFile?: string; rechecked?: boolean }> = [];
   try {
     if (isReceiptEvidence(doc)) {

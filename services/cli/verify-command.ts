@@ -24,14 +24,16 @@ import {
   verifyPatientHistory,
 } from "../verifier/completeness.ts";
 import type { Check, Verdict, VerdictStatus, VerdictTrust } from "../verifier/verdict.ts";
-import { RpcUnavailableError, connectRpc, redactRpcUrl } from "../verifier/rpc.ts";
+import { redactRpcUrl } from "../verifier/rpc.ts";
 import {
   type BundleLine,
   parseBundleLines,
   verifyBundleLines,
 } from "../verifier/verify-bundles.ts";
 import {
+  confirmationsGiven,
   confirmationsOption,
+  connectChain,
   positiveInt,
   rpcOption,
   timeoutOption,
@@ -177,16 +179,10 @@ export async function runVerify(
   }
   const lines = splitInput(text);
   if (lines.length === 0) return usage(`${input} holds no bundle`);
-  let provider;
-  try {
-    provider = await connectRpc(opts.rpc, { timeoutMs: opts.timeout });
-  } catch (e) {
-    return usage(e instanceof RpcUnavailableError ? e.message : String(e), "RPC_ERROR");
-  }
-  const options = {
-    trust,
-    ...(opts.confirmations !== undefined ? { confirmations: opts.confirmations } : {}),
-  };
+  const chain = await connectChain(opts);
+  if ("error" in chain) return usage(chain.error, "RPC_ERROR");
+  const { provider } = chain;
+  const options = { trust, ...confirmationsGiven(opts) };
   if (isHistory(lines)) {
     try {
       const verdict = await verifyPatientHistory((lines[0] as { value: unknown }).value, provider, {
@@ -234,7 +230,7 @@ export async function runVerify(
       ok: exit === EXIT_OK,
       rpc: redactRpcUrl(opts.rpc),
       trust: { fingerprint: trust.fingerprint, issuer: trust.issuer },
-      ...(opts.confirmations !== undefined ? { confirmations: opts.confirmations } : {}),
+      ...confirmationsGiven(opts),
       summary,
       verdicts,
     };
