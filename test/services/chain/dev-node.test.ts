@@ -40,44 +40,13 @@ async function answers(port: number): Promise<boolean> {
   );
 }
 
-/** A process that starts the embedded chain (as the service does) and prints the node's pid. */
-function serviceLike(
-  port: number,
-  pidFile: string,
-): Promise<{ parent: ChildProcess; nodePid: number }> {
-  const code = `
-    import { EmbeddedDevChain } from ${JSON.stringify(path.join(REPO, "services/chain/dev-node.ts"))};
-    const chain = await EmbeddedDevChain.start({ port: ${port}, pidFile: ${JSON.stringify(pidFile)} });
-    process.stdout.write("node " + chain.pid + "\\n");
-    setInterval(() => {}, 1000);
-  `;
-  const parent = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
-    cwd: REPO,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    parent.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /node (\d+)/.exec(out);
-      if (m) resolve({ parent, nodePid: Number(m[1]) });
-    });
-    parent.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    parent.on("exit", (code) => reject(new Error(`parent exited ${code}: ${out}`)));
-  });
-}
-
 /**
- * A process that starts a node the way tests and benches do (test/support/hardhat-node.ts, as
- * `npm run bench:soak` does) and prints the node's pid.
+ * Runs `code` (an ES module, through tsx) in a process of its own, and resolves with it once
+ * it has printed "node <pid> <port>": the node it started.
  */
-function benchLike(): Promise<{ parent: ChildProcess; nodePid: number; port: number }> {
-  const code = `
-    import { HardhatNode } from ${JSON.stringify(path.join(REPO, "test/support/hardhat-node.ts"))};
-    const node = await HardhatNode.start();
-    process.stdout.write("node " + node.pid + " " + node.port + "\\n");
-    setInterval(() => {}, 1000);
-  `;
+function parentOfNode(
+  code: string,
+): Promise<{ parent: ChildProcess; nodePid: number; port: number }> {
   const parent = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
     cwd: REPO,
     stdio: ["ignore", "pipe", "pipe"],
@@ -92,6 +61,29 @@ function benchLike(): Promise<{ parent: ChildProcess; nodePid: number; port: num
     parent.stderr!.on("data", (d: Buffer) => (out += d.toString()));
     parent.on("exit", (code) => reject(new Error(`parent exited ${code}: ${out}`)));
   });
+}
+
+/** A process that starts the embedded chain (as the service does). */
+function serviceLike(port: number, pidFile: string) {
+  return parentOfNode(`
+    import { EmbeddedDevChain } from ${JSON.stringify(path.join(REPO, "services/chain/dev-node.ts"))};
+    const chain = await EmbeddedDevChain.start({ port: ${port}, pidFile: ${JSON.stringify(pidFile)} });
+    process.stdout.write("node " + chain.pid + " ${port}\\n");
+    setInterval(() => {}, 1000);
+  `);
+}
+
+/**
+ * A process that starts a node the way tests and benches do (test/support/hardhat-node.ts, as
+ * `npm run bench:soak` does).
+ */
+function benchLike() {
+  return parentOfNode(`
+    import { HardhatNode } from ${JSON.stringify(path.join(REPO, "test/support/hardhat-node.ts"))};
+    const node = await HardhatNode.start();
+    process.stdout.write("node " + node.pid + " " + node.port + "\\n");
+    setInterval(() => {}, 1000);
+  `);
 }
 
 /** `hardhat node` started the old way: detached, no watcher; it survives its parent. */
