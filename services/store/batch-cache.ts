@@ -28,16 +28,10 @@ export class BatchRecordCache {
 
   /** The cached record of the batch whose range holds `seq`, if it is cached. */
   forSeq(seq: number): BatchRecord | undefined {
-    // The last cached batch starting at or before `seq`.
-    let lo = 0;
-    let hi = this.firstSeqs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.firstSeqs[mid]! <= seq) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo === 0) return undefined;
-    const batchNo = this.batchNos[lo - 1]!;
+    // The last cached batch starting at or before `seq` (seqs are integers).
+    const at = this.indexOf(seq + 1);
+    if (at === 0) return undefined;
+    const batchNo = this.batchNos[at - 1]!;
     const record = this.byNo.get(batchNo)!;
     const { firstSeq, count } = record.header;
     if (seq >= firstSeq + count) return undefined;
@@ -59,7 +53,7 @@ export class BatchRecordCache {
     }
     if (this.byNo.size >= this.max) {
       const oldest = this.byNo.keys().next().value!;
-      this.remove(oldest);
+      this.delete(oldest);
     }
     this.byNo.set(batchNo, record);
     const at = this.indexOf(firstSeq);
@@ -67,9 +61,15 @@ export class BatchRecordCache {
     this.batchNos.splice(at, 0, batchNo);
   }
 
-  /** Drops batch `batchNo`'s copy (its record is being written). */
+  /** Drops batch `batchNo`'s copy (its record is being written, or the oldest made room). */
   delete(batchNo: number): void {
-    this.remove(batchNo);
+    const record = this.byNo.get(batchNo);
+    if (record === undefined) return;
+    this.byNo.delete(batchNo);
+    let at = this.indexOf(record.header.firstSeq);
+    while (this.batchNos[at] !== batchNo) at++;
+    this.firstSeqs.splice(at, 1);
+    this.batchNos.splice(at, 1);
   }
 
   clear(): void {
@@ -81,16 +81,6 @@ export class BatchRecordCache {
   private touch(batchNo: number, record: BatchRecord): void {
     this.byNo.delete(batchNo);
     this.byNo.set(batchNo, record);
-  }
-
-  private remove(batchNo: number): void {
-    const record = this.byNo.get(batchNo);
-    if (record === undefined) return;
-    this.byNo.delete(batchNo);
-    let at = this.indexOf(record.header.firstSeq);
-    while (this.batchNos[at] !== batchNo) at++;
-    this.firstSeqs.splice(at, 1);
-    this.batchNos.splice(at, 1);
   }
 
   /** The first index whose first seq is not below `firstSeq`. */

@@ -490,7 +490,6 @@ export class LedgerStore {
 
   appendOps(records: AppendRecord[]): BatchOp[] {
     const ops: BatchOp[] = [];
-    const present = INDEX_MARKER;
     // A group's events mostly come from one organization: hex-encode its key part once.
     const orgPrefixes = new Map<string, string>();
     // Every body's nonce from one draw: a call into the CSPRNG per event cost more than the
@@ -515,14 +514,14 @@ export class LedgerStore {
         ),
       });
       if (r.subject !== null)
-        ops.push({ type: "put", key: K.bySubject(r.subject, r.seq), value: present });
+        ops.push({ type: "put", key: K.bySubject(r.subject, r.seq), value: INDEX_MARKER });
       let orgPrefix = orgPrefixes.get(r.organization);
       if (orgPrefix === undefined) {
         orgPrefix = K.byOrgPrefix(r.organization);
         orgPrefixes.set(r.organization, orgPrefix);
       }
-      ops.push({ type: "put", key: orgPrefix + seqPart(r.seq), value: present });
-      ops.push({ type: "put", key: K.byTime(r.recordedMs, r.seq), value: present });
+      ops.push({ type: "put", key: orgPrefix + seqPart(r.seq), value: INDEX_MARKER });
+      ops.push({ type: "put", key: K.byTime(r.recordedMs, r.seq), value: INDEX_MARKER });
       if (r.requestId !== undefined)
         ops.push({ type: "put", key: K.requestId(r.organization, r.requestId), value: enc(r.seq) });
     }
