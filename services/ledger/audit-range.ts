@@ -39,6 +39,7 @@ import {
   epochKeyLookup,
   openSealedBody,
 } from "../store/sealed-body.ts";
+import { wipeKeys } from "../store/body-keys.ts";
 import type { AuditFinding } from "./audit.ts";
 import { PackedValues } from "./audit-wire.ts";
 
@@ -155,7 +156,7 @@ export function checkRange(input: RangeInput): RangeResult {
     while (o < input.openingFailures.length && input.openingFailures[o]!.seq === seq)
       opening = input.openingFailures[o++]!.message;
     if (body !== undefined && entry)
-      if (entry.v === 2) checkBodyV2(seq, entry.commitment, body, report);
+      if (entry.v === 2) checkBodyParsed(seq, entry.commitment, body, report, true);
       else checkBody(seq, entry.commitment, body, report);
     if (opening !== undefined) report({ seq, kind: "BODY_MALFORMED", message: opening });
     if (input.stored[k] === 0) erased++;
@@ -192,10 +193,7 @@ export function checkRange(input: RangeInput): RangeResult {
     }
     k++;
   }
-  for (const e of input.bodyKeys) {
-    e.current?.key.fill(0);
-    e.pending?.key.fill(0);
-  }
+  wipeKeys(input.bodyKeys);
   if (needHeaders.length > 0)
     return { needHeaders, findings: [], present: k, erased, shardEvents: [] };
   const result: RangeResult = {
@@ -511,12 +509,17 @@ function checkBody(seq: number, commitment: Hex, raw: Buffer, report: (f: AuditF
   checkBodyParsed(seq, commitment, raw, report);
 }
 
-/** Entry v2: the commitment is over C(event), the event with its field digests (core/disclosure). */
-function checkBodyV2(
+/**
+ * A body checked by parsing it: its event and salt (entry v2: and the field salts, the commitment
+ * being over C(event), the event with its field digests; core/disclosure.ts), then the entry's
+ * commitment over them.
+ */
+function checkBodyParsed(
   seq: number,
   commitment: Hex,
   raw: Buffer,
   report: (f: AuditFinding) => void,
+  v2 = false,
 ): void {
   let body: BodyJson & { fieldSalts?: unknown };
   try {
@@ -525,66 +528,32 @@ function checkBodyV2(
     report({ seq, kind: "BODY_MALFORMED", message: `body ${seq} is not JSON` });
     return;
   }
-  const fieldSalts = body.fieldSalts;
   if (
     typeof body !== "object" ||
     body === null ||
     !isHex32(body.salt) ||
     typeof body.event !== "object" ||
     body.event === null ||
-    typeof fieldSalts !== "object" ||
-    fieldSalts === null
+    (v2 && (typeof body.fieldSalts !== "object" || body.fieldSalts === null))
   ) {
     report({
       seq,
       kind: "BODY_MALFORMED",
-      message: `body ${seq} lacks an event object, a 32-byte salt or its field salts`,
+      message: v2
+        ? `body ${seq} lacks an event object, a 32-byte salt or its field salts`
+        : `body ${seq} lacks an event object or a 32-byte salt`,
     });
     return;
   }
-  let committed: unknown;
-  try {
-    committed = committedForm(body.event, fieldSalts as FieldSalts);
-  } catch (e) {
-    report({ seq, kind: "BODY_MALFORMED", message: `body ${seq}: ${(e as Error).message}` });
-    return;
-  }
+  let committed: unknown = body.event;
+  if (v2)
+    try {
+      committed = committedForm(body.event, body.fieldSalts as FieldSalts);
+    } catch (e) {
+      report({ seq, kind: "BODY_MALFORMED", message: `body ${seq}: ${(e as Error).message}` });
+      return;
+    }
   if (commitmentOfCanonical(fromHex(body.salt), jcs(committed)) !== commitment)
-    report({
-      seq,
-      kind: "COMMITMENT_MISMATCH",
-      message: `body ${seq} does not match the entry's commitment`,
-    });
-}
-
-function checkBodyParsed(
-  seq: number,
-  commitment: Hex,
-  raw: Buffer,
-  report: (f: AuditFinding) => void,
-): void {
-  let body: BodyJson;
-  try {
-    body = JSON.parse(raw.toString("utf8")) as BodyJson;
-  } catch {
-    report({ seq, kind: "BODY_MALFORMED", message: `body ${seq} is not JSON` });
-    return;
-  }
-  if (
-    typeof body !== "object" ||
-    body === null ||
-    !isHex32(body.salt) ||
-    typeof body.event !== "object" ||
-    body.event === null
-  ) {
-    report({
-      seq,
-      kind: "BODY_MALFORMED",
-      message: `body ${seq} lacks an event object or a 32-byte salt`,
-    });
-    return;
-  }
-  if (commitmentOfCanonical(fromHex(body.salt), jcs(body.event)) !== commitment)
     report({
       seq,
       kind: "COMMITMENT_MISMATCH",

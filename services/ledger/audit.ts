@@ -35,6 +35,7 @@ import type { GroupRecords, SeqValues } from "../store/log-scan.ts";
 import { nodeLayoutOf } from "../store/node-layout.ts";
 import { StoreCorruptError, decodeBatchRecordOf } from "../store/record-codec.ts";
 import { epochKeyLookup, isStaleSealedBody } from "../store/sealed-body.ts";
+import { wipeKeys } from "../store/body-keys.ts";
 import { type AnchorFindingKind, type AnchorReads, checkAnchorFields } from "./audit-anchors.ts";
 import {
   HEAD_BYTES,
@@ -681,10 +682,7 @@ class WorkerRunner implements ReplayRunner {
     } finally {
       this.load[w]!--;
       // The worker was given a copy; this thread's copy of the keys goes now.
-      for (const e of input.bodyKeys) {
-        e.current?.key.fill(0);
-        e.pending?.key.fill(0);
-      }
+      wipeKeys(input.bodyKeys);
     }
   }
 

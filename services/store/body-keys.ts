@@ -38,6 +38,19 @@ interface Slot {
   pending: BodyKey | undefined;
 }
 
+/**
+ * Overwrites the keys of these epochs' slots with zeros: the key file's own when it is closed,
+ * and the copies the regulator's audit hands out (sealed-body.ts EpochKeys) once they have served.
+ */
+export function wipeKeys(
+  slots: Iterable<{ current?: BodyKey | undefined; pending?: BodyKey | undefined }>,
+): void {
+  for (const s of slots) {
+    s.current?.key.fill(0);
+    s.pending?.key.fill(0);
+  }
+}
+
 export function epochOf(seq: number): number {
   return Math.floor(seq / EPOCH_SEQS);
 }
@@ -77,10 +90,7 @@ export class BodyKeys {
   }
 
   async close(): Promise<void> {
-    for (const s of this.slots) {
-      s.current?.key.fill(0);
-      s.pending?.key.fill(0);
-    }
+    wipeKeys(this.slots);
     await this.file.close();
   }
 

@@ -581,6 +581,20 @@ describe("ledger/audit: a log of several read pages (real LevelDB, no chain)", f
     ]);
   });
 
+  it("a body that is JSON but no object (null, a number) is a finding, not a failed audit", async () => {
+    const r = await auditWith(
+      () => [
+        { key: K.body(1_600), value: Buffer.from("null") },
+        { key: K.body(1_601), value: Buffer.from("42") },
+      ],
+      [K.body(1_600), K.body(1_601)],
+    );
+    expect(r.findings.map((f) => `${f.kind}@${f.seq}`)).to.have.members([
+      "BODY_MALFORMED@1600",
+      "BODY_MALFORMED@1601",
+    ]);
+  });
+
   it("bodies and entries laid out otherwise than ingest writes them get the full check", async () => {
     const r = await auditWith(
       (raw) => {
